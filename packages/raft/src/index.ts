@@ -1,1 +1,44 @@
-export {};
+export { assert, RaftInvariantError } from "./core/assert.js";
+export {
+  applyConfChange,
+  configsEqual,
+  describeConfig,
+  isLearner,
+  isMember,
+  isVoter,
+  makeConfig,
+  peersOf,
+  quorumSize,
+} from "./core/config.js";
+export {
+  RaftCore,
+  type RaftOptions,
+  type RaftStatus,
+  type TransferResult,
+  type UnsafeTestOnlyBugs,
+} from "./core/core.js";
+export {
+  type DriverBatch,
+  type DriverCompletion,
+  type DriverOptions,
+  type GroupReady,
+  MultiRaftDriver,
+} from "./core/driver.js";
+export {
+  type ConfigEntry,
+  entryBytes,
+  type LogPosition,
+  type RaftLogReader,
+  RaftLogView,
+} from "./core/log.js";
+export { MemoryRaftLog } from "./core/memory-log.js";
+export { Progress, type ProgressState } from "./core/progress.js";
+export { SeededRandom } from "./core/random.js";
+export * from "./core/types.js";
+export { checkRegisterHistory, type RegisterOperation } from "./sim/linearizability.js";
+export {
+  Simulation,
+  type SimulationOptions,
+  type SimulationResult,
+  type SimulationStats,
+} from "./sim/simulation.js";
