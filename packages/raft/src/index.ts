@@ -35,6 +35,34 @@ export { MemoryRaftLog } from "./core/memory-log.js";
 export { Progress, type ProgressState } from "./core/progress.js";
 export { SeededRandom } from "./core/random.js";
 export * from "./core/types.js";
+export { decodeMessages, encodeMessages, FrameDecodeError, Reader, Writer } from "./host/codec.js";
+export { consoleLogger, type RaftLogger, silentLogger } from "./host/logger.js";
+export {
+  type GroupOptions,
+  type GroupRaftOptions,
+  type LeadershipEvent,
+  NotLeaderError,
+  ProposalDroppedError,
+  type ProposalResult,
+  type RaftHostOptions,
+  RaftNodeHost,
+} from "./host/node-host.js";
+export type { StateMachine } from "./host/state-machine.js";
+export {
+  type HardStateStore,
+  MemoryHardStateStore,
+  MemoryLogStorage,
+  type RaftLogStorage,
+} from "./host/storage.js";
+export {
+  FrameReader,
+  frameBytes,
+  type PeerAddress,
+  RaftTransport,
+  type TransportOptions,
+  type TransportStats,
+  type TransportTls,
+} from "./host/transport.js";
 export { checkRegisterHistory, type RegisterOperation } from "./sim/linearizability.js";
 export {
   Simulation,
