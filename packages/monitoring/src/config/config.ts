@@ -43,7 +43,8 @@ export function parseSetting(
   }
   const definition = settingDefinition(raw.key);
   const blank = raw.value === null || (typeof raw.value === "string" && raw.value.trim() === "");
-  if (blank) {
+  // An empty list is a value ("cluster.seeds=" means no seeds); an empty scalar is only "unset".
+  if (blank && definition.type.kafkaType !== "LIST") {
     if (definition.nullable) return { ok: true, key: raw.key, value: null };
     return {
       ok: false,
@@ -54,7 +55,7 @@ export function parseSetting(
       },
     };
   }
-  const parsed = definition.type.schema.safeParse(raw.value);
+  const parsed = definition.type.schema.safeParse(raw.value ?? "");
   if (parsed.success) return { ok: true, key: raw.key, value: parsed.data };
   const reason = definition.sensitive
     ? "the value is not valid"

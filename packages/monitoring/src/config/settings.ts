@@ -154,7 +154,7 @@ const table = {
       doc: "The address other nodes use to reach this node's cluster listener.",
     },
   ),
-  "cluster.seeds": setting(list(hostPort(), { unique: true }), [] as HostPort[], {
+  "cluster.seeds": setting(list(hostPort({ remote: true }), { unique: true }), [] as HostPort[], {
     category: "cluster",
     doc: "Cluster addresses (host:port) of nodes to form or join a cluster with. Empty runs a single node.",
   }),

@@ -238,7 +238,8 @@ function formatHostPort({ host, port }: HostPort): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
-export function hostPort(): ValueType<HostPort> {
+/** `remote`: the address of another machine, so it needs a host and a real port. */
+export function hostPort(options: { remote?: boolean } = {}): ValueType<HostPort> {
   const schema = z.unknown().transform((raw, ctx): HostPort => {
     if (typeof raw !== "string") {
       ctx.addIssue({ code: "custom", message: `${describeInput(raw)} is not host:port` });
@@ -249,12 +250,18 @@ export function hostPort(): ValueType<HostPort> {
       ctx.addIssue({ code: "custom", message: parsed });
       return z.NEVER;
     }
+    if (options.remote && (parsed.host === "" || parsed.port === 0)) {
+      ctx.addIssue({ code: "custom", message: `"${raw.trim()}" needs a host name and a port other than 0` });
+      return z.NEVER;
+    }
     return parsed;
   });
   return {
     kafkaType: "STRING",
     schema,
-    allowed: "host:port (empty host = every interface, port 0 = any free port)",
+    allowed: options.remote
+      ? "host:port of another node"
+      : "host:port (empty host = every interface, port 0 = any free port)",
     format: formatHostPort,
   };
 }

@@ -3,8 +3,8 @@ export type Aggregation = "sum" | "max" | "min";
 
 export type MetricKind = "counter" | "gauge" | "histogram";
 
-export interface MetricDefinition<L extends string = string> {
-  readonly kind: MetricKind;
+export interface MetricDefinition<L extends string = string, K extends MetricKind = MetricKind> {
+  readonly kind: K;
   readonly name: string;
   readonly help: string;
   readonly labels: readonly L[];
@@ -18,14 +18,14 @@ export interface MetricDefinition<L extends string = string> {
   readonly aggregation?: Aggregation;
 }
 
-function define<const L extends string>(
-  kind: MetricKind,
+function define<const L extends string, const K extends MetricKind>(
+  kind: K,
   feed: "push" | "collect",
   name: string,
   help: string,
   labels: readonly L[],
   extra: { buckets?: readonly number[]; aggregation?: Aggregation } = {},
-): MetricDefinition<L> {
+): MetricDefinition<L, K> {
   return { kind, feed, name, help, labels, ...extra };
 }
 

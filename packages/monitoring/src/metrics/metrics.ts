@@ -1,5 +1,7 @@
 import { statfs } from "node:fs/promises";
+import type { Logger } from "pino";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { RaftkaConfig } from "../config/config.js";
 import {
   type CollectedMetricDefinitions,
   collectedMetricDefinitions,
@@ -286,4 +288,30 @@ export class RaftkaMetrics implements PushedMetrics {
     underReplicated.writeTo(gauges.underReplicatedPartitions);
     leaderless.writeTo(gauges.leaderlessPartitions);
   }
+}
+
+/**
+ * The node's metrics as its configuration asks (node id, `metrics.aggregate.partitions`, followed
+ * at run time), with provider failures logged as warnings.
+ */
+export function createMetricsFromConfig(
+  config: RaftkaConfig,
+  options: { readonly version: string; readonly logger?: Logger },
+): RaftkaMetrics {
+  const metrics = new RaftkaMetrics({
+    version: options.version,
+    nodeId: config.get("node.id"),
+    aggregatePartitions: config.get("metrics.aggregate.partitions"),
+    onProviderError: (provider, error) =>
+      options.logger?.warn(
+        { err: error, provider },
+        "metrics provider failed; its series are missing from this scrape",
+      ),
+  });
+  config.onChange((keys) => {
+    if (keys.includes("metrics.aggregate.partitions")) {
+      metrics.setAggregatePartitions(config.get("metrics.aggregate.partitions"));
+    }
+  });
+  return metrics;
 }
