@@ -35,8 +35,9 @@ default \`:9644\`), from one registry per process.
 - \`raftka_raft_under_replicated_partitions\` counts on the leader only, so summing over nodes is
   exact; \`raftka_raft_leaderless_partitions\` is reported by every replica, so take \`max\` per topic.
 - The controller's Raft group appears as topic \`__cluster_metadata\`, partition 0.
-- If a provider fails during a scrape, its series are missing from that scrape and
-  \`raftka_metrics_provider_errors{provider}\` is 1; the error is logged.
+- If a provider fails during a scrape, its labelled series are missing from that scrape (unlabelled
+  ones such as \`raftka_raft_leaders\` read 0), \`raftka_metrics_provider_errors{provider}\` is 1 and
+  the node logs a warning.
 
 Dashboards and alert rules using these names: [monitoring/grafana-dashboard.json](monitoring/grafana-dashboard.json),
 [monitoring/alerts.yml](monitoring/alerts.yml).`);
