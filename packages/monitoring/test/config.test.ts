@@ -220,6 +220,11 @@ describe("errors", () => {
     expect(config.get("s3.endpoint")).toBeNull();
     expect(config.get("cluster.seeds")).toEqual([]);
     expect(problemsOf({ argv: ["--log.dirs="] })[0]!.message).toContain("needs at least 1 item");
+    expect(
+      problemsOf({ argv: ["--cluster.seeds=:9645", "--cluster.secret=0123456789abcdef"] })[0]!.message,
+    ).toBe(
+      'item 1: ":9645" needs a host name and a port other than 0; allowed: comma-separated list (each host:port of another node)',
+    );
   });
 
   it("checks settings that depend on each other, blaming the one that was set", () => {

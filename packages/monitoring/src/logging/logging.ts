@@ -11,7 +11,7 @@ export interface LoggingOptions {
   readonly componentLevels?: Readonly<Partial<Record<LogComponent, LogLevel>>>;
   /** `json` (default): one JSON object per line. `pretty`: human-readable lines for a terminal. */
   readonly format?: "json" | "pretty";
-  /** Where lines go; standard output by default. */
+  /** Where lines go; standard output by default, written synchronously so a crash loses no line. */
   readonly destination?: DestinationStream | NodeJS.WritableStream;
   /** Fields on every line, e.g. `{ node: 1 }`. */
   readonly bindings?: Readonly<Record<string, unknown>>;
@@ -46,7 +46,7 @@ export class Logging {
     this.rootLevel = options.level;
     const destination =
       options.destination ??
-      (options.format === "pretty" ? process.stdout : pino.destination({ dest: 1, sync: false }));
+      (options.format === "pretty" ? process.stdout : pino.destination({ dest: 1, sync: true }));
     const stream =
       options.format === "pretty"
         ? PinoPretty({

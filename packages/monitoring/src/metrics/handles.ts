@@ -27,8 +27,12 @@ export interface BoundHistogram {
 
 const NO_LABELS = {};
 
-function split<L extends string>(args: unknown[], labelCount: number): [Labels<L>, unknown[]] {
-  return labelCount === 0 ? [NO_LABELS as Labels<L>, args] : [args[0] as Labels<L>, args.slice(1)];
+/** The labels and the value of an update, without copying the arguments (this runs per request). */
+function labelsOf<L extends string>(args: unknown[], labelCount: number): Labels<L> {
+  return (labelCount === 0 ? NO_LABELS : args[0]) as Labels<L>;
+}
+function valueOf(args: unknown[], labelCount: number): number | undefined {
+  return args[labelCount === 0 ? 0 : 1] as number | undefined;
 }
 
 /** A counter whose labels are checked by the compiler. */
@@ -39,8 +43,7 @@ export class CounterHandle<L extends string> {
   ) {}
 
   inc(...args: WithLabels<L, [value?: number]>): void {
-    const [labels, [value]] = split<L>(args, this.labelCount);
-    this.metric.inc(labels, (value as number | undefined) ?? 1);
+    this.metric.inc(labelsOf<L>(args, this.labelCount), valueOf(args, this.labelCount) ?? 1);
   }
 
   /** The series for these labels, to keep on hot paths instead of looking it up per update. */
@@ -62,18 +65,15 @@ export class GaugeHandle<L extends string> {
   ) {}
 
   set(...args: WithLabels<L, [value: number]>): void {
-    const [labels, [value]] = split<L>(args, this.labelCount);
-    this.metric.set(labels, value as number);
+    this.metric.set(labelsOf<L>(args, this.labelCount), valueOf(args, this.labelCount)!);
   }
 
   inc(...args: WithLabels<L, [value?: number]>): void {
-    const [labels, [value]] = split<L>(args, this.labelCount);
-    this.metric.inc(labels, (value as number | undefined) ?? 1);
+    this.metric.inc(labelsOf<L>(args, this.labelCount), valueOf(args, this.labelCount) ?? 1);
   }
 
   dec(...args: WithLabels<L, [value?: number]>): void {
-    const [labels, [value]] = split<L>(args, this.labelCount);
-    this.metric.dec(labels, (value as number | undefined) ?? 1);
+    this.metric.dec(labelsOf<L>(args, this.labelCount), valueOf(args, this.labelCount) ?? 1);
   }
 
   labels(labels: Labels<L>): BoundGauge {
@@ -94,8 +94,7 @@ export class HistogramHandle<L extends string> {
   ) {}
 
   observe(...args: WithLabels<L, [value: number]>): void {
-    const [labels, [value]] = split<L>(args, this.labelCount);
-    this.metric.observe(labels, value as number);
+    this.metric.observe(labelsOf<L>(args, this.labelCount), valueOf(args, this.labelCount)!);
   }
 
   labels(labels: Labels<L>): BoundHistogram {
