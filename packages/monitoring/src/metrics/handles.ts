@@ -31,7 +31,7 @@ const NO_LABELS = {};
 function labelsOf<L extends string>(args: unknown[], labelCount: number): Labels<L> {
   return (labelCount === 0 ? NO_LABELS : args[0]) as Labels<L>;
 }
-function valueOf(args: unknown[], labelCount: number): number | undefined {
+function updateValue(args: unknown[], labelCount: number): number | undefined {
   return args[labelCount === 0 ? 0 : 1] as number | undefined;
 }
 
@@ -43,7 +43,7 @@ export class CounterHandle<L extends string> {
   ) {}
 
   inc(...args: WithLabels<L, [value?: number]>): void {
-    this.metric.inc(labelsOf<L>(args, this.labelCount), valueOf(args, this.labelCount) ?? 1);
+    this.metric.inc(labelsOf<L>(args, this.labelCount), updateValue(args, this.labelCount) ?? 1);
   }
 
   /** The series for these labels, to keep on hot paths instead of looking it up per update. */
@@ -65,15 +65,15 @@ export class GaugeHandle<L extends string> {
   ) {}
 
   set(...args: WithLabels<L, [value: number]>): void {
-    this.metric.set(labelsOf<L>(args, this.labelCount), valueOf(args, this.labelCount)!);
+    this.metric.set(labelsOf<L>(args, this.labelCount), updateValue(args, this.labelCount)!);
   }
 
   inc(...args: WithLabels<L, [value?: number]>): void {
-    this.metric.inc(labelsOf<L>(args, this.labelCount), valueOf(args, this.labelCount) ?? 1);
+    this.metric.inc(labelsOf<L>(args, this.labelCount), updateValue(args, this.labelCount) ?? 1);
   }
 
   dec(...args: WithLabels<L, [value?: number]>): void {
-    this.metric.dec(labelsOf<L>(args, this.labelCount), valueOf(args, this.labelCount) ?? 1);
+    this.metric.dec(labelsOf<L>(args, this.labelCount), updateValue(args, this.labelCount) ?? 1);
   }
 
   labels(labels: Labels<L>): BoundGauge {
@@ -94,7 +94,7 @@ export class HistogramHandle<L extends string> {
   ) {}
 
   observe(...args: WithLabels<L, [value: number]>): void {
-    this.metric.observe(labelsOf<L>(args, this.labelCount), valueOf(args, this.labelCount)!);
+    this.metric.observe(labelsOf<L>(args, this.labelCount), updateValue(args, this.labelCount)!);
   }
 
   labels(labels: Labels<L>): BoundHistogram {
