@@ -3,7 +3,7 @@
  * connection the bytes came from; nothing else is affected.
  */
 export class ProtocolDecodeError extends Error {
-  override readonly name = "ProtocolDecodeError";
+  override readonly name: string = "ProtocolDecodeError";
   /** Byte position in the decoded buffer where the problem was found. */
   readonly offset: number;
 
@@ -19,5 +19,5 @@ export class ProtocolDecodeError extends Error {
  * by bytes from the network.
  */
 export class ProtocolEncodeError extends Error {
-  override readonly name = "ProtocolEncodeError";
+  override readonly name: string = "ProtocolEncodeError";
 }
