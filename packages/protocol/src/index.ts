@@ -9,3 +9,8 @@ export * from "./frames/frame-splitter.js";
 export * from "./frames/headers.js";
 export * from "./frames/messages.js";
 export * from "./generated/index.js";
+export * from "./records/compression.js";
+export { RecordBatchError } from "./records/errors.js";
+export * from "./records/legacy.js";
+export * from "./records/record-batch.js";
+export * from "./records/records.js";

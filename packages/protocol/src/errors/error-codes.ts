@@ -439,7 +439,7 @@ export function allErrors(): KafkaErrorInfo[] {
  * given, Kafka's default text otherwise, and always starts with the Kafka error name.
  */
 export class KafkaError extends Error {
-  override readonly name = "KafkaError";
+  override readonly name: string = "KafkaError";
   readonly code: number;
   readonly errorName: string;
   readonly retriable: boolean;
