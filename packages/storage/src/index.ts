@@ -1,1 +1,7 @@
-export {};
+export * from "./config.js";
+export * from "./errors.js";
+export * from "./flush-scheduler.js";
+export * from "./leader-epoch-cache.js";
+export * from "./partition-log.js";
+export * from "./record-batch-header.js";
+export * from "./retention.js";
