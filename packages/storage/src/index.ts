@@ -5,3 +5,4 @@ export * from "./leader-epoch-cache.js";
 export * from "./partition-log.js";
 export * from "./record-batch-header.js";
 export * from "./retention.js";
+export * from "./stable-store.js";
