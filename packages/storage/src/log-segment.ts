@@ -39,6 +39,7 @@ export interface SegmentRecovery {
 // Relative offsets in the indexes are int32.
 export const MAX_RELATIVE_OFFSET = 2 ** 31 - 1;
 const RECOVERY_CHUNK_SIZE = 1024 * 1024;
+const READ_AHEAD_BYTES = 32 * 1024;
 
 /**
  * One segment: a `.log` file of whole batches plus its sparse `.index` and `.timeindex`. The active
@@ -71,6 +72,11 @@ export class LogSegment {
   private openLogHandle: FileHandle | undefined;
   private indexHandle: FileHandle | undefined;
   private timeIndexHandle: FileHandle | undefined;
+  // The active segment's index entries reach their files lazily (at roll, truncation and clean
+  // shutdown), not per append: after a crash the active segment is rescanned and its indexes rebuilt
+  // anyway, so writing them eagerly would cost two extra syscalls per append for nothing.
+  private offsetEntriesOnDisk = 0;
+  private timeEntriesOnDisk = 0;
   private references = 0;
   private deletion: { resolve: () => void; promise: Promise<void> } | undefined;
 
@@ -246,6 +252,8 @@ export class LogSegment {
     }
     this.offsetIndex = new OffsetIndex(indexBytes);
     this.timeIndex = new TimeIndex(timeIndexBytes);
+    this.offsetEntriesOnDisk = this.offsetIndex.entryCount;
+    this.timeEntriesOnDisk = this.timeIndex.entryCount;
     const lastTime = this.timeIndex.lastEntry();
     if (lastTime && lastTime.timestamp > this.maxTimestamp) {
       this.maxTimestamp = lastTime.timestamp;
@@ -308,6 +316,8 @@ export class LogSegment {
         await handle.close();
       }
     }
+    this.offsetEntriesOnDisk = this.offsetIndex!.entryCount;
+    this.timeEntriesOnDisk = this.timeIndex!.entryCount;
     if (reopenForAppends) await this.openIndexHandles();
   }
 
@@ -448,8 +458,8 @@ export class LogSegment {
 
   /**
    * Writes `buffers` (whole batches described by `batches`, in order) at the end of the segment with
-   * one positional writev, plus the index entries they produce. State is only advanced once every
-   * write succeeded, so a failed write leaves the segment as it was (the caller cuts the file back).
+   * one positional writev and updates the in-memory indexes. State is only advanced once the write
+   * succeeded, so a failed write leaves the segment as it was.
    */
   async append(buffers: Buffer[], batches: BatchPlacement[], nowMs: number): Promise<void> {
     invariant(this.indexHandle && this.timeIndexHandle, "append to a segment that is not active");
@@ -474,17 +484,8 @@ export class LogSegment {
       this.trackBatch(position, batch);
       position += batch.sizeInBytes;
     }
-    const writes: Promise<unknown>[] = [writevFully(await this.logHandle(), buffers, before.size)];
-    if (offsetIndex.entryCount > before.offsetEntries) {
-      const from = before.offsetEntries * OFFSET_INDEX_ENTRY_SIZE;
-      writes.push(writevFully(this.indexHandle, [offsetIndex.contents().subarray(from)], from));
-    }
-    if (timeIndex.entryCount > before.timeEntries) {
-      const from = before.timeEntries * TIME_INDEX_ENTRY_SIZE;
-      writes.push(writevFully(this.timeIndexHandle, [timeIndex.contents().subarray(from)], from));
-    }
     try {
-      await Promise.all(writes);
+      await writevFully(this.openLogHandle ?? (await this.logHandle()), buffers, before.size);
     } catch (error) {
       this.nextOffset = before.nextOffset;
       this.maxTimestamp = before.maxTimestamp;
@@ -500,12 +501,27 @@ export class LogSegment {
     this.lastModifiedMs = nowMs;
   }
 
-  /** Cuts the files back to `size` bytes after a failed append (best effort; recovery redoes it). */
-  async cutBackTo(size: number): Promise<void> {
-    const handle = await this.logHandle();
-    await handle.truncate(size);
-    await this.indexHandle?.truncate(this.offsetIndexEntries * OFFSET_INDEX_ENTRY_SIZE);
-    await this.timeIndexHandle?.truncate(this.timeIndexEntries * TIME_INDEX_ENTRY_SIZE);
+  /** Writes the index entries not yet in the index files. */
+  async persistIndexes(): Promise<void> {
+    if (!this.indexHandle || !this.timeIndexHandle) return;
+    const offsetIndex = this.offsetIndex!;
+    const timeIndex = this.timeIndex!;
+    const writes: Promise<unknown>[] = [];
+    if (offsetIndex.entryCount > this.offsetEntriesOnDisk) {
+      const from = this.offsetEntriesOnDisk * OFFSET_INDEX_ENTRY_SIZE;
+      writes.push(writevFully(this.indexHandle, [Buffer.from(offsetIndex.contents().subarray(from))], from));
+    }
+    if (timeIndex.entryCount > this.timeEntriesOnDisk) {
+      const from = this.timeEntriesOnDisk * TIME_INDEX_ENTRY_SIZE;
+      writes.push(
+        writevFully(this.timeIndexHandle, [Buffer.from(timeIndex.contents().subarray(from))], from),
+      );
+    }
+    const offsetCount = offsetIndex.entryCount;
+    const timeCount = timeIndex.entryCount;
+    await Promise.all(writes);
+    this.offsetEntriesOnDisk = offsetCount;
+    this.timeEntriesOnDisk = timeCount;
   }
 
   /**
@@ -513,14 +529,8 @@ export class LogSegment {
    * restart without a scan) and returns the files the next flush must make durable.
    */
   async closeForAppends(): Promise<void> {
-    const timeIndex = this.timeIndex!;
-    if (this.maxTimestamp >= 0) {
-      const before = timeIndex.entryCount;
-      const entry = timeIndex.maybeAppend(this.maxTimestamp, this.offsetOfMaxTimestamp - this.baseOffset);
-      if (entry && this.timeIndexHandle) {
-        await writevFully(this.timeIndexHandle, [entry.bytes], before * TIME_INDEX_ENTRY_SIZE);
-      }
-    }
+    this.appendFinalTimeIndexEntry();
+    await this.persistIndexes();
     this.awaitingCloseSync = true;
   }
 
@@ -575,26 +585,67 @@ export class LogSegment {
     maxBytes: number,
     limitOffset: number,
   ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit"> {
-    const first = await this.findBatch(offset);
-    if (!first) return "none-here";
-    if (lastOffsetOf(first.header) >= limitOffset) return "limit";
-    const available = this.size - first.position;
-    const length = Math.min(available, Math.max(maxBytes, first.header.sizeInBytes));
-    const buffer = Buffer.allocUnsafe(length);
-    const read = await readFully(await this.logHandle(), buffer, 0, length, first.position);
-    let end = 0;
-    let nextOffset = first.header.baseOffset;
-    while (end + BATCH_HEADER_SIZE <= read) {
-      const size = buffer.readInt32BE(end + 8) + LOG_OVERHEAD;
-      if (end + size > read) break;
-      const last = Number(buffer.readBigInt64BE(end)) + buffer.readInt32BE(end + 23);
+    await this.ensureIndexesLoaded();
+    const sizeNow = this.size;
+    const handle = await this.logHandle();
+    const start = this.offsetIndex!.lookup(
+      Math.min(Math.max(0, offset - this.baseOffset), MAX_RELATIVE_OFFSET),
+    );
+    // One read normally covers the walk from the index entry to the wanted batch and the batches
+    // to return; a second read happens only when the guess was short.
+    const guess = Math.min(
+      sizeNow - start.position,
+      Math.max(maxBytes, READ_AHEAD_BYTES) + this.settings.indexIntervalBytes,
+    );
+    let buffer = Buffer.allocUnsafe(Math.max(0, guess));
+    let bufferStart = start.position;
+    let bufferLength = await readFully(handle, buffer, 0, buffer.length, bufferStart);
+    let at = 0;
+    let found: { size: number; baseOffset: number; lastOffset: number } | undefined;
+    while (at + BATCH_HEADER_SIZE <= bufferLength) {
+      const size = buffer.readInt32BE(at + 8) + LOG_OVERHEAD;
+      const baseOffset = Number(buffer.readBigInt64BE(at));
+      const lastOffset = baseOffset + buffer.readInt32BE(at + 23);
+      if (lastOffset >= offset) {
+        found = { size, baseOffset, lastOffset };
+        break;
+      }
+      at += size;
+    }
+    if (!found) {
+      if (bufferStart + at >= sizeNow) return "none-here";
+      // The walk left the buffer: fall back to a chunked scan for the batch.
+      const hit = await this.findBatch(offset);
+      if (!hit) return "none-here";
+      found = {
+        size: hit.header.sizeInBytes,
+        baseOffset: hit.header.baseOffset,
+        lastOffset: lastOffsetOf(hit.header),
+      };
+      at = hit.position - bufferStart;
+    }
+    if (found.lastOffset >= limitOffset) return "limit";
+    const wanted = Math.min(sizeNow - (bufferStart + at), Math.max(maxBytes, found.size));
+    if (at + wanted > bufferLength) {
+      bufferStart += at;
+      buffer = Buffer.allocUnsafe(wanted);
+      bufferLength = await readFully(handle, buffer, 0, wanted, bufferStart);
+      at = 0;
+    }
+    const end = at + Math.min(wanted, bufferLength - at);
+    let cut = at;
+    let nextOffset = found.baseOffset;
+    while (cut + BATCH_HEADER_SIZE <= end) {
+      const size = buffer.readInt32BE(cut + 8) + LOG_OVERHEAD;
+      if (cut + size > end) break;
+      const last = Number(buffer.readBigInt64BE(cut)) + buffer.readInt32BE(cut + 23);
       if (last >= limitOffset) break;
-      end += size;
+      cut += size;
       nextOffset = last + 1;
     }
     // A truncation racing this read can shorten the file under us: return only what was whole.
-    if (end === 0) return "limit";
-    return { records: buffer.subarray(0, end), firstOffset: first.header.baseOffset, nextOffset };
+    if (cut === at) return "limit";
+    return { records: buffer.subarray(at, cut), firstOffset: found.baseOffset, nextOffset };
   }
 
   /** The first batch with maxTimestamp >= `timestamp`, found via the time index. */
@@ -637,8 +688,10 @@ export class LogSegment {
     const relative = hit.header.baseOffset - this.baseOffset;
     this.offsetIndex!.truncateFrom(relative);
     this.timeIndex!.truncateFrom(relative);
-    await this.indexHandle!.truncate(this.offsetIndex!.sizeInBytes);
-    await this.timeIndexHandle!.truncate(this.timeIndex!.sizeInBytes);
+    this.offsetEntriesOnDisk = Math.min(this.offsetEntriesOnDisk, this.offsetIndex!.entryCount);
+    this.timeEntriesOnDisk = Math.min(this.timeEntriesOnDisk, this.timeIndex!.entryCount);
+    await this.indexHandle!.truncate(this.offsetEntriesOnDisk * OFFSET_INDEX_ENTRY_SIZE);
+    await this.timeIndexHandle!.truncate(this.timeEntriesOnDisk * TIME_INDEX_ENTRY_SIZE);
     this.dirty = true;
     // Recompute the end and the max timestamp from what is left: the time index holds the running
     // maximum up to its last entry, the tail after the last offset index entry is walked.
@@ -670,9 +723,17 @@ export class LogSegment {
       resolve = done;
     });
     this.deletion = { resolve, promise };
-    if (this.references === 0) resolve();
-    // An open still in flight must finish on the old name before the rename.
+    if (this.references === 0) {
+      resolve();
+    } else {
+      // Readers already pinned this segment: give them its file handle and indexes now, while the
+      // files still have their names; afterwards nothing is opened by name.
+      await this.logHandle().catch(() => undefined);
+      await this.ensureIndexesLoaded().catch(() => undefined);
+    }
+    // Opens and loads still in flight must finish on the old names before the rename.
     await this.logHandlePromise?.catch(() => undefined);
+    await this.indexLoad?.catch(() => undefined);
     const renamed: SegmentPaths = {
       log: this.paths.log + DELETED_SUFFIX,
       index: this.paths.index + DELETED_SUFFIX,
@@ -712,6 +773,7 @@ export class LogSegment {
 
   /** Fsyncs all three files now (used at clean shutdown and after recovery). */
   async syncAll(): Promise<void> {
+    await this.persistIndexes();
     const handles = [await this.logHandle(), this.indexHandle, this.timeIndexHandle];
     await Promise.all(handles.map((handle) => handle?.sync()));
   }

@@ -6,6 +6,7 @@ import {
   PartitionLog,
   type PartitionLogOptions,
 } from "../src/index.js";
+import { LogSegment } from "../src/log-segment.js";
 import { decodeBatches, makeBatch, records, valuesOf, withTempDir } from "./helpers.js";
 
 function openLog(directory: string, options: PartitionLogOptions = {}) {
@@ -166,6 +167,59 @@ describe("retention", () => {
       const read = await log.read(log.logStartOffset, 1);
       expect(decodeBatches(read.records)[0]!.baseOffset).toBe(log.logStartOffset);
       await log.close();
+    });
+  });
+
+  it("lets a read that started before a deletion finish with the deleted segment's data", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory, { config: { segmentBytes: 400, retentionMs: 0 } });
+      await appendMany(log, 20, "g", () => 1);
+      await log.close();
+      // Reopen so the closed segments' files and indexes are not open or loaded yet.
+      const reopened = await openLog(directory, { config: { retentionMs: 0 } });
+      const firstSegmentEnd = reopened.segmentInfos()[1]!.baseOffset;
+      const reading = reopened.read(0, 1 << 20);
+      const deleting = reopened.applyRetention({ now: 10_000 });
+      const [result, retention] = await Promise.all([reading, deleting]);
+      expect(retention.deleted[0]!.baseOffset).toBe(0);
+      expect(result.nextOffset).toBe(firstSegmentEnd);
+      expect(valuesOf(result.records)[0]).toBe("g0-0");
+      await expect(reopened.read(0, 100)).rejects.toBeInstanceOf(OffsetOutOfRangeError);
+      await reopened.close();
+      expect((await readdir(directory)).filter((name) => name.includes(".deleted"))).toEqual([]);
+    });
+  });
+
+  it("keeps a deleted segment's files until the last reader releases it", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory, { config: { segmentBytes: 400 } });
+      await appendMany(log, 10, "h");
+      await log.close();
+      const { segment } = await LogSegment.load(directory, 0, Date.now(), { indexIntervalBytes: 4096 });
+      segment.nextOffset = log.segmentInfos()[1]!.baseOffset;
+      expect(segment.acquire()).toBe(true);
+      await segment.markForDeletion();
+      expect(segment.acquire()).toBe(false);
+      let finished = false;
+      const finishing = segment.finishDeletion().then(() => {
+        finished = true;
+      });
+      const result = await segment.read(0, 1 << 20, Number.MAX_SAFE_INTEGER);
+      expect(result).not.toBe("none-here");
+      expect(valuesOf((result as { records: Buffer }).records)[0]).toBe("h0-0");
+      expect(finished).toBe(false);
+      expect(
+        (await readdir(directory)).filter((name) => name.startsWith("00000000000000000000")).sort(),
+      ).toEqual([
+        "00000000000000000000.index.deleted",
+        "00000000000000000000.log.deleted",
+        "00000000000000000000.timeindex.deleted",
+      ]);
+      segment.release();
+      await finishing;
+      expect((await readdir(directory)).filter((name) => name.startsWith("00000000000000000000"))).toEqual(
+        [],
+      );
     });
   });
 

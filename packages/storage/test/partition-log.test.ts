@@ -85,6 +85,25 @@ describe("PartitionLog appends and reads", () => {
     });
   });
 
+  it("finds batches far from any index entry (index interval lowered at run time)", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory, { config: { indexIntervalBytes: 1 << 20 } });
+      for (let index = 0; index < 300; index += 1) {
+        await log.append(makeBatch([{ value: `far-${index}-${"p".repeat(200)}` }]), {
+          assignOffsets: true,
+          leaderEpoch: 0,
+        });
+      }
+      log.updateConfig({ indexIntervalBytes: 0 });
+      for (const offset of [0, 1, 150, 298, 299]) {
+        const result = await log.read(offset, 1);
+        expect(decodeBatches(result.records).map((batch) => batch.baseOffset)).toEqual([offset]);
+      }
+      expect((await log.read(300, 1)).records.length).toBe(0);
+      await log.close();
+    });
+  });
+
   it("returns at least one whole batch even when it exceeds maxBytes, and fills up to maxBytes", async () => {
     await withTempDir(async (directory) => {
       const log = await openLog(directory);
