@@ -501,7 +501,12 @@ export class PartitionLog {
         );
       }
       if (epoch >= 0) {
-        if (latestEpoch !== undefined && epoch < latestEpoch) this.epochCache.checkAssignable(epoch, next);
+        if (latestEpoch !== undefined && epoch < latestEpoch) {
+          throw new InvalidRecordError(
+            `batch ${index} at offset ${next} has leader epoch ${epoch}, older than the epoch ${latestEpoch} ` +
+              "before it; a stale leader's batches were replicated: re-check leadership and retry",
+          );
+        }
         if (epoch !== latestEpoch) epochStarts.push([epoch, next]);
         latestEpoch = epoch;
       }
@@ -624,13 +629,17 @@ export class PartitionLog {
         if (truncations === this.truncationCount) {
           this.flushedOffsetValue = Math.max(this.flushedOffsetValue, target);
         }
+        const durable: LogSegment[] = [];
         for (const segment of closing) {
           if (!segment.awaitingCloseSync || segment.isDeleting) continue;
           segment.awaitingCloseSync = false;
           void segment.closeIndexHandles().catch(() => {});
-          this.onEvent({ type: "segment-durable", segment: this.describeSegment(segment) });
+          durable.push(segment);
         }
         this.advanceRecoveryPoint();
+        for (const segment of durable) {
+          this.onEvent({ type: "segment-durable", segment: this.describeSegment(segment) });
+        }
       },
     };
   }
@@ -826,6 +835,17 @@ export class PartitionLog {
     const keep = this.activeSegment;
     const cut = await keep.truncateTo(offset);
     removedBytes += cut.removedBytes;
+    if (cut.nextOffset < this.logStartOffsetValue) {
+      // The batch holding `offset` began below the log start, so nothing visible is left: restart
+      // the log empty at its start offset rather than let the end fall below the start.
+      const remaining = this.segments.length;
+      await this.resetTo(this.logStartOffsetValue);
+      return {
+        logEndOffset: this.logEndOffsetValue,
+        removedBytes,
+        removedSegments: removed.length + remaining,
+      };
+    }
     this.logEndOffsetValue = cut.nextOffset;
     this.flushedOffsetValue = Math.min(this.flushedOffsetValue, cut.nextOffset);
     if (this.recoveryPoint > keep.baseOffset) {
@@ -845,24 +865,7 @@ export class PartitionLog {
     return this.enqueue(async () => {
       this.assertWritable();
       try {
-        this.truncationCount += 1;
-        const removed = this.segments.splice(0);
-        for (const segment of removed) {
-          await segment.markForDeletion();
-          this.trackDeletion(segment);
-        }
-        this.segments.push(await LogSegment.create(this.directory, offset, this.now(), this.settings));
-        this.logStartOffsetValue = offset;
-        this.logEndOffsetValue = offset;
-        this.flushedOffsetValue = offset;
-        this.recoveryPoint = offset;
-        this.epochCache.clear();
-        await Promise.all([
-          this.epochCheckpoint.request(),
-          this.logStartCheckpoint.request(),
-          this.recoveryPointCheckpoint.request(),
-        ]);
-        await fsyncDirectory(this.directory);
+        await this.resetTo(offset);
       } catch (error) {
         throw this.fail(
           `resetting ${this.directory} to start at ${offset} failed (${describeCause(error)})`,
@@ -870,6 +873,27 @@ export class PartitionLog {
         );
       }
     });
+  }
+
+  private async resetTo(offset: number): Promise<void> {
+    this.truncationCount += 1;
+    const removed = this.segments.splice(0);
+    for (const segment of removed) {
+      await segment.markForDeletion();
+      this.trackDeletion(segment);
+    }
+    this.segments.push(await LogSegment.create(this.directory, offset, this.now(), this.settings));
+    this.logStartOffsetValue = offset;
+    this.logEndOffsetValue = offset;
+    this.flushedOffsetValue = offset;
+    this.recoveryPoint = offset;
+    this.epochCache.clear();
+    await Promise.all([
+      this.epochCheckpoint.request(),
+      this.logStartCheckpoint.request(),
+      this.recoveryPointCheckpoint.request(),
+    ]);
+    await fsyncDirectory(this.directory);
   }
 
   /**
@@ -985,6 +1009,7 @@ export class PartitionLog {
         }
       }
       this.closed = true;
+      this.scheduler.forget(this.flushTarget);
       await Promise.all([...this.pendingDeletions]);
       await Promise.all(this.segments.map((segment) => segment.close().catch(() => {})));
       // Without the marker the next open rescans what may be incomplete: the safe default.
