@@ -206,6 +206,9 @@ export class PartitionLog {
     this.directory = init.directory;
     this.config = init.config;
     this.settings = init.settings;
+    // Past opening, an index rebuilt on first use (a closed segment's damaged index) is an event.
+    this.settings.onIndexRebuilt = (baseOffset, reason) =>
+      this.onEvent({ type: "index-rebuilt", baseOffset, reason });
     this.scheduler = init.scheduler;
     this.now = init.now;
     this.onEvent = init.onEvent;
@@ -1138,6 +1141,10 @@ async function recoverDirectory(
   onEvent: (event: LogEvent) => void,
 ): Promise<OpenedDirectory> {
   const report = emptyReport(directory);
+  settings.onIndexRebuilt = (baseOffset, reason) => {
+    report.rebuiltIndexes.push({ segmentBaseOffset: baseOffset, reason });
+    onEvent({ type: "index-rebuilt", baseOffset, reason });
+  };
   const names = await readdir(directory);
   const logBases: number[] = [];
   const indexFiles: { name: string; baseOffset: number }[] = [];
@@ -1205,7 +1212,7 @@ async function recoverDirectory(
     if (indexProblem !== undefined) indexProblems.set(segment, indexProblem);
   }
   for (let index = 0; index + 1 < segments.length; index += 1) {
-    segments[index]!.nextOffset = segments[index + 1]!.baseOffset;
+    segments[index]!.setEnd(segments[index + 1]!.baseOffset);
   }
 
   // Which segments to re-read: none after a clean shutdown, else those from the recovery point on;
@@ -1281,7 +1288,7 @@ async function recoverDirectory(
     if (!segments.includes(segment)) continue;
     await segment.rebuildIndexes();
     const next = segments[segments.indexOf(segment) + 1];
-    if (next) segment.nextOffset = next.baseOffset;
+    if (next) segment.setEnd(next.baseOffset);
     report.rebuiltIndexes.push({ segmentBaseOffset: segment.baseOffset, reason });
     onEvent({ type: "index-rebuilt", baseOffset: segment.baseOffset, reason });
   }
