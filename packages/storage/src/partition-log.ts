@@ -1,5 +1,5 @@
 import { mkdir, readdir } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { type AppendBatch, parseAppendBatches } from "./append-batches.js";
 import { CoalescingCheckpointWriter, readCheckpoint } from "./checkpoint-file.js";
 import { DEFAULT_LOG_CONFIG, type LogConfig, maxIndexEntries, resolveLogConfig } from "./config.js";
@@ -154,6 +154,9 @@ type QueueItem = AppendItem | OperationItem;
 
 const NO_TIMESTAMP = -1;
 
+// Two logs on one directory would corrupt it; within a process we can refuse that cheaply.
+const openDirectories = new Set<string>();
+
 /**
  * A partition's log: a directory of segments that is both the Kafka log and the partition's Raft log
  * (one entry = one v2 batch; its partitionLeaderEpoch is the term).
@@ -243,8 +246,21 @@ export class PartitionLog {
     const now = options.now ?? Date.now;
     const settings: SegmentSettings = { indexIntervalBytes: config.indexIntervalBytes };
     const onEvent = options.onEvent ?? (() => {});
-    await mkdir(directory, { recursive: true });
-    const opened = await recoverDirectory(directory, settings, now, options.initialOffset ?? 0, onEvent);
+    const key = resolve(directory);
+    if (openDirectories.has(key)) {
+      throw new InvalidRequestError(
+        `log directory ${key} is already open in this process; close the other PartitionLog first`,
+      );
+    }
+    openDirectories.add(key);
+    let opened: OpenedDirectory;
+    try {
+      await mkdir(directory, { recursive: true });
+      opened = await recoverDirectory(directory, settings, now, options.initialOffset ?? 0, onEvent);
+    } catch (error) {
+      openDirectories.delete(key);
+      throw error;
+    }
     const log = new PartitionLog({
       directory,
       config,
@@ -1012,6 +1028,7 @@ export class PartitionLog {
         }
       }
       this.closed = true;
+      openDirectories.delete(resolve(this.directory));
       this.scheduler.forget(this.flushTarget);
       await Promise.all([...this.pendingDeletions]);
       await Promise.all(this.segments.map((segment) => segment.close().catch(() => {})));

@@ -229,8 +229,10 @@ describe("PartitionLog appends and reads", () => {
       await expect(log.read(-1, 100)).rejects.toBeInstanceOf(InvalidRequestError);
       const appended = await log.append(good, { assignOffsets: true, leaderEpoch: 0 });
       expect(appended.firstOffset).toBe(0);
+      await expect(openLog(directory)).rejects.toThrow(/already open in this process/);
       await log.close();
       await expect(log.append(good, { assignOffsets: true, leaderEpoch: 0 })).rejects.toThrow(/closed/);
+      await (await openLog(directory)).close();
     });
   });
 
