@@ -1279,8 +1279,15 @@ async function recoverDirectory(
       try {
         for (const [epoch, start] of recovery.epochStarts) cache.assign(epoch, start);
       } catch (error) {
-        report.checkpointProblems.push(`${LEADER_EPOCH_CHECKPOINT_FILE}: ${(error as Error).message}`);
-        return "epoch-conflict";
+        if (from > 0) {
+          report.checkpointProblems.push(`${LEADER_EPOCH_CHECKPOINT_FILE}: ${(error as Error).message}`);
+          return "epoch-conflict";
+        }
+        // Even the batch headers disagree (epochs go back between segments): the log is damaged
+        // from this segment on; keep the consistent prefix.
+        cache.truncateFromEnd(segment.baseOffset);
+        await dropFrom(index, `its leader epochs go back: ${(error as Error).message}`);
+        return "ok";
       }
       if (recovery.problem !== undefined) {
         report.truncations.push({
@@ -1299,6 +1306,9 @@ async function recoverDirectory(
   if ((await rescan(firstRescan, epochCache)) === "epoch-conflict") {
     epochCache = new LeaderEpochCache();
     await rescan(0, epochCache);
+  }
+  if (segments.length === 0) {
+    segments.push(await LogSegment.create(directory, logStartOffset, now(), settings));
   }
 
   for (const [segment, reason] of indexProblems) {
