@@ -1,1 +1,14 @@
-export {};
+export * from "./admin/readiness.js";
+export * from "./admin/server.js";
+export * from "./config/config.js";
+export * from "./config/derived.js";
+export * from "./config/load.js";
+export * from "./config/problems.js";
+export * from "./config/settings.js";
+export * from "./config/topic-settings.js";
+export * from "./config/value-types.js";
+export * from "./logging/logging.js";
+export * from "./metrics/definitions.js";
+export * from "./metrics/handles.js";
+export * from "./metrics/metrics.js";
+export * from "./metrics/providers.js";

@@ -1,1 +1,17 @@
-export {};
+export * from "./client/connection.js";
+export * from "./codec/api.js";
+export * from "./codec/constants.js";
+export * from "./codec/errors.js";
+export * from "./codec/reader.js";
+export * from "./codec/writer.js";
+export * from "./data/versioned-data.js";
+export * from "./errors/error-codes.js";
+export * from "./frames/frame-splitter.js";
+export * from "./frames/headers.js";
+export * from "./frames/messages.js";
+export * from "./generated/index.js";
+export * from "./records/compression.js";
+export { RecordBatchError } from "./records/errors.js";
+export * from "./records/legacy.js";
+export * from "./records/record-batch.js";
+export * from "./records/records.js";

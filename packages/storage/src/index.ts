@@ -1,1 +1,12 @@
-export {};
+export * from "./config.js";
+export * from "./errors.js";
+export * from "./flush-scheduler.js";
+export * from "./leader-epoch-cache.js";
+export * from "./local-directory-object-store.js";
+export * from "./object-store.js";
+export * from "./partition-log.js";
+export * from "./record-batch-header.js";
+export * from "./retention.js";
+export * from "./s3-object-store.js";
+export * from "./segment-archive.js";
+export * from "./stable-store.js";

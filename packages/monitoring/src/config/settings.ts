@@ -1,0 +1,489 @@
+import {
+  boolean,
+  type HostPort,
+  hostPort,
+  integer,
+  type Listener,
+  LONG_MAX,
+  list,
+  listener,
+  oneOf,
+  text,
+  type ValueType,
+} from "./value-types.js";
+
+/** Sections of docs/configuration.md, in the order they appear there. */
+export const settingCategories = {
+  node: "Node and listeners",
+  cluster: "Cluster",
+  topics: "Topic defaults",
+  log: "Log segments, retention and flushing",
+  replication: "Replication and Raft",
+  groups: "Consumer groups and offsets",
+  transactions: "Producers and transactions",
+  requests: "Request limits",
+  objectStore: "Object store",
+  observability: "Logging and metrics",
+} as const;
+export type SettingCategory = keyof typeof settingCategories;
+
+export interface SettingDefinition<T = unknown, Nullable extends boolean = boolean> {
+  readonly key: string;
+  readonly type: ValueType<T>;
+  /** The value used when nothing sets the key; `null` only for settings documented with `unsetMeans`. */
+  readonly default: Nullable extends true ? T | null : T;
+  readonly nullable: Nullable;
+  /** What an unset (null) value means, e.g. "derived from listeners". */
+  readonly unsetMeans?: string;
+  readonly doc: string;
+  /** Whether the running broker applies a change without a restart (AlterConfigs, admin API). */
+  readonly dynamic: boolean;
+  readonly category: SettingCategory;
+  /** Secrets are never printed: not in logs, DescribeConfigs, error messages or docs. */
+  readonly sensitive: boolean;
+}
+
+interface Details {
+  readonly doc: string;
+  readonly category: SettingCategory;
+  readonly dynamic?: boolean;
+}
+
+type Unkeyed<T, N extends boolean> = Omit<SettingDefinition<T, N>, "key">;
+
+function setting<T>(type: ValueType<T>, defaultValue: T, details: Details): Unkeyed<T, false> {
+  return {
+    type,
+    default: defaultValue,
+    nullable: false,
+    doc: details.doc,
+    dynamic: details.dynamic ?? false,
+    category: details.category,
+    sensitive: type.kafkaType === "PASSWORD",
+  };
+}
+
+function optional<T>(type: ValueType<T>, unsetMeans: string, details: Details): Unkeyed<T, true> {
+  return {
+    type,
+    default: null,
+    nullable: true,
+    unsetMeans,
+    doc: details.doc,
+    dynamic: details.dynamic ?? false,
+    category: details.category,
+    sensitive: type.kafkaType === "PASSWORD",
+  };
+}
+
+const ms = (min: number, width: "INT" | "LONG" = "LONG", max?: number) =>
+  integer({ min, width, unit: "ms", ...(max === undefined ? {} : { max }) });
+const bytes = (min: number, width: "INT" | "LONG" = "INT") => integer({ min, width, unit: "bytes" });
+
+export const logLevels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof logLevels)[number];
+/** Components with their own child logger and their own `log.level.<component>` key. */
+export const logComponents = ["server", "storage", "raft", "controller", "group", "admin"] as const;
+export type LogComponent = (typeof logComponents)[number];
+
+export const compressionTypes = ["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"] as const;
+export const timestampTypes = ["CreateTime", "LogAppendTime"] as const;
+export const cleanupPolicies = ["delete", "compact"] as const;
+
+function componentLevel(component: LogComponent): Unkeyed<LogLevel, true> {
+  return optional(oneOf(logLevels), "uses log.level", {
+    category: "observability",
+    dynamic: true,
+    doc: `Log level of the \`${component}\` component, overriding \`log.level\` for it alone.`,
+  });
+}
+
+const table = {
+  // Node and listeners
+  "node.id": setting(integer({ min: 0 }), 0, {
+    category: "node",
+    doc: "This node's id, unique in the cluster. Kafka clients see it as the broker id.",
+  }),
+  listeners: setting(
+    list(listener(), { minItems: 1, unique: true }),
+    [{ name: "PLAINTEXT", host: "0.0.0.0", port: 9092 }] as Listener[],
+    {
+      category: "node",
+      doc: "Where the Kafka protocol is served. Every listener speaks PLAINTEXT. Port 0 picks a free port.",
+    },
+  ),
+  "advertised.listeners": optional(
+    list(listener(), { minItems: 1, unique: true }),
+    "the listeners, with an empty or 0.0.0.0 host replaced by this machine's host name",
+    {
+      category: "node",
+      doc: "The addresses clients are told to connect to (Metadata responses), per listener name.",
+    },
+  ),
+  "admin.listener": setting(hostPort(), { host: "", port: 9644 } as HostPort, {
+    category: "node",
+    doc: "Where the admin HTTP server listens: /metrics, /v1/health/live, /v1/health/ready, /v1/status.",
+  }),
+  "log.dirs": setting(
+    list(text({ pattern: /^.+$/, describe: "a directory path" }), { minItems: 1, unique: true }),
+    ["./data"],
+    {
+      category: "node",
+      doc: "Directories that hold partition logs and node state. Relative paths are relative to the working directory.",
+    },
+  ),
+  "shutdown.timeout.ms": setting(ms(0), 30_000, {
+    category: "node",
+    doc: "How long a graceful shutdown (SIGTERM) may take to hand over leadership and flush before the process exits anyway.",
+  }),
+  "connections.max.idle.ms": setting(ms(1), 600_000, {
+    category: "node",
+    doc: "Client connections idle for longer than this are closed.",
+  }),
+
+  // Cluster
+  "cluster.listener": setting(hostPort(), { host: "", port: 9645 } as HostPort, {
+    category: "cluster",
+    doc: "Where this node accepts Raft traffic from the other nodes.",
+  }),
+  "cluster.advertised.listener": optional(
+    hostPort(),
+    "cluster.listener with an empty or 0.0.0.0 host replaced by this machine's host name",
+    {
+      category: "cluster",
+      doc: "The address other nodes use to reach this node's cluster listener.",
+    },
+  ),
+  "cluster.seeds": setting(list(hostPort({ remote: true }), { unique: true }), [] as HostPort[], {
+    category: "cluster",
+    doc: "Cluster addresses (host:port) of nodes to form or join a cluster with. Empty runs a single node.",
+  }),
+  "cluster.secret": optional(
+    text({ sensitive: true, pattern: /^.{16,}$/, describe: "at least 16 characters" }),
+    "no secret (single node only)",
+    {
+      category: "cluster",
+      doc: "Shared secret every node of the cluster presents to the others. Required when cluster.seeds is set.",
+    },
+  ),
+
+  // Topic defaults
+  "num.partitions": setting(integer({ min: 1 }), 1, {
+    category: "topics",
+    doc: "Partitions of an automatically created topic, and of CreateTopics requests that ask for the default (-1).",
+  }),
+  "default.replication.factor": setting(integer({ min: 1 }), 1, {
+    category: "topics",
+    doc: "Replicas of an automatically created topic, and of CreateTopics requests that ask for the default (-1).",
+  }),
+  "auto.create.topics.enable": setting(boolean(), true, {
+    category: "topics",
+    doc: "Create a topic when a client asks Metadata for one that does not exist.",
+  }),
+  "delete.topic.enable": setting(boolean(), true, {
+    category: "topics",
+    doc: "Allow DeleteTopics. When false, DeleteTopics answers TOPIC_DELETION_DISABLED.",
+  }),
+  "min.insync.replicas": setting(integer({ min: 1 }), 1, {
+    category: "topics",
+    dynamic: true,
+    doc: "With acks=all, a write is refused with NOT_ENOUGH_REPLICAS unless at least this many replicas are in sync.",
+  }),
+  "compression.type": setting(oneOf(compressionTypes), "producer", {
+    category: "topics",
+    dynamic: true,
+    doc: "Compression of stored batches; `producer` keeps whatever codec the producer used.",
+  }),
+  "log.message.timestamp.type": setting(oneOf(timestampTypes), "CreateTime", {
+    category: "topics",
+    dynamic: true,
+    doc: "Whether a record's timestamp is the producer's (CreateTime) or the broker's append time (LogAppendTime).",
+  }),
+  "log.message.timestamp.difference.max.ms": setting(ms(0), LONG_MAX, {
+    category: "topics",
+    dynamic: true,
+    doc: "With CreateTime, refuse batches whose timestamp is further than this from the broker's clock (INVALID_TIMESTAMP).",
+  }),
+  "log.cleanup.policy": setting(
+    list(oneOf(cleanupPolicies), { minItems: 1, unique: true }),
+    ["delete"] as ("delete" | "compact")[],
+    {
+      category: "topics",
+      dynamic: true,
+      doc: "Default cleanup policy: `delete` removes old segments by retention; `compact` keeps the last record per key.",
+    },
+  ),
+
+  // Log segments, retention and flushing
+  "log.segment.bytes": setting(bytes(14), 1_073_741_824, {
+    category: "log",
+    dynamic: true,
+    doc: "A segment file is closed and a new one started when it reaches this size.",
+  }),
+  "log.roll.ms": optional(ms(1), "uses log.roll.hours", {
+    category: "log",
+    dynamic: true,
+    doc: "A segment is closed when its first record is older than this, even if it is not full.",
+  }),
+  "log.roll.hours": setting(integer({ min: 1, unit: "hours" }), 168, {
+    category: "log",
+    doc: "Like log.roll.ms, in hours; log.roll.ms wins when both are set.",
+  }),
+  "log.retention.ms": optional(ms(-1), "uses log.retention.minutes", {
+    category: "log",
+    dynamic: true,
+    doc: "Closed segments whose newest record is older than this are deleted. -1 keeps them forever.",
+  }),
+  "log.retention.minutes": optional(integer({ min: -1, unit: "minutes" }), "uses log.retention.hours", {
+    category: "log",
+    doc: "Like log.retention.ms, in minutes; log.retention.ms wins when both are set.",
+  }),
+  "log.retention.hours": setting(integer({ min: -1, unit: "hours" }), 168, {
+    category: "log",
+    doc: "Like log.retention.ms, in hours; log.retention.ms and log.retention.minutes win when set.",
+  }),
+  "log.retention.bytes": setting(bytes(-1, "LONG"), -1, {
+    category: "log",
+    dynamic: true,
+    doc: "Oldest closed segments of a partition are deleted while the partition is larger than this. -1 means no size limit.",
+  }),
+  "log.retention.check.interval.ms": setting(ms(1), 300_000, {
+    category: "log",
+    doc: "How often partitions are checked for segments to delete.",
+  }),
+  "log.segment.delete.delay.ms": setting(ms(0), 60_000, {
+    category: "log",
+    dynamic: true,
+    doc: "A segment chosen for deletion is removed from disk this long after it stops being readable.",
+  }),
+  "log.index.interval.bytes": setting(bytes(0), 4096, {
+    category: "log",
+    dynamic: true,
+    doc: "An offset index entry is written every time this many bytes have been appended since the last one.",
+  }),
+  "log.index.size.max.bytes": setting(bytes(4), 10_485_760, {
+    category: "log",
+    dynamic: true,
+    doc: "Largest offset/time index file of a segment; a full index closes the segment.",
+  }),
+  "log.flush.interval.messages": setting(integer({ min: 1, width: "LONG" }), LONG_MAX, {
+    category: "log",
+    dynamic: true,
+    doc: "Force an fsync of a partition log after this many messages. Writes acknowledged with acks=all are always fsynced first; this bounds what acks=1/0 writes can lose.",
+  }),
+  "log.flush.interval.ms": optional(ms(0), "no time-based flush", {
+    category: "log",
+    dynamic: true,
+    doc: "Force an fsync of a partition log when its oldest unsynced message is older than this.",
+  }),
+  "log.cleaner.delete.retention.ms": setting(ms(0), 86_400_000, {
+    category: "log",
+    dynamic: true,
+    doc: "How long delete markers (tombstones) are kept in compacted topics.",
+  }),
+
+  // Replication and Raft
+  "replica.lag.time.max.ms": setting(ms(1), 30_000, {
+    category: "replication",
+    doc: "A follower that has not caught up with the leader's log end within this long leaves the ISR.",
+  }),
+  "follower.read.policy": setting(oneOf(["none", "readindex", "unsafe"] as const), "none", {
+    category: "replication",
+    dynamic: true,
+    doc: "Fetches served by followers: `none` sends every fetch to the leader, `readindex` lets a follower answer once a ReadIndex round-trip proves it has everything committed at request time, `unsafe` answers from the follower's log as it is (may be stale).",
+  }),
+  "raft.election.timeout.ms": setting(ms(10, "INT"), 1000, {
+    category: "replication",
+    doc: "A follower that hears nothing from its leader for a random time between this and twice this starts an election. Sets how fast failover is.",
+  }),
+  "raft.heartbeat.interval.ms": setting(ms(1, "INT"), 100, {
+    category: "replication",
+    doc: "How often a leader tells its followers it is alive (coalesced per node pair). Must be well below raft.election.timeout.ms.",
+  }),
+  "raft.tick.ms": setting(ms(1, "INT", 10_000), 50, {
+    category: "replication",
+    doc: "Resolution of the shared Raft timer that drives elections and heartbeats of every partition.",
+  }),
+
+  // Consumer groups and offsets
+  "group.initial.rebalance.delay.ms": setting(ms(0, "INT"), 3000, {
+    category: "groups",
+    doc: "How long an empty group waits for more members to join before its first rebalance.",
+  }),
+  "group.min.session.timeout.ms": setting(ms(1, "INT"), 6000, {
+    category: "groups",
+    doc: "Smallest session timeout a consumer may ask for (JoinGroup answers INVALID_SESSION_TIMEOUT otherwise).",
+  }),
+  "group.max.session.timeout.ms": setting(ms(1, "INT"), 1_800_000, {
+    category: "groups",
+    doc: "Largest session timeout a consumer may ask for.",
+  }),
+  "offsets.retention.minutes": setting(integer({ min: 1, unit: "minutes" }), 10_080, {
+    category: "groups",
+    doc: "Committed offsets of a group that has had no members for this long are deleted.",
+  }),
+  "offsets.topic.num.partitions": setting(integer({ min: 1 }), 50, {
+    category: "groups",
+    doc: "Partitions of the internal __consumer_offsets topic (fixed once the topic exists).",
+  }),
+
+  // Producers and transactions
+  "transactional.id.expiration.ms": setting(ms(1, "INT"), 604_800_000, {
+    category: "transactions",
+    doc: "A transactional id with no transaction activity for this long is forgotten.",
+  }),
+  "producer.id.expiration.ms": setting(ms(1, "INT"), 86_400_000, {
+    category: "transactions",
+    dynamic: true,
+    doc: "Idempotence state of a producer id that has not written for this long is forgotten.",
+  }),
+  "transaction.max.timeout.ms": setting(ms(1, "INT"), 900_000, {
+    category: "transactions",
+    doc: "Largest transaction timeout a producer may ask for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT otherwise).",
+  }),
+
+  // Request limits
+  "socket.request.max.bytes": setting(bytes(1), 104_857_600, {
+    category: "requests",
+    doc: "Largest request frame accepted; a larger one closes the connection.",
+  }),
+  "message.max.bytes": setting(bytes(0), 1_048_588, {
+    category: "requests",
+    dynamic: true,
+    doc: "Largest record batch accepted after compression (MESSAGE_TOO_LARGE otherwise).",
+  }),
+  "fetch.max.bytes": setting(bytes(1024), 57_671_680, {
+    category: "requests",
+    dynamic: true,
+    doc: "Largest Fetch response, whatever the client asks for.",
+  }),
+
+  // Object store
+  "object.store.type": setting(oneOf(["local", "s3"] as const), "local", {
+    category: "objectStore",
+    doc: "Where closed segments and snapshots are uploaded: a local directory or an S3 bucket.",
+  }),
+  "object.store.local.dir": optional(
+    text({ pattern: /^.+$/, describe: "a directory path" }),
+    "`objects` inside the first log.dirs entry",
+    {
+      category: "objectStore",
+      doc: "Directory of the local object store (object.store.type=local).",
+    },
+  ),
+  "s3.endpoint": optional(
+    text({ pattern: /^https?:\/\/\S+$/, describe: "an http:// or https:// URL" }),
+    "AWS's endpoint for s3.region",
+    {
+      category: "objectStore",
+      doc: "S3 endpoint URL, for S3-compatible stores (MinIO, moto).",
+    },
+  ),
+  "s3.region": setting(
+    text({ pattern: /^[a-z0-9-]+$/, describe: "a region name such as eu-west-1" }),
+    "us-east-1",
+    {
+      category: "objectStore",
+      doc: "S3 region.",
+    },
+  ),
+  "s3.bucket": optional(
+    text({
+      pattern: /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+      describe: "an S3 bucket name (3-63 lower-case letters, digits, . and -)",
+    }),
+    "no bucket (required when object.store.type=s3)",
+    {
+      category: "objectStore",
+      doc: "S3 bucket that holds the objects.",
+    },
+  ),
+  "s3.access.key": optional(
+    text({ pattern: /^\S+$/, describe: "an access key id" }),
+    "the AWS SDK's default credential chain",
+    {
+      category: "objectStore",
+      doc: "S3 access key id. Set together with s3.secret.key.",
+    },
+  ),
+  "s3.secret.key": optional(
+    text({ sensitive: true, pattern: /^\S+$/, describe: "a secret access key" }),
+    "the AWS SDK's default credential chain",
+    {
+      category: "objectStore",
+      doc: "S3 secret access key. Set together with s3.access.key.",
+    },
+  ),
+  "s3.path.style": setting(boolean(), false, {
+    category: "objectStore",
+    doc: "Address the bucket in the URL path instead of the host name (needed by most S3-compatible stores).",
+  }),
+
+  // Logging and metrics
+  "log.level": setting(oneOf(logLevels), "info" as LogLevel, {
+    category: "observability",
+    dynamic: true,
+    doc: "Log level of every component that has no log.level.<component> of its own.",
+  }),
+  "log.level.server": componentLevel("server"),
+  "log.level.storage": componentLevel("storage"),
+  "log.level.raft": componentLevel("raft"),
+  "log.level.controller": componentLevel("controller"),
+  "log.level.group": componentLevel("group"),
+  "log.level.admin": componentLevel("admin"),
+  "log.format": setting(oneOf(["json", "pretty"] as const), "json", {
+    category: "observability",
+    doc: "`json`: one JSON object per line (pino), for log collectors. `pretty`: coloured human-readable lines, for a terminal.",
+  }),
+  "metrics.aggregate.partitions": setting(boolean(), false, {
+    category: "observability",
+    dynamic: true,
+    doc: "Expose per-partition metrics summed (or min/max, see docs/metrics.md) per topic instead of one series per partition, for clusters with many partitions.",
+  }),
+} as const;
+
+type Table = typeof table;
+export type SettingKey = keyof Table & string;
+type ValueOf<D> = D extends Unkeyed<infer T, infer N> ? (N extends true ? T | null : T) : never;
+/** The typed value of a broker setting: `SettingValue<"log.segment.bytes">` is `number`. */
+export type SettingValue<K extends SettingKey> = ValueOf<Table[K]>;
+export type SettingValues = { readonly [K in SettingKey]: SettingValue<K> };
+
+/** Every broker setting, in documentation order. */
+export const brokerSettings: ReadonlyMap<SettingKey, SettingDefinition> = new Map(
+  (Object.entries(table) as [SettingKey, Unkeyed<unknown, boolean>][]).map(([key, definition]) => [
+    key,
+    { key, ...definition } as SettingDefinition,
+  ]),
+);
+
+export function isSettingKey(key: string): key is SettingKey {
+  return brokerSettings.has(key as SettingKey);
+}
+
+export function settingDefinition(key: SettingKey): SettingDefinition {
+  const definition = brokerSettings.get(key);
+  if (!definition) throw new Error(`no broker setting ${key}: this is a bug in @raftka/monitoring`);
+  return definition;
+}
+
+/** `log.segment.bytes` → `RAFTKA_LOG_SEGMENT_BYTES`. */
+export function environmentVariableFor(key: string): string {
+  return `RAFTKA_${key.toUpperCase().replace(/[.-]/g, "_")}`;
+}
+
+/** The environment variable that names a config file; not a setting itself. */
+export const CONFIG_FILE_VARIABLE = "RAFTKA_CONFIG";
+
+const environmentNames = new Map<string, SettingKey>();
+for (const key of brokerSettings.keys()) {
+  const name = environmentVariableFor(key);
+  // Two keys mapping to one variable would make the environment ambiguous.
+  if (environmentNames.has(name) || name === CONFIG_FILE_VARIABLE) {
+    throw new Error(`settings ${environmentNames.get(name)} and ${key} share ${name}: rename one`);
+  }
+  environmentNames.set(name, key);
+}
+export function settingKeyForEnvironmentVariable(name: string): SettingKey | undefined {
+  return environmentNames.get(name);
+}

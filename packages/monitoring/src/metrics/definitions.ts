@@ -1,0 +1,279 @@
+/** How a per-partition series becomes a per-topic one when `metrics.aggregate.partitions` is on. */
+export type Aggregation = "sum" | "max" | "min";
+
+export type MetricKind = "counter" | "gauge" | "histogram";
+
+export interface MetricDefinition<L extends string = string, K extends MetricKind = MetricKind> {
+  readonly kind: K;
+  readonly name: string;
+  readonly help: string;
+  readonly labels: readonly L[];
+  readonly buckets?: readonly number[];
+  /**
+   * `push`: callers update it as things happen. `collect`: computed at scrape time from a provider
+   * the broker registers, so nothing is paid on the hot path.
+   */
+  readonly feed: "push" | "collect";
+  /** For series labelled by partition: how partitions of a topic combine when aggregated. */
+  readonly aggregation?: Aggregation;
+}
+
+function define<const L extends string, const K extends MetricKind>(
+  kind: K,
+  feed: "push" | "collect",
+  name: string,
+  help: string,
+  labels: readonly L[],
+  extra: { buckets?: readonly number[]; aggregation?: Aggregation } = {},
+): MetricDefinition<L, K> {
+  return { kind, feed, name, help, labels, ...extra };
+}
+
+const counter = <const L extends string>(name: string, help: string, labels: readonly L[]) =>
+  define("counter", "push", name, help, labels);
+const gauge = <const L extends string>(name: string, help: string, labels: readonly L[]) =>
+  define("gauge", "push", name, help, labels);
+const histogram = <const L extends string>(
+  name: string,
+  help: string,
+  labels: readonly L[],
+  buckets: readonly number[],
+) => define("histogram", "push", name, help, labels, { buckets });
+const collected = <const L extends string>(
+  name: string,
+  help: string,
+  labels: readonly L[],
+  aggregation?: Aggregation,
+) => define("gauge", "collect", name, help, labels, aggregation ? { aggregation } : {});
+
+/** Request latencies: half a millisecond to 30 s (Fetch long-polls up to its max.wait.ms). */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const SNAPSHOT_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800];
+const SNAPSHOT_BYTES_BUCKETS = [1024, 16_384, 262_144, 4_194_304, 67_108_864, 1_073_741_824, 17_179_869_184];
+
+/** Metrics that callers update as things happen, grouped by subsystem. */
+export const pushedMetricDefinitions = {
+  node: {
+    buildInfo: gauge("raftka_build_info", "Always 1; labels carry the running version and node id.", [
+      "version",
+      "node_id",
+    ]),
+  },
+  kafka: {
+    requests: counter(
+      "raftka_kafka_requests_total",
+      "Kafka requests received, by API (Produce, Fetch, ...).",
+      ["api"],
+    ),
+    requestErrors: counter(
+      "raftka_kafka_request_errors_total",
+      "Kafka error codes returned, by API and error name (one per partition/resource that failed).",
+      ["api", "error"],
+    ),
+    requestQueueSeconds: histogram(
+      "raftka_kafka_request_queue_seconds",
+      "Time a request waited between being read from the socket and a handler starting on it.",
+      ["api"],
+      LATENCY_BUCKETS,
+    ),
+    requestHandleSeconds: histogram(
+      "raftka_kafka_request_handle_seconds",
+      "Time from a handler starting on a request to its response being ready (includes acks=all replication and Fetch long-poll waits).",
+      ["api"],
+      LATENCY_BUCKETS,
+    ),
+    requestBytes: counter(
+      "raftka_kafka_request_bytes_total",
+      "Bytes of Kafka request frames received, by API.",
+      ["api"],
+    ),
+    responseBytes: counter(
+      "raftka_kafka_response_bytes_total",
+      "Bytes of Kafka response frames sent, by API.",
+      ["api"],
+    ),
+    connections: gauge("raftka_kafka_connections", "Client connections open now, by listener.", ["listener"]),
+    connectionsAccepted: counter(
+      "raftka_kafka_connections_accepted_total",
+      "Client connections accepted, by listener.",
+      ["listener"],
+    ),
+  },
+  topics: {
+    bytesIn: counter("raftka_topic_bytes_in_total", "Record batch bytes appended by Produce, by topic.", [
+      "topic",
+    ]),
+    bytesOut: counter(
+      "raftka_topic_bytes_out_total",
+      "Record batch bytes returned by Fetch to consumers, by topic.",
+      ["topic"],
+    ),
+    recordsProduced: counter(
+      "raftka_topic_records_produced_total",
+      "Records appended by Produce, by topic.",
+      ["topic"],
+    ),
+    recordsFetched: counter(
+      "raftka_topic_records_fetched_total",
+      "Records returned by Fetch to consumers, by topic.",
+      ["topic"],
+    ),
+  },
+  raft: {
+    electionsStarted: counter(
+      "raftka_raft_elections_started_total",
+      "Elections this node started as a candidate (any Raft group).",
+      [],
+    ),
+    electionsWon: counter(
+      "raftka_raft_elections_won_total",
+      "Elections this node won, becoming leader of a Raft group.",
+      [],
+    ),
+    commitLatencySeconds: histogram(
+      "raftka_raft_commit_latency_seconds",
+      "Time from a leader appending an entry to the entry being committed by a majority.",
+      [],
+      LATENCY_BUCKETS,
+    ),
+    snapshotSeconds: histogram(
+      "raftka_raft_snapshot_duration_seconds",
+      "Time to create (operation=create) or install (operation=install) a Raft snapshot.",
+      ["operation"],
+      SNAPSHOT_SECONDS_BUCKETS,
+    ),
+    snapshotBytes: histogram(
+      "raftka_raft_snapshot_size_bytes",
+      "Size of Raft snapshots created or installed, by operation.",
+      ["operation"],
+      SNAPSHOT_BYTES_BUCKETS,
+    ),
+  },
+} as const;
+
+/** Metrics computed at scrape time from the providers the broker registers. */
+export const collectedMetricDefinitions = {
+  log: {
+    logStartOffset: collected(
+      "raftka_log_start_offset",
+      "First offset still in the partition log.",
+      ["topic", "partition"],
+      "sum",
+    ),
+    logEndOffset: collected(
+      "raftka_log_end_offset",
+      "Offset the next appended record will get.",
+      ["topic", "partition"],
+      "sum",
+    ),
+    highWatermark: collected(
+      "raftka_log_high_watermark",
+      "Offset up to which records are committed and visible to consumers.",
+      ["topic", "partition"],
+      "sum",
+    ),
+    segments: collected(
+      "raftka_log_segments",
+      "Segment files of the partition log.",
+      ["topic", "partition"],
+      "sum",
+    ),
+    sizeBytes: collected(
+      "raftka_log_size_bytes",
+      "Bytes the partition log takes on disk.",
+      ["topic", "partition"],
+      "sum",
+    ),
+    dirFreeBytes: collected(
+      "raftka_log_dir_free_bytes",
+      "Free bytes on the file system of each log directory.",
+      ["dir"],
+    ),
+    dirCapacityBytes: collected(
+      "raftka_log_dir_capacity_bytes",
+      "Size of the file system of each log directory.",
+      ["dir"],
+    ),
+  },
+  groups: {
+    committedOffset: collected(
+      "raftka_consumer_group_committed_offset",
+      "Offset a consumer group has committed for a partition.",
+      ["group", "topic", "partition"],
+      "sum",
+    ),
+    lag: collected(
+      "raftka_consumer_group_lag",
+      "Records a consumer group has yet to consume: high watermark minus committed offset (never below 0).",
+      ["group", "topic", "partition"],
+      "sum",
+    ),
+  },
+  raft: {
+    leaders: collected("raftka_raft_leaders", "Raft groups this node leads now.", []),
+    groups: collected(
+      "raftka_raft_groups",
+      "Raft groups (partitions and the controller) this node hosts a replica of.",
+      [],
+    ),
+    currentTerm: collected(
+      "raftka_raft_current_term",
+      "Current Raft term of the partition on this node.",
+      ["topic", "partition"],
+      "max",
+    ),
+    followerMatchLag: collected(
+      "raftka_raft_follower_match_lag_offsets",
+      "On the leader: offsets between the leader's log end and what each follower is known to have (its match index).",
+      ["topic", "partition", "follower"],
+      "max",
+    ),
+    inSyncReplicas: collected(
+      "raftka_raft_in_sync_replicas",
+      "On the leader: replicas (including the leader) in the ISR of the partition.",
+      ["topic", "partition"],
+      "min",
+    ),
+    replicas: collected(
+      "raftka_raft_replicas",
+      "On the leader: replicas assigned to the partition.",
+      ["topic", "partition"],
+      "max",
+    ),
+    underReplicatedPartitions: collected(
+      "raftka_raft_under_replicated_partitions",
+      "Partitions led by this node whose ISR is smaller than their replica set, by topic.",
+      ["topic"],
+    ),
+    leaderlessPartitions: collected(
+      "raftka_raft_leaderless_partitions",
+      "Partitions hosted on this node that know of no leader, by topic.",
+      ["topic"],
+    ),
+  },
+  metrics: {
+    collectErrors: collected(
+      "raftka_metrics_provider_errors",
+      "1 when the last scrape could not read a provider (its series are missing from that scrape; the error is logged).",
+      ["provider"],
+    ),
+  },
+} as const;
+
+export type PushedMetricDefinitions = typeof pushedMetricDefinitions;
+export type CollectedMetricDefinitions = typeof collectedMetricDefinitions;
+
+/** Every Raftka metric (not the standard process/Node.js ones), in documentation order. */
+export function allMetricDefinitions(): { subsystem: string; definition: MetricDefinition }[] {
+  const result: { subsystem: string; definition: MetricDefinition }[] = [];
+  const groups: Record<string, Record<string, MetricDefinition>>[] = [
+    pushedMetricDefinitions,
+    collectedMetricDefinitions,
+  ];
+  for (const group of groups) {
+    for (const [subsystem, definitions] of Object.entries(group)) {
+      for (const definition of Object.values(definitions)) result.push({ subsystem, definition });
+    }
+  }
+  return result;
+}

@@ -1,0 +1,217 @@
+import { type FileHandle, open } from "node:fs/promises";
+import { describeCause, KafkaStorageError } from "./errors.js";
+
+/** A file (or directory) to fsync: by its open handle if the owner keeps one, else by path. */
+export interface SyncableFile {
+  path: string;
+  handle?: FileHandle;
+}
+
+/** What a flush target hands over at the start of a round: its dirty files and how to finish. */
+export interface FlushWork {
+  files: SyncableFile[];
+  /** Called once every file of this work is fsynced (error undefined) or one of them failed. */
+  complete(error: unknown): void;
+}
+
+/** Anything with files to make durable: a partition log, the stable store. */
+export interface FlushTarget {
+  /** Captures and clears the target's dirty state. Called synchronously at the start of a round. */
+  beginFlush(): FlushWork;
+}
+
+export interface FlushSchedulerOptions {
+  /** Makes one file durable. Injectable so tests can count fsyncs; defaults to fdatasync/fsync. */
+  syncFile?: (file: SyncableFile) => Promise<void>;
+  /** Clock for `flush.ms` deadlines. */
+  now?: () => number;
+}
+
+export interface FlushSchedulerStats {
+  rounds: number;
+  filesSynced: number;
+  flushRequests: number;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit for a whole node: `flush(target)` from many logs at once becomes one round in which
+ * each dirty file is fsynced once, all in parallel. Requests that arrive while a round runs form the
+ * next round, which starts the moment the current one ends, so under load rounds run back to back
+ * and each fsync covers every append made meanwhile.
+ */
+export class FlushScheduler {
+  private readonly syncFile: (file: SyncableFile) => Promise<void>;
+  private readonly now: () => number;
+  private pending = new Map<FlushTarget, Waiter[]>();
+  private roundRunning = false;
+  private roundScheduled = false;
+  private readonly deadlines = new Map<FlushTarget, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerDeadline = Number.POSITIVE_INFINITY;
+  private closed = false;
+  readonly stats: FlushSchedulerStats = { rounds: 0, filesSynced: 0, flushRequests: 0 };
+
+  constructor(options: FlushSchedulerOptions = {}) {
+    this.syncFile = options.syncFile ?? defaultSyncFile;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Resolves once everything the target had written before this call is durable. */
+  flush(target: FlushTarget): Promise<void> {
+    this.stats.flushRequests += 1;
+    return new Promise<void>((resolve, reject) => {
+      const waiters = this.pending.get(target);
+      if (waiters) waiters.push({ resolve, reject });
+      else this.pending.set(target, [{ resolve, reject }]);
+      this.deadlines.delete(target);
+      this.scheduleRound();
+    });
+  }
+
+  /** Flushes `target` within `delayMs` unless something flushes it sooner (Kafka's flush.ms). */
+  flushWithin(target: FlushTarget, delayMs: number): void {
+    if (this.closed) return;
+    const deadline = this.now() + delayMs;
+    const existing = this.deadlines.get(target);
+    if (existing !== undefined && existing <= deadline) return;
+    this.deadlines.set(target, deadline);
+    this.armTimer(deadline);
+  }
+
+  /** Starts flushes for every target whose flush.ms deadline is at or before `now`. */
+  flushDue(now: number = this.now()): number {
+    let started = 0;
+    for (const [target, deadline] of this.deadlines) {
+      if (deadline > now) continue;
+      this.deadlines.delete(target);
+      // The target records fsync failures itself; nobody awaits a timed flush.
+      this.flush(target).catch(() => {});
+      started += 1;
+    }
+    return started;
+  }
+
+  /** Drops a target's pending flush.ms deadline (its owner closed). */
+  forget(target: FlushTarget): void {
+    this.deadlines.delete(target);
+  }
+
+  /** Stops the flush.ms timer; explicit flushes still work so logs can close cleanly. */
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.deadlines.clear();
+  }
+
+  private armTimer(deadline: number): void {
+    if (deadline >= this.timerDeadline && this.timer) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerDeadline = deadline;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerDeadline = Number.POSITIVE_INFINITY;
+        this.flushDue();
+        const next = Math.min(...this.deadlines.values());
+        if (Number.isFinite(next)) this.armTimer(next);
+      },
+      Math.max(0, deadline - this.now()),
+    );
+    // A pending flush.ms deadline must not keep the process alive on its own.
+    this.timer.unref();
+  }
+
+  private scheduleRound(): void {
+    if (this.roundRunning || this.roundScheduled) return;
+    this.roundScheduled = true;
+    // setImmediate rather than a microtask: every request made while handling the current batch of
+    // I/O events (e.g. all produce requests read from the sockets) joins this round.
+    setImmediate(() => {
+      this.roundScheduled = false;
+      void this.runRound();
+    });
+  }
+
+  private async runRound(): Promise<void> {
+    this.roundRunning = true;
+    const batch = this.pending;
+    this.pending = new Map();
+    this.stats.rounds += 1;
+    try {
+      const works: { work: FlushWork | undefined; waiters: Waiter[]; error?: unknown }[] = [];
+      for (const [target, waiters] of batch) {
+        try {
+          works.push({ work: target.beginFlush(), waiters });
+        } catch (error) {
+          works.push({ work: undefined, waiters, error });
+        }
+      }
+      await Promise.all(
+        works.map(async (entry) => {
+          if (!entry.work) return;
+          const results = await Promise.allSettled(entry.work.files.map((file) => this.syncOne(file)));
+          const failure = results.find((result) => result.status === "rejected");
+          if (failure) entry.error = (failure as PromiseRejectedResult).reason;
+        }),
+      );
+      for (const entry of works) {
+        try {
+          entry.work?.complete(entry.error);
+        } catch (error) {
+          entry.error ??= error;
+        }
+        for (const waiter of entry.waiters) {
+          if (entry.error === undefined) waiter.resolve();
+          else waiter.reject(entry.error);
+        }
+      }
+    } finally {
+      this.roundRunning = false;
+      if (this.pending.size > 0) {
+        // Natural group commit: everything that queued up during this round goes in the next one now.
+        void this.runRound();
+      }
+    }
+  }
+
+  private async syncOne(file: SyncableFile): Promise<void> {
+    try {
+      await this.syncFile(file);
+      this.stats.filesSynced += 1;
+    } catch (error) {
+      throw new KafkaStorageError(
+        `fsync of ${file.path} failed (${describeCause(error)}); data written since the last successful ` +
+          "fsync may be lost: check the disk, then restart the broker so the log is recovered from disk",
+        error,
+      );
+    }
+  }
+}
+
+async function defaultSyncFile(file: SyncableFile): Promise<void> {
+  if (file.handle) {
+    // fdatasync also persists the file size, which is all the metadata a reader needs.
+    await file.handle.datasync();
+    return;
+  }
+  const handle = await open(file.path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+let sharedScheduler: FlushScheduler | undefined;
+
+/** The process-wide scheduler logs use unless given one: one node, one group commit. */
+export function defaultFlushScheduler(): FlushScheduler {
+  sharedScheduler ??= new FlushScheduler();
+  return sharedScheduler;
+}

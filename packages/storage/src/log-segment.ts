@@ -1,0 +1,818 @@
+import { type FileHandle, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { scanBatches } from "./batch-scanner.js";
+import { invariant } from "./errors.js";
+import type { SyncableFile } from "./flush-scheduler.js";
+import { isNotFound, readFully, writevFully } from "./fs-util.js";
+import {
+  BATCH_HEADER_SIZE,
+  type BatchHeader,
+  LOG_OVERHEAD,
+  lastOffsetOf,
+  readBatchHeader,
+} from "./record-batch-header.js";
+import { DELETED_SUFFIX, type SegmentPaths, segmentPaths } from "./segment-files.js";
+import { OFFSET_INDEX_ENTRY_SIZE, OffsetIndex, TIME_INDEX_ENTRY_SIZE, TimeIndex } from "./segment-index.js";
+
+/** What the log knows about one batch it is about to write: header fields only, no records. */
+export interface BatchPlacement {
+  baseOffset: number;
+  lastOffset: number;
+  sizeInBytes: number;
+  maxTimestamp: number;
+  recordCount: number;
+}
+
+/** Settings a segment reads at the moment it needs them; the log updates them when config changes. */
+export interface SegmentSettings {
+  indexIntervalBytes: number;
+  /** Told when an index turned out unusable on load and was rebuilt from the log. */
+  onIndexRebuilt?: (baseOffset: number, reason: string) => void;
+}
+
+export interface SegmentRecovery {
+  validBytes: number;
+  removedBytes: number;
+  /** Why the bytes after validBytes were cut, if any were. */
+  problem?: string;
+  /** Leader epoch changes seen in the valid batches, in order: [epoch, first offset]. */
+  epochStarts: [number, number][];
+}
+
+// Relative offsets in the indexes are int32.
+export const MAX_RELATIVE_OFFSET = 2 ** 31 - 1;
+const RECOVERY_CHUNK_SIZE = 1024 * 1024;
+const READ_AHEAD_BYTES = 32 * 1024;
+
+/**
+ * One segment: a `.log` file of whole batches plus its sparse `.index` and `.timeindex`. The active
+ * segment keeps all three files open for positional writes; closed segments open their log lazily
+ * for reads and load their indexes on first lookup.
+ */
+export class LogSegment {
+  paths: SegmentPaths;
+  /** Bytes of whole batches in the log file. */
+  size: number;
+  /** Offset after the last batch (for a closed segment loaded without a scan: the next segment's base). */
+  nextOffset: number;
+  /** False until nextOffset is known: a segment loaded from disk before its end was found. */
+  private endKnown = true;
+  maxTimestamp = -1;
+  /** Base offset of the batch that first reached maxTimestamp. */
+  offsetOfMaxTimestamp = -1;
+  /** maxTimestamp of the first batch: the segment's age for segment.ms. */
+  firstBatchTimestamp = -1;
+  readonly createdAtMs: number;
+  lastModifiedMs: number;
+  /** Log bytes written since the last fsync was started. */
+  dirty = false;
+  /** Rolled, but its index files are not yet fsynced and closed. */
+  awaitingCloseSync = false;
+  private bytesSinceLastIndexEntry = 0;
+  private offsetIndex: OffsetIndex | undefined;
+  private timeIndex: TimeIndex | undefined;
+  private indexLoad: Promise<string | undefined> | undefined;
+  private logHandlePromise: Promise<FileHandle> | undefined;
+  /** The log handle once open, for synchronous use by flush rounds. */
+  private openLogHandle: FileHandle | undefined;
+  private indexHandle: FileHandle | undefined;
+  private timeIndexHandle: FileHandle | undefined;
+  // The active segment's index entries reach their files lazily (at roll, truncation and clean
+  // shutdown), not per append: after a crash the active segment is rescanned and its indexes rebuilt
+  // anyway, so writing them eagerly would cost two extra syscalls per append for nothing.
+  private offsetEntriesOnDisk = 0;
+  private timeEntriesOnDisk = 0;
+  private references = 0;
+  private deletion: { resolve: () => void; promise: Promise<void> } | undefined;
+
+  private constructor(
+    readonly directory: string,
+    readonly baseOffset: number,
+    size: number,
+    nowMs: number,
+    private readonly settings: SegmentSettings,
+  ) {
+    this.paths = segmentPaths(directory, baseOffset);
+    this.size = size;
+    this.nextOffset = baseOffset;
+    this.createdAtMs = nowMs;
+    this.lastModifiedMs = nowMs;
+  }
+
+  /** A new, empty, active segment (replacing any stale files of the same name). */
+  static async create(
+    directory: string,
+    baseOffset: number,
+    nowMs: number,
+    settings: SegmentSettings,
+  ): Promise<LogSegment> {
+    const segment = new LogSegment(directory, baseOffset, 0, nowMs, settings);
+    const handles: FileHandle[] = [];
+    try {
+      handles.push(await open(segment.paths.log, "w+"));
+      handles.push(await open(segment.paths.index, "w+"));
+      handles.push(await open(segment.paths.timeIndex, "w+"));
+    } catch (error) {
+      await Promise.all(handles.map((handle) => handle.close().catch(() => {})));
+      throw error;
+    }
+    segment.logHandlePromise = Promise.resolve(handles[0]!);
+    segment.openLogHandle = handles[0];
+    segment.indexHandle = handles[1];
+    segment.timeIndexHandle = handles[2];
+    segment.offsetIndex = new OffsetIndex();
+    segment.timeIndex = new TimeIndex();
+    return segment;
+  }
+
+  /**
+   * An existing segment, without scanning it: size from the file, max timestamp from the last time
+   * index entry. Returns why its indexes cannot be trusted, if a cheap check already shows that.
+   */
+  static async load(
+    directory: string,
+    baseOffset: number,
+    nowMs: number,
+    settings: SegmentSettings,
+  ): Promise<{ segment: LogSegment; indexProblem?: string }> {
+    const paths = segmentPaths(directory, baseOffset);
+    const logStat = await stat(paths.log);
+    const segment = new LogSegment(directory, baseOffset, logStat.size, nowMs, settings);
+    segment.endKnown = false;
+    segment.lastModifiedMs = logStat.mtimeMs;
+    const indexProblem = await segment.quickIndexCheck();
+    return { segment, indexProblem };
+  }
+
+  /** Records where a closed segment ends (the next segment's base offset). */
+  setEnd(nextOffset: number): void {
+    this.nextOffset = nextOffset;
+    this.endKnown = true;
+  }
+
+  get isDeleting(): boolean {
+    return this.deletion !== undefined;
+  }
+
+  get hasIndexesLoaded(): boolean {
+    return this.offsetIndex !== undefined && this.timeIndex !== undefined;
+  }
+
+  /** When retention.ms counts this segment's age from: its newest record, else its file time. */
+  get retentionTimestamp(): number {
+    return this.maxTimestamp >= 0 ? this.maxTimestamp : this.lastModifiedMs;
+  }
+
+  get rollReferenceTimestamp(): number {
+    // Kafka ages a segment from its first batch's timestamp. Taking the later of that and the
+    // creation time keeps producers with old timestamps from rolling a new segment per batch.
+    return Math.max(this.firstBatchTimestamp, this.createdAtMs);
+  }
+
+  get offsetIndexEntries(): number {
+    return this.offsetIndex?.entryCount ?? 0;
+  }
+
+  get timeIndexEntries(): number {
+    return this.timeIndex?.entryCount ?? 0;
+  }
+
+  get indexSizeInBytes(): number {
+    return (this.offsetIndex?.sizeInBytes ?? 0) + (this.timeIndex?.sizeInBytes ?? 0);
+  }
+
+  logHandle(): Promise<FileHandle> {
+    this.logHandlePromise ??= open(this.paths.log, "r+").then((handle) => {
+      this.openLogHandle = handle;
+      return handle;
+    });
+    return this.logHandlePromise;
+  }
+
+  /** Pins the segment's files for a read; false if it is being deleted (re-resolve the segment). */
+  acquire(): boolean {
+    if (this.deletion) return false;
+    this.references += 1;
+    return true;
+  }
+
+  release(): void {
+    invariant(this.references > 0, "segment released more often than acquired");
+    this.references -= 1;
+    if (this.references === 0 && this.deletion) this.deletion.resolve();
+  }
+
+  // ---- indexes ---------------------------------------------------------------------------------
+
+  private async quickIndexCheck(): Promise<string | undefined> {
+    let indexSize: number;
+    let timeIndexSize: number;
+    try {
+      indexSize = (await stat(this.paths.index)).size;
+      timeIndexSize = (await stat(this.paths.timeIndex)).size;
+    } catch (error) {
+      if (isNotFound(error)) return "index file missing";
+      throw error;
+    }
+    if (indexSize % OFFSET_INDEX_ENTRY_SIZE !== 0)
+      return `offset index size ${indexSize} is not whole entries`;
+    if (timeIndexSize % TIME_INDEX_ENTRY_SIZE !== 0)
+      return `time index size ${timeIndexSize} is not whole entries`;
+    if (indexSize > 0) {
+      const last = await readTail(this.paths.index, indexSize, OFFSET_INDEX_ENTRY_SIZE);
+      if (last.readInt32BE(4) >= this.size) return "offset index points past the end of the log";
+    }
+    if (timeIndexSize > 0) {
+      const last = await readTail(this.paths.timeIndex, timeIndexSize, TIME_INDEX_ENTRY_SIZE);
+      this.maxTimestamp = Number(last.readBigInt64BE(0));
+      this.offsetOfMaxTimestamp = this.baseOffset + last.readInt32BE(8);
+    }
+    return undefined;
+  }
+
+  /**
+   * Loads both indexes, validating every entry; rebuilds them from the log if they are unusable.
+   * Resolves to the reason for a rebuild, or undefined if the files were fine.
+   */
+  ensureIndexesLoaded(): Promise<string | undefined> {
+    if (this.offsetIndex && this.timeIndex) return Promise.resolve(undefined);
+    this.indexLoad ??= this.loadIndexes().finally(() => {
+      this.indexLoad = undefined;
+    });
+    return this.indexLoad;
+  }
+
+  private async loadIndexes(): Promise<string | undefined> {
+    let indexBytes: Buffer;
+    let timeIndexBytes: Buffer;
+    try {
+      [indexBytes, timeIndexBytes] = await Promise.all([
+        readFile(this.paths.index),
+        readFile(this.paths.timeIndex),
+      ]);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await this.rebuildIndexes();
+      this.settings.onIndexRebuilt?.(this.baseOffset, "index file missing");
+      return "index file missing";
+    }
+    const lastRelative = this.endKnown
+      ? Math.max(0, this.nextOffset - this.baseOffset - 1)
+      : MAX_RELATIVE_OFFSET;
+    const problem =
+      OffsetIndex.validate(indexBytes, this.size) ?? TimeIndex.validate(timeIndexBytes, lastRelative);
+    if (problem !== undefined) {
+      await this.rebuildIndexes();
+      this.settings.onIndexRebuilt?.(this.baseOffset, problem);
+      return problem;
+    }
+    this.offsetIndex = new OffsetIndex(indexBytes);
+    this.timeIndex = new TimeIndex(timeIndexBytes);
+    this.offsetEntriesOnDisk = this.offsetIndex.entryCount;
+    this.timeEntriesOnDisk = this.timeIndex.entryCount;
+    const lastTime = this.timeIndex.lastEntry();
+    if (lastTime && lastTime.timestamp > this.maxTimestamp) {
+      this.maxTimestamp = lastTime.timestamp;
+      this.offsetOfMaxTimestamp = this.baseOffset + lastTime.relativeOffset;
+    }
+    return undefined;
+  }
+
+  /** Rebuilds both indexes (and the stats they imply) by walking the batches; rewrites the files. */
+  async rebuildIndexes(): Promise<void> {
+    const _indexIntervalBytes = this.settings.indexIntervalBytes;
+    const handle = await this.logHandle();
+    this.resetIndexState();
+    const result = await scanBatches(
+      handle,
+      0,
+      this.size,
+      { verifyCrc: false, chunkSize: RECOVERY_CHUNK_SIZE },
+      (position, header) => {
+        this.trackBatch(position, headerPlacement(header));
+        return "continue";
+      },
+    );
+    invariant(
+      result.problem === undefined,
+      () => `segment ${this.paths.log} changed while its indexes were rebuilt: ${result.problem}`,
+    );
+    this.appendFinalTimeIndexEntry();
+    await this.writeIndexFiles();
+  }
+
+  private resetIndexState(): void {
+    this.endKnown = true;
+    this.offsetIndex = new OffsetIndex();
+    this.timeIndex = new TimeIndex();
+    this.maxTimestamp = -1;
+    this.offsetOfMaxTimestamp = -1;
+    this.firstBatchTimestamp = -1;
+    this.bytesSinceLastIndexEntry = 0;
+    this.nextOffset = this.baseOffset;
+  }
+
+  /** A normally closed segment ends its time index with its max timestamp; rebuilt ones do too. */
+  private appendFinalTimeIndexEntry(): void {
+    if (this.maxTimestamp >= 0) {
+      this.timeIndex!.maybeAppend(this.maxTimestamp, this.offsetOfMaxTimestamp - this.baseOffset);
+    }
+  }
+
+  private async writeIndexFiles(): Promise<void> {
+    const reopenForAppends = this.indexHandle !== undefined;
+    await this.closeIndexHandles();
+    for (const [path, index] of [
+      [this.paths.index, this.offsetIndex!],
+      [this.paths.timeIndex, this.timeIndex!],
+    ] as const) {
+      const handle = await open(path, "w+");
+      try {
+        await handle.writeFile(index.contents());
+      } finally {
+        await handle.close();
+      }
+    }
+    this.offsetEntriesOnDisk = this.offsetIndex!.entryCount;
+    this.timeEntriesOnDisk = this.timeIndex!.entryCount;
+    if (reopenForAppends) await this.openIndexHandles();
+  }
+
+  /**
+   * Updates the in-memory indexes and stats for a batch placed at `position` (Kafka's rule: an index
+   * entry once more than index.interval.bytes were written since the last one).
+   */
+  private trackBatch(position: number, batch: BatchPlacement): void {
+    const indexIntervalBytes = this.settings.indexIntervalBytes;
+    if (this.nextOffset === this.baseOffset && position === 0) this.firstBatchTimestamp = batch.maxTimestamp;
+    if (batch.maxTimestamp > this.maxTimestamp) {
+      this.maxTimestamp = batch.maxTimestamp;
+      this.offsetOfMaxTimestamp = batch.baseOffset;
+    }
+    if (this.bytesSinceLastIndexEntry > indexIntervalBytes) {
+      this.offsetIndex!.append(batch.baseOffset - this.baseOffset, position);
+      if (this.maxTimestamp >= 0) {
+        this.timeIndex!.maybeAppend(this.maxTimestamp, this.offsetOfMaxTimestamp - this.baseOffset);
+      }
+      this.bytesSinceLastIndexEntry = 0;
+    }
+    this.bytesSinceLastIndexEntry += batch.sizeInBytes;
+    this.nextOffset = batch.lastOffset + 1;
+  }
+
+  // ---- recovery --------------------------------------------------------------------------------
+
+  /**
+   * Walks every batch verifying length and CRC32C, cuts the file after the last good batch, and
+   * rebuilds both indexes. `expectedFirstOffset` is where this segment's first batch must start.
+   */
+  async recover(): Promise<SegmentRecovery> {
+    const handle = await this.logHandle();
+    this.size = (await handle.stat()).size;
+    this.resetIndexState();
+    const epochStarts: [number, number][] = [];
+    let expectedOffset = this.baseOffset;
+    const result = await scanBatches(
+      handle,
+      0,
+      this.size,
+      { verifyCrc: true, chunkSize: RECOVERY_CHUNK_SIZE },
+      (position, header) => {
+        if (header.baseOffset < expectedOffset) {
+          return {
+            corrupt: `batch base offset ${header.baseOffset} is below the expected ${expectedOffset}`,
+          };
+        }
+        if (lastOffsetOf(header) - this.baseOffset > MAX_RELATIVE_OFFSET) {
+          return { corrupt: `batch last offset ${lastOffsetOf(header)} is too far from the segment base` };
+        }
+        const epoch = header.partitionLeaderEpoch;
+        if (epoch >= 0) {
+          const latest = epochStarts.at(-1)?.[0];
+          if (latest !== undefined && epoch < latest) {
+            return {
+              corrupt: `leader epoch goes back from ${latest} to ${epoch} at offset ${header.baseOffset}`,
+            };
+          }
+          if (latest !== epoch) epochStarts.push([epoch, header.baseOffset]);
+        }
+        this.trackBatch(position, headerPlacement(header));
+        expectedOffset = lastOffsetOf(header) + 1;
+        return "continue";
+      },
+    );
+    const removedBytes = this.size - result.endPosition;
+    if (removedBytes > 0) {
+      await handle.truncate(result.endPosition);
+      this.size = result.endPosition;
+    }
+    this.appendFinalTimeIndexEntry();
+    await this.writeIndexFiles();
+    return { validBytes: result.endPosition, removedBytes, problem: result.problem, epochStarts };
+  }
+
+  /**
+   * For the active segment after a clean shutdown: finds the log end by walking only the batches
+   * after the last index entry. Returns a problem string if the tail is not clean.
+   */
+  async scanTail(): Promise<string | undefined> {
+    await this.ensureIndexesLoaded();
+    const handle = await this.logHandle();
+    const last = this.offsetIndex!.lookup(MAX_RELATIVE_OFFSET);
+    this.nextOffset = this.baseOffset;
+    this.endKnown = true;
+    this.bytesSinceLastIndexEntry = 0;
+    if (this.size > 0) {
+      const first = await this.readHeaderAt(0);
+      if (first) this.firstBatchTimestamp = first.maxTimestamp;
+    }
+    const result = await scanBatches(
+      handle,
+      last.position,
+      this.size,
+      { verifyCrc: false },
+      (_position, header) => {
+        if (header.maxTimestamp > this.maxTimestamp) {
+          this.maxTimestamp = header.maxTimestamp;
+          this.offsetOfMaxTimestamp = header.baseOffset;
+        }
+        this.bytesSinceLastIndexEntry += header.sizeInBytes;
+        this.nextOffset = lastOffsetOf(header) + 1;
+        return "continue";
+      },
+    );
+    return result.problem;
+  }
+
+  private async readHeaderAt(position: number): Promise<BatchHeader | undefined> {
+    if (position + BATCH_HEADER_SIZE > this.size) return undefined;
+    const handle = await this.logHandle();
+    const buffer = Buffer.allocUnsafe(BATCH_HEADER_SIZE);
+    const read = await readFully(handle, buffer, 0, BATCH_HEADER_SIZE, position);
+    if (read < BATCH_HEADER_SIZE) return undefined;
+    return readBatchHeader(buffer, 0);
+  }
+
+  // ---- appends ---------------------------------------------------------------------------------
+
+  async openIndexHandles(): Promise<void> {
+    if (this.indexHandle) return;
+    await this.ensureIndexesLoaded();
+    this.indexHandle = await open(this.paths.index, "r+");
+    this.timeIndexHandle = await open(this.paths.timeIndex, "r+");
+  }
+
+  async closeIndexHandles(): Promise<void> {
+    const handles = [this.indexHandle, this.timeIndexHandle];
+    this.indexHandle = undefined;
+    this.timeIndexHandle = undefined;
+    await Promise.all(handles.map((handle) => handle?.close()));
+  }
+
+  /** Room left before an index would exceed `maxEntries` entries. */
+  indexFull(maxOffsetEntries: number, maxTimeEntries: number): boolean {
+    return this.offsetIndexEntries >= maxOffsetEntries || this.timeIndexEntries >= maxTimeEntries - 1;
+  }
+
+  /**
+   * Writes `buffers` (whole batches described by `batches`, in order) at the end of the segment with
+   * one positional writev and updates the in-memory indexes. State is only advanced once the write
+   * succeeded, so a failed write leaves the segment as it was.
+   */
+  async append(buffers: Buffer[], batches: BatchPlacement[], nowMs: number): Promise<void> {
+    invariant(this.indexHandle && this.timeIndexHandle, "append to a segment that is not active");
+    const offsetIndex = this.offsetIndex!;
+    const timeIndex = this.timeIndex!;
+    const before = {
+      size: this.size,
+      nextOffset: this.nextOffset,
+      maxTimestamp: this.maxTimestamp,
+      offsetOfMaxTimestamp: this.offsetOfMaxTimestamp,
+      firstBatchTimestamp: this.firstBatchTimestamp,
+      bytesSinceLastIndexEntry: this.bytesSinceLastIndexEntry,
+      offsetEntries: offsetIndex.entryCount,
+      timeEntries: timeIndex.entryCount,
+    };
+    let position = this.size;
+    for (const batch of batches) {
+      invariant(
+        batch.baseOffset >= this.nextOffset,
+        () => `batch ${batch.baseOffset} overlaps the segment end`,
+      );
+      this.trackBatch(position, batch);
+      position += batch.sizeInBytes;
+    }
+    try {
+      await writevFully(this.openLogHandle ?? (await this.logHandle()), buffers, before.size);
+    } catch (error) {
+      this.nextOffset = before.nextOffset;
+      this.maxTimestamp = before.maxTimestamp;
+      this.offsetOfMaxTimestamp = before.offsetOfMaxTimestamp;
+      this.firstBatchTimestamp = before.firstBatchTimestamp;
+      this.bytesSinceLastIndexEntry = before.bytesSinceLastIndexEntry;
+      offsetIndex.truncateEntries(before.offsetEntries);
+      timeIndex.truncateEntries(before.timeEntries);
+      throw error;
+    }
+    this.size = position;
+    this.dirty = true;
+    this.lastModifiedMs = nowMs;
+  }
+
+  /** Writes the index entries not yet in the index files. */
+  async persistIndexes(): Promise<void> {
+    if (!this.indexHandle || !this.timeIndexHandle) return;
+    const offsetIndex = this.offsetIndex!;
+    const timeIndex = this.timeIndex!;
+    const writes: Promise<unknown>[] = [];
+    if (offsetIndex.entryCount > this.offsetEntriesOnDisk) {
+      const from = this.offsetEntriesOnDisk * OFFSET_INDEX_ENTRY_SIZE;
+      writes.push(writevFully(this.indexHandle, [Buffer.from(offsetIndex.contents().subarray(from))], from));
+    }
+    if (timeIndex.entryCount > this.timeEntriesOnDisk) {
+      const from = this.timeEntriesOnDisk * TIME_INDEX_ENTRY_SIZE;
+      writes.push(
+        writevFully(this.timeIndexHandle, [Buffer.from(timeIndex.contents().subarray(from))], from),
+      );
+    }
+    const offsetCount = offsetIndex.entryCount;
+    const timeCount = timeIndex.entryCount;
+    await Promise.all(writes);
+    this.offsetEntriesOnDisk = offsetCount;
+    this.timeEntriesOnDisk = timeCount;
+  }
+
+  /**
+   * Stops appends: adds the final time index entry (so the segment's max timestamp survives a
+   * restart without a scan) and returns the files the next flush must make durable.
+   */
+  async closeForAppends(): Promise<void> {
+    this.appendFinalTimeIndexEntry();
+    await this.persistIndexes();
+    this.awaitingCloseSync = true;
+  }
+
+  /** Files a flush round must fsync for this segment, clearing the dirty marks. */
+  takeDirtyFiles(): SyncableFile[] {
+    const files: SyncableFile[] = [];
+    if (this.dirty) {
+      invariant(this.openLogHandle, "a dirty segment has an open log handle");
+      files.push({ path: this.paths.log, handle: this.openLogHandle });
+    }
+    if (this.awaitingCloseSync) {
+      if (this.indexHandle) files.push({ path: this.paths.index, handle: this.indexHandle });
+      if (this.timeIndexHandle) files.push({ path: this.paths.timeIndex, handle: this.timeIndexHandle });
+    }
+    this.dirty = false;
+    return files;
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------
+
+  /**
+   * Position and header of the first batch whose last offset is >= `offset` (the batch containing
+   * it, or the next one), or undefined if no batch in this segment reaches that far.
+   */
+  async findBatch(offset: number): Promise<{ position: number; header: BatchHeader } | undefined> {
+    await this.ensureIndexesLoaded();
+    const sizeNow = this.size;
+    const start = this.offsetIndex!.lookup(
+      Math.min(Math.max(0, offset - this.baseOffset), MAX_RELATIVE_OFFSET),
+    );
+    let found: { position: number; header: BatchHeader } | undefined;
+    await scanBatches(
+      await this.logHandle(),
+      start.position,
+      sizeNow,
+      { verifyCrc: false },
+      (position, header) => {
+        if (lastOffsetOf(header) < offset) return "continue";
+        found = { position, header };
+        return "stop";
+      },
+    );
+    return found;
+  }
+
+  /**
+   * Whole batches starting with the one that reaches `offset`: at least that batch (Kafka's rule, so
+   * a consumer always progresses), then more while they fit in `maxBytes`, none reaching `limitOffset`.
+   */
+  async read(
+    offset: number,
+    maxBytes: number,
+    limitOffset: number,
+  ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit"> {
+    await this.ensureIndexesLoaded();
+    const sizeNow = this.size;
+    const handle = await this.logHandle();
+    const start = this.offsetIndex!.lookup(
+      Math.min(Math.max(0, offset - this.baseOffset), MAX_RELATIVE_OFFSET),
+    );
+    // One read normally covers the walk from the index entry to the wanted batch and the batches
+    // to return; a second read happens only when the guess was short.
+    const guess = Math.min(
+      sizeNow - start.position,
+      Math.max(maxBytes, READ_AHEAD_BYTES) + this.settings.indexIntervalBytes,
+    );
+    let buffer = Buffer.allocUnsafe(Math.max(0, guess));
+    let bufferStart = start.position;
+    let bufferLength = await readFully(handle, buffer, 0, buffer.length, bufferStart);
+    let at = 0;
+    let found: { size: number; baseOffset: number; lastOffset: number } | undefined;
+    while (at + BATCH_HEADER_SIZE <= bufferLength) {
+      const size = buffer.readInt32BE(at + 8) + LOG_OVERHEAD;
+      const baseOffset = Number(buffer.readBigInt64BE(at));
+      const lastOffset = baseOffset + buffer.readInt32BE(at + 23);
+      if (lastOffset >= offset) {
+        found = { size, baseOffset, lastOffset };
+        break;
+      }
+      at += size;
+    }
+    if (!found) {
+      if (bufferStart + at >= sizeNow) return "none-here";
+      // The walk left the buffer: fall back to a chunked scan for the batch.
+      const hit = await this.findBatch(offset);
+      if (!hit) return "none-here";
+      found = {
+        size: hit.header.sizeInBytes,
+        baseOffset: hit.header.baseOffset,
+        lastOffset: lastOffsetOf(hit.header),
+      };
+      at = hit.position - bufferStart;
+    }
+    if (found.lastOffset >= limitOffset) return "limit";
+    const wanted = Math.min(sizeNow - (bufferStart + at), Math.max(maxBytes, found.size));
+    if (at + wanted > bufferLength) {
+      bufferStart += at;
+      buffer = Buffer.allocUnsafe(wanted);
+      bufferLength = await readFully(handle, buffer, 0, wanted, bufferStart);
+      at = 0;
+    }
+    const end = at + Math.min(wanted, bufferLength - at);
+    let cut = at;
+    let nextOffset = found.baseOffset;
+    while (cut + BATCH_HEADER_SIZE <= end) {
+      const size = buffer.readInt32BE(cut + 8) + LOG_OVERHEAD;
+      if (cut + size > end) break;
+      const last = Number(buffer.readBigInt64BE(cut)) + buffer.readInt32BE(cut + 23);
+      if (last >= limitOffset) break;
+      cut += size;
+      nextOffset = last + 1;
+    }
+    // A truncation racing this read can shorten the file under us: return only what was whole.
+    if (cut === at) return "limit";
+    return { records: buffer.subarray(at, cut), firstOffset: found.baseOffset, nextOffset };
+  }
+
+  /** The first batch with maxTimestamp >= `timestamp`, found via the time index. */
+  async findByTimestamp(timestamp: number): Promise<BatchHeader | undefined> {
+    await this.ensureIndexesLoaded();
+    const scanFromRelative = this.timeIndex!.lookupScanStart(timestamp);
+    const start = this.offsetIndex!.lookup(scanFromRelative);
+    let found: BatchHeader | undefined;
+    await scanBatches(
+      await this.logHandle(),
+      start.position,
+      this.size,
+      { verifyCrc: false },
+      (_position, header) => {
+        if (header.maxTimestamp < timestamp) return "continue";
+        found = header;
+        return "stop";
+      },
+    );
+    return found;
+  }
+
+  // ---- truncation and deletion -----------------------------------------------------------------
+
+  /**
+   * Removes the batch containing `offset` and everything after it (so the cut always lands on a
+   * batch boundary). Returns the new next offset and the bytes removed.
+   */
+  async truncateTo(offset: number): Promise<{ nextOffset: number; removedBytes: number }> {
+    await this.ensureIndexesLoaded();
+    await this.openIndexHandles();
+    this.awaitingCloseSync = false;
+    const hit = await this.findBatch(offset);
+    if (!hit) return { nextOffset: this.nextOffset, removedBytes: 0 };
+    const cut = hit.position;
+    const removedBytes = this.size - cut;
+    const handle = await this.logHandle();
+    await handle.truncate(cut);
+    this.size = cut;
+    const relative = hit.header.baseOffset - this.baseOffset;
+    this.offsetIndex!.truncateFrom(relative);
+    this.timeIndex!.truncateFrom(relative);
+    this.offsetEntriesOnDisk = Math.min(this.offsetEntriesOnDisk, this.offsetIndex!.entryCount);
+    this.timeEntriesOnDisk = Math.min(this.timeEntriesOnDisk, this.timeIndex!.entryCount);
+    await this.indexHandle!.truncate(this.offsetEntriesOnDisk * OFFSET_INDEX_ENTRY_SIZE);
+    await this.timeIndexHandle!.truncate(this.timeEntriesOnDisk * TIME_INDEX_ENTRY_SIZE);
+    this.dirty = true;
+    // Recompute the end and the max timestamp from what is left: the time index holds the running
+    // maximum up to its last entry, the tail after the last offset index entry is walked.
+    this.maxTimestamp = -1;
+    this.offsetOfMaxTimestamp = -1;
+    this.firstBatchTimestamp = -1;
+    const lastTime = this.timeIndex!.lastEntry();
+    if (lastTime) {
+      this.maxTimestamp = lastTime.timestamp;
+      this.offsetOfMaxTimestamp = this.baseOffset + lastTime.relativeOffset;
+    }
+    const problem = await this.scanTail();
+    invariant(
+      problem === undefined,
+      () => `segment ${this.paths.log} tail unreadable after truncation: ${problem}`,
+    );
+    if (this.size === 0) this.nextOffset = this.baseOffset;
+    return { nextOffset: this.nextOffset, removedBytes };
+  }
+
+  /**
+   * Takes the segment out of service: renames its files to `.deleted` right away (so a new segment
+   * may reuse the name and a restart never resurrects it), and unlinks them once no read holds them.
+   */
+  async markForDeletion(): Promise<void> {
+    invariant(!this.deletion, "segment deleted twice");
+    let resolve!: () => void;
+    const promise = new Promise<void>((done) => {
+      resolve = done;
+    });
+    this.deletion = { resolve, promise };
+    if (this.references === 0) {
+      resolve();
+    } else {
+      // Readers already pinned this segment: give them its file handle and indexes now, while the
+      // files still have their names; afterwards nothing is opened by name.
+      await this.logHandle().catch(() => undefined);
+      await this.ensureIndexesLoaded().catch(() => undefined);
+    }
+    // Opens and loads still in flight must finish on the old names before the rename.
+    await this.logHandlePromise?.catch(() => undefined);
+    await this.indexLoad?.catch(() => undefined);
+    const renamed: SegmentPaths = {
+      log: this.paths.log + DELETED_SUFFIX,
+      index: this.paths.index + DELETED_SUFFIX,
+      timeIndex: this.paths.timeIndex + DELETED_SUFFIX,
+    };
+    for (const key of ["log", "index", "timeIndex"] as const) {
+      try {
+        await rename(this.paths[key], renamed[key]);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+    this.paths = renamed;
+  }
+
+  /** Completes a deletion once readers are gone: closes handles and unlinks the renamed files. */
+  async finishDeletion(): Promise<void> {
+    invariant(this.deletion, "finishDeletion before markForDeletion");
+    await this.deletion.promise;
+    await this.close();
+    await Promise.all(
+      [this.paths.log, this.paths.index, this.paths.timeIndex].map((path) =>
+        unlink(path).catch((error) => {
+          if (!isNotFound(error)) throw error;
+        }),
+      ),
+    );
+  }
+
+  async close(): Promise<void> {
+    const logHandle = this.logHandlePromise;
+    this.logHandlePromise = undefined;
+    this.openLogHandle = undefined;
+    await this.closeIndexHandles();
+    if (logHandle) await (await logHandle.catch(() => undefined))?.close();
+  }
+
+  /** Fsyncs all three files now (used at clean shutdown and after recovery). */
+  async syncAll(): Promise<void> {
+    await this.persistIndexes();
+    const handles = [await this.logHandle(), this.indexHandle, this.timeIndexHandle];
+    await Promise.all(handles.map((handle) => handle?.sync()));
+  }
+}
+
+function headerPlacement(header: BatchHeader): BatchPlacement {
+  return {
+    baseOffset: header.baseOffset,
+    lastOffset: lastOffsetOf(header),
+    sizeInBytes: header.sizeInBytes,
+    maxTimestamp: header.maxTimestamp,
+    recordCount: header.recordCount,
+  };
+}
+
+async function readTail(path: string, fileSize: number, length: number): Promise<Buffer> {
+  const handle = await open(path, "r");
+  try {
+    const buffer = Buffer.alloc(length);
+    await readFully(handle, buffer, 0, length, fileSize - length);
+    return buffer;
+  } finally {
+    await handle.close();
+  }
+}

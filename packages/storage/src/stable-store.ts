@@ -1,0 +1,434 @@
+import { type FileHandle, open, readFile, rename } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import { crc32c } from "@node-rs/crc32";
+import { describeCause, InvalidRequestError, KafkaStorageError, StorageError } from "./errors.js";
+import { FlushScheduler, type FlushTarget, type FlushWork } from "./flush-scheduler.js";
+import { fsyncDirectory, isNotFound, unlinkIfExists, writevFully } from "./fs-util.js";
+
+// File layout: an 8-byte magic header, then records. A record is
+//   crc32c u32 | bodyLength u32 | body
+// where the CRC covers bodyLength and body, and the body is one or more operations
+//   type u8 (1 = set, 2 = delete) | keyLength u16 | valueLength u32 | key (utf8) | value
+// A record is all-or-nothing: setMany() writes several keys atomically in one record.
+const MAGIC = Buffer.from("RFTKSS01", "latin1");
+const RECORD_HEADER_SIZE = 8;
+const OPERATION_HEADER_SIZE = 7;
+const OPERATION_SET = 1;
+const OPERATION_DELETE = 2;
+export const STABLE_STORE_MAX_KEY_BYTES = 0xffff;
+export const STABLE_STORE_MAX_VALUE_BYTES = 16 * 1024 * 1024;
+const COMPACTION_SUFFIX = ".compact.tmp";
+
+export interface StableStoreOptions {
+  /** Shared group-commit scheduler (so store fsyncs share rounds with the logs'); else a private one. */
+  flushScheduler?: FlushScheduler;
+  /** Compact when garbage exceeds both this many bytes and `compactGarbageRatio` × live bytes. */
+  compactMinGarbageBytes?: number;
+  compactGarbageRatio?: number;
+}
+
+export interface StableStoreRecoveryReport {
+  path: string;
+  created: boolean;
+  records: number;
+  liveKeys: number;
+  /** Bytes cut from the end: a torn or corrupt last write (or, rarely, bit rot: then later records too). */
+  truncatedBytes: number;
+  reason?: string;
+  removedFiles: string[];
+}
+
+export interface StableStoreStats {
+  fileBytes: number;
+  liveBytes: number;
+  garbageBytes: number;
+  compactions: number;
+  keys: number;
+}
+
+interface Pending {
+  record: Buffer;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Durable key → value map for many small items (Raft term/vote/commit of thousands of groups, broker
+ * metadata): an append-only file of checksummed records, group-committed fsync, compaction when
+ * garbage builds up, recovery that ignores a torn tail. Reads are synchronous from memory.
+ */
+export class StableStore {
+  readonly path: string;
+  readonly recoveryReport: StableStoreRecoveryReport;
+  private readonly values = new Map<string, Buffer>();
+  /** Bytes each live key occupies in the file (its operation plus a record header). */
+  private readonly liveSizes = new Map<string, number>();
+  private liveBytes = 0;
+  private fileBytes: number;
+  private handle: FileHandle;
+  private readonly scheduler: FlushScheduler;
+  private readonly compactMinGarbageBytes: number;
+  private readonly compactGarbageRatio: number;
+  private pending: Pending[] = [];
+  private writing = false;
+  private dirty = false;
+  private failure: KafkaStorageError | undefined;
+  private closed = false;
+  private compactions = 0;
+  private readonly flushTarget: FlushTarget = { beginFlush: () => this.beginFlush() };
+
+  private constructor(
+    path: string,
+    handle: FileHandle,
+    fileBytes: number,
+    report: StableStoreRecoveryReport,
+    options: StableStoreOptions,
+  ) {
+    this.path = path;
+    this.handle = handle;
+    this.fileBytes = fileBytes;
+    this.recoveryReport = report;
+    this.scheduler = options.flushScheduler ?? new FlushScheduler();
+    this.compactMinGarbageBytes = options.compactMinGarbageBytes ?? 1024 * 1024;
+    this.compactGarbageRatio = options.compactGarbageRatio ?? 1;
+  }
+
+  /** Opens or creates the store at `path`, cutting a torn or corrupt tail (see recoveryReport). */
+  static async open(path: string, options: StableStoreOptions = {}): Promise<StableStore> {
+    const report: StableStoreRecoveryReport = {
+      path,
+      created: false,
+      records: 0,
+      liveKeys: 0,
+      truncatedBytes: 0,
+      removedFiles: [],
+    };
+    if (await unlinkIfExists(path + COMPACTION_SUFFIX))
+      report.removedFiles.push(basename(path) + COMPACTION_SUFFIX);
+    let contents: Buffer;
+    try {
+      contents = await readFile(path);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      contents = Buffer.alloc(0);
+      report.created = true;
+    }
+    if (contents.length >= MAGIC.length && !contents.subarray(0, MAGIC.length).equals(MAGIC)) {
+      throw new StorageError(
+        "KAFKA_STORAGE_ERROR",
+        `${path} is not a Raftka stable store (its first bytes are not '${MAGIC.toString("latin1")}'); ` +
+          "point the store at its own file or move the other file away",
+      );
+    }
+    const handle = await open(path, report.created ? "w+" : "r+");
+    let fileBytes = contents.length;
+    const parsed = contents.length >= MAGIC.length ? parseRecords(contents) : undefined;
+    try {
+      if (!parsed) {
+        // New file, or one torn before its header was complete.
+        report.truncatedBytes = contents.length;
+        await handle.truncate(0);
+        await writevFully(handle, [MAGIC], 0);
+        await handle.sync();
+        await fsyncDirectory(dirname(path));
+        fileBytes = MAGIC.length;
+      } else if (parsed.validBytes < contents.length) {
+        report.truncatedBytes = contents.length - parsed.validBytes;
+        report.reason = parsed.problem;
+        await handle.truncate(parsed.validBytes);
+        await handle.sync();
+        fileBytes = parsed.validBytes;
+      }
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    const store = new StableStore(path, handle, fileBytes, report, options);
+    if (parsed) {
+      for (const record of parsed.records) store.applyRecord(record);
+      report.records = parsed.records.length;
+    }
+    report.liveKeys = store.values.size;
+    return store;
+  }
+
+  /** The latest value set for `key` (durable or about to be: await set() before acting on it). */
+  get(key: string): Buffer | undefined {
+    return this.values.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.values.has(key);
+  }
+
+  keys(prefix = ""): string[] {
+    const keys: string[] = [];
+    for (const key of this.values.keys()) if (key.startsWith(prefix)) keys.push(key);
+    return keys;
+  }
+
+  get stats(): StableStoreStats {
+    return {
+      fileBytes: this.fileBytes,
+      liveBytes: this.liveBytes,
+      garbageBytes: this.garbageBytes,
+      compactions: this.compactions,
+      keys: this.values.size,
+    };
+  }
+
+  /** Sets `key`; resolves once durable. */
+  set(key: string, value: Buffer): Promise<void> {
+    return this.setMany([[key, value]]);
+  }
+
+  /** Deletes `key`; resolves once durable. */
+  delete(key: string): Promise<void> {
+    return this.setMany([[key, undefined]]);
+  }
+
+  /** Sets (value) or deletes (undefined) several keys atomically: after a crash, all or none. */
+  setMany(entries: readonly (readonly [string, Buffer | undefined])[]): Promise<void> {
+    try {
+      this.assertWritable();
+      if (entries.length === 0) return Promise.resolve();
+      const record = encodeRecord(entries);
+      this.applyRecord(decodeOperations(record.subarray(RECORD_HEADER_SIZE)));
+      return new Promise<void>((resolve, reject) => {
+        this.pending.push({ record, resolve, reject });
+        if (!this.writing) {
+          this.writing = true;
+          // A microtask later, so every set made in this same synchronous stretch shares one write.
+          queueMicrotask(() => void this.writeLoop());
+        }
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Waits for pending writes, then closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.writing || this.pending.length > 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    await this.handle.close();
+  }
+
+  private get garbageBytes(): number {
+    return this.fileBytes - MAGIC.length - this.liveBytes;
+  }
+
+  private assertWritable(): void {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new InvalidRequestError(`stable store ${this.path} is closed; open it again`);
+  }
+
+  private applyRecord(operations: Operation[]): void {
+    for (const operation of operations) {
+      const previous = this.liveSizes.get(operation.key);
+      if (previous !== undefined) this.liveBytes -= previous;
+      if (operation.value === undefined) {
+        this.values.delete(operation.key);
+        this.liveSizes.delete(operation.key);
+      } else {
+        const size =
+          RECORD_HEADER_SIZE +
+          OPERATION_HEADER_SIZE +
+          Buffer.byteLength(operation.key) +
+          operation.value.length;
+        this.values.set(operation.key, operation.value);
+        this.liveSizes.set(operation.key, size);
+        this.liveBytes += size;
+      }
+    }
+  }
+
+  private async writeLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        try {
+          if (this.failure) throw this.failure;
+          let bytes = 0;
+          for (const item of batch) bytes += item.record.length;
+          if (this.shouldCompact(bytes)) {
+            await this.compact();
+          } else {
+            await writevFully(
+              this.handle,
+              batch.map((item) => item.record),
+              this.fileBytes,
+            );
+            this.fileBytes += bytes;
+            this.dirty = true;
+            await this.scheduler.flush(this.flushTarget);
+          }
+          for (const item of batch) item.resolve();
+        } catch (error) {
+          this.failure ??=
+            error instanceof KafkaStorageError
+              ? error
+              : new KafkaStorageError(
+                  `writing stable store ${this.path} failed (${describeCause(error)}); ` +
+                    "check the disk and restart: the store recovers to its last durable state",
+                  error,
+                );
+          for (const item of batch) item.reject(this.failure);
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private shouldCompact(incomingBytes: number): boolean {
+    // Garbage if the incoming records were appended (memory already reflects them).
+    const garbage = this.fileBytes + incomingBytes - MAGIC.length - this.liveBytes;
+    return garbage > this.compactMinGarbageBytes && garbage > this.liveBytes * this.compactGarbageRatio;
+  }
+
+  /** Rewrites the live keys into a new file and swaps it in atomically (temp, fsync, rename, fsync dir). */
+  private async compact(): Promise<void> {
+    const temporary = this.path + COMPACTION_SUFFIX;
+    const chunks: Buffer[] = [MAGIC];
+    let size = MAGIC.length;
+    for (const [key, value] of this.values) {
+      const record = encodeRecord([[key, value]]);
+      chunks.push(record);
+      size += record.length;
+    }
+    const handle = await open(temporary, "w+");
+    try {
+      await writevFully(handle, chunks, 0);
+      await handle.sync();
+    } catch (error) {
+      await handle.close();
+      await unlinkIfExists(temporary);
+      throw error;
+    }
+    await rename(temporary, this.path);
+    await fsyncDirectory(dirname(this.path));
+    const previous = this.handle;
+    this.handle = handle;
+    this.fileBytes = size;
+    this.dirty = false;
+    this.compactions += 1;
+    await previous.close();
+  }
+
+  private beginFlush(): FlushWork {
+    const files = this.dirty ? [{ path: this.path, handle: this.handle }] : [];
+    this.dirty = false;
+    return { files, complete: () => {} };
+  }
+}
+
+interface Operation {
+  key: string;
+  value: Buffer | undefined;
+}
+
+function encodeRecord(entries: readonly (readonly [string, Buffer | undefined])[]): Buffer {
+  let bodyLength = 0;
+  const keys: Buffer[] = [];
+  for (const [key, value] of entries) {
+    if (typeof key !== "string" || key.length === 0) {
+      throw new InvalidRequestError(
+        `stable store keys must be non-empty strings, got ${JSON.stringify(key)}`,
+      );
+    }
+    const keyBytes = Buffer.from(key, "utf8");
+    if (keyBytes.length > STABLE_STORE_MAX_KEY_BYTES) {
+      throw new InvalidRequestError(
+        `stable store key of ${keyBytes.length} bytes exceeds ${STABLE_STORE_MAX_KEY_BYTES}; use a shorter key`,
+      );
+    }
+    if (value !== undefined && !Buffer.isBuffer(value)) {
+      throw new InvalidRequestError(
+        `stable store value for '${key}' must be a Buffer (or undefined to delete)`,
+      );
+    }
+    if (value !== undefined && value.length > STABLE_STORE_MAX_VALUE_BYTES) {
+      throw new InvalidRequestError(
+        `stable store value for '${key}' is ${value.length} bytes, over ${STABLE_STORE_MAX_VALUE_BYTES}; ` +
+          "store large data in a log or the object store and keep a reference here",
+      );
+    }
+    keys.push(keyBytes);
+    bodyLength += OPERATION_HEADER_SIZE + keyBytes.length + (value?.length ?? 0);
+  }
+  const record = Buffer.allocUnsafe(RECORD_HEADER_SIZE + bodyLength);
+  record.writeUInt32BE(bodyLength, 4);
+  let at = RECORD_HEADER_SIZE;
+  entries.forEach(([, value], index) => {
+    const keyBytes = keys[index]!;
+    record.writeUInt8(value === undefined ? OPERATION_DELETE : OPERATION_SET, at);
+    record.writeUInt16BE(keyBytes.length, at + 1);
+    record.writeUInt32BE(value?.length ?? 0, at + 3);
+    at += OPERATION_HEADER_SIZE;
+    keyBytes.copy(record, at);
+    at += keyBytes.length;
+    if (value) {
+      value.copy(record, at);
+      at += value.length;
+    }
+  });
+  record.writeUInt32BE(crc32c(record.subarray(4)), 0);
+  return record;
+}
+
+/** Decodes a record body, throwing if it is malformed. Values are copies, never views of the file. */
+function decodeOperations(body: Buffer): Operation[] {
+  const operations: Operation[] = [];
+  let at = 0;
+  while (at < body.length) {
+    if (at + OPERATION_HEADER_SIZE > body.length) throw new Error("operation header runs past the record");
+    const type = body.readUInt8(at);
+    const keyLength = body.readUInt16BE(at + 1);
+    const valueLength = body.readUInt32BE(at + 3);
+    at += OPERATION_HEADER_SIZE;
+    if (at + keyLength + valueLength > body.length) throw new Error("operation runs past the record");
+    const key = body.toString("utf8", at, at + keyLength);
+    at += keyLength;
+    if (type === OPERATION_SET) {
+      operations.push({ key, value: Buffer.from(body.subarray(at, at + valueLength)) });
+    } else if (type === OPERATION_DELETE && valueLength === 0) {
+      operations.push({ key, value: undefined });
+    } else {
+      throw new Error(`unknown operation type ${type}`);
+    }
+    at += valueLength;
+  }
+  return operations;
+}
+
+function parseRecords(contents: Buffer): { records: Operation[][]; validBytes: number; problem?: string } {
+  const records: Operation[][] = [];
+  let at = MAGIC.length;
+  while (at < contents.length) {
+    if (at + RECORD_HEADER_SIZE > contents.length) {
+      return { records, validBytes: at, problem: "torn record header at the end" };
+    }
+    const bodyLength = contents.readUInt32BE(at + 4);
+    const end = at + RECORD_HEADER_SIZE + bodyLength;
+    if (end > contents.length) return { records, validBytes: at, problem: "torn record at the end" };
+    if (contents.readUInt32BE(at) !== crc32c(contents.subarray(at + 4, end))) {
+      return { records, validBytes: at, problem: `CRC32C mismatch in the record at byte ${at}` };
+    }
+    try {
+      records.push(decodeOperations(contents.subarray(at + RECORD_HEADER_SIZE, end)));
+    } catch (error) {
+      return {
+        records,
+        validBytes: at,
+        problem: `malformed record at byte ${at}: ${(error as Error).message}`,
+      };
+    }
+    at = end;
+  }
+  return { records, validBytes: at };
+}

@@ -1,0 +1,239 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  FlushScheduler,
+  KafkaStorageError,
+  type LogEvent,
+  PartitionLog,
+  type SyncableFile,
+} from "../src/index.js";
+import { makeBatch, records, withTempDir } from "./helpers.js";
+
+/** A syncFile hook that records calls and can hold fsyncs until the test releases them. */
+class SyncRecorder {
+  readonly synced: string[] = [];
+  private gate: Promise<void> | undefined;
+  private openGate: (() => void) | undefined;
+  private waiters: (() => void)[] = [];
+  failWith: Error | undefined;
+
+  hold(): void {
+    this.gate = new Promise((resolve) => {
+      this.openGate = resolve;
+    });
+  }
+
+  release(): void {
+    this.openGate?.();
+    this.gate = undefined;
+  }
+
+  /** Resolves once at least `count` fsyncs have started. */
+  async started(count: number): Promise<void> {
+    while (this.synced.length < count) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  readonly syncFile = async (file: SyncableFile): Promise<void> => {
+    this.synced.push(file.path);
+    for (const waiter of this.waiters.splice(0)) waiter();
+    if (this.gate) await this.gate;
+    if (this.failWith) throw this.failWith;
+    await file.handle?.datasync();
+  };
+}
+
+const append = (log: PartitionLog, prefix: string, count = 1) =>
+  log.append(makeBatch(records(prefix, count)), { assignOffsets: true, leaderEpoch: 0 });
+
+describe("group-committed flushing", () => {
+  it("fsyncs each dirty file once when many logs flush at the same moment", async () => {
+    await withTempDir(async (directory) => {
+      const recorder = new SyncRecorder();
+      const scheduler = new FlushScheduler({ syncFile: recorder.syncFile });
+      const logs = await Promise.all(
+        Array.from({ length: 20 }, (_, index) =>
+          PartitionLog.open(join(directory, `p${index}`), { flushScheduler: scheduler }),
+        ),
+      );
+      await Promise.all(logs.map((log, index) => append(log, `l${index}`, 3)));
+      const roundsBefore = scheduler.stats.rounds;
+      const flushed = await Promise.all(logs.flatMap((log) => [log.flush(), log.flush()]));
+      expect(scheduler.stats.rounds - roundsBefore).toBe(1);
+      expect(recorder.synced.sort()).toEqual(
+        logs.map((log) => join(log.directory, "00000000000000000000.log")).sort(),
+      );
+      expect(flushed.every((offset) => offset === 3)).toBe(true);
+      expect(logs.every((log) => log.flushedOffset === 3)).toBe(true);
+
+      // Nothing dirty: a flush costs no fsync.
+      await Promise.all(logs.map((log) => log.flush()));
+      expect(recorder.synced).toHaveLength(20);
+      await Promise.all(logs.map((log) => log.close()));
+    });
+  });
+
+  it("collects requests that arrive during a round into exactly one next round", async () => {
+    await withTempDir(async (directory) => {
+      const recorder = new SyncRecorder();
+      const scheduler = new FlushScheduler({ syncFile: recorder.syncFile });
+      const logs = await Promise.all(
+        Array.from({ length: 5 }, (_, index) =>
+          PartitionLog.open(join(directory, `q${index}`), { flushScheduler: scheduler }),
+        ),
+      );
+      await append(logs[0]!, "first");
+      recorder.hold();
+      const firstRound = logs[0]!.flush();
+      await recorder.started(1);
+      // While that fsync is in progress, every log appends and asks for a flush.
+      await Promise.all(logs.map((log) => append(log, "second", 2)));
+      let secondDone = false;
+      const second = Promise.all(logs.map((log) => log.flush())).then(() => {
+        secondDone = true;
+      });
+      expect(logs[0]!.flushedOffset).toBe(0);
+      recorder.release();
+      await firstRound;
+      expect(logs[0]!.flushedOffset).toBe(1);
+      await second;
+      expect(secondDone).toBe(true);
+      expect(scheduler.stats.rounds).toBe(2);
+      expect(recorder.synced).toHaveLength(6);
+      expect(logs.map((log) => log.flushedOffset)).toEqual([3, 2, 2, 2, 2]);
+      await Promise.all(logs.map((log) => log.close()));
+    });
+  });
+
+  it("acknowledges flushBeforeAck appends only after their fsync", async () => {
+    await withTempDir(async (directory) => {
+      const recorder = new SyncRecorder();
+      const scheduler = new FlushScheduler({ syncFile: recorder.syncFile });
+      const log = await PartitionLog.open(directory, {
+        flushScheduler: scheduler,
+        config: { flushBeforeAck: true },
+      });
+      recorder.hold();
+      let acknowledged = false;
+      const appended = append(log, "durable", 2).then((result) => {
+        acknowledged = true;
+        return result;
+      });
+      await recorder.started(1);
+      expect(acknowledged).toBe(false);
+      recorder.release();
+      expect((await appended).nextOffset).toBe(2);
+      expect(log.flushedOffset).toBe(2);
+      // Per-append override: an acks=1 style append does not wait.
+      recorder.hold();
+      const fast = await log.append(makeBatch(records("fast", 1)), {
+        assignOffsets: true,
+        leaderEpoch: 0,
+        waitForFlush: false,
+      });
+      expect(fast.firstOffset).toBe(2);
+      recorder.release();
+      await log.close();
+    });
+  });
+
+  it("reports a rolled segment as durable once its fsync completed, ready for upload", async () => {
+    await withTempDir(async (directory) => {
+      const recorder = new SyncRecorder();
+      const scheduler = new FlushScheduler({ syncFile: recorder.syncFile });
+      const events: LogEvent[] = [];
+      const log = await PartitionLog.open(directory, {
+        flushScheduler: scheduler,
+        config: { segmentBytes: 300 },
+        onEvent: (event) => events.push(event),
+      });
+      recorder.hold();
+      for (let index = 0; index < 4; index += 1) await append(log, `roll${index}`, 2);
+      const rolled = events.filter((event) => event.type === "segment-rolled");
+      expect(rolled.length).toBeGreaterThan(0);
+      expect(events.some((event) => event.type === "segment-durable")).toBe(false);
+      expect(log.segmentInfos()[0]!.durable).toBe(false);
+      recorder.release();
+      await log.flush();
+      const durable = events.filter((event) => event.type === "segment-durable");
+      expect(
+        durable.map((event) => (event as { segment: { baseOffset: number } }).segment.baseOffset),
+      ).toContain(0);
+      expect(durable.every((event) => (event as { segment: { durable: boolean } }).segment.durable)).toBe(
+        true,
+      );
+      // The closed segment's log and both indexes were fsynced, plus the directory for the new file.
+      expect(recorder.synced).toEqual(
+        expect.arrayContaining([
+          join(directory, "00000000000000000000.log"),
+          join(directory, "00000000000000000000.index"),
+          join(directory, "00000000000000000000.timeindex"),
+          directory,
+        ]),
+      );
+      expect(log.segmentInfos()[0]!.durable).toBe(true);
+      await log.close();
+    });
+  });
+
+  it("flushes on its own after flush.messages records", async () => {
+    await withTempDir(async (directory) => {
+      const recorder = new SyncRecorder();
+      const scheduler = new FlushScheduler({ syncFile: recorder.syncFile });
+      const log = await PartitionLog.open(directory, {
+        flushScheduler: scheduler,
+        config: { flushMessages: 5 },
+      });
+      await append(log, "a", 2);
+      await append(log, "b", 2);
+      expect(scheduler.stats.flushRequests).toBe(0);
+      await append(log, "c", 1);
+      await recorder.started(1);
+      expect(scheduler.stats.flushRequests).toBe(1);
+      await log.close();
+    });
+  });
+
+  it("flushes data older than flush.ms when due", async () => {
+    await withTempDir(async (directory) => {
+      let now = 50_000;
+      const recorder = new SyncRecorder();
+      const scheduler = new FlushScheduler({ syncFile: recorder.syncFile, now: () => now });
+      const log = await PartitionLog.open(directory, {
+        flushScheduler: scheduler,
+        config: { flushMs: 1000 },
+      });
+      await append(log, "timed");
+      now += 999;
+      expect(scheduler.flushDue()).toBe(0);
+      now += 1;
+      expect(scheduler.flushDue()).toBe(1);
+      await recorder.started(1);
+      await log.flush();
+      expect(log.flushedOffset).toBe(1);
+      scheduler.close();
+      await log.close();
+    });
+  });
+
+  it("stops accepting writes after a failed fsync and says what to do", async () => {
+    await withTempDir(async (directory) => {
+      const recorder = new SyncRecorder();
+      const scheduler = new FlushScheduler({ syncFile: recorder.syncFile });
+      const log = await PartitionLog.open(directory, { flushScheduler: scheduler });
+      await append(log, "before");
+      recorder.failWith = Object.assign(new Error("input/output error"), { code: "EIO" });
+      const failure = await log.flush().catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(KafkaStorageError);
+      expect((failure as Error).message).toMatch(/EIO.*restart the broker/s);
+      expect(log.flushedOffset).toBe(0);
+      await expect(append(log, "after")).rejects.toBeInstanceOf(KafkaStorageError);
+      // Reads of what was written still work.
+      expect((await log.read(0, 100)).nextOffset).toBe(1);
+      await log.close();
+      const reopened = await PartitionLog.open(directory, { flushScheduler: new FlushScheduler() });
+      expect(reopened.recoveryReport.cleanShutdown).toBe(false);
+      expect(reopened.logEndOffset).toBe(1);
+      await reopened.close();
+    });
+  });
+});
