@@ -47,6 +47,23 @@ export {
   type RaftHostOptions,
   RaftNodeHost,
 } from "./host/node-host.js";
+export {
+  PartitionRaftLog,
+  type PartitionRaftLogOptions,
+  RaftStorageError,
+  raftKeyPrefix,
+  StableHardStateStore,
+} from "./host/partition-raft-log.js";
+export {
+  type BatchRecord,
+  batchForEntry,
+  CONTROL_TYPE_LEADER_CHANGE,
+  CONTROL_TYPE_VOTERS,
+  encodeRecordBatch,
+  entryFromBatch,
+  RaftBatchError,
+  splitBatches,
+} from "./host/record-batch.js";
 export type { StateMachine } from "./host/state-machine.js";
 export {
   type HardStateStore,
