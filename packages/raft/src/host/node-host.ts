@@ -464,6 +464,8 @@ export class RaftNodeHost {
     const { ready } = item;
     if (ready.snapshot !== undefined || ready.entries.length > 0) {
       const written = state.log.write(ready);
+      // The fsync round awaits (and reports) a failure; until then it must not count as unhandled.
+      written.catch(() => {});
       state.pendingWrite =
         state.pendingWrite === undefined
           ? written
