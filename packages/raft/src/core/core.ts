@@ -150,6 +150,7 @@ export class RaftCore {
   private leadTransferee: NodeId = NO_NODE;
   private quiesced = false;
   private startupLeaseUntilTick = 0;
+  private leaseBlockedUntilTick = 0;
 
   /** Leader: appended-but-uncommitted entries as (lastOffset, bytes), oldest first. */
   private readonly uncommitted: Array<[number, number]> = [];
@@ -1175,6 +1176,8 @@ export class RaftCore {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    // The target may campaign whenever the message arrives, bypassing other voters' leases.
+    this.leaseBlockedUntilTick = this.ticks + 2 * this.options.electionTimeoutTicks;
     this.send({ type: "timeoutNow", group: this.group, from: this.id, to, term: this.term });
   }
 
@@ -1397,7 +1400,7 @@ export class RaftCore {
   }
 
   private leaseValid(): boolean {
-    if (this.leadTransferee !== NO_NODE) return false;
+    if (this.leadTransferee !== NO_NODE || this.ticks < this.leaseBlockedUntilTick) return false;
     const rounds: number[] = [];
     for (const voter of this.config.voters) {
       if (voter === this.id) rounds.push(this.heartbeatRound);
