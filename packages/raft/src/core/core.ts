@@ -1013,7 +1013,10 @@ export class RaftCore {
       !progress.waitingForEntries &&
       progress.nextAfter < this.log.lastOffset()
     ) {
+      const before = progress.nextAfter;
       this.sendOneAppend(progress, false);
+      // A snapshot transfer started or the entries are loading: nothing more to pipeline now.
+      if (progress.nextAfter === before) break;
     }
   }
 
