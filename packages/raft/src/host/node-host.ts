@@ -121,6 +121,7 @@ export class RaftNodeHost {
   private pendingHardStates = new Map<GroupId, HardState>();
   private touchedLogs = new Set<GroupState>();
   private roundInFlight = false;
+  private round: Promise<void> = Promise.resolve();
   private processScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -362,6 +363,7 @@ export class RaftNodeHost {
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     await this.transport.stop();
+    await this.round;
     if (this.pendingHardStates.size > 0 && this.failure === undefined) {
       await this.hardStates.saveMany(this.pendingHardStates).catch(() => {});
     }
@@ -536,6 +538,10 @@ export class RaftNodeHost {
       Promise.all(writes).then(() => Promise.all(logs.map((state) => state.log.sync()))),
       hardStates.size > 0 ? this.hardStates.saveMany(hardStates) : undefined,
     ]);
+    this.round = durable.then(
+      () => {},
+      () => {},
+    );
     durable.then(
       () => {
         this.roundInFlight = false;
@@ -549,7 +555,9 @@ export class RaftNodeHost {
         }
         this.process();
       },
-      (error: Error) => this.fail(error),
+      (error: Error) => {
+        if (!this.stopped) this.fail(error);
+      },
     );
   }
 
