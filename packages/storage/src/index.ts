@@ -10,3 +10,4 @@ export * from "./retention.js";
 export * from "./s3-object-store.js";
 export * from "./segment-archive.js";
 export * from "./stable-store.js";
+export { fsyncDirectory, writeFileAtomically } from "./fs-util.js";
