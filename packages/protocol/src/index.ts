@@ -4,6 +4,7 @@ export * from "./codec/constants.js";
 export * from "./codec/errors.js";
 export * from "./codec/reader.js";
 export * from "./codec/writer.js";
+export * from "./data/versioned-data.js";
 export * from "./errors/error-codes.js";
 export * from "./frames/frame-splitter.js";
 export * from "./frames/headers.js";

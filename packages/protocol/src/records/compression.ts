@@ -1,7 +1,9 @@
 import { gunzipSync, gzipSync } from "node:zlib";
-import { compressSync as snappyCompress, uncompressSync as snappyUncompress } from "@napi-rs/snappy";
-import { compressFrameSync as lz4CompressFrame, decompressFrameSync as lz4DecompressFrame } from "lz4-napi";
-import { compress as zstdCompress, decompress as zstdDecompress } from "zstd-napi";
+// Default imports on purpose: these are CommonJS native modules, and Node's ESM loader cannot see all
+// of their named exports (it misses @napi-rs/snappy's uncompressSync, for one).
+import snappy from "@napi-rs/snappy";
+import lz4 from "lz4-napi";
+import zstd from "zstd-napi";
 import { ErrorCode } from "../errors/error-codes.js";
 import { corrupt, RecordBatchError } from "./errors.js";
 
@@ -41,7 +43,7 @@ function snappyDeclaredLength(block: Buffer): number {
 function xerialCompress(data: Buffer): Buffer {
   const parts: Buffer[] = [XERIAL_MAGIC, Buffer.from([0, 0, 0, 1, 0, 0, 0, 1])];
   for (let start = 0; start < data.length; start += XERIAL_BLOCK_BYTES) {
-    const block = snappyCompress(data.subarray(start, start + XERIAL_BLOCK_BYTES));
+    const block = snappy.compressSync(data.subarray(start, start + XERIAL_BLOCK_BYTES));
     const length = Buffer.allocUnsafe(4);
     length.writeInt32BE(block.length);
     parts.push(length, block);
@@ -52,7 +54,7 @@ function xerialCompress(data: Buffer): Buffer {
 function snappyDecompress(data: Buffer, maxBytes: number): Buffer {
   if (!isXerialSnappy(data)) {
     checkLimit(snappyDeclaredLength(data), maxBytes, "snappy");
-    return snappyUncompress(data);
+    return snappy.uncompressSync(data);
   }
   const parts: Buffer[] = [];
   let total = 0;
@@ -68,7 +70,7 @@ function snappyDecompress(data: Buffer, maxBytes: number): Buffer {
     position += length;
     total += snappyDeclaredLength(block);
     checkLimit(total, maxBytes, "snappy");
-    parts.push(snappyUncompress(block));
+    parts.push(snappy.uncompressSync(block));
   }
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
@@ -91,9 +93,9 @@ export function compress(type: CompressionType, data: Buffer): Buffer {
     case CompressionType.Snappy:
       return xerialCompress(data);
     case CompressionType.Lz4:
-      return lz4CompressFrame(data);
+      return lz4.compressFrameSync(data);
     case CompressionType.Zstd:
-      return zstdCompress(data);
+      return zstd.compress(data);
     default:
       throw new RecordBatchError(
         ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
@@ -117,10 +119,10 @@ export function decompress(type: number, data: Buffer, maxBytes = DEFAULT_MAX_DE
       case CompressionType.Snappy:
         return snappyDecompress(data, maxBytes);
       case CompressionType.Lz4:
-        output = lz4DecompressFrame(data);
+        output = lz4.decompressFrameSync(data);
         break;
       case CompressionType.Zstd:
-        output = zstdDecompress(data);
+        output = zstd.decompress(data);
         break;
       default:
         throw new RecordBatchError(

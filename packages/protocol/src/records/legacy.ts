@@ -1,4 +1,4 @@
-import { crc32 } from "@node-rs/crc32";
+import crc from "@node-rs/crc32";
 import { CompressionType, DEFAULT_MAX_DECOMPRESSED_BYTES, decompress } from "./compression.js";
 import { corrupt } from "./errors.js";
 import { LOG_OVERHEAD, TimestampType } from "./record-batch.js";
@@ -90,7 +90,7 @@ function readMessage(message: Buffer, position: number): LegacyMessage {
     );
   }
   const storedCrc = message.readUInt32BE(12);
-  const actualCrc = crc32(message.subarray(CRC_START)) >>> 0;
+  const actualCrc = crc.crc32(message.subarray(CRC_START)) >>> 0;
   if (storedCrc !== actualCrc) {
     throw corrupt(
       `legacy message at byte ${position} fails its CRC32 check (stored ${storedCrc.toString(16)}, computed ${actualCrc.toString(16)})`,
