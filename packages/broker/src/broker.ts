@@ -10,13 +10,20 @@ import {
   readinessCheckNames,
 } from "@raftka/monitoring";
 import { FlushScheduler } from "@raftka/storage";
+import { alterConfigsHandler, incrementalAlterConfigsHandler } from "./apis/alter-configs/handler.js";
 import { apiVersionsHandler } from "./apis/api-versions/handler.js";
+import { createPartitionsHandler } from "./apis/create-partitions/handler.js";
 import { createTopicsHandler } from "./apis/create-topics/handler.js";
+import { deleteRecordsHandler } from "./apis/delete-records/handler.js";
+import { deleteTopicsHandler } from "./apis/delete-topics/handler.js";
+import { describeClusterHandler } from "./apis/describe-cluster/handler.js";
+import { describeConfigsHandler } from "./apis/describe-configs/handler.js";
 import { FetchSessionCache } from "./apis/fetch/fetch-sessions.js";
 import { fetchHandler } from "./apis/fetch/handler.js";
 import { LongPoll } from "./apis/fetch/long-poll.js";
 import { listOffsetsHandler } from "./apis/list-offsets/handler.js";
 import { metadataHandler } from "./apis/metadata/handler.js";
+import { offsetForLeaderEpochHandler } from "./apis/offset-for-leader-epoch/handler.js";
 import { produceHandler } from "./apis/produce/handler.js";
 import { Controller } from "./metadata/controller.js";
 import { type MetadataDelta, MetadataImage } from "./metadata/image.js";
@@ -24,6 +31,7 @@ import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
 import { LocalReplicatedLog } from "./partitions/local-replicated-log.js";
 import { PartitionManager } from "./partitions/partition-manager.js";
+import { RetentionService } from "./partitions/retention-service.js";
 import { TopicMetrics } from "./partitions/topic-metrics.js";
 import { acceptAllProducers } from "./produce-hooks.js";
 import { ApiRegistry } from "./server/api-registry.js";
@@ -83,7 +91,7 @@ export class Broker {
   private servicesValue: BrokerServices | undefined;
   private adminAddressValue: { host: string; port: number } | undefined;
   private advertised: Listener[] = [];
-  private retentionTimer: NodeJS.Timeout | undefined;
+  private retention: RetentionService | undefined;
   private stopping: Promise<void> | undefined;
   private readonly startedExtensions: BrokerExtension[] = [];
 
@@ -246,6 +254,14 @@ export class Broker {
       fetchHandler(services, { sessions, longPoll: this.longPoll }),
       listOffsetsHandler(services),
       createTopicsHandler(services),
+      deleteTopicsHandler(services),
+      createPartitionsHandler(services),
+      describeConfigsHandler(services),
+      alterConfigsHandler(services),
+      incrementalAlterConfigsHandler(services),
+      deleteRecordsHandler(services),
+      describeClusterHandler(services),
+      offsetForLeaderEpochHandler(services),
     ]) {
       this.registry.register(handler as never);
     }
@@ -274,7 +290,19 @@ export class Broker {
   }
 
   private startRetention(): void {
-    // Filled in by the retention service.
+    this.retention = new RetentionService({
+      partitions: this.partitionManager!,
+      intervalMs: () => this.options.config.get("log.retention.check.interval.ms"),
+      now: this.now,
+      logger: this.options.logging.component("storage"),
+    });
+    this.retention.start();
+  }
+
+  /** Runs a retention pass now instead of waiting for the timer (tests, operator tools). */
+  runRetention(): ReturnType<RetentionService["runOnce"]> {
+    if (!this.retention) throw new Error("the broker has not started yet; await Broker.start()");
+    return this.retention.runOnce();
   }
 
   /**
@@ -290,7 +318,7 @@ export class Broker {
     const deadline = Date.now() + this.options.config.get("shutdown.timeout.ms");
     this.logger.info("shutting down: no new connections or requests; answering requests in flight");
     this.admin.readiness.set(readinessCheckNames.listenersUp, { ready: false, reason: "shutting down" });
-    clearInterval(this.retentionTimer);
+    await this.retention?.stop();
     this.server.stopAccepting();
     this.longPoll.wakeAll();
     await this.server.drain(deadline);

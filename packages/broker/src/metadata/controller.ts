@@ -1,4 +1,13 @@
-import { type Logger, type RaftkaConfig, validateTopicConfig } from "@raftka/monitoring";
+import {
+  isSettingKey,
+  isTopicSettingKey,
+  type Logger,
+  type RaftkaConfig,
+  settingDefinition,
+  topicSettings,
+  topicSettingValue,
+  validateTopicConfig,
+} from "@raftka/monitoring";
 import {
   decodeRecordBatch,
   ErrorCode,
@@ -8,6 +17,12 @@ import {
 } from "@raftka/protocol";
 import { logConfigProblem } from "../partitions/log-config.js";
 import type { ReplicatedLog } from "../partitions/replicated-log.js";
+import {
+  type ConfigOutcome,
+  type ConfigResourceChange,
+  ConfigResourceType,
+  planConfigChanges,
+} from "./config-operations.js";
 import { emptyDelta, type MetadataDelta, type MetadataImage, type TopicImage } from "./image.js";
 import { decodeMetadataRecord, encodeMetadataRecord, type MetadataRecord } from "./records.js";
 import {
@@ -200,6 +215,74 @@ export class Controller {
       if (!options.validateOnly) await this.commitOrFail(plan.records, plan.outcomes);
       return plan.outcomes;
     });
+  }
+
+  /**
+   * AlterConfigs (`replaceAll`: the listed configs become the resource's whole set of overrides) and
+   * IncrementalAlterConfigs for topics and brokers. Changes are metadata records, so they survive restarts.
+   */
+  alterConfigs(
+    resources: readonly ConfigResourceChange[],
+    options: { validateOnly?: boolean; replaceAll: boolean },
+  ): Promise<ConfigOutcome[]> {
+    return this.serialize(async () => {
+      const { config, image, nodeId } = this.options;
+      const plan = planConfigChanges(resources, {
+        image,
+        nodeId,
+        replaceAll: options.replaceAll,
+        validateTopic: this.topicConfigValidator(),
+        validateBroker: (resourceName, wanted) => this.validateBrokerOverrides(resourceName, wanted),
+        isListKey: (resource, key) =>
+          resource.resourceType === ConfigResourceType.TOPIC
+            ? isTopicSettingKey(key) && topicSettings.get(key)!.type.kafkaType === "LIST"
+            : isSettingKey(key) && settingDefinition(key).type.kafkaType === "LIST",
+        currentListValue: (resource, key) => {
+          if (resource.resourceType === ConfigResourceType.TOPIC) {
+            const topic = image.topic(resource.resourceName);
+            if (!topic || !isTopicSettingKey(key)) return undefined;
+            const definition = topicSettings.get(key)!;
+            return definition.type.format(topicSettingValue(config, topic.configs, key));
+          }
+          return isSettingKey(key) ? (config.format(key) ?? undefined) : undefined;
+        },
+      });
+      if (!options.validateOnly) await this.commitOrFail(plan.records, plan.outcomes);
+      return plan.outcomes;
+    });
+  }
+
+  /** Dynamic broker overrides are valid when the node's settings would accept the merged result. */
+  private validateBrokerOverrides(
+    resourceName: string,
+    wanted: ReadonlyMap<string, string>,
+  ): OperationError | undefined {
+    for (const key of wanted.keys()) {
+      if (isSettingKey(key) && !settingDefinition(key).dynamic) {
+        return {
+          code: ErrorCode.INVALID_REQUEST,
+          message: `${key} cannot change while the node runs; set it in the config file, environment or flags and restart the node`,
+        };
+      }
+    }
+    const { config, image, nodeId } = this.options;
+    const nodeName = String(nodeId);
+    const clusterDefaults = resourceName === "" ? wanted : image.brokerConfig("");
+    const nodeOverrides = resourceName === nodeName ? wanted : image.brokerConfig(nodeName);
+    const changes: Record<string, string | null> = {};
+    const keys = new Set([
+      ...clusterDefaults.keys(),
+      ...nodeOverrides.keys(),
+      ...image.brokerConfig("").keys(),
+      ...image.brokerConfig(nodeName).keys(),
+    ]);
+    for (const key of keys) changes[key] = nodeOverrides.get(key) ?? clusterDefaults.get(key) ?? null;
+    const problems = config.update(changes, { validateOnly: true });
+    if (problems.length === 0) return undefined;
+    return {
+      code: ErrorCode.INVALID_CONFIG,
+      message: problems.map((problem) => `${problem.key}: ${problem.message}`).join("; "),
+    };
   }
 
   /** Commits; if the metadata log refuses, every outcome that would have succeeded gets the storage error. */
