@@ -37,6 +37,7 @@ describe("planLeaderTransfers", () => {
     });
     expect(plan.transfers).toHaveLength(4);
     expect(targets(plan)).toEqual({ 2: 2, 3: 2 });
+    expect(plan.excessAfter).toBe(16);
   });
 
   it("leaves a spread within one of even alone", () => {
@@ -78,6 +79,15 @@ describe("planLeaderTransfers", () => {
     });
     expect(targets(downThree)).toEqual({ 2: 10 });
     expect(downThree.transfers.every(({ group }) => group % 2 === 0)).toBe(true);
+    expect(downThree.excessAfter).toBe(0);
+    const nobodyReady = planLeaderTransfers({
+      self: 1,
+      groups: groups(20, () => 1, [1, 2]),
+      maxTransfers: 100,
+      canTakeOver: () => false,
+    });
+    expect(nobodyReady.transfers).toEqual([]);
+    expect(nobodyReady.excessAfter).toBe(10);
 
     // Groups 0-9 on nodes 1,2; groups 10-19 on nodes 1,3; node 1 leads all: it keeps 10.
     const subsets: BalancerGroup[] = Array.from({ length: 20 }, (_, group) => ({

@@ -17,7 +17,7 @@ export class BenchCluster {
     this.nextRequest = 1;
   }
 
-  /** options: { nodes, groups, storage: "disk" | "memory", tickMs, dir? } */
+  /** options: { nodes, groups, storage: "disk" | "memory", tickMs, dir?, maxOpenFiles? } */
   static async start(options) {
     const dataDir = await mkdtemp(join(options.dir ?? tmpdir(), "raftka-bench-"));
     const cluster = new BenchCluster(options, dataDir);
@@ -39,6 +39,7 @@ export class BenchCluster {
       tickMs: this.options.tickMs,
       secret: this.secret,
       storageMode: this.options.storage,
+      maxOpenFiles: this.options.maxOpenFiles,
       voters: Array.from({ length: this.options.nodes }, (_, index) => index + 1),
     };
     const child = fork(nodeScript, [JSON.stringify(config)], {

@@ -25,6 +25,11 @@ export interface LeaderBalancePlan {
   readonly leaders: ReadonlyMap<NodeId, number>;
   /** Each live node's fair share of those leaders (fractional). */
   readonly shares: ReadonlyMap<NodeId, number>;
+  /**
+   * Leaders `self` would still hold above its share after the planned transfers: more passes are
+   * needed (the per-pass limit, or voters not caught up yet).
+   */
+  readonly excessAfter: number;
 }
 
 /**
@@ -76,5 +81,6 @@ export function planLeaderTransfers(input: LeaderBalanceInput): LeaderBalancePla
     leaders.set(input.self, leaders.get(input.self)! - 1);
     leaders.set(target, leaders.get(target)! + 1);
   }
-  return { transfers, leaders: before, shares };
+  const excessAfter = Math.max(0, (leaders.get(input.self) ?? 0) - allowance(input.self));
+  return { transfers, leaders: before, shares, excessAfter };
 }

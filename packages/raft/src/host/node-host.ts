@@ -563,6 +563,9 @@ export class RaftNodeHost {
       },
     });
     balancer.passes++;
+    // Still over its share (rate limit, or followers still catching up): look again next pass even
+    // if no leadership changes in between.
+    balancer.changed = plan.excessAfter > 0;
     const led = plan.leaders.get(this.nodeId) ?? 0;
     const share = plan.shares.get(this.nodeId) ?? 0;
     const spread = Object.fromEntries(plan.leaders);
@@ -571,8 +574,16 @@ export class RaftNodeHost {
       if (balancer.recent.size === 0 && reported !== balancer.lastReported) {
         balancer.lastReported = reported;
         this.logger.info(
-          { led, share: Number(share.toFixed(1)), leaders: spread, transfers: balancer.transfers },
-          "leader balancer: nothing to move from this node",
+          {
+            led,
+            share: Number(share.toFixed(1)),
+            leaders: spread,
+            transfers: balancer.transfers,
+            waitingForCaughtUpVoters: plan.excessAfter,
+          },
+          plan.excessAfter > 0
+            ? "leader balancer: over its share, waiting for voters to catch up before handing over"
+            : "leader balancer: nothing to move from this node",
         );
       }
       return;
@@ -594,6 +605,7 @@ export class RaftNodeHost {
         leaders: spread,
         started,
         total: balancer.transfers,
+        remaining: plan.excessAfter,
         perTarget: countBy(plan.transfers.map((transfer) => transfer.target)),
       },
       "leader balancer: handing leadership to less loaded nodes",
