@@ -356,11 +356,15 @@ export class CachedFile {
         continue;
       }
       if (this.opening !== undefined) {
-        await this.opening.catch(() => undefined);
+        await this.opening;
         continue;
       }
       const opening = this.openPinned();
-      this.opening = opening.then(() => undefined);
+      // Others only wait on this; the opener alone sees (and reports) a failed open.
+      this.opening = opening.then(
+        () => undefined,
+        () => undefined,
+      );
       try {
         return await opening;
       } finally {

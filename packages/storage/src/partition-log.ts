@@ -280,10 +280,13 @@ export class PartitionLog {
     }
     openDirectories.add(key);
     let opened: OpenedDirectory;
+    const touched: LogSegment[] = [];
     try {
       await mkdir(directory, { recursive: true });
-      opened = await recoverDirectory(directory, settings, now, options.initialOffset ?? 0, onEvent);
+      opened = await recoverDirectory(directory, settings, now, options.initialOffset ?? 0, onEvent, touched);
     } catch (error) {
+      // Descriptors the half-done recovery holds go back to the shared cache.
+      await Promise.all(touched.map((segment) => segment.close().catch(() => {})));
       openDirectories.delete(key);
       throw error;
     }
@@ -1210,8 +1213,20 @@ async function recoverDirectory(
   now: () => number,
   initialOffset: number,
   onEvent: (event: LogEvent) => void,
+  /** Every segment recovery creates or loads, so a failed open can release their descriptors. */
+  touched: LogSegment[],
 ): Promise<OpenedDirectory> {
+  const create = async (baseOffset: number) => {
+    const segment = await LogSegment.create(directory, baseOffset, now(), settings);
+    touched.push(segment);
+    return segment;
+  };
   const report = emptyReport(directory);
+  // Until the log exists, an fsync failure of an evicted file fails the open instead.
+  let syncFailure: KafkaStorageError | undefined;
+  settings.onSyncError = (error) => {
+    syncFailure ??= error;
+  };
   settings.onIndexRebuilt = (baseOffset, reason) => {
     report.rebuiltIndexes.push({ segmentBaseOffset: baseOffset, reason });
     onEvent({ type: "index-rebuilt", baseOffset, reason });
@@ -1276,12 +1291,13 @@ async function recoverDirectory(
   let logStartOffset = readStart ?? logBases[0] ?? initialOffset;
   const segments: LogSegment[] = [];
   if (brandNew) {
-    segments.push(await LogSegment.create(directory, logStartOffset, now(), settings));
+    segments.push(await create(logStartOffset));
   }
 
   const indexProblems = new Map<LogSegment, string>();
   for (const baseOffset of logBases) {
     const { segment, indexProblem } = await LogSegment.load(directory, baseOffset, now(), settings);
+    touched.push(segment);
     segments.push(segment);
     if (indexProblem !== undefined) indexProblems.set(segment, indexProblem);
   }
@@ -1365,7 +1381,7 @@ async function recoverDirectory(
     await rescan(0, epochCache);
   }
   if (segments.length === 0) {
-    segments.push(await LogSegment.create(directory, logStartOffset, now(), settings));
+    segments.push(await create(logStartOffset));
   }
 
   for (const [segment, reason] of indexProblems) {
@@ -1413,7 +1429,7 @@ async function recoverDirectory(
   if (logStartOffset > segments.at(-1)!.nextOffset) {
     // The cut tail held the log start: the log restarts, empty, at its start offset.
     await dropFrom(0, "the log start offset is past the recovered end");
-    segments.push(await LogSegment.create(directory, logStartOffset, now(), settings));
+    segments.push(await create(logStartOffset));
     epochCache.clear();
   }
   epochCache.truncateFromEnd(segments.at(-1)!.nextOffset);
@@ -1424,6 +1440,7 @@ async function recoverDirectory(
   for (const segment of segments) if (rescanned.has(segment)) await segment.syncAll({ force: true });
   await unlinkIfExists(cleanMarker);
   await files.transient(() => fsyncDirectory(directory));
+  if (syncFailure !== undefined) throw syncFailure;
 
   const recoveryPoint = segments.at(-1)!.baseOffset;
   const epochs = epochCache.snapshot().map((entry) => [entry.epoch, entry.startOffset]);
