@@ -11,6 +11,11 @@ export interface FileHandleCacheOptions {
   maxOpenFiles?: number;
   /** Makes an evicted dirty file durable before its descriptor closes. Injectable for tests. */
   syncFile?: (file: SyncableFile) => Promise<void>;
+  /**
+   * Close descriptors of files unused this long even when the cache is not full, so idle logs hold
+   * none (default 60 000 ms; 0 keeps them until the cache needs room).
+   */
+  idleCloseMs?: number;
 }
 
 export interface FileHandleCacheStats {
@@ -70,13 +75,18 @@ export class FileHandleCache {
   private readonly idleClean = new Map<CachedFile, true>();
   private readonly idleDirty = new Map<CachedFile, true>();
   private readonly waiters: Array<() => void> = [];
+  private readonly idleCloseMs: number;
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: FileHandleCacheOptions = {}) {
     const max = options.maxOpenFiles ?? defaultMaxOpenFiles();
     if (!Number.isInteger(max) || max < 1) {
       throw new RangeError(`maxOpenFiles must be a positive integer, got ${max}`);
     }
+    const idleCloseMs = options.idleCloseMs ?? 60_000;
+    if (!(idleCloseMs >= 0)) throw new RangeError(`idleCloseMs must be >= 0, got ${idleCloseMs}`);
     this.maxOpenFiles = max;
+    this.idleCloseMs = idleCloseMs;
     this.syncFile =
       options.syncFile ?? ((file) => (file.metadata ? file.handle!.sync() : file.handle!.datasync()));
   }
@@ -140,6 +150,29 @@ export class FileHandleCache {
   becameIdle(file: CachedFile, dirty: boolean): void {
     (dirty ? this.idleDirty : this.idleClean).set(file, true);
     this.wakeOne();
+    if (!dirty && this.idleCloseMs > 0 && this.sweepTimer === undefined) this.armSweep();
+  }
+
+  private armSweep(): void {
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      this.closeLongIdle();
+    }, this.idleCloseMs);
+    // Idle descriptors must not keep a process alive.
+    this.sweepTimer.unref();
+  }
+
+  /** Closes clean descriptors idle for idleCloseMs (dirty ones wait for their flush round). */
+  private closeLongIdle(): void {
+    const cutoff = Date.now() - this.idleCloseMs;
+    for (const file of this.idleClean.keys()) {
+      // Least recently used first: the first one young enough ends the sweep.
+      if (file.idleSince > cutoff) break;
+      void file.evict().then((closed) => {
+        if (closed) this.releaseSlot();
+      });
+    }
+    if (this.idleClean.size > 0) this.armSweep();
   }
 
   /** @internal */
@@ -169,6 +202,8 @@ export class CachedFile {
   private unpinned: Array<() => void> = [];
   private dirty = false;
   private createNext = false;
+  /** @internal When its last user released it (Date.now()). */
+  idleSince = 0;
   private readonly flags: "r" | "r+";
 
   /** @internal */
@@ -400,7 +435,10 @@ export class CachedFile {
     this.pins--;
     if (this.pins > 0) return;
     for (const resolve of this.unpinned.splice(0)) resolve();
-    if (this.handle !== undefined && this.evicting === undefined) this.cache.becameIdle(this, this.dirty);
+    if (this.handle !== undefined && this.evicting === undefined) {
+      this.idleSince = Date.now();
+      this.cache.becameIdle(this, this.dirty);
+    }
   }
 }
 

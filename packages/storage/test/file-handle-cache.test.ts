@@ -193,6 +193,23 @@ describe("FileHandleCache", () => {
     });
   });
 
+  it("closes descriptors of idle logs even when the cache has room, and reopens them on use", async () => {
+    await withTempDir(async (directory) => {
+      const files = new FileHandleCache({ maxOpenFiles: 100, idleCloseMs: 20 });
+      const baseline = openDescriptors();
+      const log = await PartitionLog.open(join(directory, "idle"), { fileHandleCache: files });
+      await log.append(makeBatch(records("i", 2)), { assignOffsets: true, leaderEpoch: 0 });
+      await log.flush();
+      expect(openDescriptors()).toBeGreaterThan(baseline);
+      while (files.stats.open > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(openDescriptors()).toBe(baseline);
+      await log.append(makeBatch(records("j", 1)), { assignOffsets: true, leaderEpoch: 0 });
+      expect(valuesOf((await log.read(0, 1 << 20)).records)).toEqual(["i-0", "i-1", "j-0"]);
+      await log.close();
+      expect(openDescriptors()).toBe(baseline);
+    });
+  });
+
   it("refuses a bound that is not a positive integer", () => {
     expect(() => new FileHandleCache({ maxOpenFiles: 0 })).toThrow(/maxOpenFiles must be a positive integer/);
   });
