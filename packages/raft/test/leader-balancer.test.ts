@@ -51,6 +51,21 @@ describe("planLeaderTransfers", () => {
     expect(plan.transfers).toEqual([]);
   });
 
+  it("evens out a spread two apart even when nobody is above its share rounded up", () => {
+    // 10,000 groups over 3 nodes ended once at 3334 / 3334 / 3332: every node within ceil(share).
+    const view = groups(10_000, (group) => (group < 3334 ? 1 : group < 6668 ? 2 : 3));
+    const plans = [1, 2, 3].map((self) =>
+      planLeaderTransfers({ self, groups: view, maxTransfers: 100, canTakeOver: () => true }),
+    );
+    expect(plans.map((plan) => plan.transfers.length)).toEqual([1, 1, 0]);
+    expect(plans[0]!.transfers[0]!.target).toBe(3);
+    // Both act on the same view; the next pass sees 3333 / 3333 / 3334 and moves nothing.
+    const after = groups(10_000, (group) => (group < 3333 ? 1 : group < 6666 ? 2 : 3));
+    expect(
+      planLeaderTransfers({ self: 3, groups: after, maxTransfers: 100, canTakeOver: () => true }).transfers,
+    ).toEqual([]);
+  });
+
   it("gives two overloaded nodes with the same stale view no more than the idle node's deficit together", () => {
     const view = groups(30, (group) => (group < 15 ? 1 : 2));
     const fromOne = planLeaderTransfers({
