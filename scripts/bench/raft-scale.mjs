@@ -5,10 +5,12 @@
 // by default (one PartitionLog per group, descriptors from a bounded cache per node); hard state
 // goes to each node's StableStore either way. Prints numbers; asserts nothing.
 //
-//   pnpm build && node scripts/bench/raft-scale.mjs [--groups 10000] [--idle-seconds 60]
+//   pnpm build && node scripts/bench/raft-scale.mjs [--groups 10000] [--idle-seconds 60] [--settle-seconds 30]
 //        [--tick-ms 50] [--storage disk|memory] [--dir /path] [--max-open-files N]
 //        [--balance-per-pass 100] [--no-balance] [--cpu-profile-dir /path]
 //
+// Idle CPU is measured after --settle-seconds of quiet: right after a burst of activity V8 spends a
+// while collecting and shrinking the heap on its background threads, which is not the idle cost.
 // --cpu-profile-dir writes a V8 CPU profile of each node's idle window (node-<id>-idle.cpuprofile,
 // open it in Chrome DevTools) to see what an idle node spends its CPU on.
 import { join, resolve } from "node:path";
@@ -19,6 +21,7 @@ const { values } = parseArgs({
   options: {
     groups: { type: "string", default: "10000" },
     "idle-seconds": { type: "string", default: "60" },
+    "settle-seconds": { type: "string", default: "30" },
     "tick-ms": { type: "string", default: "50" },
     storage: { type: "string", default: "disk" },
     dir: { type: "string" },
@@ -30,11 +33,20 @@ const { values } = parseArgs({
 });
 const groups = Number(values.groups);
 const idleSeconds = Number(values["idle-seconds"]);
+const settleSeconds = Number(values["settle-seconds"]);
 const tickMs = Number(values["tick-ms"]);
 const maxOpenFiles = values["max-open-files"] === undefined ? undefined : Number(values["max-open-files"]);
 const balancePerPass = Number(values["balance-per-pass"]);
-if (!Number.isInteger(groups) || groups <= 0 || !(idleSeconds > 0) || !(tickMs > 0)) {
-  console.error("--groups must be a positive integer, --idle-seconds and --tick-ms positive numbers");
+if (
+  !Number.isInteger(groups) ||
+  groups <= 0 ||
+  !(idleSeconds > 0) ||
+  !(tickMs > 0) ||
+  !(settleSeconds >= 0)
+) {
+  console.error(
+    "--groups must be a positive integer, --idle-seconds and --tick-ms positive numbers, --settle-seconds >= 0",
+  );
   process.exit(2);
 }
 if (values.storage !== "memory" && values.storage !== "disk") {
@@ -121,6 +133,8 @@ try {
     200,
   ).catch((error) => console.log(`not all groups quiesced: ${error.message}`));
   console.log(`quiesced ${seconds(quiesceStarted)} s later`);
+  const settleBefore = await cluster.statuses();
+  await new Promise((done) => setTimeout(done, settleSeconds * 1000));
   const profileDir = values["cpu-profile-dir"];
   if (profileDir !== undefined) {
     await Promise.all(cluster.ids.map((id) => cluster.request(id, { type: "profileStart" })));
@@ -128,6 +142,8 @@ try {
   const before = await cluster.statuses();
   await new Promise((done) => setTimeout(done, idleSeconds * 1000));
   const after = await cluster.statuses();
+  const cpuBetween = (earlier, later) =>
+    (later.cpuMicros - earlier.cpuMicros) / (later.wallMicros - earlier.wallMicros);
   if (profileDir !== undefined) {
     for (const id of cluster.ids) {
       const path = join(resolve(profileDir), `node-${id}-idle.cpuprofile`);
@@ -137,11 +153,16 @@ try {
   }
   for (const status of after) {
     const earlier = before.find((candidate) => candidate.nodeId === status.nodeId);
-    const cpu = (status.cpuMicros - earlier.cpuMicros) / (status.wallMicros - earlier.wallMicros);
+    const cpu = cpuBetween(earlier, status);
+    const settling = cpuBetween(
+      settleBefore.find((candidate) => candidate.nodeId === status.nodeId),
+      earlier,
+    );
     const framesPerSecond = (status.transport.framesSent - earlier.transport.framesSent) / idleSeconds;
     const files = status.fileHandleCache;
     console.log(
-      `node ${status.nodeId}: idle CPU ${(cpu * 100).toFixed(2)}% of a core over ${idleSeconds} s, ` +
+      `node ${status.nodeId}: idle CPU ${(cpu * 100).toFixed(2)}% of a core over ${idleSeconds} s ` +
+        `(${(settling * 100).toFixed(2)}% in the ${settleSeconds} s of settling before), ` +
         `RSS ${(status.rss / 1024 / 1024).toFixed(0)} MiB, awake groups ${status.awake}, ${framesPerSecond.toFixed(1)} frames/s sent, ` +
         `${status.openDescriptors} open descriptors` +
         (values.storage === "disk"
