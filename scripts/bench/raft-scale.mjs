@@ -6,7 +6,7 @@
 // goes to each node's StableStore either way. Prints numbers; asserts nothing.
 //
 //   pnpm build && node scripts/bench/raft-scale.mjs [--groups 10000] [--idle-seconds 60] [--settle-seconds 30]
-//        [--tick-ms 50] [--storage disk|memory] [--dir /path] [--max-open-files N]
+//        [--tick-ms 50] [--storage disk|memory] [--dir /path] [--max-open-files N] [--idle-close-ms N]
 //        [--balance-per-pass 100] [--no-balance] [--cpu-profile-dir /path]
 //
 // Idle CPU is measured after --settle-seconds of quiet: right after a burst of activity V8 spends a
@@ -26,9 +26,11 @@ const { values } = parseArgs({
     storage: { type: "string", default: "disk" },
     dir: { type: "string" },
     "max-open-files": { type: "string" },
+    "idle-close-ms": { type: "string" },
     "balance-per-pass": { type: "string", default: "100" },
     "no-balance": { type: "boolean", default: false },
     "cpu-profile-dir": { type: "string" },
+    "heap-profile-dir": { type: "string" },
   },
 });
 const groups = Number(values.groups);
@@ -37,6 +39,7 @@ const settleSeconds = Number(values["settle-seconds"]);
 const tickMs = Number(values["tick-ms"]);
 const maxOpenFiles = values["max-open-files"] === undefined ? undefined : Number(values["max-open-files"]);
 const balancePerPass = Number(values["balance-per-pass"]);
+const idleCloseMs = values["idle-close-ms"] === undefined ? undefined : Number(values["idle-close-ms"]);
 if (
   !Number.isInteger(groups) ||
   groups <= 0 ||
@@ -55,6 +58,10 @@ if (values.storage !== "memory" && values.storage !== "disk") {
 }
 if (maxOpenFiles !== undefined && !(Number.isInteger(maxOpenFiles) && maxOpenFiles > 0)) {
   console.error("--max-open-files must be a positive integer");
+  process.exit(2);
+}
+if (idleCloseMs !== undefined && !(idleCloseMs >= 0)) {
+  console.error("--idle-close-ms must be a number >= 0 (0: keep idle descriptors open)");
   process.exit(2);
 }
 if (!(Number.isInteger(balancePerPass) && balancePerPass > 0)) {
@@ -76,6 +83,7 @@ const cluster = await BenchCluster.start({
   tickMs,
   dir: values.dir,
   maxOpenFiles,
+  idleCloseMs,
 });
 try {
   const ready = Date.now();
@@ -136,8 +144,11 @@ try {
   const settleBefore = await cluster.statuses();
   await new Promise((done) => setTimeout(done, settleSeconds * 1000));
   const profileDir = values["cpu-profile-dir"];
+  const heapDir = values["heap-profile-dir"];
   if (profileDir !== undefined) {
     await Promise.all(cluster.ids.map((id) => cluster.request(id, { type: "profileStart" })));
+  } else if (heapDir !== undefined) {
+    await Promise.all(cluster.ids.map((id) => cluster.request(id, { type: "heapSampleStart" })));
   }
   const before = await cluster.statuses();
   await new Promise((done) => setTimeout(done, idleSeconds * 1000));
@@ -149,6 +160,12 @@ try {
       const path = join(resolve(profileDir), `node-${id}-idle.cpuprofile`);
       await cluster.request(id, { type: "profileStop", path });
       console.log(`CPU profile of node ${id}'s idle window: ${path}`);
+    }
+  } else if (heapDir !== undefined) {
+    for (const id of cluster.ids) {
+      const path = join(resolve(heapDir), `node-${id}-idle.heapprofile`);
+      await cluster.request(id, { type: "heapSampleStop", path });
+      console.log(`allocation profile of node ${id}'s idle window: ${path}`);
     }
   }
   for (const status of after) {
@@ -162,7 +179,9 @@ try {
     const files = status.fileHandleCache;
     console.log(
       `node ${status.nodeId}: idle CPU ${(cpu * 100).toFixed(2)}% of a core over ${idleSeconds} s ` +
-        `(${(settling * 100).toFixed(2)}% in the ${settleSeconds} s of settling before), ` +
+        `(main thread ${((status.threadTicks.main - earlier.threadTicks.main) / idleSeconds).toFixed(2)}%, ` +
+        `other threads ${((status.threadTicks.other - earlier.threadTicks.other) / idleSeconds).toFixed(2)}%; ` +
+        `${(settling * 100).toFixed(2)}% in the ${settleSeconds} s of settling before), ` +
         `RSS ${(status.rss / 1024 / 1024).toFixed(0)} MiB, awake groups ${status.awake}, ${framesPerSecond.toFixed(1)} frames/s sent, ` +
         `${status.openDescriptors} open descriptors` +
         (values.storage === "disk"

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // One Raft node for the benchmarks: a RaftNodeHost with its groups, driven by the parent process
 // over IPC (see raft-cluster.mjs). Not meant to be run by hand.
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import { join } from "node:path";
@@ -9,12 +9,15 @@ import { performance } from "node:perf_hooks";
 
 const { raft, storage } = await import("./raft-dist.mjs");
 const config = JSON.parse(process.argv[2]);
-const { nodeId, groups, dataDir, tickMs, secret, storageMode, voters, maxOpenFiles } = config;
+const { nodeId, groups, dataDir, tickMs, secret, storageMode, voters, maxOpenFiles, idleCloseMs } = config;
 
 await mkdir(dataDir, { recursive: true });
 const flushScheduler = new storage.FlushScheduler();
 // One descriptor budget for all of this node's logs (default: a quarter of the process's limit).
-const fileHandleCache = new storage.FileHandleCache(maxOpenFiles ? { maxOpenFiles } : {});
+const fileHandleCache = new storage.FileHandleCache({
+  ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }),
+  ...(idleCloseMs === undefined ? {} : { idleCloseMs }),
+});
 const stable = await storage.StableStore.open(join(dataDir, "stable"), { flushScheduler });
 const host = await raft.RaftNodeHost.start({
   nodeId,
@@ -114,6 +117,25 @@ async function watchCommit({ group }) {
   return { cancelled: true };
 }
 
+/** CPU time (clock ticks, 100 per second on Linux) of the main thread and of all other threads. */
+function threadTicks() {
+  const ticks = { main: 0, other: 0 };
+  for (const task of readdirSync("/proc/self/task")) {
+    let stat;
+    try {
+      stat = readFileSync(`/proc/self/task/${task}/stat`, "utf8");
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const used = Number(fields[11]) + Number(fields[12]);
+    if (Number(task) === process.pid) ticks.main += used;
+    else ticks.other += used;
+  }
+  return ticks;
+}
+
 function status() {
   let led = 0;
   let withLeader = 0;
@@ -130,6 +152,7 @@ function status() {
     awake: host.awakeGroups,
     rss: process.memoryUsage().rss,
     openDescriptors: readdirSync("/proc/self/fd").length,
+    threadTicks: threadTicks(),
     fileHandleCache: { maxOpenFiles: fileHandleCache.maxOpenFiles, ...fileHandleCache.stats },
     balancerTransfers: host.balancerTransfers,
     cpuMicros: cpu.user + cpu.system,
@@ -155,6 +178,22 @@ process.on("message", async (message) => {
         return reply({});
       case "profileStop": {
         const { profile } = await profiler.post("Profiler.stop");
+        profiler.disconnect();
+        await writeFile(message.path, JSON.stringify(profile));
+        return reply({ path: message.path });
+      }
+      case "heapSampleStart":
+        profiler = new Session();
+        profiler.connect();
+        await profiler.post("HeapProfiler.enable");
+        await profiler.post("HeapProfiler.startSampling", {
+          samplingInterval: 4096,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: true,
+        });
+        return reply({});
+      case "heapSampleStop": {
+        const { profile } = await profiler.post("HeapProfiler.stopSampling");
         profiler.disconnect();
         await writeFile(message.path, JSON.stringify(profile));
         return reply({ path: message.path });
