@@ -15,13 +15,18 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { ApiKey, KafkaConnection } = await import(join(repository, "packages", "protocol", "dist", "index.js"));
+const { ApiKey, KafkaConnection } = await import(
+  join(repository, "packages", "protocol", "dist", "index.js")
+);
 const { values: options } = parseArgs({
   options: {
     records: { type: "string", default: "200000" },
     "record-bytes": { type: "string", default: "1024" },
     partitions: { type: "string", default: "8" },
-    loadgen: { type: "string", default: join(repository, "node_modules", ".cache", "raftka-bench", "loadgen") },
+    loadgen: {
+      type: "string",
+      default: join(repository, "node_modules", ".cache", "raftka-bench", "loadgen"),
+    },
     json: { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
   },
@@ -95,7 +100,10 @@ const results = {};
 say(`${records} records of ${recordBytes} bytes over ${partitions} partitions per run`);
 
 say("null sink: acks=1, acks=all");
-const sink = await startProcess([join(repository, "scripts", "bench", "null-sink.mjs"), "--partitions", String(partitions)], (line) => line.port);
+const sink = await startProcess(
+  [join(repository, "scripts", "bench", "null-sink.mjs"), "--partitions", String(partitions)],
+  (line) => line.port,
+);
 const sinkBootstrap = `127.0.0.1:${sink.line.port}`;
 results.sinkAcks1 = await produce(sinkBootstrap, "bench", 1);
 results.sinkAcksAll = await produce(sinkBootstrap, "bench", -1);
@@ -130,7 +138,13 @@ try {
     const rate = results[source].recordsPerSecond / 2;
     say(`broker: ${topic} at half the maximum rate (${Math.round(rate)} records/s)`);
     await createTopic(port, topic, partitions);
-    results[key] = await produce(bootstrap, topic, acks, Math.min(records, Math.max(20_000, Math.round(rate * 10))), rate);
+    results[key] = await produce(
+      bootstrap,
+      topic,
+      acks,
+      Math.min(records, Math.max(20_000, Math.round(rate * 10))),
+      rate,
+    );
   }
   say("broker: consume everything bench-acks1 holds");
   results.consume = await loadgen("consume", bootstrap, "bench-acks1", ["-n", String(records)]);
@@ -139,11 +153,23 @@ try {
   await createTopic(port, "bench-100", 100);
   let maxRss = await rssMiB(broker.child.pid);
   const sampler = setInterval(() => {
-    rssMiB(broker.child.pid).then((rss) => {
-      maxRss = Math.max(maxRss, rss);
-    }, () => {});
+    rssMiB(broker.child.pid).then(
+      (rss) => {
+        maxRss = Math.max(maxRss, rss);
+      },
+      () => {},
+    );
   }, 100);
-  const loaded = await loadgen("produce", bootstrap, "bench-100", ["-p", "100", "-n", String(records), "-s", String(recordBytes), "-a", "1"]);
+  const loaded = await loadgen("produce", bootstrap, "bench-100", [
+    "-p",
+    "100",
+    "-n",
+    String(records),
+    "-s",
+    String(recordBytes),
+    "-a",
+    "1",
+  ]);
   clearInterval(sampler);
   results.rss100 = { maxRssMiB: Math.round(maxRss), underLoad: loaded };
 } finally {
@@ -154,15 +180,16 @@ try {
 // ---- report ------------------------------------------------------------------------------------------
 
 const ratio = (value, base) => (base > 0 ? `${Math.round((100 * value) / base)}%` : "-");
-const row = (label, result, base) => [
-  label.padEnd(34),
-  result.mibPerSecond.toFixed(1).padStart(8),
-  String(result.recordsPerSecond).padStart(10),
-  result.latencyMs ? result.latencyMs.p50.toFixed(2).padStart(8) : "".padStart(8),
-  result.latencyMs ? result.latencyMs.p99.toFixed(2).padStart(8) : "".padStart(8),
-  result.latencyMs ? result.latencyMs.p999.toFixed(2).padStart(8) : "".padStart(8),
-  (base ? ratio(result.recordsPerSecond, base.recordsPerSecond) : "").padStart(9),
-].join(" ");
+const row = (label, result, base) =>
+  [
+    label.padEnd(34),
+    result.mibPerSecond.toFixed(1).padStart(8),
+    String(result.recordsPerSecond).padStart(10),
+    result.latencyMs ? result.latencyMs.p50.toFixed(2).padStart(8) : "".padStart(8),
+    result.latencyMs ? result.latencyMs.p99.toFixed(2).padStart(8) : "".padStart(8),
+    result.latencyMs ? result.latencyMs.p999.toFixed(2).padStart(8) : "".padStart(8),
+    (base ? ratio(result.recordsPerSecond, base.recordsPerSecond) : "").padStart(9),
+  ].join(" ");
 
 if (options.json) {
   console.log(JSON.stringify(results, null, 2));

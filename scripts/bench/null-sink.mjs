@@ -64,7 +64,15 @@ function answer(apiKey, request, version) {
             // Offsets advance by the batch's record count (read from the header, nothing else is parsed).
             const records = partition.records?.length >= 61 ? partition.records.readInt32BE(57) : 1;
             nextOffsets.set(key, baseOffset + BigInt(records));
-            return { index: partition.index, errorCode: 0, baseOffset, logAppendTimeMs: -1n, logStartOffset: 0n, recordErrors: [], errorMessage: null };
+            return {
+              index: partition.index,
+              errorCode: 0,
+              baseOffset,
+              logAppendTimeMs: -1n,
+              logStartOffset: 0n,
+              recordErrors: [],
+              errorMessage: null,
+            };
           }),
         })),
       };
@@ -83,7 +91,12 @@ const server = createServer({ noDelay: true }, (socket) => {
       const request = decodeRequestBody(header.apiKey, header, frame);
       const response = answer(header.apiKey, request, header.apiVersion);
       if (header.apiKey === ApiKey.Produce && request.acks === 0) continue;
-      for (const part of encodeResponseFrame(header.apiKey, header.apiVersion, header.correlationId, response)) {
+      for (const part of encodeResponseFrame(
+        header.apiKey,
+        header.apiVersion,
+        header.correlationId,
+        response,
+      )) {
         socket.write(part);
       }
     }
