@@ -36,9 +36,18 @@ const recordBytes = Number(options["record-bytes"]);
 const partitions = Number(options.partitions);
 const say = (text) => process.stderr.write(`[bench] ${text}\n`);
 
+const children = new Set();
+// Neither the broker nor the null sink may outlive the benchmark, however it ends.
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
+
 /** Starts a process that prints a JSON line with a port; resolves with it and the child. */
 function startProcess(args, isReady) {
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code} before it was ready`)));
     createInterface({ input: child.stdout }).on("line", (text) => {

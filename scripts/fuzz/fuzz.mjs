@@ -7,6 +7,7 @@
 //
 // Exit code 0: every frame was sent and the broker survived; 1: a finding (the seed to replay it is printed).
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
@@ -72,6 +73,21 @@ const broker = spawn(
   ],
   { stdio: ["ignore", "pipe", "pipe"] },
 );
+// The broker must not outlive the fuzzer, however the fuzzer ends.
+process.on("exit", () => {
+  broker.kill("SIGKILL");
+  try {
+    rmSync(dataDir, { recursive: true, force: true });
+  } catch {
+    // A leftover temporary directory is harmless.
+  }
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    broker.kill("SIGKILL");
+    process.exit(130);
+  });
+}
 const findings = [];
 const brokerLines = [];
 let brokerExit;
