@@ -51,6 +51,7 @@ export class Connection {
   private closed = false;
   private drainWaiters: (() => void)[] = [];
   private closeWhenDrained = false;
+  private readonly closedController = new AbortController();
 
   constructor(
     private readonly socket: Socket,
@@ -167,6 +168,7 @@ export class Connection {
       listenerName: this.options.listenerName,
       connectionId: this.options.id,
       clientAddress: this.clientAddress,
+      connectionClosed: this.closedController.signal,
     };
     const startedAt = performance.now();
     const finish = (response: unknown) => this.complete(slot, header, response, startedAt);
@@ -298,6 +300,7 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.slots.length = 0;
+    this.closedController.abort();
     for (const resolve of this.drainWaiters.splice(0)) resolve();
     this.options.onClose(this);
   }

@@ -64,6 +64,19 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   const logger = logging.root;
   const metrics = createMetricsFromConfig(config, { version, logger: logging.component("admin") });
   logger.info({ version, config: config.toLoggable() }, "starting");
+  process.on("unhandledRejection", (reason) => {
+    logger.error(
+      { err: reason },
+      "unhandled promise rejection (a Raftka bug: please report it with this line); the node keeps running",
+    );
+  });
+  process.on("uncaughtException", (error) => {
+    logger.fatal(
+      { err: error },
+      "uncaught exception (a Raftka bug: please report it); exiting, logs are recovered at the next start",
+    );
+    process.exit(ExitCode.FAILED);
+  });
 
   let broker: Broker;
   try {
@@ -74,7 +87,8 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     return ExitCode.FAILED;
   }
   const kafka = broker.kafkaListeners;
-  logger.info(
+  // Scripts and tests wait for this line, so it is written whatever log.level says.
+  logger.child({}, { level: "info" }).info(
     {
       nodeId: config.get("node.id"),
       kafkaPort: kafka[0]?.boundPort,

@@ -6,6 +6,7 @@ import {
   type ProduceResponse,
   type ProduceResponsePartitionProduceResponse,
 } from "@raftka/protocol";
+import { topicNameProblem } from "../../metadata/topic-names.js";
 import type { HostedTopic } from "../../partitions/partition-manager.js";
 import type { Acks, TopicPartition } from "../../partitions/replicated-log.js";
 import type { ApiHandler, RequestContext } from "../../server/api-registry.js";
@@ -14,6 +15,9 @@ import { toPartitionFailure } from "../errors.js";
 import { prepareRecords } from "./batch-validation.js";
 
 type PartitionResponse = ProduceResponsePartitionProduceResponse;
+
+/** Node timers cannot wait longer than this (larger values fire at once). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * Produce: validates each partition's batch, runs the producer-state check, and appends. Appends are
@@ -98,6 +102,8 @@ function producePartition(
 ): PartitionResponse | Promise<PartitionResponse> {
   const index = partitionData.index;
   if (!hosted) {
+    const nameProblem = topicNameProblem(topicName);
+    if (nameProblem !== undefined) return failure(index, ErrorCode.INVALID_TOPIC_EXCEPTION, nameProblem);
     return failure(
       index,
       ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
@@ -173,7 +179,7 @@ function producePartition(
     },
   );
   if (acks !== -1) return answered;
-  return withTimeout(answered, timeoutMs, () =>
+  return withTimeout(answered, Math.min(timeoutMs, MAX_TIMER_MS), () =>
     failure(
       index,
       ErrorCode.REQUEST_TIMED_OUT,
