@@ -1,22 +1,31 @@
 #!/usr/bin/env node
 import { runCli } from "./cli.js";
+import { start } from "./commands/start.js";
 import { ExitCode } from "./errors.js";
 import { Interrupts } from "./interrupts.js";
 
-const interrupts = new Interrupts();
-process.on("SIGINT", () => {
-  if (interrupts.trigger() === "exit") process.exit(ExitCode.interrupted);
-});
-// A reader that goes away (`raftka topic consume t | head -3`) ends the command, not an error.
-process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code === "EPIPE") process.exit(ExitCode.ok);
-  throw error;
-});
+const argv = process.argv.slice(2);
 
-process.exitCode = await runCli(process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  stdin: process.stdin,
-  env: process.env,
-  interrupts,
-});
+async function main(): Promise<number> {
+  // `start` runs a node with its own signal handling (graceful shutdown, second signal exits at once).
+  if (argv[0] === "start") return start(argv.slice(1), process.env);
+
+  const interrupts = new Interrupts();
+  process.on("SIGINT", () => {
+    if (interrupts.trigger() === "exit") process.exit(ExitCode.interrupted);
+  });
+  // A reader that goes away (`raftka topic consume t | head -3`) ends the command, not an error.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(ExitCode.ok);
+    throw error;
+  });
+  return runCli(argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, interrupts });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`raftka: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(ExitCode.failed);
+  },
+);
