@@ -19,7 +19,13 @@ async function main(): Promise<number> {
     if (error.code === "EPIPE") process.exit(ExitCode.ok);
     throw error;
   });
-  return runCli(argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, interrupts });
+  return runCli(argv, {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    interrupts,
+  });
 }
 
 main().then(

@@ -85,6 +85,7 @@ export async function topicConsume(
   }
 
   const starts = await startingOffsets(client, topic, partitions, spec, options.group, coordinator);
+  if (spec?.kind === "offset") await checkInRange(client, topic, partitions, spec.offset);
   const ends = options.exitAtEnd ? await listOffsets(client, topic, partitions, LATEST_TIMESTAMP) : undefined;
   const states = new Map<number, PartitionState>(
     partitions.map((partition) => [
@@ -171,13 +172,8 @@ export async function topicConsume(
               continue;
             }
             if (answer.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) {
-              const [first, next] = await Promise.all([
-                listOffsets(client, topic, [state.partition], EARLIEST_TIMESTAMP),
-                listOffsets(client, topic, [state.partition], LATEST_TIMESTAMP),
-              ]);
-              throw new OperationFailedError(
-                `offset ${state.position} is outside partition ${name}/${state.partition}, which holds offsets ${first.get(state.partition)} to ${next.get(state.partition)! - 1n}; start with --offset beginning, end or an offset in that range`,
-              );
+              // Retention removed what was next to read, or the log was truncated.
+              await checkInRange(client, topic, [state.partition], state.position);
             }
             throw new OperationFailedError(
               `fetching ${name}/${state.partition}: ${describeKafkaError(answer.errorCode)}`,
@@ -242,6 +238,28 @@ export async function topicConsume(
   }
   if (total === 0 && options.exitAtEnd && !json) context.note(`raftka: no records to read in ${name}`);
   return undefined;
+}
+
+/** Throws, naming the partition's range, when `offset` is outside [log start, log end]. */
+async function checkInRange(
+  client: KafkaClient,
+  topic: TopicInfo,
+  partitions: readonly number[],
+  offset: bigint,
+): Promise<void> {
+  const [first, next] = await Promise.all([
+    listOffsets(client, topic, partitions, EARLIEST_TIMESTAMP),
+    listOffsets(client, topic, partitions, LATEST_TIMESTAMP),
+  ]);
+  for (const partition of partitions) {
+    const start = first.get(partition)!;
+    const end = next.get(partition)!;
+    if (offset < start || offset > end) {
+      throw new OperationFailedError(
+        `offset ${offset} is outside partition ${topic.name}/${partition}, which holds offsets ${start} to ${end - 1n} (next offset ${end}); start with --offset beginning, end or an offset in that range`,
+      );
+    }
+  }
 }
 
 function partitionAnswers(response: FetchResponse) {
