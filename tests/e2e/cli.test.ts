@@ -211,6 +211,61 @@ describe("raftka topic commands against a broker process", () => {
     expect(run.stderr).toContain("consumed 2 records from late");
   });
 
+  it("round-trips records compressed with every codec, and with acks=0 and acks=1", async () => {
+    expect((await raftka(["topic", "create", "codecs"])).code).toBe(0);
+    const sent: string[] = [];
+    for (const [codec, acks] of [
+      ["gzip", "all"],
+      ["snappy", "1"],
+      ["lz4", "all"],
+      ["zstd", "all"],
+      ["none", "0"],
+    ] as const) {
+      const values = Array.from(
+        { length: 50 },
+        (_, index) => `${codec} record ${index} ${"x".repeat(index)}`,
+      );
+      const run = await raftka(["topic", "produce", "codecs", "-z", codec, "-a", acks], values.join("\n"));
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain("produced 50 records to codecs");
+      sent.push(...values);
+    }
+    // acks=0 is not acknowledged: wait until its records are visible before reading to the end.
+    await expect
+      .poll(
+        async () =>
+          jsonLines<ConsumedRecord>(
+            (await raftka(["topic", "consume", "codecs", "-e", "--format", "json"])).stdout,
+          ).length,
+      )
+      .toBe(250);
+    const consumed = await raftka(["topic", "consume", "codecs", "-e"]);
+    expect(consumed.stdout.split("\n").filter((line) => line !== "")).toEqual(sent);
+  });
+
+  it("stops a following consumer cleanly on Ctrl-C: exit 130 and a summary of what it read", async () => {
+    const child = spawn(
+      process.execPath,
+      [raftkaMain, "topic", "consume", "orders", "--progress", "--brokers", broker.bootstrap],
+      { env: environment(), stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    await expect
+      .poll(() => stdout.split("\n").filter((line) => line !== "").length, { timeout: 30_000 })
+      .toBe(90);
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(stderr).toContain("consumed 90 records from orders (lag 0)");
+  });
+
   it("changes topic settings and shows them", async () => {
     const altered = await raftka([
       "topic",
