@@ -38,7 +38,7 @@ export class UsageError extends CliError {
 
 /** The broker answered and the operation failed; the message says what to do next. */
 export class OperationFailedError extends CliError {
-  override readonly name = "OperationFailedError";
+  override readonly name: string = "OperationFailedError";
   constructor(message: string, options?: { cause?: unknown }) {
     super(ExitCode.failed, message, options);
   }

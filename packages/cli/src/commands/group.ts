@@ -10,7 +10,7 @@ import type { CommandContext, CommandResult } from "../context.js";
 import { ExitCode, OperationFailedError, UsageError } from "../errors.js";
 import type { KafkaClient } from "../kafka/client.js";
 import { commitOffsets, fetchCommittedOffsets } from "../kafka/group-offsets.js";
-import { checkKafkaError, describeKafkaError } from "../kafka/kafka-errors.js";
+import { checkKafkaError, describeKafkaError, retryRetriable } from "../kafka/kafka-errors.js";
 import { parseOffsetSpec, resolveOffsetSpec } from "../kafka/offset-spec.js";
 import { fetchTopic, LATEST_TIMESTAMP, listOffsets, type TopicInfo } from "../kafka/topics.js";
 import { parsePartitionList } from "../options.js";
@@ -48,7 +48,14 @@ export async function groupList(context: CommandContext): Promise<CommandResult>
   };
 }
 
-async function describeGroup(
+function describeGroup(
+  client: KafkaClient,
+  group: string,
+): Promise<{ coordinator: number; description: DescribeGroupsResponseDescribedGroup }> {
+  return retryRetriable(() => describeGroupOnce(client, group), client.requestTimeoutMs);
+}
+
+async function describeGroupOnce(
   client: KafkaClient,
   group: string,
 ): Promise<{ coordinator: number; description: DescribeGroupsResponseDescribedGroup }> {

@@ -2,6 +2,7 @@ import {
   ApiKey,
   apiDefinitions,
   ErrorCode,
+  isRetriable,
   KafkaConnection,
   KafkaConnectionError,
   type MetadataResponse,
@@ -107,6 +108,11 @@ export class KafkaClient {
     );
   }
 
+  /** Time allowed for each response (--timeout); also bounds retries of retriable errors. */
+  get requestTimeoutMs(): number {
+    return this.options.requestTimeoutMs;
+  }
+
   /** Whether the broker serves `apiKey` at a version this CLI can send. */
   supports(apiKey: ApiKey): boolean {
     const range = this.versions.get(apiKey);
@@ -172,13 +178,25 @@ export class KafkaClient {
     return response;
   }
 
-  /** The node coordinating `key` (a group id for keyType 0). */
+  /**
+   * The node coordinating `key` (a group id for keyType 0). While the coordinator is still being set
+   * up or loading (retriable errors), asks again until the request timeout has passed, as Kafka's
+   * clients do.
+   */
   async findCoordinator(key: string, keyType = 0): Promise<BrokerNode> {
-    const response = await this.send(ApiKey.FindCoordinator, { key, keyType });
-    checkKafkaError(response.errorCode, `finding the coordinator of group "${key}"`, response.errorMessage);
-    const node = { nodeId: response.nodeId!, host: response.host!, port: response.port!, rack: null };
-    this.nodes.set(node.nodeId, node);
-    return node;
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      const response = await this.send(ApiKey.FindCoordinator, { key, keyType });
+      const code = response.errorCode ?? ErrorCode.NONE;
+      if (code !== ErrorCode.NONE && isRetriable(code) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 100 * attempt)));
+        continue;
+      }
+      checkKafkaError(code, `finding the coordinator of group "${key}"`, response.errorMessage);
+      const node = { nodeId: response.nodeId!, host: response.host!, port: response.port!, rack: null };
+      this.nodes.set(node.nodeId, node);
+      return node;
+    }
   }
 
   knownNodes(): BrokerNode[] {

@@ -1,7 +1,6 @@
-import { ApiKey, ErrorCode } from "@raftka/protocol";
-import { OperationFailedError } from "../errors.js";
+import { ApiKey } from "@raftka/protocol";
 import type { KafkaClient } from "./client.js";
-import { checkKafkaError, describeKafkaError } from "./kafka-errors.js";
+import { checkKafkaError, retryRetriable } from "./kafka-errors.js";
 
 export interface CommittedOffset {
   readonly topic: string;
@@ -13,6 +12,15 @@ export interface CommittedOffset {
 
 /** A group's committed offsets: for `topics` (name → partitions), or every partition it committed (null). */
 export async function fetchCommittedOffsets(
+  client: KafkaClient,
+  coordinator: number,
+  group: string,
+  topics: ReadonlyMap<string, readonly number[]> | null,
+): Promise<CommittedOffset[]> {
+  return retryRetriable(() => fetchOnce(client, coordinator, group, topics), client.requestTimeoutMs);
+}
+
+async function fetchOnce(
   client: KafkaClient,
   coordinator: number,
   group: string,
@@ -63,6 +71,15 @@ export async function commitOffsets(
   offsets: readonly { topic: string; partition: number; offset: bigint }[],
 ): Promise<void> {
   if (offsets.length === 0) return;
+  await retryRetriable(() => commitOnce(client, coordinator, group, offsets), client.requestTimeoutMs);
+}
+
+async function commitOnce(
+  client: KafkaClient,
+  coordinator: number,
+  group: string,
+  offsets: readonly { topic: string; partition: number; offset: bigint }[],
+): Promise<void> {
   const topics = new Map<string, { partitionIndex: number; committedOffset: bigint }[]>();
   for (const entry of offsets) {
     const list = topics.get(entry.topic) ?? [];
@@ -91,11 +108,10 @@ export async function commitOffsets(
   );
   for (const topic of response.topics) {
     for (const partition of topic.partitions) {
-      if (partition.errorCode !== ErrorCode.NONE) {
-        throw new OperationFailedError(
-          `committing offsets of group "${group}" for ${topic.name}/${partition.partitionIndex}: ${describeKafkaError(partition.errorCode)}`,
-        );
-      }
+      checkKafkaError(
+        partition.errorCode,
+        `committing offsets of group "${group}" for ${topic.name}/${partition.partitionIndex}`,
+      );
     }
   }
 }

@@ -1,4 +1,4 @@
-import { ErrorCode, errorInfo, errorName } from "@raftka/protocol";
+import { ErrorCode, errorInfo, errorName, isRetriable } from "@raftka/protocol";
 import { OperationFailedError } from "../errors.js";
 
 /** What an operator can do about the Kafka errors the CLI's commands commonly meet. */
@@ -37,12 +37,40 @@ export function describeKafkaError(code: number, brokerMessage?: string | null):
   return `${errorName(code)}: ${text}${hint ? `; ${hint}` : ""}`;
 }
 
-/** Throws an OperationFailedError for a non-zero error code, prefixed with what was being done. */
+/** A Kafka error code answered by the broker, with the message an operator reads. */
+export class KafkaOperationError extends OperationFailedError {
+  override readonly name = "KafkaOperationError";
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Throws a KafkaOperationError for a non-zero error code, prefixed with what was being done. */
 export function checkKafkaError(
   code: number | undefined,
   context: string,
   brokerMessage?: string | null,
 ): void {
   if (code === undefined || code === ErrorCode.NONE) return;
-  throw new OperationFailedError(`${context}: ${describeKafkaError(code, brokerMessage)}`);
+  throw new KafkaOperationError(code, `${context}: ${describeKafkaError(code, brokerMessage)}`);
+}
+
+/**
+ * Runs an idempotent operation again while it fails with a retriable Kafka error (a coordinator still
+ * loading, a leader moving), until `timeoutMs` has passed; then the last error stands.
+ */
+export async function retryRetriable<T>(operation: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (!(error instanceof KafkaOperationError) || !isRetriable(error.code) || Date.now() >= deadline)
+        throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 100 * attempt)));
+    }
+  }
 }
