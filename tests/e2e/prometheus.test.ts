@@ -127,9 +127,11 @@ describe("Prometheus scraping a broker after a workload", () => {
     expect(total(await prometheus.query("raftka_raft_under_replicated_partitions"))).toBe(0);
     const [leaders] = await prometheus.query("raftka_raft_leaders");
     const [groups] = await prometheus.query("raftka_raft_groups");
-    // Every partition plus the metadata log (the controller's group), all led by this node.
-    expect(groups!.value).toBe(PARTITIONS + 1);
+    // Every partition (internal topics included) plus the metadata log, all led by this node.
     expect(leaders!.value).toBe(groups!.value);
+    const [terms] = await prometheus.query("count(raftka_raft_current_term)");
+    expect(terms!.value).toBe(groups!.value);
+    expect(await prometheus.query(`raftka_raft_current_term{topic="${TOPIC}"}`)).toHaveLength(PARTITIONS);
     expect(await prometheus.query('raftka_raft_current_term{topic="__cluster_metadata"}')).toHaveLength(1);
   });
 
