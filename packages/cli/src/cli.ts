@@ -48,18 +48,13 @@ function resolveSettings(flags: GlobalFlags, env: CliIo["env"]): GlobalSettings 
   };
 }
 
-export interface CliHooks {
-  /** `raftka start`: runs a node; receives the arguments after `start` and resolves with an exit code. */
-  readonly start?: (argv: readonly string[]) => Promise<number>;
-}
-
 const integer = (option: string, min: number) => (text: string) => parseIntegerOption(text, option, min);
 
 /**
  * Runs one `raftka` command line and resolves with its exit code (see ExitCode); never throws and
  * never calls process.exit, so it can run inside tests and inside `main.ts` alike.
  */
-export async function runCli(argv: readonly string[], io: CliIo, hooks: CliHooks = {}): Promise<number> {
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let exitCode: number = ExitCode.ok;
 
   const program = new Command("raftka");
@@ -320,7 +315,6 @@ export async function runCli(argv: readonly string[], io: CliIo, hooks: CliHooks
     .argument("[level]", "trace, debug, info, warn, error, fatal, silent, or default (follow the root level)")
     .action(run((context, component?: string, level?: string) => clusterLogLevel(context, component, level)));
 
-  if (argv[0] === "start" && hooks.start) return hooks.start(argv.slice(1));
   try {
     await program.parseAsync([...argv], { from: "user" });
     return exitCode;

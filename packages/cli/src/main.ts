@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { runCli } from "./cli.js";
-import { start } from "./commands/start.js";
 import { ExitCode } from "./errors.js";
 import { Interrupts } from "./interrupts.js";
 
@@ -8,7 +7,11 @@ const argv = process.argv.slice(2);
 
 async function main(): Promise<number> {
   // `start` runs a node with its own signal handling (graceful shutdown, second signal exits at once).
-  if (argv[0] === "start") return start(argv.slice(1), process.env);
+  // Loaded only for `start`, so client commands do not pay for loading the broker.
+  if (argv[0] === "start") {
+    const { start } = await import("./commands/start.js");
+    return start(argv.slice(1), process.env);
+  }
 
   const interrupts = new Interrupts();
   process.on("SIGINT", () => {
