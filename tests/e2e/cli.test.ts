@@ -113,7 +113,9 @@ describe("raftka topic commands against a broker process", () => {
 
     const [described] = jsonOf<
       {
+        topicId: string;
         partitions: {
+          leaderEpoch: number;
           partition: number;
           leader: number;
           isr: number[];
@@ -122,7 +124,10 @@ describe("raftka topic commands against a broker process", () => {
         }[];
       }[]
     >(await raftka(["topic", "describe", "orders", "--format", "json"]));
+    expect(described!.topicId).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(described!.topicId).not.toBe("AAAAAAAAAAAAAAAAAAAAAA");
     expect(described!.partitions).toHaveLength(3);
+    expect(described!.partitions.every((partition) => partition.leaderEpoch >= 0)).toBe(true);
     expect(described!.partitions.every((partition) => partition.leader === broker.nodeId)).toBe(true);
     expect(
       described!.partitions.reduce(

@@ -1,4 +1,4 @@
-import { ApiKey, ErrorCode, errorName } from "@raftka/protocol";
+import { ApiKey, ErrorCode, errorName, ZERO_UUID } from "@raftka/protocol";
 import type { CommandContext, CommandResult } from "../context.js";
 import { ExitCode, UsageError } from "../errors.js";
 import type { KafkaClient } from "../kafka/client.js";
@@ -284,7 +284,7 @@ export async function topicDelete(
     ApiKey.DeleteTopics,
     {
       topicNames: [...names],
-      topics: names.map((name) => ({ name, topicId: "AAAAAAAAAAAAAAAAAAAAAA" })),
+      topics: names.map((name) => ({ name, topicId: ZERO_UUID })),
       timeoutMs: context.settings.requestTimeoutMs,
     },
     controller,

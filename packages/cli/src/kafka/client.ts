@@ -29,7 +29,8 @@ const versionCeilings: Partial<Record<ApiKey, number>> = {
   [ApiKey.Produce]: 7,
   [ApiKey.Fetch]: 11,
   [ApiKey.ListOffsets]: 3,
-  [ApiKey.Metadata]: 6,
+  // Above what kafkajs sends (6), for topic ids (v10) and leader epochs (v7) in `topic describe`.
+  [ApiKey.Metadata]: 12,
   [ApiKey.OffsetCommit]: 7,
   [ApiKey.OffsetFetch]: 7,
   [ApiKey.FindCoordinator]: 2,

@@ -1,4 +1,4 @@
-import { ApiKey, ErrorCode, type MetadataResponse } from "@raftka/protocol";
+import { ApiKey, ErrorCode, type MetadataResponse, ZERO_UUID } from "@raftka/protocol";
 import { OperationFailedError } from "../errors.js";
 import type { KafkaClient } from "./client.js";
 import { checkKafkaError, describeKafkaError } from "./kafka-errors.js";
@@ -29,7 +29,7 @@ export const LATEST_TIMESTAMP = -1n;
 export function topicsFromMetadata(metadata: MetadataResponse): TopicInfo[] {
   return metadata.topics.map((topic) => ({
     name: topic.name ?? "",
-    topicId: topic.topicId ?? null,
+    topicId: topic.topicId === undefined || topic.topicId === ZERO_UUID ? null : topic.topicId,
     internal: topic.isInternal ?? false,
     errorCode: topic.errorCode,
     partitions: topic.partitions
