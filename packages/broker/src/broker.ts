@@ -31,6 +31,8 @@ import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
 import { LocalReplicatedLog } from "./partitions/local-replicated-log.js";
 import { PartitionManager } from "./partitions/partition-manager.js";
+import { ReplicatedLogRaftStats } from "./partitions/raft-stats.js";
+import type { ReplicatedLog } from "./partitions/replicated-log.js";
 import { RetentionService } from "./partitions/retention-service.js";
 import { TopicMetrics } from "./partitions/topic-metrics.js";
 import { acceptAllProducers } from "./produce-hooks.js";
@@ -215,14 +217,19 @@ export class Broker {
       advertisedListeners: () => this.advertised,
       producerState: acceptAllProducers,
     };
-    this.options.metrics?.provide({ log: partitions });
+    const metadataLog: ReplicatedLog = this.metadataLog;
+    function* hostedLogs(): Iterable<ReplicatedLog> {
+      yield metadataLog;
+      for (const topic of partitions.hostedTopics()) for (const log of topic.partitions) if (log) yield log;
+    }
+    this.options.metrics?.provide({ log: partitions, raft: new ReplicatedLogRaftStats(hostedLogs) });
     this.admin.setStatusProvider({
       status: () => ({
         nodeId,
         clusterId,
         listeners: this.advertised.map(({ name, host, port }) => ({ name, host, port })),
         partitions: partitions.partitionCount,
-        leaders: partitions.partitionCount,
+        leaders: countLeaders(partitions),
         topics: image.topicCount,
         connections: this.server.connectionCount,
       }),
@@ -353,4 +360,11 @@ export class Broker {
     this.flushScheduler.close();
     await this.admin.close().catch(() => {});
   }
+}
+
+function countLeaders(partitions: PartitionManager): number {
+  let leaders = 0;
+  for (const topic of partitions.hostedTopics())
+    for (const log of topic.partitions) if (log?.isLeader) leaders++;
+  return leaders;
 }

@@ -86,20 +86,8 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     await logging.flush();
     return ExitCode.FAILED;
   }
-  const kafka = broker.kafkaListeners;
-  // Scripts and tests wait for this line, so it is written whatever log.level says.
-  logger.child({}, { level: "info" }).info(
-    {
-      nodeId: config.get("node.id"),
-      kafkaPort: kafka[0]?.boundPort,
-      adminPort: broker.adminAddress.port,
-      listeners: kafka.map((listener) => `${listener.name}://${listener.host}:${listener.boundPort}`),
-      version,
-    },
-    "ready",
-  );
-
-  return new Promise<number>((resolve) => {
+  // The handlers are in place before "ready" is printed: a supervisor may signal as soon as it reads it.
+  const stopped = new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (signalled) {
@@ -126,8 +114,21 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
-  }).then(async (code) => {
-    await logging.flush();
-    return code;
   });
+  const kafka = broker.kafkaListeners;
+  // Scripts and tests wait for this line, so it is written whatever log.level says.
+  logger.child({}, { level: "info" }).info(
+    {
+      nodeId: config.get("node.id"),
+      kafkaPort: kafka[0]?.boundPort,
+      adminPort: broker.adminAddress.port,
+      listeners: kafka.map((listener) => `${listener.name}://${listener.host}:${listener.boundPort}`),
+      version,
+    },
+    "ready",
+  );
+
+  const code = await stopped;
+  await logging.flush();
+  return code;
 }
