@@ -96,6 +96,11 @@ export class FlushScheduler {
     return started;
   }
 
+  /** Drops a target's pending flush.ms deadline (its owner closed). */
+  forget(target: FlushTarget): void {
+    this.deadlines.delete(target);
+  }
+
   /** Stops the flush.ms timer; explicit flushes still work so logs can close cleanly. */
   close(): void {
     this.closed = true;

@@ -42,10 +42,14 @@ export class LeaderEpochCache {
           `(started at offset ${latest.startOffset}); a stale leader is appending: re-check leadership and retry`,
       );
     }
+    // Appends happen at the log end, so entries starting at or after `startOffset` cover no records
+    // (e.g. the log start was advanced to the end): the new epoch replaces them, as in Kafka.
+    while (this.entries.length > 0 && this.entries.at(-1)!.startOffset >= startOffset) this.entries.pop();
+    const previous = this.entries.at(-1);
     invariant(
-      !latest || startOffset > latest.startOffset,
+      !previous || (startOffset > previous.startOffset && epoch > previous.epoch),
       () =>
-        `epoch ${epoch} starts at ${startOffset}, not after epoch ${latest!.epoch} at ${latest!.startOffset}`,
+        `epoch ${epoch} at ${startOffset} does not follow epoch ${previous!.epoch} at ${previous!.startOffset}`,
     );
     this.entries.push({ epoch, startOffset });
     return true;

@@ -25,6 +25,8 @@ export interface BatchPlacement {
 /** Settings a segment reads at the moment it needs them; the log updates them when config changes. */
 export interface SegmentSettings {
   indexIntervalBytes: number;
+  /** Told when an index turned out unusable on load and was rebuilt from the log. */
+  onIndexRebuilt?: (baseOffset: number, reason: string) => void;
 }
 
 export interface SegmentRecovery {
@@ -52,6 +54,8 @@ export class LogSegment {
   size: number;
   /** Offset after the last batch (for a closed segment loaded without a scan: the next segment's base). */
   nextOffset: number;
+  /** False until nextOffset is known: a segment loaded from disk before its end was found. */
+  private endKnown = true;
   maxTimestamp = -1;
   /** Base offset of the batch that first reached maxTimestamp. */
   offsetOfMaxTimestamp = -1;
@@ -133,9 +137,16 @@ export class LogSegment {
     const paths = segmentPaths(directory, baseOffset);
     const logStat = await stat(paths.log);
     const segment = new LogSegment(directory, baseOffset, logStat.size, nowMs, settings);
+    segment.endKnown = false;
     segment.lastModifiedMs = logStat.mtimeMs;
     const indexProblem = await segment.quickIndexCheck();
     return { segment, indexProblem };
+  }
+
+  /** Records where a closed segment ends (the next segment's base offset). */
+  setEnd(nextOffset: number): void {
+    this.nextOffset = nextOffset;
+    this.endKnown = true;
   }
 
   get isDeleting(): boolean {
@@ -241,13 +252,17 @@ export class LogSegment {
     } catch (error) {
       if (!isNotFound(error)) throw error;
       await this.rebuildIndexes();
+      this.settings.onIndexRebuilt?.(this.baseOffset, "index file missing");
       return "index file missing";
     }
-    const lastRelative = Math.max(0, this.nextOffset - this.baseOffset - 1);
+    const lastRelative = this.endKnown
+      ? Math.max(0, this.nextOffset - this.baseOffset - 1)
+      : MAX_RELATIVE_OFFSET;
     const problem =
       OffsetIndex.validate(indexBytes, this.size) ?? TimeIndex.validate(timeIndexBytes, lastRelative);
     if (problem !== undefined) {
       await this.rebuildIndexes();
+      this.settings.onIndexRebuilt?.(this.baseOffset, problem);
       return problem;
     }
     this.offsetIndex = new OffsetIndex(indexBytes);
@@ -286,6 +301,7 @@ export class LogSegment {
   }
 
   private resetIndexState(): void {
+    this.endKnown = true;
     this.offsetIndex = new OffsetIndex();
     this.timeIndex = new TimeIndex();
     this.maxTimestamp = -1;
@@ -403,6 +419,7 @@ export class LogSegment {
     const handle = await this.logHandle();
     const last = this.offsetIndex!.lookup(MAX_RELATIVE_OFFSET);
     this.nextOffset = this.baseOffset;
+    this.endKnown = true;
     this.bytesSinceLastIndexEntry = 0;
     if (this.size > 0) {
       const first = await this.readHeaderAt(0);

@@ -1,5 +1,5 @@
 import { mkdir, readdir } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { type AppendBatch, parseAppendBatches } from "./append-batches.js";
 import { CoalescingCheckpointWriter, readCheckpoint } from "./checkpoint-file.js";
 import { DEFAULT_LOG_CONFIG, type LogConfig, maxIndexEntries, resolveLogConfig } from "./config.js";
@@ -154,6 +154,9 @@ type QueueItem = AppendItem | OperationItem;
 
 const NO_TIMESTAMP = -1;
 
+// Two logs on one directory would corrupt it; within a process we can refuse that cheaply.
+const openDirectories = new Set<string>();
+
 /**
  * A partition's log: a directory of segments that is both the Kafka log and the partition's Raft log
  * (one entry = one v2 batch; its partitionLeaderEpoch is the term).
@@ -206,6 +209,9 @@ export class PartitionLog {
     this.directory = init.directory;
     this.config = init.config;
     this.settings = init.settings;
+    // Past opening, an index rebuilt on first use (a closed segment's damaged index) is an event.
+    this.settings.onIndexRebuilt = (baseOffset, reason) =>
+      this.onEvent({ type: "index-rebuilt", baseOffset, reason });
     this.scheduler = init.scheduler;
     this.now = init.now;
     this.onEvent = init.onEvent;
@@ -240,8 +246,21 @@ export class PartitionLog {
     const now = options.now ?? Date.now;
     const settings: SegmentSettings = { indexIntervalBytes: config.indexIntervalBytes };
     const onEvent = options.onEvent ?? (() => {});
-    await mkdir(directory, { recursive: true });
-    const opened = await recoverDirectory(directory, settings, now, options.initialOffset ?? 0, onEvent);
+    const key = resolve(directory);
+    if (openDirectories.has(key)) {
+      throw new InvalidRequestError(
+        `log directory ${key} is already open in this process; close the other PartitionLog first`,
+      );
+    }
+    openDirectories.add(key);
+    let opened: OpenedDirectory;
+    try {
+      await mkdir(directory, { recursive: true });
+      opened = await recoverDirectory(directory, settings, now, options.initialOffset ?? 0, onEvent);
+    } catch (error) {
+      openDirectories.delete(key);
+      throw error;
+    }
     const log = new PartitionLog({
       directory,
       config,
@@ -501,7 +520,12 @@ export class PartitionLog {
         );
       }
       if (epoch >= 0) {
-        if (latestEpoch !== undefined && epoch < latestEpoch) this.epochCache.checkAssignable(epoch, next);
+        if (latestEpoch !== undefined && epoch < latestEpoch) {
+          throw new InvalidRecordError(
+            `batch ${index} at offset ${next} has leader epoch ${epoch}, older than the epoch ${latestEpoch} ` +
+              "before it; a stale leader's batches were replicated: re-check leadership and retry",
+          );
+        }
         if (epoch !== latestEpoch) epochStarts.push([epoch, next]);
         latestEpoch = epoch;
       }
@@ -624,13 +648,17 @@ export class PartitionLog {
         if (truncations === this.truncationCount) {
           this.flushedOffsetValue = Math.max(this.flushedOffsetValue, target);
         }
+        const durable: LogSegment[] = [];
         for (const segment of closing) {
           if (!segment.awaitingCloseSync || segment.isDeleting) continue;
           segment.awaitingCloseSync = false;
           void segment.closeIndexHandles().catch(() => {});
-          this.onEvent({ type: "segment-durable", segment: this.describeSegment(segment) });
+          durable.push(segment);
         }
         this.advanceRecoveryPoint();
+        for (const segment of durable) {
+          this.onEvent({ type: "segment-durable", segment: this.describeSegment(segment) });
+        }
       },
     };
   }
@@ -826,6 +854,17 @@ export class PartitionLog {
     const keep = this.activeSegment;
     const cut = await keep.truncateTo(offset);
     removedBytes += cut.removedBytes;
+    if (cut.nextOffset < this.logStartOffsetValue) {
+      // The batch holding `offset` began below the log start, so nothing visible is left: restart
+      // the log empty at its start offset rather than let the end fall below the start.
+      const remaining = this.segments.length;
+      await this.resetTo(this.logStartOffsetValue);
+      return {
+        logEndOffset: this.logEndOffsetValue,
+        removedBytes,
+        removedSegments: removed.length + remaining,
+      };
+    }
     this.logEndOffsetValue = cut.nextOffset;
     this.flushedOffsetValue = Math.min(this.flushedOffsetValue, cut.nextOffset);
     if (this.recoveryPoint > keep.baseOffset) {
@@ -845,24 +884,7 @@ export class PartitionLog {
     return this.enqueue(async () => {
       this.assertWritable();
       try {
-        this.truncationCount += 1;
-        const removed = this.segments.splice(0);
-        for (const segment of removed) {
-          await segment.markForDeletion();
-          this.trackDeletion(segment);
-        }
-        this.segments.push(await LogSegment.create(this.directory, offset, this.now(), this.settings));
-        this.logStartOffsetValue = offset;
-        this.logEndOffsetValue = offset;
-        this.flushedOffsetValue = offset;
-        this.recoveryPoint = offset;
-        this.epochCache.clear();
-        await Promise.all([
-          this.epochCheckpoint.request(),
-          this.logStartCheckpoint.request(),
-          this.recoveryPointCheckpoint.request(),
-        ]);
-        await fsyncDirectory(this.directory);
+        await this.resetTo(offset);
       } catch (error) {
         throw this.fail(
           `resetting ${this.directory} to start at ${offset} failed (${describeCause(error)})`,
@@ -870,6 +892,27 @@ export class PartitionLog {
         );
       }
     });
+  }
+
+  private async resetTo(offset: number): Promise<void> {
+    this.truncationCount += 1;
+    const removed = this.segments.splice(0);
+    for (const segment of removed) {
+      await segment.markForDeletion();
+      this.trackDeletion(segment);
+    }
+    this.segments.push(await LogSegment.create(this.directory, offset, this.now(), this.settings));
+    this.logStartOffsetValue = offset;
+    this.logEndOffsetValue = offset;
+    this.flushedOffsetValue = offset;
+    this.recoveryPoint = offset;
+    this.epochCache.clear();
+    await Promise.all([
+      this.epochCheckpoint.request(),
+      this.logStartCheckpoint.request(),
+      this.recoveryPointCheckpoint.request(),
+    ]);
+    await fsyncDirectory(this.directory);
   }
 
   /**
@@ -985,6 +1028,8 @@ export class PartitionLog {
         }
       }
       this.closed = true;
+      openDirectories.delete(resolve(this.directory));
+      this.scheduler.forget(this.flushTarget);
       await Promise.all([...this.pendingDeletions]);
       await Promise.all(this.segments.map((segment) => segment.close().catch(() => {})));
       // Without the marker the next open rescans what may be incomplete: the safe default.
@@ -1113,6 +1158,10 @@ async function recoverDirectory(
   onEvent: (event: LogEvent) => void,
 ): Promise<OpenedDirectory> {
   const report = emptyReport(directory);
+  settings.onIndexRebuilt = (baseOffset, reason) => {
+    report.rebuiltIndexes.push({ segmentBaseOffset: baseOffset, reason });
+    onEvent({ type: "index-rebuilt", baseOffset, reason });
+  };
   const names = await readdir(directory);
   const logBases: number[] = [];
   const indexFiles: { name: string; baseOffset: number }[] = [];
@@ -1180,7 +1229,7 @@ async function recoverDirectory(
     if (indexProblem !== undefined) indexProblems.set(segment, indexProblem);
   }
   for (let index = 0; index + 1 < segments.length; index += 1) {
-    segments[index]!.nextOffset = segments[index + 1]!.baseOffset;
+    segments[index]!.setEnd(segments[index + 1]!.baseOffset);
   }
 
   // Which segments to re-read: none after a clean shutdown, else those from the recovery point on;
@@ -1230,8 +1279,15 @@ async function recoverDirectory(
       try {
         for (const [epoch, start] of recovery.epochStarts) cache.assign(epoch, start);
       } catch (error) {
-        report.checkpointProblems.push(`${LEADER_EPOCH_CHECKPOINT_FILE}: ${(error as Error).message}`);
-        return "epoch-conflict";
+        if (from > 0) {
+          report.checkpointProblems.push(`${LEADER_EPOCH_CHECKPOINT_FILE}: ${(error as Error).message}`);
+          return "epoch-conflict";
+        }
+        // Even the batch headers disagree (epochs go back between segments): the log is damaged
+        // from this segment on; keep the consistent prefix.
+        cache.truncateFromEnd(segment.baseOffset);
+        await dropFrom(index, `its leader epochs go back: ${(error as Error).message}`);
+        return "ok";
       }
       if (recovery.problem !== undefined) {
         report.truncations.push({
@@ -1251,12 +1307,15 @@ async function recoverDirectory(
     epochCache = new LeaderEpochCache();
     await rescan(0, epochCache);
   }
+  if (segments.length === 0) {
+    segments.push(await LogSegment.create(directory, logStartOffset, now(), settings));
+  }
 
   for (const [segment, reason] of indexProblems) {
     if (!segments.includes(segment)) continue;
     await segment.rebuildIndexes();
     const next = segments[segments.indexOf(segment) + 1];
-    if (next) segment.nextOffset = next.baseOffset;
+    if (next) segment.setEnd(next.baseOffset);
     report.rebuiltIndexes.push({ segmentBaseOffset: segment.baseOffset, reason });
     onEvent({ type: "index-rebuilt", baseOffset: segment.baseOffset, reason });
   }

@@ -1,6 +1,12 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FlushScheduler, KafkaStorageError, PartitionLog, type SyncableFile } from "../src/index.js";
+import {
+  FlushScheduler,
+  KafkaStorageError,
+  type LogEvent,
+  PartitionLog,
+  type SyncableFile,
+} from "../src/index.js";
 import { makeBatch, records, withTempDir } from "./helpers.js";
 
 /** A syncFile hook that records calls and can hold fsyncs until the test releases them. */
@@ -126,6 +132,45 @@ describe("group-committed flushing", () => {
       });
       expect(fast.firstOffset).toBe(2);
       recorder.release();
+      await log.close();
+    });
+  });
+
+  it("reports a rolled segment as durable once its fsync completed, ready for upload", async () => {
+    await withTempDir(async (directory) => {
+      const recorder = new SyncRecorder();
+      const scheduler = new FlushScheduler({ syncFile: recorder.syncFile });
+      const events: LogEvent[] = [];
+      const log = await PartitionLog.open(directory, {
+        flushScheduler: scheduler,
+        config: { segmentBytes: 300 },
+        onEvent: (event) => events.push(event),
+      });
+      recorder.hold();
+      for (let index = 0; index < 4; index += 1) await append(log, `roll${index}`, 2);
+      const rolled = events.filter((event) => event.type === "segment-rolled");
+      expect(rolled.length).toBeGreaterThan(0);
+      expect(events.some((event) => event.type === "segment-durable")).toBe(false);
+      expect(log.segmentInfos()[0]!.durable).toBe(false);
+      recorder.release();
+      await log.flush();
+      const durable = events.filter((event) => event.type === "segment-durable");
+      expect(
+        durable.map((event) => (event as { segment: { baseOffset: number } }).segment.baseOffset),
+      ).toContain(0);
+      expect(durable.every((event) => (event as { segment: { durable: boolean } }).segment.durable)).toBe(
+        true,
+      );
+      // The closed segment's log and both indexes were fsynced, plus the directory for the new file.
+      expect(recorder.synced).toEqual(
+        expect.arrayContaining([
+          join(directory, "00000000000000000000.log"),
+          join(directory, "00000000000000000000.index"),
+          join(directory, "00000000000000000000.timeindex"),
+          directory,
+        ]),
+      );
+      expect(log.segmentInfos()[0]!.durable).toBe(true);
       await log.close();
     });
   });

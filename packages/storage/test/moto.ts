@@ -39,7 +39,7 @@ export async function startMoto(): Promise<MotoServer> {
         error.code === "ENOENT"
           ? new Error(
               "moto_server is not on PATH; the S3 tests need it: install it with " +
-                "`pip install 'moto[server]'` (or `apt-get install python3-moto` where packaged) and re-run",
+                "`pip install 'moto[server]'` (which provides the moto_server command) and re-run",
             )
           : error,
       );

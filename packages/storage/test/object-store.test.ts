@@ -1,6 +1,6 @@
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import {
   downloadSegment,
   FlushScheduler,
@@ -30,36 +30,38 @@ async function streamToBuffer(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-let moto: MotoServer;
+// Started on first use, so the local-directory tests run (and pass) even where moto is missing.
+let motoStarting: Promise<MotoServer> | undefined;
 let bucketCounter = 0;
 
-beforeAll(async () => {
-  moto = await startMoto();
-}, 90_000);
+function moto(): Promise<MotoServer> {
+  motoStarting ??= startMoto();
+  return motoStarting;
+}
+
+async function s3Store(bucket: string, keyPrefix?: string): Promise<S3ObjectStore> {
+  const server = await moto();
+  await server.createBucket(bucket);
+  return new S3ObjectStore({
+    bucket,
+    endpoint: server.endpoint,
+    forcePathStyle: true,
+    credentials: motoCredentials,
+    ...(keyPrefix ? { keyPrefix } : {}),
+  });
+}
 
 afterAll(async () => {
-  await moto?.stop();
+  await (await motoStarting?.catch(() => undefined))?.stop();
 });
 
 const stores: [string, (scratch: string) => Promise<ObjectStore>][] = [
   ["LocalDirectoryObjectStore", async (scratch) => new LocalDirectoryObjectStore(join(scratch, "objects"))],
-  [
-    "S3ObjectStore against moto_server",
-    async () => {
-      const bucket = `raftka-test-${++bucketCounter}`;
-      await moto.createBucket(bucket);
-      return new S3ObjectStore({
-        bucket,
-        endpoint: moto.endpoint,
-        forcePathStyle: true,
-        credentials: motoCredentials,
-        keyPrefix: "cluster-a",
-      });
-    },
-  ],
+  ["S3ObjectStore against moto_server", () => s3Store(`raftka-test-${++bucketCounter}`, "cluster-a")],
 ];
 
-describe.each(stores)("%s", (_name, makeStore) => {
+// The first S3 test also starts moto_server, which can take a while on a busy machine.
+describe.each(stores)("%s", { timeout: 90_000 }, (_name, makeStore) => {
   it("puts, heads, gets (whole and ranged), lists and deletes objects", async () => {
     await withTempDir(async (scratch) => {
       const store = await makeStore(scratch);
@@ -244,12 +246,16 @@ describe("LocalDirectoryObjectStore specifics", () => {
   });
 });
 
-describe("S3ObjectStore specifics", () => {
+describe("S3ObjectStore specifics", { timeout: 90_000 }, () => {
   it("detects an object changed behind Raftka's back and explains a missing bucket", async () => {
     const bucket = `raftka-test-${++bucketCounter}`;
-    await moto.createBucket(bucket);
-    const options = { bucket, endpoint: moto.endpoint, forcePathStyle: true, credentials: motoCredentials };
-    const store = new S3ObjectStore(options);
+    const store = await s3Store(bucket);
+    const options = {
+      bucket,
+      endpoint: (await moto()).endpoint,
+      forcePathStyle: true,
+      credentials: motoCredentials,
+    };
     await store.put("obj", Buffer.from("original"));
     // Another writer replaces the bytes but keeps Raftka's checksum metadata.
     const info = await store.head("obj");

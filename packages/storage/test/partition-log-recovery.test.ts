@@ -210,6 +210,29 @@ describe("recovery", () => {
     });
   });
 
+  it("keeps only the consistent prefix when leader epochs go backwards between segments", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory, { config: { segmentBytes: 800 } });
+      await fill(log, 25);
+      const segments = log.segmentInfos();
+      const last = segments.at(-1)!;
+      await log.close();
+      // The epoch field is not covered by the CRC: make the last segment claim an older epoch.
+      const bytes = await readFile(last.logPath);
+      bytes.writeInt32BE(0, 12);
+      await writeFile(last.logPath, bytes);
+      await rm(join(directory, "leader-epoch-checkpoint"));
+
+      const reopened = await openLog(directory);
+      expect(reopened.recoveryReport.deletedSegments).toEqual([
+        { baseOffset: last.baseOffset, reason: expect.stringMatching(/leader epochs go back/) },
+      ]);
+      expect(reopened.logEndOffset).toBe(last.baseOffset);
+      expect(reopened.leaderEpochs().map((entry) => entry.epoch)).toEqual([1, 2]);
+      await reopened.close();
+    });
+  });
+
   it("cleans leftovers of interrupted deletions and temp files", async () => {
     await withTempDir(async (directory) => {
       const log = await openLog(directory);

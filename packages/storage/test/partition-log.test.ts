@@ -181,7 +181,15 @@ describe("PartitionLog appends and reads", () => {
         log.append(makeBatch(records("stale", 1), { baseOffset: 5, leaderEpoch: 1 }), {
           assignOffsets: false,
         }),
-      ).rejects.toThrow(/older than the log's latest epoch 2/);
+      ).rejects.toThrow(/leader epoch 1, older than the epoch 2/);
+      // Epochs going backwards inside one append are refused as a whole, leaving the cache untouched.
+      const backwards = Buffer.concat([
+        makeBatch(records("b5", 1), { baseOffset: 5, leaderEpoch: 5 }),
+        makeBatch(records("b3", 1), { baseOffset: 6, leaderEpoch: 3 }),
+      ]);
+      await expect(log.append(backwards, { assignOffsets: false })).rejects.toThrow(
+        /epoch 3, older than the epoch 5/,
+      );
       await expect(
         log.append(makeBatch(records("stale", 1)), { assignOffsets: true, leaderEpoch: 1 }),
       ).rejects.toThrow(InvalidRecordError);
@@ -221,8 +229,10 @@ describe("PartitionLog appends and reads", () => {
       await expect(log.read(-1, 100)).rejects.toBeInstanceOf(InvalidRequestError);
       const appended = await log.append(good, { assignOffsets: true, leaderEpoch: 0 });
       expect(appended.firstOffset).toBe(0);
+      await expect(openLog(directory)).rejects.toThrow(/already open in this process/);
       await log.close();
       await expect(log.append(good, { assignOffsets: true, leaderEpoch: 0 })).rejects.toThrow(/closed/);
+      await (await openLog(directory)).close();
     });
   });
 
