@@ -1,0 +1,602 @@
+import { randomInt } from "node:crypto";
+import { RaftCore, type RaftOptions, type RaftStatus, type TransferResult } from "../core/core.js";
+import { type DriverCompletion, type GroupReady, MultiRaftDriver } from "../core/driver.js";
+import { SeededRandom } from "../core/random.js";
+import {
+  type ConfChange,
+  type GroupId,
+  type HardState,
+  type Leadership,
+  type Message,
+  NO_NODE,
+  type NodeId,
+  type ProposeError,
+  type ReadFailure,
+} from "../core/types.js";
+import { type RaftLogger, silentLogger } from "./logger.js";
+import type { StateMachine } from "./state-machine.js";
+import type { HardStateStore, RaftLogStorage } from "./storage.js";
+import { type PeerAddress, RaftTransport, type TransportStats, type TransportTls } from "./transport.js";
+
+/** Raft options a host applies to all its groups (ids and randomness are filled in per group). */
+export type GroupRaftOptions = Partial<Omit<RaftOptions, "id" | "group" | "random" | "applied">>;
+
+export interface RaftHostOptions {
+  readonly nodeId: NodeId;
+  readonly clusterId: string;
+  /** Shared cluster secret (at least 16 characters); peers that do not know it are refused. */
+  readonly secret: string;
+  readonly listen: PeerAddress;
+  readonly peers: ReadonlyMap<NodeId, PeerAddress>;
+  readonly tls?: TransportTls;
+  readonly hardStateStore: HardStateStore;
+  /** One tick for all groups; election and heartbeat timeouts are counted in ticks. */
+  readonly tickMs?: number;
+  readonly raft?: GroupRaftOptions;
+  readonly logger?: RaftLogger;
+  /** Seed for election timeouts (tests); random by default. */
+  readonly seed?: number;
+}
+
+export interface GroupOptions {
+  readonly log: RaftLogStorage;
+  /** Omit for partitions: their state machine is the log, so only the commit index matters. */
+  readonly stateMachine?: StateMachine;
+  readonly raft?: GroupRaftOptions;
+}
+
+export interface ProposalResult {
+  readonly firstOffset: number;
+  readonly lastOffset: number;
+  readonly term: number;
+}
+
+export interface LeadershipEvent extends Leadership {
+  readonly group: GroupId;
+}
+
+/** Thrown to a proposer or reader: this node cannot serve the request; `leader` says who can (-1 = unknown). */
+export class NotLeaderError extends Error {
+  override name = "NotLeaderError";
+  constructor(
+    readonly group: GroupId,
+    readonly leader: NodeId,
+    readonly reason: ProposeError | ReadFailure | "UNKNOWN_GROUP" | "SHUTTING_DOWN",
+    detail = "",
+  ) {
+    super(
+      `group ${group}: ${reason}${detail ? ` (${detail})` : ""}; ${
+        leader === NO_NODE ? "no leader is known yet, retry shortly" : `retry on node ${leader}`
+      }`,
+    );
+  }
+}
+
+/** The entry a proposal occupied was replaced by another leader's entry: it did not commit. */
+export class ProposalDroppedError extends Error {
+  override name = "ProposalDroppedError";
+  constructor(
+    readonly group: GroupId,
+    readonly offset: number,
+  ) {
+    super(`group ${group}: the proposal at offset ${offset} was overwritten after a leader change; retry it`);
+  }
+}
+
+interface PendingProposal {
+  readonly lastOffset: number;
+  readonly term: number;
+  readonly resolve: (result: ProposalResult) => void;
+  readonly reject: (error: Error) => void;
+  readonly firstOffset: number;
+}
+
+interface GroupState {
+  readonly group: GroupId;
+  readonly core: RaftCore;
+  readonly log: RaftLogStorage;
+  readonly stateMachine: StateMachine | undefined;
+  /** Highest offset applied to the state machine (the commit index for partitions). */
+  applied: number;
+  readonly proposals: PendingProposal[];
+  readonly waitingReads: Array<{ index: number; resolve: (index: number) => void }>;
+  /** Storage writes issued but not yet covered by a completed fsync round. */
+  pendingWrite: Promise<void> | undefined;
+}
+
+/**
+ * Runs all Raft groups of one node: one tick timer, one TCP transport (one frame per peer per round),
+ * group-committed persistence (every round's log writes and hard states share one fsync round, and
+ * the messages that must wait for durability leave together after it), and the client-facing promises
+ * for proposals and linearizable reads. Idle groups quiesce and cost nothing per tick.
+ */
+export class RaftNodeHost {
+  readonly nodeId: NodeId;
+  private readonly driver: MultiRaftDriver;
+  private readonly transport: RaftTransport;
+  private readonly groups = new Map<GroupId, GroupState>();
+  private readonly logger: RaftLogger;
+  private readonly random: SeededRandom;
+  private readonly hardStates: HardStateStore;
+  private pendingHardStates = new Map<GroupId, HardState>();
+  private touchedLogs = new Set<GroupState>();
+  private roundInFlight = false;
+  private processScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private failure: Error | undefined;
+  private nextReadContext = 1;
+  private readonly reads = new Map<
+    number,
+    { group: GroupId; resolve: (index: number) => void; reject: (error: Error) => void }
+  >();
+  private readonly leadershipListeners: Array<(event: LeadershipEvent) => void> = [];
+  private readonly unknownGroupsLogged = new Set<GroupId>();
+  /** Fsync rounds completed (each covers every group that wrote since the previous one). */
+  syncRounds = 0;
+
+  private constructor(private readonly options: RaftHostOptions) {
+    this.nodeId = options.nodeId;
+    this.logger = options.logger ?? silentLogger;
+    this.random = new SeededRandom(options.seed ?? randomInt(2 ** 31));
+    this.hardStates = options.hardStateStore;
+    const electionTimeoutTicks = options.raft?.electionTimeoutTicks ?? 10;
+    this.driver = new MultiRaftDriver({
+      nodeId: options.nodeId,
+      peers: [...options.peers.keys()],
+      livenessTimeoutTicks: electionTimeoutTicks,
+      nodeHeartbeatTicks: options.raft?.heartbeatIntervalTicks ?? 2,
+    });
+    this.transport = new RaftTransport({
+      nodeId: options.nodeId,
+      clusterId: options.clusterId,
+      secret: options.secret,
+      listen: options.listen,
+      peers: options.peers,
+      tls: options.tls,
+      logger: this.logger,
+      onMessages: (from, messages) => this.receive(from, messages),
+      onPeerDown: (peer) => {
+        this.driver.peerUnreachable(peer);
+        this.schedule();
+      },
+    });
+  }
+
+  static async start(options: RaftHostOptions): Promise<RaftNodeHost> {
+    const host = new RaftNodeHost(options);
+    await host.transport.start();
+    const tickMs = options.tickMs ?? 50;
+    host.timer = setInterval(() => host.tick(), tickMs);
+    return host;
+  }
+
+  /** The port the transport listens on (useful with port 0). */
+  get port(): number {
+    return this.transport.port;
+  }
+
+  get transportStats(): TransportStats {
+    return this.transport.stats;
+  }
+
+  /** Groups currently awake (not quiesced): the ones that cost something per tick. */
+  get awakeGroups(): number {
+    return this.driver.awakeGroupCount();
+  }
+
+  /** Replace the peer list (a node joined, left or moved); connections follow. */
+  setPeers(peers: ReadonlyMap<NodeId, PeerAddress>): void {
+    this.transport.setPeers(peers);
+    this.driver.setPeers([...peers.keys()]);
+  }
+
+  onLeadershipChange(listener: (event: LeadershipEvent) => void): void {
+    this.leadershipListeners.push(listener);
+  }
+
+  /** Start (or restart from disk) one group; its log's snapshot meta carries the initial membership. */
+  addGroup(group: GroupId, options: GroupOptions): void {
+    this.assertRunning();
+    if (this.groups.has(group)) throw new Error(`group ${group} already runs on node ${this.nodeId}`);
+    const meta = options.log.snapshotMeta();
+    if (options.stateMachine !== undefined) {
+      const snapshot = options.log.snapshot();
+      if (snapshot === undefined) {
+        throw new Error(
+          `group ${group}: its snapshot must be in memory when the group starts; load it first`,
+        );
+      }
+      options.stateMachine.restore(snapshot.data, meta);
+    }
+    const random = this.random.fork(group);
+    const core = new RaftCore(
+      {
+        ...this.options.raft,
+        ...options.raft,
+        id: this.nodeId,
+        group,
+        random: () => random.next(),
+        deliverCommittedEntries: options.stateMachine !== undefined,
+        applied: meta.offset,
+      },
+      options.log,
+      this.hardStates.load(group) ?? { term: 0, vote: NO_NODE, commit: -1 },
+    );
+    const state: GroupState = {
+      group,
+      core,
+      log: options.log,
+      stateMachine: options.stateMachine,
+      applied: options.stateMachine === undefined ? core.commitIndex : meta.offset,
+      proposals: [],
+      waitingReads: [],
+      pendingWrite: undefined,
+    };
+    options.log.onLoaded = () => {
+      if (this.groups.get(group) !== state) return;
+      core.entriesLoaded();
+      this.driver.touch(group);
+      this.schedule();
+    };
+    this.groups.set(group, state);
+    this.driver.addGroup(core);
+    this.schedule();
+  }
+
+  async removeGroup(group: GroupId): Promise<void> {
+    const state = this.groups.get(group);
+    if (state === undefined) return;
+    this.groups.delete(group);
+    this.driver.removeGroup(group);
+    this.failPending(
+      state,
+      new NotLeaderError(group, NO_NODE, "UNKNOWN_GROUP", "the group was removed from this node"),
+    );
+    await state.pendingWrite;
+    await state.log.close();
+  }
+
+  hasGroup(group: GroupId): boolean {
+    return this.groups.has(group);
+  }
+
+  /**
+   * Append a record batch of `recordCount` records; resolves once it is committed (durable on a
+   * majority). Rejects with NotLeaderError when this node does not lead the group.
+   */
+  propose(group: GroupId, payload: Uint8Array, recordCount = 1): Promise<ProposalResult> {
+    const state = this.groupState(group);
+    const result = state.core.propose(payload, recordCount);
+    if (!result.ok) return Promise.reject(new NotLeaderError(group, result.leader, result.error));
+    this.driver.touch(group);
+    this.schedule();
+    return this.trackProposal(state, result);
+  }
+
+  /** One membership step; resolves once the new configuration is committed. */
+  changeMembership(group: GroupId, change: ConfChange): Promise<ProposalResult> {
+    const state = this.groupState(group);
+    const result = state.core.proposeConfChange(change);
+    if (!result.ok)
+      return Promise.reject(new NotLeaderError(group, result.leader, result.error, result.detail));
+    this.driver.touch(group);
+    this.schedule();
+    return this.trackProposal(state, result);
+  }
+
+  /**
+   * Linearizable read point (ReadIndex): resolves with an index this node has applied and that is at
+   * least the leader's commit index at the time of the call. Works on followers too.
+   */
+  readIndex(group: GroupId): Promise<number> {
+    const state = this.groupState(group);
+    const context = this.nextReadContext++;
+    return new Promise<number>((resolve, reject) => {
+      this.reads.set(context, { group, resolve, reject });
+      state.core.readIndex(context);
+      this.driver.touch(group);
+      this.schedule();
+    });
+  }
+
+  transferLeadership(group: GroupId, target: NodeId): TransferResult {
+    const result = this.groupState(group).core.transferLeadership(target);
+    this.driver.touch(group);
+    this.schedule();
+    return result;
+  }
+
+  leaderOf(group: GroupId): NodeId {
+    return this.groups.get(group)?.core.currentLeader ?? NO_NODE;
+  }
+
+  isLeader(group: GroupId): boolean {
+    return this.groups.get(group)?.core.isLeader() ?? false;
+  }
+
+  commitIndex(group: GroupId): number {
+    return this.groupState(group).core.commitIndex;
+  }
+
+  status(group: GroupId): RaftStatus {
+    return this.groupState(group).core.status();
+  }
+
+  groupIds(): GroupId[] {
+    return [...this.groups.keys()];
+  }
+
+  /** Snapshot the group's state machine at its applied index and drop the log before it. */
+  async compact(group: GroupId): Promise<void> {
+    const state = this.groupState(group);
+    const data = state.stateMachine?.snapshot() ?? new Uint8Array(0);
+    await state.log.compact(state.applied, data);
+  }
+
+  /**
+   * Stop the node. With `transferLeadership` (graceful shutdown), first hand every group this node
+   * leads to its most up-to-date voter and wait (up to `timeoutMs`) for the handover.
+   */
+  async stop(options: { transferLeadership?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (this.stopped) return;
+    if (options.transferLeadership && this.failure === undefined)
+      await this.handOverLeadership(options.timeoutMs ?? 5_000);
+    this.stopped = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    await this.transport.stop();
+    if (this.pendingHardStates.size > 0 && this.failure === undefined) {
+      await this.hardStates.saveMany(this.pendingHardStates).catch(() => {});
+    }
+    for (const state of this.groups.values()) {
+      this.failPending(state, new NotLeaderError(state.group, NO_NODE, "SHUTTING_DOWN"));
+      await state.pendingWrite?.catch(() => {});
+      await state.log.close();
+    }
+    this.groups.clear();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async handOverLeadership(timeoutMs: number): Promise<void> {
+    const led = [...this.groups.values()].filter((state) => state.core.isLeader());
+    for (const state of led) {
+      const candidates = state.core
+        .status()
+        .progress.filter(
+          (progress) =>
+            state.core.membership.voters.includes(progress.node) && this.transport.isConnected(progress.node),
+        )
+        .sort((a, b) => b.match - a.match);
+      const target = candidates[0];
+      if (target !== undefined) state.core.transferLeadership(target.node);
+      this.driver.touch(state.group);
+    }
+    this.schedule();
+    // Done once each group hears from its new leader: our vote for it has then been delivered too.
+    const handedOver = (state: GroupState): boolean =>
+      state.core.currentLeader !== this.nodeId && state.core.currentLeader !== NO_NODE;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && !led.every(handedOver)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const remaining = led.filter((state) => !handedOver(state)).length;
+    if (remaining > 0) {
+      this.logger.warn(
+        { remaining },
+        "some groups could not hand over leadership before shutdown; they will elect after a timeout",
+      );
+    }
+  }
+
+  private groupState(group: GroupId): GroupState {
+    this.assertRunning();
+    const state = this.groups.get(group);
+    if (state === undefined) {
+      throw new NotLeaderError(
+        group,
+        NO_NODE,
+        "UNKNOWN_GROUP",
+        `node ${this.nodeId} does not host this group`,
+      );
+    }
+    return state;
+  }
+
+  private assertRunning(): void {
+    if (this.failure !== undefined) {
+      throw new Error(`Raft node ${this.nodeId} stopped after a storage failure: ${this.failure.message}`);
+    }
+    if (this.stopped) throw new Error(`Raft node ${this.nodeId} has been stopped`);
+  }
+
+  private trackProposal(state: GroupState, result: ProposalResult): Promise<ProposalResult> {
+    return new Promise<ProposalResult>((resolve, reject) => {
+      state.proposals.push({ ...result, resolve, reject });
+    });
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.driver.tick();
+    this.process();
+  }
+
+  private receive(from: NodeId, messages: Message[]): void {
+    if (this.stopped) return;
+    const unknown = this.driver.receive(from, messages);
+    for (const group of unknown) {
+      if (this.unknownGroupsLogged.has(group)) continue;
+      this.unknownGroupsLogged.add(group);
+      this.logger.warn(
+        { group, from },
+        "messages for a Raft group this node does not host; is its assignment out of date?",
+      );
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.processScheduled || this.stopped) return;
+    this.processScheduled = true;
+    setImmediate(() => {
+      this.processScheduled = false;
+      this.process();
+    });
+  }
+
+  /** Collect every group's ready: write, send, and start an fsync round if none is running. */
+  private process(): void {
+    if (this.stopped || this.failure !== undefined) return;
+    try {
+      const batch = this.driver.collect();
+      for (const item of batch.readies) this.write(item);
+      for (const [to, messages] of batch.outbound) this.transport.send(to, messages);
+      if (!this.roundInFlight) this.startRound();
+    } catch (error) {
+      this.fail(error as Error);
+    }
+  }
+
+  private write(item: GroupReady): void {
+    const state = this.groups.get(item.group);
+    if (state === undefined) return;
+    const { ready } = item;
+    if (ready.snapshot !== undefined || ready.entries.length > 0) {
+      const written = state.log.write(ready);
+      state.pendingWrite =
+        state.pendingWrite === undefined
+          ? written
+          : Promise.all([state.pendingWrite, written]).then(() => {});
+      this.touchedLogs.add(state);
+    }
+    if (ready.hardState !== undefined) this.pendingHardStates.set(item.group, ready.hardState);
+    if (ready.leadership !== undefined) {
+      const event = { group: item.group, ...ready.leadership };
+      for (const listener of this.leadershipListeners) listener(event);
+    }
+    for (const result of ready.readResults) {
+      const read = this.reads.get(result.context);
+      if (read === undefined) continue;
+      this.reads.delete(result.context);
+      if (!result.ok) {
+        read.reject(new NotLeaderError(item.group, state.core.currentLeader, result.reason));
+      } else if (state.applied >= result.index) {
+        read.resolve(state.applied);
+      } else {
+        state.waitingReads.push({ index: result.index, resolve: read.resolve });
+      }
+    }
+  }
+
+  /** One fsync round covering everything written so far, then release what waited for it. */
+  private startRound(): void {
+    if (this.driver.pendingBatches() === 0) return;
+    const upTo = this.driver.lastBatchId();
+    if (!this.driver.syncNeeded()) {
+      // Nothing here needs the disk (a commit-index-only hard state rides along with the next round).
+      this.completed(this.driver.complete(upTo));
+      this.schedule();
+      return;
+    }
+    this.roundInFlight = true;
+    const logs = [...this.touchedLogs];
+    const hardStates = this.pendingHardStates;
+    this.touchedLogs = new Set();
+    this.pendingHardStates = new Map();
+    const writes = logs.map((state) => state.pendingWrite);
+    for (const state of logs) state.pendingWrite = undefined;
+    const durable = Promise.all([
+      Promise.all(writes).then(() => Promise.all(logs.map((state) => state.log.sync()))),
+      hardStates.size > 0 ? this.hardStates.saveMany(hardStates) : undefined,
+    ]);
+    durable.then(
+      () => {
+        this.roundInFlight = false;
+        this.syncRounds++;
+        if (this.stopped) return;
+        try {
+          this.completed(this.driver.complete(upTo));
+        } catch (error) {
+          this.fail(error as Error);
+          return;
+        }
+        this.process();
+      },
+      (error: Error) => this.fail(error),
+    );
+  }
+
+  private completed(completion: DriverCompletion): void {
+    for (const [to, messages] of completion.outbound) this.transport.send(to, messages);
+    for (const { group, ready } of completion.readies) {
+      const state = this.groups.get(group);
+      if (state === undefined) continue;
+      if (state.stateMachine !== undefined) {
+        if (ready.snapshot !== undefined) {
+          state.stateMachine.restore(ready.snapshot.data, ready.snapshot.meta);
+          state.applied = ready.snapshot.meta.offset;
+        }
+        if (ready.committedEntries.length > 0) {
+          state.stateMachine.apply(ready.committedEntries);
+          state.applied = ready.committedEntries[ready.committedEntries.length - 1]!.lastOffset;
+        }
+      } else {
+        state.applied = ready.commitIndex;
+      }
+      this.settleProposals(state, ready.commitIndex);
+      if (state.waitingReads.length > 0) this.releaseReads(state);
+    }
+  }
+
+  private settleProposals(state: GroupState, commit: number): void {
+    const proposals = state.proposals;
+    let settled = 0;
+    while (settled < proposals.length && proposals[settled]!.lastOffset <= commit) {
+      const proposal = proposals[settled]!;
+      if (state.core.termAt(proposal.lastOffset) === proposal.term) {
+        proposal.resolve({
+          firstOffset: proposal.firstOffset,
+          lastOffset: proposal.lastOffset,
+          term: proposal.term,
+        });
+      } else {
+        proposal.reject(new ProposalDroppedError(state.group, proposal.lastOffset));
+      }
+      settled++;
+    }
+    if (settled > 0) proposals.splice(0, settled);
+  }
+
+  private releaseReads(state: GroupState): void {
+    const still: Array<{ index: number; resolve: (index: number) => void }> = [];
+    for (const waiting of state.waitingReads) {
+      if (waiting.index <= state.applied) waiting.resolve(state.applied);
+      else still.push(waiting);
+    }
+    state.waitingReads.length = 0;
+    state.waitingReads.push(...still);
+  }
+
+  private failPending(state: GroupState, error: Error): void {
+    for (const proposal of state.proposals.splice(0)) proposal.reject(error);
+    for (const [context, read] of this.reads) {
+      if (read.group !== state.group) continue;
+      this.reads.delete(context);
+      read.reject(error);
+    }
+  }
+
+  /** A storage or invariant failure: this node must not go on acknowledging anything. */
+  private fail(error: Error): void {
+    if (this.failure !== undefined) return;
+    this.failure = error;
+    this.logger.error(
+      { error: error.message, stack: error.stack },
+      "Raft node stopped: its disk or its state can no longer be trusted; check the disk, then restart the node",
+    );
+    for (const state of this.groups.values()) this.failPending(state, error);
+    if (this.timer !== undefined) clearInterval(this.timer);
+    void this.transport.stop();
+  }
+}
