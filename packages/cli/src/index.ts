@@ -1,1 +1,1 @@
-export {};
+export { ExitCode, START_USAGE, start } from "./commands/start.js";

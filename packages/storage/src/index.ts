@@ -1,6 +1,7 @@
 export * from "./config.js";
 export * from "./errors.js";
 export * from "./flush-scheduler.js";
+export { fsyncDirectory, writeFileAtomically } from "./fs-util.js";
 export * from "./leader-epoch-cache.js";
 export * from "./local-directory-object-store.js";
 export * from "./object-store.js";

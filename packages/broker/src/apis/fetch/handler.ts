@@ -1,0 +1,306 @@
+import {
+  ApiKey,
+  ErrorCode,
+  type FetchRequest,
+  type FetchResponse,
+  type FetchResponseFetchableTopicResponse,
+  type FetchResponsePartitionData,
+} from "@raftka/protocol";
+import type { ReplicatedLog } from "../../partitions/replicated-log.js";
+import type { ApiHandler, RequestContext } from "../../server/api-registry.js";
+import type { BrokerServices } from "../../services.js";
+import { toPartitionFailure } from "../errors.js";
+import { hideInternalControlBatches } from "./control-batches.js";
+import {
+  type FetchContext,
+  type FetchSessionCache,
+  FINAL_EPOCH,
+  type PartitionRequest,
+  partitionKey,
+  type SessionPartition,
+} from "./fetch-sessions.js";
+import type { LongPoll } from "./long-poll.js";
+
+const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
+const INT32_MAX = 0x7fffffff;
+const READ_COMMITTED = 1;
+
+interface PartitionResult {
+  readonly partition: SessionPartition;
+  readonly data: FetchResponsePartitionData;
+  readonly log: ReplicatedLog | undefined;
+  readonly bytes: number;
+}
+
+export interface FetchHandlerOptions {
+  readonly sessions: FetchSessionCache;
+  readonly longPoll: LongPoll;
+}
+
+/**
+ * Fetch: whole batches between each partition's fetch offset and its high watermark, within max.bytes and
+ * the per-partition limits (the first partition with data always gets at least one batch, KIP-74). When
+ * fewer than min.bytes are available the fetch parks until appends commit enough or max.wait.ms passes.
+ * Incremental fetch sessions (KIP-227) from v7, topic ids from v13.
+ */
+export function fetchHandler(
+  services: BrokerServices,
+  options: FetchHandlerOptions,
+): ApiHandler<typeof ApiKey.Fetch> {
+  return {
+    apiKey: ApiKey.Fetch,
+    // Min 4: librdkafka only uses record batch v2 when Fetch v4 is advertised; older versions would need
+    // down-conversion to message format 0/1, which no supported client asks for.
+    minVersion: 4,
+    maxVersion: 17,
+    handle: (request, context) => handleFetch(services, options, request, context),
+  };
+}
+
+async function handleFetch(
+  services: BrokerServices,
+  options: FetchHandlerOptions,
+  request: FetchRequest,
+  context: RequestContext,
+): Promise<FetchResponse> {
+  const version = context.apiVersion;
+  const byTopicId = version >= 13;
+  const image = services.controller.image;
+  const requested: PartitionRequest[] = [];
+  for (const topic of request.topics) {
+    const topicImage = byTopicId ? image.topicById(topic.topicId ?? "") : image.topic(topic.topic ?? "");
+    for (const partition of topic.partitions) {
+      requested.push({
+        topic: topicImage?.name ?? (byTopicId ? "" : (topic.topic ?? "")),
+        topicId: byTopicId ? (topic.topicId ?? ZERO_UUID) : (topicImage?.topicId ?? ZERO_UUID),
+        partition: partition.partition,
+        fetchOffset: Number(partition.fetchOffset),
+        maxBytes: partition.partitionMaxBytes,
+        currentLeaderEpoch: partition.currentLeaderEpoch ?? -1,
+      });
+    }
+  }
+  const keyOf = (partition: { topic: string; topicId: string; partition: number }) =>
+    partitionKey(byTopicId ? partition.topicId : partition.topic, partition.partition);
+
+  let fetchContext: FetchContext;
+  if (version >= 7) {
+    const forgotten: string[] = [];
+    for (const topic of request.forgottenTopicsData ?? []) {
+      for (const partition of topic.partitions) {
+        forgotten.push(
+          partitionKey(byTopicId ? (topic.topicId ?? ZERO_UUID) : (topic.topic ?? ""), partition),
+        );
+      }
+    }
+    fetchContext = options.sessions.newContext(
+      request.sessionId ?? 0,
+      request.sessionEpoch ?? FINAL_EPOCH,
+      requested,
+      forgotten,
+      keyOf,
+    );
+  } else {
+    fetchContext = {
+      kind: "full",
+      partitions: requested.map((partition) => ({
+        ...partition,
+        lastHighWatermark: -1,
+        lastLogStartOffset: -1,
+      })),
+    };
+  }
+  if (fetchContext.kind === "error") {
+    return { throttleTimeMs: 0, errorCode: fetchContext.errorCode, sessionId: 0, responses: [] };
+  }
+
+  const replicaId = request.replicaState?.replicaId ?? request.replicaId ?? -1;
+  const maxBytes = Math.min(request.maxBytes ?? INT32_MAX, services.config.get("fetch.max.bytes"));
+  const readCommitted = (request.isolationLevel ?? 0) === READ_COMMITTED;
+  const read = () => readPartitions(services, fetchContext.partitions, { maxBytes, replicaId, byTopicId });
+
+  let results = await read();
+  let available = 0;
+  let anyError = false;
+  for (const result of results) {
+    available += result.bytes;
+    if (result.data.errorCode !== ErrorCode.NONE) anyError = true;
+  }
+  if (request.maxWaitMs > 0 && available < request.minBytes && !anyError && results.length > 0) {
+    const logs = results.map((result) => result.log).filter((log): log is ReplicatedLog => log !== undefined);
+    await options.longPoll.wait(logs, request.minBytes - available, request.maxWaitMs);
+    results = await read();
+  }
+
+  const included =
+    fetchContext.kind === "incremental" ? results.filter((result) => hasNews(result)) : results;
+  for (const result of results) {
+    if (!included.includes(result)) continue;
+    result.partition.lastHighWatermark = Number(result.data.highWatermark);
+    result.partition.lastLogStartOffset = Number(result.data.logStartOffset);
+    if (!readCommitted) result.data.abortedTransactions = null;
+  }
+  for (const result of included) {
+    const topicName = result.partition.topic;
+    if (result.bytes > 0) {
+      services.topicMetrics.fetched(topicName, result.bytes, countOf(result));
+    }
+  }
+  return {
+    throttleTimeMs: 0,
+    errorCode: ErrorCode.NONE,
+    sessionId: fetchContext.session?.id ?? 0,
+    responses: groupByTopic(included, byTopicId),
+  };
+}
+
+const recordCounts = new WeakMap<FetchResponsePartitionData, number>();
+const countOf = (result: PartitionResult) => recordCounts.get(result.data) ?? 0;
+
+/** An incremental fetch answers a partition only when something about it changed. */
+function hasNews(result: PartitionResult): boolean {
+  const { data, partition } = result;
+  return (
+    result.bytes > 0 ||
+    data.errorCode !== ErrorCode.NONE ||
+    Number(data.highWatermark) !== partition.lastHighWatermark ||
+    Number(data.logStartOffset) !== partition.lastLogStartOffset
+  );
+}
+
+function groupByTopic(
+  results: readonly PartitionResult[],
+  byTopicId: boolean,
+): FetchResponseFetchableTopicResponse[] {
+  const topics: FetchResponseFetchableTopicResponse[] = [];
+  let current: FetchResponseFetchableTopicResponse | undefined;
+  let currentKey: string | undefined;
+  for (const result of results) {
+    const key = byTopicId ? result.partition.topicId : result.partition.topic;
+    if (current === undefined || key !== currentKey) {
+      current = byTopicId
+        ? { topicId: result.partition.topicId, partitions: [] }
+        : { topic: result.partition.topic, partitions: [] };
+      currentKey = key;
+      topics.push(current);
+    }
+    current.partitions.push(result.data);
+  }
+  return topics;
+}
+
+function emptyPartition(partition: number, errorCode: number): FetchResponsePartitionData {
+  return {
+    partitionIndex: partition,
+    errorCode,
+    highWatermark: -1n,
+    lastStableOffset: -1n,
+    logStartOffset: -1n,
+    abortedTransactions: [],
+    preferredReadReplica: -1,
+    records: null,
+  };
+}
+
+/**
+ * Reads the partitions in request order within the response budget. Partitions are read one after
+ * another because each one's limit depends on what the earlier ones returned.
+ */
+async function readPartitions(
+  services: BrokerServices,
+  partitions: readonly SessionPartition[],
+  options: { maxBytes: number; replicaId: number; byTopicId: boolean },
+): Promise<PartitionResult[]> {
+  const results: PartitionResult[] = [];
+  let budget = options.maxBytes;
+  let firstWithData = true;
+  const image = services.controller.image;
+  for (const partition of partitions) {
+    const topic = options.byTopicId ? image.topicById(partition.topicId) : image.topic(partition.topic);
+    const log = topic ? services.partitions.partition(topic.name, partition.partition) : undefined;
+    const fail = (errorCode: number): PartitionResult => ({
+      partition,
+      data: emptyPartition(partition.partition, errorCode),
+      log,
+      bytes: 0,
+    });
+    if (!topic || !log) {
+      results.push(
+        fail(options.byTopicId && !topic ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+      );
+      continue;
+    }
+    if (options.replicaId >= 0 || !log.isLeader) {
+      // Single node: no broker fetches as a follower, and this node leads every partition it hosts.
+      results.push(fail(ErrorCode.NOT_LEADER_OR_FOLLOWER));
+      continue;
+    }
+    if (partition.currentLeaderEpoch >= 0 && partition.currentLeaderEpoch !== log.leaderEpoch) {
+      results.push(
+        fail(
+          partition.currentLeaderEpoch < log.leaderEpoch
+            ? ErrorCode.FENCED_LEADER_EPOCH
+            : ErrorCode.UNKNOWN_LEADER_EPOCH,
+        ),
+      );
+      continue;
+    }
+    const highWatermark = log.highWatermark;
+    const base = {
+      partitionIndex: partition.partition,
+      highWatermark: BigInt(highWatermark),
+      lastStableOffset: BigInt(highWatermark),
+      logStartOffset: BigInt(log.logStartOffset),
+      abortedTransactions: [],
+      preferredReadReplica: -1,
+    };
+    if (partition.fetchOffset < log.logStartOffset || partition.fetchOffset > log.logEndOffset) {
+      results.push({
+        partition,
+        data: { ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null },
+        log,
+        bytes: 0,
+      });
+      continue;
+    }
+    const limit = firstWithData ? partition.maxBytes : Math.min(partition.maxBytes, budget);
+    if (partition.fetchOffset >= highWatermark || limit <= 0) {
+      results.push({
+        partition,
+        data: { ...base, errorCode: ErrorCode.NONE, records: Buffer.alloc(0) },
+        log,
+        bytes: 0,
+      });
+      continue;
+    }
+    let records: Buffer;
+    try {
+      records = (await log.read(partition.fetchOffset, Math.max(limit, 1))).records;
+    } catch (error) {
+      const mapped = toPartitionFailure(error, (unexpected) =>
+        services.logger.error(
+          { err: unexpected, topic: topic.name, partition: partition.partition },
+          "fetch read failed",
+        ),
+      );
+      results.push({
+        partition,
+        data: { ...base, errorCode: mapped.errorCode, records: null },
+        log,
+        bytes: 0,
+      });
+      continue;
+    }
+    // Only the first partition with data may exceed the limits (so one huge batch cannot stall a consumer).
+    if (!firstWithData && records.length > limit) records = Buffer.alloc(0);
+    const visible = hideInternalControlBatches(records);
+    const data: FetchResponsePartitionData = { ...base, errorCode: ErrorCode.NONE, records: visible.records };
+    recordCounts.set(data, visible.recordCount);
+    if (visible.records.length > 0) {
+      firstWithData = false;
+      budget -= visible.records.length;
+    }
+    results.push({ partition, data, log, bytes: visible.records.length });
+  }
+  return results;
+}

@@ -1,0 +1,178 @@
+import {
+  CompressionType,
+  convertLegacyMessageSet,
+  decodeRecordBatch,
+  ErrorCode,
+  encodeRecordBatch,
+  RecordBatchError,
+  type RecordBatchHeader,
+  sliceBatches,
+  validateRecordBatch,
+} from "@raftka/protocol";
+import type { TopicSettings } from "../../partitions/topic-settings.js";
+
+/** Batches ready for the log, or the Kafka error the partition answers. */
+export type PreparedRecords =
+  | {
+      readonly ok: true;
+      /** Exactly the bytes to append (the client's, unless converted or recompressed). */
+      readonly records: Buffer;
+      readonly headers: readonly RecordBatchHeader[];
+      readonly recordCount: number;
+    }
+  | { readonly ok: false; readonly errorCode: number; readonly message: string };
+
+const codecByName: Record<Exclude<TopicSettings["compressionType"], "producer">, CompressionType> = {
+  uncompressed: CompressionType.None,
+  gzip: CompressionType.Gzip,
+  snappy: CompressionType.Snappy,
+  lz4: CompressionType.Lz4,
+  zstd: CompressionType.Zstd,
+};
+
+const refuse = (errorCode: number, message: string): PreparedRecords => ({ ok: false, errorCode, message });
+
+/**
+ * Produce's per-partition checks, as Kafka's broker does them: framing and CRC, the record format the
+ * request version allows (legacy magic 0/1 only before Produce v3, converted to v2), no client control
+ * batches, batch size against max.message.bytes, timestamps, and the topic's compression.type. Never
+ * decompresses unless the topic asks for a codec other than the batch's.
+ */
+export function prepareRecords(
+  records: Buffer | null,
+  produceVersion: number,
+  settings: TopicSettings,
+  now: number,
+): PreparedRecords {
+  if (records === null || records.length === 0) {
+    return refuse(
+      ErrorCode.CORRUPT_MESSAGE,
+      "the partition's records are empty; send at least one record batch",
+    );
+  }
+  let sliced: ReturnType<typeof sliceBatches>;
+  try {
+    sliced = sliceBatches(records);
+  } catch (error) {
+    return fromError(error);
+  }
+  if (sliced.incompleteTailBytes > 0 || sliced.batches.length === 0) {
+    return refuse(
+      ErrorCode.CORRUPT_MESSAGE,
+      `the records end with ${sliced.incompleteTailBytes || records.length} bytes that are not a whole batch; send whole record batches`,
+    );
+  }
+  let bytes = records;
+  const legacy = sliced.batches.some((batch) => batch.magic !== 2);
+  if (produceVersion >= 3) {
+    if (legacy) {
+      return refuse(
+        ErrorCode.INVALID_RECORD,
+        `Produce v${produceVersion} requires record batches of magic 2, got a magic ${sliced.batches.find((batch) => batch.magic !== 2)!.magic} message set; use Produce v0-2 for old message formats`,
+      );
+    }
+    if (sliced.batches.length !== 1) {
+      return refuse(
+        ErrorCode.INVALID_RECORD,
+        `Produce v${produceVersion} allows exactly one record batch per partition, got ${sliced.batches.length}; send one batch per partition`,
+      );
+    }
+  } else {
+    if (!sliced.batches.every((batch) => batch.magic === 0 || batch.magic === 1)) {
+      return refuse(
+        ErrorCode.INVALID_RECORD,
+        `Produce v${produceVersion} carries message sets of magic 0 or 1 only; send record batches (magic 2) with Produce v3 or later`,
+      );
+    }
+    try {
+      // Stored as v2 like everything else: fetchers always get one format.
+      bytes = convertLegacyMessageSet(records);
+    } catch (error) {
+      return fromError(error);
+    }
+  }
+
+  let header: RecordBatchHeader;
+  try {
+    header = validateRecordBatch(bytes, { producedByClient: true });
+  } catch (error) {
+    return fromError(error);
+  }
+  if (header.isControl) {
+    return refuse(
+      ErrorCode.INVALID_RECORD,
+      "control batches are written by the broker only; send ordinary record batches",
+    );
+  }
+  if (header.compression === CompressionType.Zstd && produceVersion < 7) {
+    return refuse(
+      ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+      `zstd-compressed batches need Produce v7 or later, the request is v${produceVersion}; upgrade the client or use another codec`,
+    );
+  }
+  if (
+    settings.timestampType === "CreateTime" &&
+    settings.timestampDifferenceMaxMs < Number.MAX_SAFE_INTEGER
+  ) {
+    for (const timestamp of [header.baseTimestamp, header.maxTimestamp]) {
+      if (timestamp >= 0n && Math.abs(Number(timestamp) - now) > settings.timestampDifferenceMaxMs) {
+        return refuse(
+          ErrorCode.INVALID_TIMESTAMP,
+          `record timestamp ${timestamp} is more than message.timestamp.difference.max.ms (${settings.timestampDifferenceMaxMs}) from the broker's clock (${now}); fix the producer's clock or timestamps`,
+        );
+      }
+    }
+  }
+
+  if (settings.compressionType !== "producer") {
+    const wanted = codecByName[settings.compressionType];
+    if (wanted !== header.compression) {
+      try {
+        bytes = recompress(bytes, header, wanted);
+        header = validateRecordBatch(bytes, { producedByClient: true });
+      } catch (error) {
+        return fromError(error);
+      }
+    }
+  }
+  if (bytes.length > settings.maxMessageBytes) {
+    return refuse(
+      ErrorCode.MESSAGE_TOO_LARGE,
+      `record batch of ${bytes.length} bytes is larger than max.message.bytes (${settings.maxMessageBytes}); send smaller batches or raise max.message.bytes for the topic`,
+    );
+  }
+  return { ok: true, records: bytes, headers: [header], recordCount: header.recordCount };
+}
+
+/** Re-encodes a batch with another codec, keeping offsets, timestamps and producer fields as they were. */
+function recompress(batch: Buffer, header: RecordBatchHeader, compression: CompressionType): Buffer {
+  const decoded = decodeRecordBatch(batch, { verify: false });
+  return encodeRecordBatch({
+    records: decoded.records.map((record) => ({
+      key: record.key,
+      value: record.value,
+      headers: record.headers,
+      timestamp: record.timestamp,
+      offsetDelta: record.offsetDelta,
+    })),
+    compression,
+    baseOffset: header.baseOffset,
+    partitionLeaderEpoch: header.partitionLeaderEpoch,
+    timestampType: header.timestampType,
+    isTransactional: header.isTransactional,
+    producerId: header.producerId,
+    producerEpoch: header.producerEpoch,
+    baseSequence: header.baseSequence,
+    baseTimestamp: header.baseTimestamp,
+    maxTimestamp: header.maxTimestamp,
+    lastOffsetDelta: header.lastOffsetDelta,
+  });
+}
+
+function fromError(error: unknown): PreparedRecords {
+  if (error instanceof RecordBatchError) {
+    // KafkaError messages start with the error name; the partition error message should be the detail.
+    return refuse(error.code, error.message.replace(/^[A-Z_]+ \(-?\d+\): /, ""));
+  }
+  throw error;
+}

@@ -1,0 +1,193 @@
+import {
+  ApiKey,
+  ErrorCode,
+  type ProduceRequest,
+  type ProduceRequestPartitionProduceData,
+  type ProduceResponse,
+  type ProduceResponsePartitionProduceResponse,
+} from "@raftka/protocol";
+import type { HostedTopic } from "../../partitions/partition-manager.js";
+import type { Acks, TopicPartition } from "../../partitions/replicated-log.js";
+import type { ApiHandler, RequestContext } from "../../server/api-registry.js";
+import type { BrokerServices } from "../../services.js";
+import { toPartitionFailure } from "../errors.js";
+import { prepareRecords } from "./batch-validation.js";
+
+type PartitionResponse = ProduceResponsePartitionProduceResponse;
+
+/**
+ * Produce: validates each partition's batch, runs the producer-state check, and appends. Appends are
+ * started synchronously, in request order, so pipelined requests land in the log in the order they were
+ * sent; only the wait for acks happens after. acks=0 requests get no response.
+ */
+export function produceHandler(services: BrokerServices): ApiHandler<typeof ApiKey.Produce> {
+  return {
+    apiKey: ApiKey.Produce,
+    // Min 0: librdkafka only compresses when Produce v0 is advertised (its message-set writer checks it).
+    minVersion: 0,
+    maxVersion: 11,
+    expectsResponse: (request) => request.acks !== 0,
+    handle: (request, context) => handleProduce(services, request, context),
+  };
+}
+
+function handleProduce(
+  services: BrokerServices,
+  request: ProduceRequest,
+  context: RequestContext,
+): ProduceResponse | Promise<ProduceResponse> {
+  const acks = request.acks;
+  const now = services.now();
+  const topics = request.topicData.map((topicData) => {
+    const hosted = services.partitions.topic(topicData.name);
+    return {
+      name: topicData.name,
+      partitions: topicData.partitionData.map((partitionData) =>
+        acks !== 0 && acks !== 1 && acks !== -1
+          ? failure(
+              partitionData.index,
+              ErrorCode.INVALID_REQUIRED_ACKS,
+              `acks=${acks} is not valid; use 0, 1 or -1 (all)`,
+            )
+          : producePartition(
+              services,
+              topicData.name,
+              hosted,
+              partitionData,
+              acks,
+              context.apiVersion,
+              now,
+              request.timeoutMs,
+            ),
+      ),
+    };
+  });
+  const build = (resolved: { name: string; partitions: PartitionResponse[] }[]): ProduceResponse => ({
+    responses: resolved.map((topic) => ({ name: topic.name, partitionResponses: topic.partitions })),
+    throttleTimeMs: 0,
+  });
+  if (topics.every((topic) => topic.partitions.every((partition) => !(partition instanceof Promise)))) {
+    return build(topics as { name: string; partitions: PartitionResponse[] }[]);
+  }
+  return Promise.all(
+    topics.map(async (topic) => ({ name: topic.name, partitions: await Promise.all(topic.partitions) })),
+  ).then(build);
+}
+
+function failure(index: number, errorCode: number, message: string): PartitionResponse {
+  return {
+    index,
+    errorCode,
+    baseOffset: -1n,
+    logAppendTimeMs: -1n,
+    logStartOffset: -1n,
+    recordErrors: [],
+    errorMessage: message,
+  };
+}
+
+function producePartition(
+  services: BrokerServices,
+  topicName: string,
+  hosted: HostedTopic | undefined,
+  partitionData: ProduceRequestPartitionProduceData,
+  acks: Acks,
+  version: number,
+  now: number,
+  timeoutMs: number,
+): PartitionResponse | Promise<PartitionResponse> {
+  const index = partitionData.index;
+  if (!hosted) {
+    return failure(
+      index,
+      ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+      `topic ${topicName} does not exist; create it first`,
+    );
+  }
+  if (hosted.image.internal) {
+    return failure(
+      index,
+      ErrorCode.INVALID_TOPIC_EXCEPTION,
+      `topic ${topicName} is internal to the broker; clients cannot produce to it`,
+    );
+  }
+  const log = hosted.partitions[index];
+  if (!log) {
+    return failure(
+      index,
+      ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+      `topic ${topicName} has no partition ${index} (it has ${hosted.image.partitions.length}); refresh metadata`,
+    );
+  }
+  if (!log.isLeader) {
+    return failure(
+      index,
+      ErrorCode.NOT_LEADER_OR_FOLLOWER,
+      `this broker does not lead ${topicName}-${index}; refresh metadata`,
+    );
+  }
+  const prepared = prepareRecords(partitionData.records, version, hosted.settings, now);
+  if (!prepared.ok) return failure(index, prepared.errorCode, prepared.message);
+
+  const topicPartition: TopicPartition = log.topicPartition;
+  const header = prepared.headers[0]!;
+  const check = services.producerState.check(topicPartition, header);
+  if (check.action === "reject") return failure(index, check.errorCode, check.message);
+  const logAppendTime = hosted.settings.timestampType === "LogAppendTime" ? now : undefined;
+  if (check.action === "duplicate") {
+    return {
+      index,
+      errorCode: ErrorCode.NONE,
+      baseOffset: BigInt(check.baseOffset),
+      logAppendTimeMs: BigInt(check.logAppendTime ?? -1),
+      logStartOffset: BigInt(log.logStartOffset),
+      recordErrors: [],
+      errorMessage: null,
+    };
+  }
+
+  const appended = log.append(prepared.records, {
+    acks,
+    ...(logAppendTime === undefined ? {} : { logAppendTime }),
+  });
+  const answered = appended.then(
+    (result): PartitionResponse => {
+      services.producerState.appended(topicPartition, header, result.baseOffset);
+      services.topicMetrics.produced(topicName, prepared.records.length, prepared.recordCount);
+      return {
+        index,
+        errorCode: ErrorCode.NONE,
+        baseOffset: BigInt(result.baseOffset),
+        logAppendTimeMs: BigInt(logAppendTime ?? -1),
+        logStartOffset: BigInt(result.logStartOffset),
+        recordErrors: [],
+        errorMessage: null,
+      };
+    },
+    (error: unknown): PartitionResponse => {
+      services.producerState.appendFailed?.(topicPartition, header);
+      const mapped = toPartitionFailure(error, (unexpected) =>
+        services.logger.error({ err: unexpected, topic: topicName, partition: index }, "append failed"),
+      );
+      return failure(index, mapped.errorCode, mapped.message);
+    },
+  );
+  if (acks !== -1) return answered;
+  return withTimeout(answered, timeoutMs, () =>
+    failure(
+      index,
+      ErrorCode.REQUEST_TIMED_OUT,
+      `the write was not committed within the request timeout of ${timeoutMs} ms; it may still be committed, retry to find out`,
+    ),
+  );
+}
+
+/** Kafka answers REQUEST_TIMED_OUT when an acks=all write is not committed within the request's timeout. */
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => T): Promise<T> {
+  if (!(timeoutMs > 0)) return promise;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(onTimeout()), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,356 @@
+import { join } from "node:path";
+import {
+  AdminServer,
+  effectiveAdvertisedListeners,
+  type Listener,
+  type Logger,
+  type Logging,
+  type RaftkaConfig,
+  type RaftkaMetrics,
+  readinessCheckNames,
+} from "@raftka/monitoring";
+import { FlushScheduler } from "@raftka/storage";
+import { alterConfigsHandler, incrementalAlterConfigsHandler } from "./apis/alter-configs/handler.js";
+import { apiVersionsHandler } from "./apis/api-versions/handler.js";
+import { createPartitionsHandler } from "./apis/create-partitions/handler.js";
+import { createTopicsHandler } from "./apis/create-topics/handler.js";
+import { deleteRecordsHandler } from "./apis/delete-records/handler.js";
+import { deleteTopicsHandler } from "./apis/delete-topics/handler.js";
+import { describeClusterHandler } from "./apis/describe-cluster/handler.js";
+import { describeConfigsHandler } from "./apis/describe-configs/handler.js";
+import { FetchSessionCache } from "./apis/fetch/fetch-sessions.js";
+import { fetchHandler } from "./apis/fetch/handler.js";
+import { LongPoll } from "./apis/fetch/long-poll.js";
+import { listOffsetsHandler } from "./apis/list-offsets/handler.js";
+import { metadataHandler } from "./apis/metadata/handler.js";
+import { offsetForLeaderEpochHandler } from "./apis/offset-for-leader-epoch/handler.js";
+import { produceHandler } from "./apis/produce/handler.js";
+import { Controller } from "./metadata/controller.js";
+import { type MetadataDelta, MetadataImage } from "./metadata/image.js";
+import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
+import { METADATA_TOPIC } from "./metadata/topic-names.js";
+import { LocalReplicatedLog } from "./partitions/local-replicated-log.js";
+import { PartitionManager } from "./partitions/partition-manager.js";
+import { RetentionService } from "./partitions/retention-service.js";
+import { TopicMetrics } from "./partitions/topic-metrics.js";
+import { acceptAllProducers } from "./produce-hooks.js";
+import { ApiRegistry } from "./server/api-registry.js";
+import { type BoundListener, KafkaServer } from "./server/kafka-server.js";
+import { RequestMetrics } from "./server/request-metrics.js";
+import type { BrokerServices } from "./services.js";
+
+/**
+ * A part of the broker that plugs into start-up and shutdown (the group coordinator, transactions): it gets
+ * the shared services and the API registry after storage is recovered and before the Kafka listeners
+ * open, and is stopped after the listeners have drained and before the logs close.
+ */
+export interface BrokerExtension {
+  readonly name: string;
+  start(services: BrokerServices, registry: ApiRegistry): Promise<void> | void;
+  stop?(): Promise<void> | void;
+}
+
+export interface BrokerOptions {
+  /** Started in order after the built-in APIs are registered; stopped in reverse order. */
+  readonly extensions?: readonly BrokerExtension[];
+  readonly config: RaftkaConfig;
+  readonly logging: Logging;
+  readonly metrics?: RaftkaMetrics;
+  /** Reported by /v1/status and raftka_build_info. */
+  readonly version: string;
+  /** Replaces an empty or 0.0.0.0 listener host in what clients are told (default "localhost"). */
+  readonly advertisedHost?: string;
+  /** Milliseconds since the epoch. */
+  readonly now?: () => number;
+}
+
+/** The metadata log's storage settings: never deleted by retention, small segments (it is replayed at start). */
+const METADATA_LOG_CONFIG = {
+  segmentBytes: 64 * 1024 * 1024,
+  retentionMs: -1,
+  retentionBytes: -1,
+  verifyCrcOnAppend: true,
+};
+
+/**
+ * A single Raftka node: metadata log and controller, partition logs, Kafka listeners, admin HTTP server.
+ * Start-up order: admin server (liveness during recovery), metadata replay, partition recovery, then the
+ * Kafka listeners, so a client never reaches a node that cannot serve it yet.
+ */
+export class Broker {
+  readonly registry = new ApiRegistry();
+  readonly longPoll = new LongPoll();
+  private readonly logger: Logger;
+  private readonly serverLogger: Logger;
+  private readonly now: () => number;
+  private readonly flushScheduler = new FlushScheduler();
+  private readonly admin: AdminServer;
+  private readonly server: KafkaServer;
+  private metadataLog: LocalReplicatedLog | undefined;
+  private partitionManager: PartitionManager | undefined;
+  private servicesValue: BrokerServices | undefined;
+  private adminAddressValue: { host: string; port: number } | undefined;
+  private advertised: Listener[] = [];
+  private retention: RetentionService | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly startedExtensions: BrokerExtension[] = [];
+
+  private constructor(private readonly options: BrokerOptions) {
+    this.now = options.now ?? Date.now;
+    this.logger = options.logging.root;
+    this.serverLogger = options.logging.component("server");
+    this.admin = new AdminServer({
+      version: options.version,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      logging: options.logging,
+      config: options.config,
+      logger: options.logging.component("admin"),
+    });
+    this.server = new KafkaServer({
+      registry: this.registry,
+      maxRequestBytes: () => options.config.get("socket.request.max.bytes"),
+      idleTimeoutMs: () => options.config.get("connections.max.idle.ms"),
+      logger: this.serverLogger,
+      metrics: new RequestMetrics(options.metrics),
+    });
+  }
+
+  /** Starts a node; resolves once it accepts Kafka clients. */
+  static async start(options: BrokerOptions): Promise<Broker> {
+    const broker = new Broker(options);
+    try {
+      await broker.startUp();
+    } catch (error) {
+      await broker.abort();
+      throw error;
+    }
+    return broker;
+  }
+
+  /** Shared state the handlers use; other parts of the broker (groups) build on it. */
+  get services(): BrokerServices {
+    if (!this.servicesValue) throw new Error("the broker has not started yet; await Broker.start()");
+    return this.servicesValue;
+  }
+
+  get kafkaListeners(): readonly BoundListener[] {
+    return this.server.listeners;
+  }
+
+  get adminAddress(): { host: string; port: number } {
+    if (!this.adminAddressValue) throw new Error("the admin server is not listening yet");
+    return this.adminAddressValue;
+  }
+
+  private async startUp(): Promise<void> {
+    const { config } = this.options;
+    const nodeId = config.get("node.id");
+    const logDirs = config.get("log.dirs");
+    const storageLogger = this.options.logging.component("storage");
+    const controllerLogger = this.options.logging.component("controller");
+    const readiness = this.admin.readiness;
+    readiness.set(readinessCheckNames.storageRecovered, {
+      ready: false,
+      reason: "recovering partition logs",
+    });
+    readiness.set(readinessCheckNames.listenersUp, {
+      ready: false,
+      reason: "Kafka listeners not started yet",
+    });
+    this.adminAddressValue = await this.admin.listen(config.get("admin.listener"));
+
+    const clusterId = await loadOrCreateMetaProperties(logDirs, nodeId);
+    this.metadataLog = await LocalReplicatedLog.open(join(logDirs[0]!, `${METADATA_TOPIC}-0`), {
+      topicPartition: { topic: METADATA_TOPIC, partition: 0 },
+      nodeId,
+      leaderEpoch: 0,
+      config: METADATA_LOG_CONFIG,
+      flushScheduler: this.flushScheduler,
+      now: this.now,
+    });
+    const image = new MetadataImage();
+    await Controller.replay(this.metadataLog, image);
+    controllerLogger.info(
+      { topics: image.topicCount, metadataOffset: image.appliedOffset, clusterId },
+      "cluster metadata replayed",
+    );
+    this.applyBrokerConfigs(image);
+
+    const partitions = new PartitionManager({
+      nodeId,
+      logDirs,
+      config,
+      flushScheduler: this.flushScheduler,
+      now: this.now,
+      logger: storageLogger,
+    });
+    this.partitionManager = partitions;
+    await partitions.openAll(image);
+    readiness.set(readinessCheckNames.storageRecovered, { ready: true });
+
+    const topicMetrics = new TopicMetrics(this.options.metrics);
+    const controller = new Controller({
+      nodeId,
+      config,
+      metadataLog: this.metadataLog,
+      image,
+      now: this.now,
+      logger: controllerLogger,
+      onDelta: async (delta) => {
+        await partitions.applyDelta(delta);
+        for (const topic of delta.removedTopics) topicMetrics.forget(topic.name);
+        if (delta.brokerConfigChanges.length > 0) this.applyBrokerConfigs(image, delta);
+      },
+    });
+    this.servicesValue = {
+      nodeId,
+      clusterId,
+      config,
+      controller,
+      partitions,
+      logger: this.serverLogger,
+      metrics: this.options.metrics,
+      topicMetrics,
+      now: this.now,
+      advertisedListeners: () => this.advertised,
+      producerState: acceptAllProducers,
+    };
+    this.options.metrics?.provide({ log: partitions });
+    this.admin.setStatusProvider({
+      status: () => ({
+        nodeId,
+        clusterId,
+        listeners: this.advertised.map(({ name, host, port }) => ({ name, host, port })),
+        partitions: partitions.partitionCount,
+        leaders: partitions.partitionCount,
+        topics: image.topicCount,
+        connections: this.server.connectionCount,
+      }),
+    });
+    this.registerHandlers(this.servicesValue);
+    for (const extension of this.options.extensions ?? []) {
+      await extension.start(this.servicesValue, this.registry);
+      this.startedExtensions.push(extension);
+    }
+
+    const bound = await this.server.listen(config.get("listeners"));
+    this.advertised = effectiveAdvertisedListeners(config, this.options.advertisedHost ?? "localhost").map(
+      (listener) => {
+        if (listener.port !== 0) return listener;
+        const match = bound.find((candidate) => candidate.name === listener.name);
+        return { ...listener, port: match?.boundPort ?? listener.port };
+      },
+    );
+    readiness.set(readinessCheckNames.listenersUp, { ready: true });
+    this.startRetention();
+  }
+
+  private registerHandlers(services: BrokerServices): void {
+    const sessions = new FetchSessionCache({ now: this.now });
+    for (const handler of [
+      apiVersionsHandler(this.registry),
+      metadataHandler(services),
+      produceHandler(services),
+      fetchHandler(services, { sessions, longPoll: this.longPoll }),
+      listOffsetsHandler(services),
+      createTopicsHandler(services),
+      deleteTopicsHandler(services),
+      createPartitionsHandler(services),
+      describeConfigsHandler(services),
+      alterConfigsHandler(services),
+      incrementalAlterConfigsHandler(services),
+      deleteRecordsHandler(services),
+      describeClusterHandler(services),
+      offsetForLeaderEpochHandler(services),
+    ]) {
+      this.registry.register(handler as never);
+    }
+  }
+
+  /** Dynamic broker settings from the metadata log: the cluster default ("") first, this node's on top. */
+  private applyBrokerConfigs(image: MetadataImage, delta?: MetadataDelta): void {
+    if (delta && delta.brokerConfigChanges.length === 0) return;
+    const nodeId = String(this.options.config.get("node.id"));
+    const changes: Record<string, string | null> = {};
+    const touched = new Set<string>([
+      ...(delta?.brokerConfigChanges.map((change) => change.key) ?? []),
+      ...image.brokerConfig("").keys(),
+      ...image.brokerConfig(nodeId).keys(),
+    ]);
+    for (const key of touched) {
+      changes[key] = image.brokerConfig(nodeId).get(key) ?? image.brokerConfig("").get(key) ?? null;
+    }
+    const problems = this.options.config.update(changes);
+    for (const problem of problems) {
+      this.logger.warn(
+        { key: problem.key, problem: problem.message },
+        "a dynamic broker setting from the metadata log was not applied",
+      );
+    }
+  }
+
+  private startRetention(): void {
+    this.retention = new RetentionService({
+      partitions: this.partitionManager!,
+      intervalMs: () => this.options.config.get("log.retention.check.interval.ms"),
+      now: this.now,
+      logger: this.options.logging.component("storage"),
+    });
+    this.retention.start();
+  }
+
+  /** Runs a retention pass now instead of waiting for the timer (tests, operator tools). */
+  runRetention(): ReturnType<RetentionService["runOnce"]> {
+    if (!this.retention) throw new Error("the broker has not started yet; await Broker.start()");
+    return this.retention.runOnce();
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, answer what is in flight (parked fetches at once), then flush and
+   * fsync every log and close. Bounded by `shutdown.timeout.ms` for the in-flight part.
+   */
+  shutdown(): Promise<void> {
+    this.stopping ??= this.stopGracefully();
+    return this.stopping;
+  }
+
+  private async stopGracefully(): Promise<void> {
+    const deadline = Date.now() + this.options.config.get("shutdown.timeout.ms");
+    this.logger.info("shutting down: no new connections or requests; answering requests in flight");
+    this.admin.readiness.set(readinessCheckNames.listenersUp, { ready: false, reason: "shutting down" });
+    await this.retention?.stop();
+    this.server.stopAccepting();
+    this.longPoll.wakeAll();
+    await this.server.drain(deadline);
+    this.server.closeConnections();
+    await this.stopExtensions();
+    await this.partitionManager?.close();
+    await this.metadataLog?.close();
+    this.flushScheduler.close();
+    await this.admin.close();
+    this.logger.info("shutdown complete: every log flushed and closed");
+  }
+
+  private async stopExtensions(): Promise<void> {
+    for (const extension of this.startedExtensions.splice(0).reverse()) {
+      try {
+        await extension.stop?.();
+      } catch (error) {
+        this.logger.error(
+          { err: error, extension: extension.name },
+          "broker extension failed to stop cleanly",
+        );
+      }
+    }
+  }
+
+  /** Start-up failed half-way: release what was opened. */
+  private async abort(): Promise<void> {
+    this.server.destroy();
+    await this.stopExtensions();
+    await this.partitionManager?.close().catch(() => {});
+    await this.metadataLog?.close().catch(() => {});
+    this.flushScheduler.close();
+    await this.admin.close().catch(() => {});
+  }
+}

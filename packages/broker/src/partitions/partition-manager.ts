@@ -1,0 +1,294 @@
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger, LogStatsProvider, PartitionLogStats, RaftkaConfig } from "@raftka/monitoring";
+import type { FlushScheduler } from "@raftka/storage";
+import type { MetadataDelta, MetadataImage, PartitionImage, TopicImage } from "../metadata/image.js";
+import { METADATA_TOPIC } from "../metadata/topic-names.js";
+import { LocalReplicatedLog } from "./local-replicated-log.js";
+import { logConfigFor } from "./log-config.js";
+import type { ReplicatedLog } from "./replicated-log.js";
+import { resolveTopicSettings, type TopicSettings } from "./topic-settings.js";
+
+/** A topic as the request handlers see it on this node: its metadata, settings and open partition logs. */
+export interface HostedTopic {
+  readonly image: TopicImage;
+  readonly settings: TopicSettings;
+  /** Indexed by partition; undefined for partitions this node does not host. */
+  readonly partitions: readonly (ReplicatedLog | undefined)[];
+}
+
+export interface PartitionManagerOptions {
+  readonly nodeId: number;
+  readonly logDirs: readonly string[];
+  readonly config: RaftkaConfig;
+  readonly flushScheduler: FlushScheduler;
+  readonly now: () => number;
+  readonly logger: Logger;
+  /** How many partition logs are opened (recovered) at once at start-up. */
+  readonly openConcurrency?: number;
+}
+
+const PARTITION_DIRECTORY = /^(.+)-(\d+)$/;
+const DELETE_SUFFIX = "-delete";
+const STRAY_SUFFIX = "-stray";
+
+interface MutableTopic {
+  image: TopicImage;
+  settings: TopicSettings;
+  partitions: (ReplicatedLog | undefined)[];
+}
+
+/**
+ * Owns the partition logs this node hosts and keeps them in step with the metadata image: opens new
+ * partitions, closes and deletes removed topics, and applies config changes. Also the log metrics provider.
+ */
+export class PartitionManager implements LogStatsProvider {
+  private readonly topics = new Map<string, MutableTopic>();
+  /** Where each existing partition directory lives, found at start-up (several log.dirs). */
+  private readonly existingDirectories = new Map<string, string>();
+  private readonly partitionsPerDirectory = new Map<string, number>();
+  private readonly pendingDeletions = new Set<Promise<void>>();
+
+  constructor(private readonly options: PartitionManagerOptions) {
+    for (const dir of options.logDirs) this.partitionsPerDirectory.set(dir, 0);
+    options.config.onChange(() => this.refreshSettings());
+  }
+
+  topic(name: string): HostedTopic | undefined {
+    return this.topics.get(name);
+  }
+
+  partition(topic: string, partition: number): ReplicatedLog | undefined {
+    return this.topics.get(topic)?.partitions[partition];
+  }
+
+  hostedTopics(): IterableIterator<HostedTopic> {
+    return this.topics.values();
+  }
+
+  get partitionCount(): number {
+    let count = 0;
+    for (const topic of this.topics.values()) for (const log of topic.partitions) if (log) count++;
+    return count;
+  }
+
+  /**
+   * Opens every partition of the image (recovering each log), with progress in the log. Partition
+   * directories no topic owns are renamed `-stray` and kept: a damaged metadata log must never cost data.
+   */
+  async openAll(image: MetadataImage): Promise<void> {
+    await this.scanDirectories(image);
+    const work: { topic: TopicImage; partition: PartitionImage }[] = [];
+    for (const topic of image.topics()) {
+      this.topics.set(topic.name, {
+        image: topic,
+        settings: resolveTopicSettings(this.options.config, topic.configs),
+        partitions: [],
+      });
+      for (const partition of topic.partitions) work.push({ topic, partition });
+    }
+    const total = work.length;
+    let opened = 0;
+    let lastReport = this.options.now();
+    const concurrency = this.options.openConcurrency ?? 16;
+    const next = async (): Promise<void> => {
+      for (;;) {
+        const item = work.shift();
+        if (!item) return;
+        await this.openPartition(item.topic, item.partition);
+        opened++;
+        const now = this.options.now();
+        if (now - lastReport >= 1000) {
+          lastReport = now;
+          this.options.logger.info({ opened, total }, `recovering partitions ${opened}/${total}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, total) }, next));
+    this.options.logger.info({ partitions: total, topics: image.topicCount }, "partitions recovered");
+  }
+
+  /** Follows a committed metadata change. */
+  async applyDelta(delta: MetadataDelta): Promise<void> {
+    for (const removed of delta.removedTopics) await this.removeTopic(removed);
+    for (const { topic, partitions } of delta.addedPartitions) {
+      let hosted = this.topics.get(topic.name);
+      if (!hosted) {
+        hosted = {
+          image: topic,
+          settings: resolveTopicSettings(this.options.config, topic.configs),
+          partitions: [],
+        };
+        this.topics.set(topic.name, hosted);
+      }
+      hosted.image = topic;
+      await Promise.all(partitions.map((partition) => this.openPartition(topic, partition)));
+    }
+    for (const topic of delta.topicConfigChanges) {
+      const hosted = this.topics.get(topic.name);
+      if (!hosted) continue;
+      hosted.image = { ...topic, partitions: hosted.image.partitions };
+      this.applyTopicConfig(hosted);
+    }
+  }
+
+  /** Closes every log cleanly (flush, fsync, clean-shutdown marker). */
+  async close(): Promise<void> {
+    const logs: ReplicatedLog[] = [];
+    for (const topic of this.topics.values()) for (const log of topic.partitions) if (log) logs.push(log);
+    const results = await Promise.allSettled(logs.map((log) => log.close()));
+    for (const [index, result] of results.entries()) {
+      if (result.status === "rejected") {
+        const { topic, partition } = logs[index]!.topicPartition;
+        this.options.logger.error(
+          { err: result.reason, topic, partition },
+          "partition log did not close cleanly; it is recovered at the next start",
+        );
+      }
+    }
+    await Promise.allSettled([...this.pendingDeletions]);
+  }
+
+  partitionLogs(): PartitionLogStats[] {
+    const stats: PartitionLogStats[] = [];
+    for (const topic of this.topics.values()) {
+      for (const log of topic.partitions) {
+        if (!log) continue;
+        const { segmentCount, sizeBytes } = log.stats();
+        stats.push({
+          topic: topic.image.name,
+          partition: log.topicPartition.partition,
+          logStartOffset: log.logStartOffset,
+          logEndOffset: log.logEndOffset,
+          highWatermark: log.highWatermark,
+          segmentCount,
+          sizeBytes,
+        });
+      }
+    }
+    return stats;
+  }
+
+  logDirectories(): readonly string[] {
+    return this.options.logDirs;
+  }
+
+  private async scanDirectories(image: MetadataImage): Promise<void> {
+    for (const dir of this.options.logDirs) {
+      await mkdir(dir, { recursive: true });
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        if (!entry.isDirectory()) continue;
+        const path = join(dir, entry.name);
+        if (entry.name.endsWith(DELETE_SUFFIX)) {
+          this.deleteInBackground(path);
+          continue;
+        }
+        const match = PARTITION_DIRECTORY.exec(entry.name);
+        if (!match || match[1] === METADATA_TOPIC) continue;
+        const topic = image.topic(match[1]!);
+        const partition = Number(match[2]);
+        if (!topic || partition >= topic.partitions.length) {
+          const strayPath = `${path}${STRAY_SUFFIX}`;
+          this.options.logger.warn(
+            { directory: path, renamedTo: strayPath },
+            "partition directory belongs to no topic in the cluster metadata; kept as a stray directory: delete it once you are sure it holds nothing you need",
+          );
+          await rename(path, strayPath);
+          continue;
+        }
+        this.existingDirectories.set(entry.name, dir);
+      }
+    }
+  }
+
+  private directoryFor(name: string): string {
+    const existing = this.existingDirectories.get(name);
+    if (existing) return existing;
+    let best = this.options.logDirs[0]!;
+    for (const [dir, count] of this.partitionsPerDirectory) {
+      if (count < this.partitionsPerDirectory.get(best)!) best = dir;
+    }
+    return best;
+  }
+
+  private async openPartition(topic: TopicImage, partition: PartitionImage): Promise<void> {
+    const hosted = this.topics.get(topic.name);
+    if (!hosted)
+      throw new Error(`internal: topic ${topic.name} is not tracked before opening its partitions`);
+    if (!partition.replicas.includes(this.options.nodeId)) return;
+    const name = `${topic.name}-${partition.partition}`;
+    const dir = this.directoryFor(name);
+    const log = await LocalReplicatedLog.open(join(dir, name), {
+      topicPartition: { topic: topic.name, partition: partition.partition },
+      nodeId: this.options.nodeId,
+      leaderEpoch: partition.leaderEpoch,
+      config: logConfigFor(this.options.config, topic.configs),
+      flushScheduler: this.options.flushScheduler,
+      now: this.options.now,
+      onEvent: (event) => {
+        if (event.type === "failed") {
+          this.options.logger.error(
+            { err: event.error, topic: topic.name, partition: partition.partition },
+            "partition log failed and refuses writes until the broker restarts",
+          );
+        }
+      },
+    });
+    const report = log.recoveryReport;
+    if (!report.cleanShutdown && (report.truncations.length > 0 || report.deletedSegments.length > 0)) {
+      this.options.logger.warn(
+        { topic: topic.name, partition: partition.partition, report },
+        "partition log recovered",
+      );
+    }
+    this.existingDirectories.set(name, dir);
+    this.partitionsPerDirectory.set(dir, (this.partitionsPerDirectory.get(dir) ?? 0) + 1);
+    hosted.partitions[partition.partition] = log;
+  }
+
+  private async removeTopic(topic: TopicImage): Promise<void> {
+    const hosted = this.topics.get(topic.name);
+    this.topics.delete(topic.name);
+    if (!hosted) return;
+    for (const log of hosted.partitions) {
+      if (!log) continue;
+      const name = `${topic.name}-${log.topicPartition.partition}`;
+      const dir = this.existingDirectories.get(name);
+      this.existingDirectories.delete(name);
+      try {
+        await log.close();
+      } catch (error) {
+        this.options.logger.warn({ err: error, topic: topic.name }, "closing a deleted partition failed");
+      }
+      if (!dir) continue;
+      this.partitionsPerDirectory.set(dir, Math.max(0, (this.partitionsPerDirectory.get(dir) ?? 1) - 1));
+      // Renamed first so a topic re-created under the same name starts with an empty directory.
+      const doomed = join(dir, `${name}.${topic.topicId}${DELETE_SUFFIX}`);
+      await rename(join(dir, name), doomed);
+      this.deleteInBackground(doomed);
+    }
+    this.options.logger.info({ topic: topic.name, topicId: topic.topicId }, "topic deleted");
+  }
+
+  private deleteInBackground(path: string): void {
+    const deletion = rm(path, { recursive: true, force: true }).catch((error: unknown) =>
+      this.options.logger.warn(
+        { err: error, path },
+        "could not delete a deleted partition's directory; remove it by hand",
+      ),
+    );
+    this.pendingDeletions.add(deletion);
+    void deletion.finally(() => this.pendingDeletions.delete(deletion));
+  }
+
+  private applyTopicConfig(hosted: MutableTopic): void {
+    hosted.settings = resolveTopicSettings(this.options.config, hosted.image.configs);
+    const logConfig = logConfigFor(this.options.config, hosted.image.configs);
+    for (const log of hosted.partitions) log?.updateConfig(logConfig);
+  }
+
+  /** Broker settings changed at run time: topics without their own value follow. */
+  private refreshSettings(): void {
+    for (const hosted of this.topics.values()) this.applyTopicConfig(hosted);
+  }
+}

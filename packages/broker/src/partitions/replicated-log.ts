@@ -1,0 +1,91 @@
+import type { LogConfig, RetentionResult } from "@raftka/storage";
+
+/** Kafka's `acks`: 0 (nobody waits), 1 (the leader's local append), -1 (committed: the high watermark passed it). */
+export type Acks = 0 | 1 | -1;
+
+export interface TopicPartition {
+  readonly topic: string;
+  readonly partition: number;
+}
+
+export interface ReplicatedAppendOptions {
+  readonly acks: Acks;
+  /** Stamp LogAppendTime with this time (message.timestamp.type=LogAppendTime). */
+  readonly logAppendTime?: number;
+}
+
+export interface ReplicatedAppendResult {
+  /** Offset of the first record appended. */
+  readonly baseOffset: number;
+  /** Offset of the last record appended. */
+  readonly lastOffset: number;
+  /** The log start offset when the append resolved (Produce v5+ answers it). */
+  readonly logStartOffset: number;
+}
+
+export interface ReplicatedReadResult {
+  /** Whole record batches, possibly starting before the requested offset (the batch containing it). */
+  readonly records: Buffer;
+  /** Offset just after the last batch returned. */
+  readonly nextOffset: number;
+}
+
+export interface ReplicatedLogStats {
+  readonly segmentCount: number;
+  readonly sizeBytes: number;
+}
+
+/** Called whenever the high watermark moves forward; `committedBytes` is the running total of committed batch bytes. */
+export type HighWatermarkListener = (highWatermark: number, committedBytes: number) => void;
+
+/**
+ * The seam between the Kafka handlers and a partition's log. Handlers only see Kafka concepts: offsets,
+ * a high watermark, a leader epoch. `LocalReplicatedLog` implements it with one replica (the commit rule of a
+ * one-member Raft group: committed = fsynced); a Raft-backed implementation replaces it per partition,
+ * where positions stay Kafka offsets and the Raft term is the batch's partitionLeaderEpoch.
+ *
+ * Ordering contract: `append` starts the append synchronously, so appends are ordered by call order.
+ */
+export interface ReplicatedLog {
+  readonly topicPartition: TopicPartition;
+  /** This replica's node id when it leads the partition, -1 when no leader is known. */
+  readonly leaderId: number;
+  readonly isLeader: boolean;
+  /** The epoch the leader stamps into batches it appends (the Raft term). */
+  readonly leaderEpoch: number;
+  readonly replicas: readonly number[];
+  readonly inSyncReplicas: readonly number[];
+  readonly logStartOffset: number;
+  /** Offset the next appended record gets. */
+  readonly logEndOffset: number;
+  /** Records below it are committed and visible to consumers. */
+  readonly highWatermark: number;
+  /** Running total of committed batch bytes since the log was opened (long-poll `min.bytes` accounting). */
+  readonly committedBytes: number;
+
+  /**
+   * Appends whole v2 batches as the leader (offsets and epoch are stamped in place). Resolves once the local
+   * append is done (acks 0 and 1) or once the high watermark has passed the last record (acks -1).
+   */
+  append(records: Buffer, options: ReplicatedAppendOptions): Promise<ReplicatedAppendResult>;
+  /** Whole batches from the one containing `fromOffset`, never reaching the high watermark. */
+  read(fromOffset: number, maxBytes: number): Promise<ReplicatedReadResult>;
+  /** First committed batch with a max timestamp >= `timestamp`; the offset is that batch's base offset. */
+  offsetForTimestamp(timestamp: number): Promise<{ offset: number; timestamp: number } | undefined>;
+  /** Largest timestamp in the log and the base offset of the batch that holds it; offset -1 when empty. */
+  maxTimestampOffset(): { timestamp: number; offset: number };
+  /** OffsetForLeaderEpoch: the largest epoch <= `epoch` and its end offset; -1/-1 when unknown. */
+  endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number };
+  /** The epoch of the batch holding `offset`, or undefined outside the log. */
+  epochForOffset(offset: number): number | undefined;
+  /** DeleteRecords: makes everything below `offset` unreadable; resolves to the new log start offset. */
+  deleteRecordsBefore(offset: number): Promise<number>;
+  /** One retention pass (time and size), never deleting uncommitted data. */
+  applyRetention(now: number): Promise<RetentionResult>;
+  updateConfig(config: Partial<LogConfig>): void;
+  /** Subscribes to high watermark advances; returns the unsubscribe function. */
+  onHighWatermark(listener: HighWatermarkListener): () => void;
+  stats(): ReplicatedLogStats;
+  /** Flushes and closes (clean shutdown); pending acks=all appends are answered first. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,304 @@
+import type { Socket } from "node:net";
+import type { Logger } from "@raftka/monitoring";
+import {
+  ApiKey,
+  type DecodedRequestHeader,
+  decodeRequestBody,
+  decodeRequestHeader,
+  ErrorCode,
+  encodeResponseFrame,
+  FrameSplitter,
+} from "@raftka/protocol";
+import { type ApiHandler, type ApiRegistry, apiName, type RequestContext } from "./api-registry.js";
+import { forEachErrorCode, type RequestMetrics } from "./request-metrics.js";
+
+/**
+ * Limits that keep one client from taking the node's memory: a connection stops being read while it has
+ * this many requests in flight, or this many response bytes the socket has not taken yet.
+ */
+export const MAX_IN_FLIGHT_REQUESTS = 256;
+export const MAX_PENDING_RESPONSE_BYTES = 32 * 1024 * 1024;
+
+export interface ConnectionOptions {
+  readonly id: number;
+  readonly listenerName: string;
+  readonly registry: ApiRegistry;
+  /** `socket.request.max.bytes`: larger frames close the connection. */
+  readonly maxRequestBytes: number;
+  /** `connections.max.idle.ms`. */
+  readonly idleTimeoutMs: number;
+  readonly logger: Logger;
+  readonly metrics: RequestMetrics;
+  readonly onClose: (connection: Connection) => void;
+}
+
+/** One request's place in the response order; filled when its handler finishes. */
+interface ResponseSlot {
+  chunks: Buffer[] | null;
+}
+
+/**
+ * A client connection. Requests are decoded and handed to their handlers as soon as their frames arrive, in
+ * arrival order, so several are in flight at once (pipelining) while responses are written strictly in
+ * request order. Anything wrong with the bytes closes this connection only, with a log line saying why.
+ */
+export class Connection {
+  private readonly splitter: FrameSplitter;
+  private readonly slots: ResponseSlot[] = [];
+  private readonly clientAddress: string;
+  private readingPaused = false;
+  private stopped = false;
+  private closed = false;
+  private drainWaiters: (() => void)[] = [];
+  private closeWhenDrained = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly options: ConnectionOptions,
+  ) {
+    this.splitter = new FrameSplitter(options.maxRequestBytes);
+    this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.setNoDelay(true);
+    socket.setTimeout(options.idleTimeoutMs, () => {
+      this.options.logger.debug(
+        { client: this.clientAddress, idleMs: options.idleTimeoutMs },
+        "closing idle connection (connections.max.idle.ms)",
+      );
+      this.destroy();
+    });
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("drain", () => this.updateBackpressure());
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "ECONNRESET" && error.code !== "EPIPE") {
+        this.options.logger.debug({ err: error, client: this.clientAddress }, "connection error");
+      }
+    });
+    socket.on("close", () => this.onClosed());
+  }
+
+  get id(): number {
+    return this.options.id;
+  }
+
+  get inFlightRequests(): number {
+    return this.slots.length;
+  }
+
+  /** Graceful shutdown, step 1: read no more requests; those in flight still get their responses. */
+  stopReading(): void {
+    this.stopped = true;
+    this.socket.pause();
+  }
+
+  /** Resolves once every request read so far has been answered and written to the socket. */
+  drained(): Promise<void> {
+    if (this.slots.length === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Closes after the responses already queued are written. */
+  end(): void {
+    if (!this.closed) this.socket.end();
+  }
+
+  destroy(): void {
+    if (!this.closed) this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.stopped) return;
+    let frames: Buffer[];
+    try {
+      frames = this.splitter.push(chunk);
+    } catch (error) {
+      this.reject(`unreadable frame: ${(error as Error).message}`);
+      return;
+    }
+    for (const frame of frames) {
+      if (this.closed || this.stopped) return;
+      this.handleFrame(frame);
+    }
+    this.updateBackpressure();
+  }
+
+  private handleFrame(frame: Buffer): void {
+    const readAt = performance.now();
+    let header: DecodedRequestHeader;
+    try {
+      header = decodeRequestHeader(frame);
+    } catch (error) {
+      this.reject(`unreadable request header: ${(error as Error).message}`);
+      return;
+    }
+    const handler = this.options.registry.get(header.apiKey);
+    const name = apiName(header.apiKey);
+    if (
+      handler === undefined ||
+      !header.supported ||
+      header.apiVersion < handler.minVersion ||
+      header.apiVersion > handler.maxVersion
+    ) {
+      if (header.apiKey === ApiKey.ApiVersions && handler !== undefined) {
+        this.answerUnsupportedApiVersions(header, handler);
+        return;
+      }
+      this.reject(
+        handler === undefined
+          ? `API key ${header.apiKey} (${name}) is not served by this broker (correlation id ${header.correlationId}); the client must use the APIs listed in ApiVersions`
+          : `${name} version ${header.apiVersion} is not supported (this broker serves ${handler.minVersion}-${handler.maxVersion}, correlation id ${header.correlationId}); the client must pick a version from ApiVersions`,
+      );
+      return;
+    }
+    let request: unknown;
+    try {
+      request = decodeRequestBody(header.apiKey as ApiKey, header, frame);
+    } catch (error) {
+      this.reject(`malformed request: ${(error as Error).message}`);
+      return;
+    }
+    this.options.metrics.received(name, frame.length + 4, (performance.now() - readAt) / 1000);
+    const expectsResponse = handler.expectsResponse?.(request as never) ?? true;
+    const slot: ResponseSlot | null = expectsResponse ? { chunks: null } : null;
+    if (slot) this.slots.push(slot);
+    const context: RequestContext = {
+      apiVersion: header.apiVersion,
+      correlationId: header.correlationId,
+      clientId: header.clientId,
+      listenerName: this.options.listenerName,
+      connectionId: this.options.id,
+      clientAddress: this.clientAddress,
+    };
+    const startedAt = performance.now();
+    const finish = (response: unknown) => this.complete(slot, header, response, startedAt);
+    const failed = (error: unknown) => this.handlerFailed(header, error);
+    try {
+      const result = handler.handle(request as never, context);
+      if (result instanceof Promise) result.then(finish, failed);
+      else finish(result);
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  private complete(
+    slot: ResponseSlot | null,
+    header: DecodedRequestHeader,
+    response: unknown,
+    startedAt: number,
+  ): void {
+    if (this.closed) return;
+    const name = apiName(header.apiKey);
+    if (slot === null) {
+      this.options.metrics.answered(name, (performance.now() - startedAt) / 1000, 0, response);
+      // A client that asked for no response learns of a failure only by losing the connection (as in Kafka).
+      let failed = false;
+      forEachErrorCode(response, () => {
+        failed = true;
+      });
+      if (failed) {
+        this.options.logger.debug(
+          { client: this.clientAddress, api: name },
+          "closing connection: a request sent without response (acks=0) failed",
+        );
+        this.closeAfterPendingResponses();
+      }
+      return;
+    }
+    let chunks: Buffer[];
+    try {
+      chunks = encodeResponseFrame(
+        header.apiKey as ApiKey,
+        header.apiVersion,
+        header.correlationId,
+        response as never,
+      );
+    } catch (error) {
+      this.handlerFailed(header, error);
+      return;
+    }
+    let size = 0;
+    for (const chunk of chunks) size += chunk.length;
+    this.options.metrics.answered(name, (performance.now() - startedAt) / 1000, size, response);
+    slot.chunks = chunks;
+    this.writeReadyResponses();
+  }
+
+  /** Writes the answered prefix of the response queue; a later response never overtakes an earlier one. */
+  private writeReadyResponses(): void {
+    if (this.slots[0]?.chunks == null) return;
+    this.socket.cork();
+    while (this.slots.length > 0 && this.slots[0]!.chunks !== null) {
+      const chunks = this.slots.shift()!.chunks!;
+      for (const chunk of chunks) this.socket.write(chunk);
+    }
+    this.socket.uncork();
+    if (this.slots.length === 0) {
+      for (const resolve of this.drainWaiters.splice(0)) resolve();
+      if (this.closeWhenDrained) this.socket.end();
+    }
+    this.updateBackpressure();
+  }
+
+  private closeAfterPendingResponses(): void {
+    this.stopReading();
+    if (this.slots.length === 0) this.socket.end();
+    else this.closeWhenDrained = true;
+  }
+
+  /** Stops reading while too much is in flight or unsent; resumes once both are down to half the limit. */
+  private updateBackpressure(): void {
+    if (this.closed || this.stopped) return;
+    const unsent = this.socket.writableLength;
+    if (!this.readingPaused) {
+      if (this.slots.length >= MAX_IN_FLIGHT_REQUESTS || unsent >= MAX_PENDING_RESPONSE_BYTES) {
+        this.readingPaused = true;
+        this.socket.pause();
+      }
+    } else if (this.slots.length <= MAX_IN_FLIGHT_REQUESTS / 2 && unsent <= MAX_PENDING_RESPONSE_BYTES / 2) {
+      this.readingPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  /**
+   * Kafka's answer to an ApiVersions version it does not know: a v0 response with UNSUPPORTED_VERSION and the
+   * supported range, so the client retries with a version both sides speak.
+   */
+  private answerUnsupportedApiVersions(header: DecodedRequestHeader, handler: ApiHandler): void {
+    const slot: ResponseSlot = {
+      chunks: encodeResponseFrame(ApiKey.ApiVersions, 0, header.correlationId, {
+        errorCode: ErrorCode.UNSUPPORTED_VERSION,
+        apiKeys: [
+          { apiKey: ApiKey.ApiVersions, minVersion: handler.minVersion, maxVersion: handler.maxVersion },
+        ],
+      }),
+    };
+    this.slots.push(slot);
+    this.writeReadyResponses();
+  }
+
+  private handlerFailed(header: DecodedRequestHeader, error: unknown): void {
+    this.options.logger.error(
+      { err: error, client: this.clientAddress, api: apiName(header.apiKey), apiVersion: header.apiVersion },
+      "request handler failed; closing the connection (this is a Raftka bug: please report it with this log line)",
+    );
+    this.destroy();
+  }
+
+  /** Bad bytes from the client: say why in the log and close this connection only. */
+  private reject(reason: string): void {
+    this.options.logger.info(
+      { client: this.clientAddress, listener: this.options.listenerName },
+      `closing connection: ${reason}`,
+    );
+    this.destroy();
+  }
+
+  private onClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.slots.length = 0;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+    this.options.onClose(this);
+  }
+}

@@ -1,0 +1,321 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { ApiKey, ErrorCode, type KafkaConnection } from "@raftka/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  batch,
+  createTopic,
+  fetchRequest,
+  produceRequest,
+  startTestBroker,
+  type TestBroker,
+} from "./helpers.js";
+
+let node: TestBroker;
+
+beforeAll(async () => {
+  node = await startTestBroker({ "log.retention.check.interval.ms": 3_600_000 });
+});
+afterAll(async () => {
+  await node.cleanup();
+});
+
+const TOPIC = 2;
+const BROKER = 4;
+const BROKER_LOGGER = 8;
+
+async function produce(connection: KafkaConnection, topic: string, partition: number, value: string) {
+  const response = await connection.send(ApiKey.Produce, 7, produceRequest(topic, partition, batch([value])));
+  return response.responses[0]!.partitionResponses[0]!;
+}
+
+async function describeConfigs(
+  connection: KafkaConnection,
+  resourceType: number,
+  resourceName: string,
+  keys: string[] | null,
+) {
+  const response = await connection.send(ApiKey.DescribeConfigs, 4, {
+    resources: [{ resourceType, resourceName, configurationKeys: keys }],
+    includeSynonyms: true,
+    includeDocumentation: false,
+  });
+  return response.results[0]!;
+}
+
+async function earliest(connection: KafkaConnection, topic: string) {
+  const response = await connection.send(ApiKey.ListOffsets, 2, {
+    replicaId: -1,
+    isolationLevel: 0,
+    topics: [{ name: topic, partitions: [{ partitionIndex: 0, timestamp: -2n, maxNumOffsets: 1 }] }],
+  });
+  return response.topics[0]!.partitions[0]!.offset ?? -1n;
+}
+
+describe("DeleteTopics", () => {
+  it("deletes by name and by id, removes the data, and lets the name be used again", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "doomed");
+    const other = await createTopic(connection, "doomed-by-id");
+    await produce(connection, "doomed", 0, "gone soon");
+    const response = await connection.send(ApiKey.DeleteTopics, 6, {
+      timeoutMs: 5000,
+      topics: [
+        { name: "doomed", topicId: "AAAAAAAAAAAAAAAAAAAAAA" },
+        { name: null, topicId: other.topicId! },
+        { name: null, topicId: "AAAAAAAAAAAAAAAAAAAAAQ" },
+        { name: "never-existed", topicId: "AAAAAAAAAAAAAAAAAAAAAA" },
+      ],
+    });
+    expect(response.responses.map((result) => [result.name, result.errorCode])).toEqual([
+      ["doomed", ErrorCode.NONE],
+      ["doomed-by-id", ErrorCode.NONE],
+      [null, ErrorCode.UNKNOWN_TOPIC_ID],
+      ["never-existed", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION],
+    ]);
+    expect(existsSync(join(node.dataDir, "doomed-0"))).toBe(false);
+    expect((await produce(connection, "doomed", 0, "x")).errorCode).toBe(
+      ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    );
+    await createTopic(connection, "doomed");
+    expect(await produce(connection, "doomed", 0, "fresh")).toMatchObject({ errorCode: 0, baseOffset: 0n });
+  });
+
+  it("refuses deletion when delete.topic.enable is off", async () => {
+    const strict = await startTestBroker({ "delete.topic.enable": false });
+    try {
+      const connection = await strict.connect();
+      await createTopic(connection, "kept");
+      const response = await connection.send(ApiKey.DeleteTopics, 1, {
+        timeoutMs: 5000,
+        topicNames: ["kept"],
+      });
+      expect(response.responses[0]!.errorCode).toBe(ErrorCode.TOPIC_DELETION_DISABLED);
+    } finally {
+      await strict.cleanup();
+    }
+  });
+});
+
+describe("CreatePartitions", () => {
+  it("adds partitions that take writes at once and never removes any", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "growing");
+    const request = (count: number, validateOnly = false) =>
+      connection.send(ApiKey.CreatePartitions, 1, {
+        timeoutMs: 5000,
+        validateOnly,
+        topics: [{ name: "growing", count, assignments: null }],
+      });
+    expect((await request(5, true)).results[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect((await produce(connection, "growing", 2, "x")).errorCode).toBe(
+      ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    );
+    expect((await request(3)).results[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect((await produce(connection, "growing", 2, "x")).errorCode).toBe(ErrorCode.NONE);
+    const shrink = await request(2);
+    expect(shrink.results[0]).toMatchObject({ errorCode: ErrorCode.INVALID_PARTITIONS });
+    expect(shrink.results[0]!.errorMessage).toContain("3 partitions");
+  });
+});
+
+describe("configs", () => {
+  it("describes topic configs with their source and broker synonyms", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "described", 1, { "retention.ms": "120000" });
+    const result = await describeConfigs(connection, TOPIC, "described", [
+      "retention.ms",
+      "max.message.bytes",
+    ]);
+    const retention = result.configs.find((config) => config.name === "retention.ms")!;
+    expect(retention).toMatchObject({ value: "120000", configSource: 1, isSensitive: false });
+    expect(retention.synonyms!.map((synonym) => synonym.name)).toEqual([
+      "retention.ms",
+      "log.retention.hours",
+    ]);
+    expect(result.configs.find((config) => config.name === "max.message.bytes")).toMatchObject({
+      value: "1048588",
+      configSource: 5,
+    });
+    const broker = await describeConfigs(connection, BROKER, "0", ["log.retention.check.interval.ms"]);
+    expect(broker.configs[0]).toMatchObject({ value: "3600000", configSource: 4, readOnly: true });
+    expect((await describeConfigs(connection, TOPIC, "absent", null)).errorCode).toBe(
+      ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    );
+  });
+
+  it("AlterConfigs replaces a topic's overrides, refuses invalid values, and the new values apply at once", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "altered", 1, { "retention.ms": "60000" });
+    const alter = (configs: { name: string; value: string | null }[]) =>
+      connection.send(ApiKey.AlterConfigs, 1, {
+        validateOnly: false,
+        resources: [{ resourceType: TOPIC, resourceName: "altered", configs }],
+      });
+    expect((await alter([{ name: "segment.bytes", value: "12" }])).responses[0]!.errorCode).toBe(
+      ErrorCode.INVALID_CONFIG,
+    );
+    expect((await alter([{ name: "max.message.bytes", value: "2048" }])).responses[0]!.errorCode).toBe(
+      ErrorCode.NONE,
+    );
+    // Whole-set semantics: retention.ms is back to the broker default.
+    const described = await describeConfigs(connection, TOPIC, "altered", [
+      "retention.ms",
+      "max.message.bytes",
+    ]);
+    expect(described.configs.map((config) => [config.name, config.configSource])).toEqual([
+      ["retention.ms", 5],
+      ["max.message.bytes", 1],
+    ]);
+    // max.message.bytes is enforced on the next produce.
+    const big = await connection.send(
+      ApiKey.Produce,
+      7,
+      produceRequest("altered", 0, batch(["y".repeat(3000)])),
+    );
+    expect(big.responses[0]!.partitionResponses[0]!.errorCode).toBe(ErrorCode.MESSAGE_TOO_LARGE);
+  });
+
+  it("IncrementalAlterConfigs sets, deletes and appends, and changes dynamic broker settings persistently", async () => {
+    const own = await startTestBroker();
+    let current = own;
+    try {
+      const connection = await own.connect();
+      await createTopic(connection, "incremental");
+      const response = await connection.send(ApiKey.IncrementalAlterConfigs, 1, {
+        validateOnly: false,
+        resources: [
+          {
+            resourceType: TOPIC,
+            resourceName: "incremental",
+            configs: [
+              { name: "cleanup.policy", configOperation: 2, value: "compact" },
+              { name: "retention.bytes", configOperation: 0, value: "1000000" },
+            ],
+          },
+          {
+            resourceType: BROKER,
+            resourceName: "",
+            configs: [{ name: "log.retention.ms", configOperation: 0, value: "3600000" }],
+          },
+          {
+            resourceType: BROKER,
+            resourceName: "0",
+            configs: [{ name: "node.id", configOperation: 0, value: "3" }],
+          },
+          {
+            resourceType: BROKER_LOGGER,
+            resourceName: "0",
+            configs: [{ name: "storage", configOperation: 0, value: "debug" }],
+          },
+        ],
+      });
+      expect(response.responses.map((result) => result.errorCode)).toEqual([
+        ErrorCode.NONE,
+        ErrorCode.NONE,
+        ErrorCode.INVALID_REQUEST,
+        ErrorCode.NONE,
+      ]);
+      current = await own.restart();
+      const again = await current.connect();
+      const topic = await describeConfigs(again, TOPIC, "incremental", ["cleanup.policy", "retention.ms"]);
+      expect(topic.configs.map((config) => [config.name, config.value])).toEqual([
+        ["cleanup.policy", "delete,compact"],
+        ["retention.ms", "3600000"],
+      ]);
+      const broker = await describeConfigs(again, BROKER, "0", ["log.retention.ms"]);
+      expect(broker.configs[0]).toMatchObject({ value: "3600000", configSource: 2 });
+    } finally {
+      await current.cleanup();
+    }
+  });
+});
+
+describe("DeleteRecords and retention", () => {
+  it("moves the log start offset; earlier offsets become out of range", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "trimmed");
+    for (const value of ["a", "b", "c", "d"]) await produce(connection, "trimmed", 0, value);
+    const response = await connection.send(ApiKey.DeleteRecords, 1, {
+      timeoutMs: 5000,
+      topics: [
+        { name: "trimmed", partitions: [{ partitionIndex: 0, offset: 2n }] },
+        { name: "missing", partitions: [{ partitionIndex: 0, offset: 1n }] },
+      ],
+    });
+    expect(response.topics[0]!.partitions[0]).toMatchObject({ errorCode: 0, lowWatermark: 2n });
+    expect(response.topics[1]!.partitions[0]!.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    expect(await earliest(connection, "trimmed")).toBe(2n);
+    const fetched = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([{ topic: "trimmed", partition: 0, offset: 0n }]),
+    );
+    expect(fetched.responses[0]!.partitions[0]!.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    const beyond = await connection.send(ApiKey.DeleteRecords, 1, {
+      timeoutMs: 5000,
+      topics: [{ name: "trimmed", partitions: [{ partitionIndex: 0, offset: 99n }] }],
+    });
+    expect(beyond.topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    const all = await connection.send(ApiKey.DeleteRecords, 1, {
+      timeoutMs: 5000,
+      topics: [{ name: "trimmed", partitions: [{ partitionIndex: 0, offset: -1n }] }],
+    });
+    expect(all.topics[0]!.partitions[0]).toMatchObject({ errorCode: 0, lowWatermark: 4n });
+  });
+
+  it("deletes old segments by retention.bytes on a retention pass, never the active segment", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "retained", 1, { "segment.bytes": "200", "retention.bytes": "300" });
+    for (let index = 0; index < 10; index++)
+      await produce(connection, "retained", 0, `value-${index}`.padEnd(100, "."));
+    const pass = await node.broker.runRetention();
+    expect(pass.segmentsDeleted).toBeGreaterThan(0);
+    const start = await earliest(connection, "retained");
+    expect(start).toBeGreaterThan(0n);
+    const fetched = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([{ topic: "retained", partition: 0, offset: start }]),
+    );
+    expect(fetched.responses[0]!.partitions[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect(fetched.responses[0]!.partitions[0]!.highWatermark).toBe(10n);
+  });
+});
+
+describe("DescribeCluster and OffsetForLeaderEpoch", () => {
+  it("describes this node as the cluster and its controller", async () => {
+    const connection = await node.connect();
+    const response = await connection.send(ApiKey.DescribeCluster, 1, {
+      includeClusterAuthorizedOperations: false,
+      endpointType: 1,
+    });
+    expect(response).toMatchObject({
+      errorCode: 0,
+      controllerId: 0,
+      brokers: [{ brokerId: 0, port: node.port }],
+    });
+  });
+
+  it("answers the end offset of the requested leader epoch", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "epochs");
+    for (const value of ["a", "b", "c"]) await produce(connection, "epochs", 0, value);
+    const response = await connection.send(ApiKey.OffsetForLeaderEpoch, 3, {
+      replicaId: -1,
+      topics: [
+        {
+          topic: "epochs",
+          partitions: [
+            { partition: 0, currentLeaderEpoch: 0, leaderEpoch: 0 },
+            { partition: 1, currentLeaderEpoch: -1, leaderEpoch: 0 },
+          ],
+        },
+      ],
+    });
+    expect(response.topics[0]!.partitions).toEqual([
+      expect.objectContaining({ errorCode: 0, leaderEpoch: 0, endOffset: 3n }),
+      expect.objectContaining({ errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION }),
+    ]);
+  });
+});

@@ -1,0 +1,305 @@
+import {
+  ApiKey,
+  CompressionType,
+  CRC_POSITION,
+  decodeRecordBatch,
+  ErrorCode,
+  readRecordBatchHeader,
+  sliceBatches,
+  TimestampType,
+} from "@raftka/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  batch,
+  createTopic,
+  fetchRequest,
+  produceRequest,
+  startTestBroker,
+  type TestBroker,
+} from "./helpers.js";
+
+let node: TestBroker;
+
+beforeAll(async () => {
+  node = await startTestBroker({ "message.max.bytes": 4096 });
+});
+afterAll(async () => {
+  await node.cleanup();
+});
+
+async function produce(topic: string, records: Buffer | null, version = 7, partition = 0) {
+  const connection = await node.connect();
+  const response = await connection.send(ApiKey.Produce, version, produceRequest(topic, partition, records));
+  return response.responses[0]!.partitionResponses[0]!;
+}
+
+async function fetchValues(topic: string, offset = 0n, partition = 0) {
+  const connection = await node.connect();
+  const response = await connection.send(ApiKey.Fetch, 11, fetchRequest([{ topic, partition, offset }]));
+  const data = response.responses[0]!.partitions[0]!;
+  const values = sliceBatches(data.records ?? Buffer.alloc(0)).batches.flatMap((entry) =>
+    decodeRecordBatch(entry.bytes).records.map((record) => record.value?.toString() ?? null),
+  );
+  return { data, values };
+}
+
+describe("Produce", () => {
+  it("refuses records it cannot store with Kafka's error codes and keeps the log intact", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "checked");
+    const corrupt = batch(["x"]);
+    corrupt.writeUInt32BE((corrupt.readUInt32BE(CRC_POSITION) + 1) >>> 0, CRC_POSITION);
+    expect(await produce("checked", corrupt)).toMatchObject({ errorCode: ErrorCode.CORRUPT_MESSAGE });
+    expect(await produce("checked", batch(["y".repeat(5000)]))).toMatchObject({
+      errorCode: ErrorCode.MESSAGE_TOO_LARGE,
+    });
+    expect(await produce("checked", batch(["z"], { isControl: true }))).toMatchObject({
+      errorCode: ErrorCode.INVALID_RECORD,
+    });
+    expect(await produce("checked", Buffer.concat([batch(["a"]), batch(["b"])]))).toMatchObject({
+      errorCode: ErrorCode.INVALID_RECORD,
+    });
+    expect(await produce("checked", batch(["a"]).subarray(0, 40))).toMatchObject({
+      errorCode: ErrorCode.CORRUPT_MESSAGE,
+    });
+    expect(await produce("no-such-topic", batch(["a"]))).toMatchObject({
+      errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    });
+    expect(await produce("checked", batch(["a"]), 7, 5)).toMatchObject({
+      errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    });
+    expect(await produce("checked", batch(["zstd"], { compression: CompressionType.Zstd }), 6)).toMatchObject(
+      {
+        errorCode: ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+      },
+    );
+    expect(await produce("checked", batch(["ok"]))).toMatchObject({
+      errorCode: ErrorCode.NONE,
+      baseOffset: 0n,
+    });
+    expect((await fetchValues("checked")).values).toEqual(["ok"]);
+  });
+
+  it("converts a legacy magic 1 message set sent with Produce v2 and refuses one sent with v3", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "legacy");
+    const legacy = legacyMessage("old-format", 1_700_000_000_000n);
+    expect(await produce("legacy", legacy, 2)).toMatchObject({ errorCode: ErrorCode.NONE, baseOffset: 0n });
+    expect(await produce("legacy", legacy, 3)).toMatchObject({ errorCode: ErrorCode.INVALID_RECORD });
+    const { values } = await fetchValues("legacy");
+    expect(values).toEqual(["old-format"]);
+  });
+
+  it("stamps LogAppendTime and recompresses for topics that ask for it", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "append-time", 1, { "message.timestamp.type": "LogAppendTime" });
+    const response = await produce("append-time", batch(["t"]));
+    expect(response.logAppendTimeMs).toBeGreaterThan(0n);
+    const { data } = await fetchValues("append-time");
+    const stored = decodeRecordBatch(data.records!);
+    expect(stored.header.timestampType).toBe(TimestampType.LogAppendTime);
+    expect(stored.header.maxTimestamp).toBe(response.logAppendTimeMs);
+
+    await createTopic(connection, "gzipped", 1, { "compression.type": "gzip" });
+    await produce("gzipped", batch(["a", "b", "c"]));
+    const gz = await fetchValues("gzipped");
+    expect(readRecordBatchHeader(gz.data.records!).compression).toBe(CompressionType.Gzip);
+    expect(gz.values).toEqual(["a", "b", "c"]);
+
+    // A batch already in the topic's codec is stored byte for byte as the client sent it.
+    await createTopic(connection, "producer-codec", 1, { "compression.type": "producer" });
+    const snappy = batch(["s"], { compression: CompressionType.Snappy });
+    await produce("producer-codec", Buffer.from(snappy));
+    const kept = (await fetchValues("producer-codec")).data.records!;
+    expect(kept.subarray(CRC_POSITION)).toEqual(snappy.subarray(CRC_POSITION));
+  });
+});
+
+describe("Fetch", () => {
+  it("parks a fetch at the end of the log until an append commits, then returns the new record", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "long-poll");
+    const parked = connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([{ topic: "long-poll", partition: 0, offset: 0n }], { maxWaitMs: 10_000, minBytes: 1 }),
+    );
+    // Nothing is readable yet, so only the append below can complete the fetch with data.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(node.broker.longPoll.parkedCount).toBe(1);
+    await produce("long-poll", batch(["woke-up"]));
+    const response = await parked;
+    const records = response.responses[0]!.partitions[0]!.records!;
+    expect(decodeRecordBatch(records).records[0]!.value!.toString()).toBe("woke-up");
+  });
+
+  it("answers an unsatisfied fetch with no data once max.wait.ms passes", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "quiet");
+    const response = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([{ topic: "quiet", partition: 0, offset: 0n }], { maxWaitMs: 100, minBytes: 1 }),
+    );
+    expect(response.responses[0]!.partitions[0]).toMatchObject({ errorCode: 0, highWatermark: 0n });
+    expect(response.responses[0]!.partitions[0]!.records!.length).toBe(0);
+  });
+
+  it("bounds responses by max.bytes but always returns one whole batch to the first partition", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "bounded", 2);
+    for (let index = 0; index < 3; index++) {
+      await produce("bounded", batch(["p0-".padEnd(1000, "x")]), 7, 0);
+      await produce("bounded", batch(["p1-".padEnd(1000, "y")]), 7, 1);
+    }
+    const response = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest(
+        [
+          { topic: "bounded", partition: 0, offset: 0n, maxBytes: 10 },
+          { topic: "bounded", partition: 1, offset: 0n, maxBytes: 1_000_000 },
+        ],
+        { maxBytes: 100 },
+      ),
+    );
+    const [first, second] = response.responses[0]!.partitions;
+    expect(sliceBatches(first!.records!).batches).toHaveLength(1);
+    expect(second!.records!.length).toBe(0);
+    expect(second!.highWatermark).toBe(3n);
+  });
+
+  it("answers OFFSET_OUT_OF_RANGE beyond the log end and fences stale leader epochs", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "ranges");
+    await produce("ranges", batch(["one"]));
+    const beyond = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([{ topic: "ranges", partition: 0, offset: 5n }]),
+    );
+    expect(beyond.responses[0]!.partitions[0]!.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    const request = fetchRequest([{ topic: "ranges", partition: 0, offset: 0n }]);
+    request.topics[0]!.partitions[0]!.currentLeaderEpoch = 3;
+    const future = await connection.send(ApiKey.Fetch, 11, request);
+    expect(future.responses[0]!.partitions[0]!.errorCode).toBe(ErrorCode.UNKNOWN_LEADER_EPOCH);
+  });
+
+  it("serves topic ids from Fetch v13", async () => {
+    const connection = await node.connect();
+    const created = await createTopic(connection, "by-id");
+    await produce("by-id", batch(["id"]));
+    const request = fetchRequest([{ topic: "by-id", partition: 0, offset: 0n }]);
+    request.topics[0] = { ...request.topics[0]!, topicId: created.topicId! };
+    const response = await connection.send(ApiKey.Fetch, 13, request);
+    expect(response.responses[0]!.topicId).toBe(created.topicId);
+    expect(
+      decodeRecordBatch(response.responses[0]!.partitions[0]!.records!).records[0]!.value!.toString(),
+    ).toBe("id");
+    const unknown = fetchRequest([{ topic: "by-id", partition: 0, offset: 0n }]);
+    unknown.topics[0] = { ...unknown.topics[0]!, topicId: "AAAAAAAAAAAAAAAAAAAAAQ" };
+    const missing = await connection.send(ApiKey.Fetch, 17, unknown);
+    expect(missing.responses[0]!.partitions[0]!.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_ID);
+  });
+});
+
+describe("incremental fetch sessions (KIP-227)", () => {
+  it("opens a session, answers only partitions with news, and refuses a wrong epoch or unknown session", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "session", 2);
+    await produce("session", batch(["first"]), 7, 0);
+    const opened = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest(
+        [
+          { topic: "session", partition: 0, offset: 0n },
+          { topic: "session", partition: 1, offset: 0n },
+        ],
+        { sessionId: 0, sessionEpoch: 0 },
+      ),
+    );
+    expect(opened.sessionId).not.toBe(0);
+    expect(opened.responses[0]!.partitions).toHaveLength(2);
+
+    // Epoch 1: partition 0 moved on; nothing changed anywhere, so nothing is answered.
+    const quiet = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([{ topic: "session", partition: 0, offset: 1n }], {
+        sessionId: opened.sessionId,
+        sessionEpoch: 1,
+      }),
+    );
+    expect(quiet.errorCode).toBe(ErrorCode.NONE);
+    expect(quiet.responses).toEqual([]);
+
+    await produce("session", batch(["second"]), 7, 1);
+    const news = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([], { sessionId: opened.sessionId, sessionEpoch: 2 }),
+    );
+    expect(news.responses[0]!.partitions.map((partition) => partition.partitionIndex)).toEqual([1]);
+    expect(decodeRecordBatch(news.responses[0]!.partitions[0]!.records!).records[0]!.value!.toString()).toBe(
+      "second",
+    );
+
+    const stale = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([], { sessionId: opened.sessionId, sessionEpoch: 2 }),
+    );
+    expect(stale.errorCode).toBe(ErrorCode.INVALID_FETCH_SESSION_EPOCH);
+    const unknown = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([], { sessionId: 12345, sessionEpoch: 1 }),
+    );
+    expect(unknown.errorCode).toBe(ErrorCode.FETCH_SESSION_ID_NOT_FOUND);
+
+    // Closing the session (epoch -1) makes it unknown.
+    await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([], { sessionId: opened.sessionId, sessionEpoch: -1 }),
+    );
+    const closed = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([], { sessionId: opened.sessionId, sessionEpoch: 3 }),
+    );
+    expect(closed.errorCode).toBe(ErrorCode.FETCH_SESSION_ID_NOT_FOUND);
+  });
+});
+
+/** A magic 1 message (offset, size, crc, magic, attributes, timestamp, key, value) as pre-0.11 clients send. */
+function legacyMessage(value: string, timestamp: bigint): Buffer {
+  const valueBytes = Buffer.from(value);
+  const body = Buffer.alloc(1 + 1 + 8 + 4 + 4 + valueBytes.length);
+  let position = 0;
+  body.writeInt8(1, position++);
+  body.writeInt8(0, position++);
+  body.writeBigInt64BE(timestamp, position);
+  position += 8;
+  body.writeInt32BE(-1, position);
+  position += 4;
+  body.writeInt32BE(valueBytes.length, position);
+  position += 4;
+  valueBytes.copy(body, position);
+  const message = Buffer.alloc(12 + 4 + body.length);
+  message.writeBigInt64BE(0n, 0);
+  message.writeInt32BE(4 + body.length, 8);
+  message.writeUInt32BE(crc32(body), 12);
+  body.copy(message, 16);
+  return message;
+}
+
+function crc32(data: Buffer): number {
+  let crc = 0xffffffff;
+  for (const byte of data) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}

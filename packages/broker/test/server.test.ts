@@ -1,0 +1,140 @@
+import { createConnection } from "node:net";
+import {
+  ApiKey,
+  decodeResponseFrame,
+  ErrorCode,
+  encodeRequestFrame,
+  FrameSplitter,
+  KafkaConnectionError,
+  sliceBatches,
+} from "@raftka/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  batch,
+  createTopic,
+  fetchRequest,
+  produceRequest,
+  startTestBroker,
+  type TestBroker,
+} from "./helpers.js";
+
+let node: TestBroker;
+
+beforeAll(async () => {
+  node = await startTestBroker();
+});
+afterAll(async () => {
+  await node.cleanup();
+});
+
+/** Sends raw bytes on a fresh socket and collects response frames until the broker closes it or `waitMs` passes. */
+async function rawExchange(
+  bytes: Buffer,
+  waitMs = 500,
+): Promise<{ frames: Buffer[]; closedByBroker: boolean }> {
+  const socket = createConnection({ host: "127.0.0.1", port: node.port });
+  const splitter = new FrameSplitter(1 << 24);
+  const frames: Buffer[] = [];
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ frames, closedByBroker: false });
+    }, waitMs);
+    socket.on("data", (chunk) => frames.push(...splitter.push(chunk)));
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve({ frames, closedByBroker: true });
+    });
+    socket.write(bytes);
+  });
+}
+
+describe("ApiVersions", () => {
+  it("lists the served APIs at every version 0-4 with the minimums clients depend on", async () => {
+    const connection = await node.connect();
+    for (const version of [0, 1, 2, 3, 4]) {
+      const response = await connection.send(ApiKey.ApiVersions, version, {
+        clientSoftwareName: "raftka-test",
+        clientSoftwareVersion: "1.0",
+      });
+      expect(response.errorCode).toBe(ErrorCode.NONE);
+      const byKey = new Map(response.apiKeys.map((entry) => [entry.apiKey, entry]));
+      expect(byKey.get(ApiKey.Produce)).toMatchObject({ minVersion: 0 });
+      expect(byKey.get(ApiKey.Fetch)).toMatchObject({ minVersion: 4 });
+      expect(byKey.get(ApiKey.Metadata)).toMatchObject({ minVersion: 0, maxVersion: 12 });
+      expect(byKey.get(ApiKey.ApiVersions)).toMatchObject({ minVersion: 0, maxVersion: 4 });
+    }
+  });
+
+  it("answers an unknown ApiVersions version in v0 format with UNSUPPORTED_VERSION and the supported range", async () => {
+    const frame = Buffer.concat(encodeRequestFrame(ApiKey.ApiVersions, 0, 77, "test", {}));
+    frame.writeInt16BE(9, 6); // request api version, right after the size and api key
+    const { frames, closedByBroker } = await rawExchange(frame);
+    expect(closedByBroker).toBe(false);
+    const { correlationId, response } = decodeResponseFrame(ApiKey.ApiVersions, 0, frames[0]!);
+    expect(correlationId).toBe(77);
+    expect(response.errorCode).toBe(ErrorCode.UNSUPPORTED_VERSION);
+    expect(response.apiKeys).toEqual([{ apiKey: ApiKey.ApiVersions, minVersion: 0, maxVersion: 4 }]);
+  });
+});
+
+describe("connections", () => {
+  it("answers pipelined requests in order, appending in the order they were sent", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "pipelined");
+    const responses = await Promise.all(
+      Array.from({ length: 50 }, (_, index) =>
+        connection.send(
+          ApiKey.Produce,
+          7,
+          produceRequest("pipelined", 0, batch([`record-${index}`]), index % 2 ? 1 : -1),
+        ),
+      ),
+    );
+    expect(responses.map((response) => response.responses[0]!.partitionResponses[0]!.baseOffset)).toEqual(
+      Array.from({ length: 50 }, (_, index) => BigInt(index)),
+    );
+    const fetched = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([{ topic: "pipelined", partition: 0, offset: 0n }]),
+    );
+    const records = fetched.responses[0]!.partitions[0]!.records!;
+    expect(sliceBatches(records).batches).toHaveLength(50);
+  });
+
+  it("sends no response to acks=0 produce and keeps answering the next request on the connection", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "fire-and-forget");
+    await connection.sendNoResponse(ApiKey.Produce, 7, produceRequest("fire-and-forget", 0, batch(["a"]), 0));
+    const acked = await connection.send(
+      ApiKey.Produce,
+      7,
+      produceRequest("fire-and-forget", 0, batch(["b"]), 1),
+    );
+    expect(acked.responses[0]!.partitionResponses[0]).toMatchObject({ errorCode: 0, baseOffset: 1n });
+  });
+
+  it("closes the connection of an acks=0 producer whose write failed, as Kafka does", async () => {
+    const connection = await node.connect();
+    await connection.sendNoResponse(ApiKey.Produce, 7, produceRequest("no-such-topic", 0, batch(["a"]), 0));
+    await expect(connection.send(ApiKey.Metadata, 1, { topics: [] })).rejects.toBeInstanceOf(
+      KafkaConnectionError,
+    );
+  });
+
+  it("closes only the connection that sent garbage; others keep working", async () => {
+    const healthy = await node.connect();
+    const oversize = Buffer.alloc(8);
+    oversize.writeInt32BE(200 * 1024 * 1024, 0);
+    expect((await rawExchange(oversize)).closedByBroker).toBe(true);
+    const unknownKey = Buffer.concat(encodeRequestFrame(ApiKey.Metadata, 1, 5, "test", { topics: [] }));
+    unknownKey.writeInt16BE(999, 4);
+    expect((await rawExchange(unknownKey)).closedByBroker).toBe(true);
+    const truncatedBody = Buffer.from([0, 0, 0, 10, 0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff]);
+    expect((await rawExchange(truncatedBody)).closedByBroker).toBe(true);
+    const response = await healthy.send(ApiKey.Metadata, 1, { topics: null });
+    expect(response.brokers).toHaveLength(1);
+  });
+});

@@ -1,0 +1,119 @@
+import { readFileSync } from "node:fs";
+import { Broker } from "@raftka/broker";
+import {
+  ConfigError,
+  createLoggingFromConfig,
+  createMetricsFromConfig,
+  loadConfig,
+  type RaftkaConfig,
+} from "@raftka/monitoring";
+
+/** Exit codes scripts can rely on. */
+export const ExitCode = {
+  OK: 0,
+  FAILED: 1,
+  USAGE: 2,
+  /** A second SIGTERM/SIGINT during shutdown: exit at once. */
+  INTERRUPTED: 130,
+} as const;
+
+/** How long past shutdown.timeout.ms closing the logs may take before the process gives up. */
+const LOG_CLOSE_GRACE_MS = 10_000;
+
+function packageVersion(): string {
+  try {
+    const json = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+      version?: string;
+    };
+    return json.version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+export const START_USAGE = `Usage: raftka start [--config <file>] [--<setting>=<value> ...]
+
+Starts a Raftka node. Settings come from (lowest to highest precedence): built-in defaults, the config
+file (--config or RAFTKA_CONFIG; .properties or .json), RAFTKA_* environment variables, --key=value flags.
+Every setting is listed in docs/configuration.md. Examples:
+
+  raftka start                                      Kafka on :9092, admin HTTP on :9644, data in ./data
+  raftka start --listeners=PLAINTEXT://127.0.0.1:0 --admin.listener=127.0.0.1:0 --log.dirs=/tmp/r1
+
+Once clients can connect, one JSON log line with "msg":"ready" and the bound kafkaPort and adminPort is
+written to standard output. SIGTERM or SIGINT shuts down gracefully; a second signal exits at once.`;
+
+/** `raftka start`: runs a node until a signal stops it. Resolves with the exit code. */
+export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${START_USAGE}\n`);
+    return ExitCode.OK;
+  }
+  let config: RaftkaConfig;
+  try {
+    config = loadConfig({ argv, env });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`raftka start: invalid configuration\n${error.message}\n`);
+      return ExitCode.USAGE;
+    }
+    throw error;
+  }
+  const version = packageVersion();
+  const logging = createLoggingFromConfig(config);
+  const logger = logging.root;
+  const metrics = createMetricsFromConfig(config, { version, logger: logging.component("admin") });
+  logger.info({ version, config: config.toLoggable() }, "starting");
+
+  let broker: Broker;
+  try {
+    broker = await Broker.start({ config, logging, metrics, version });
+  } catch (error) {
+    logger.fatal({ err: error }, `start failed: ${(error as Error).message}`);
+    await logging.flush();
+    return ExitCode.FAILED;
+  }
+  const kafka = broker.kafkaListeners;
+  logger.info(
+    {
+      nodeId: config.get("node.id"),
+      kafkaPort: kafka[0]?.boundPort,
+      adminPort: broker.adminAddress.port,
+      listeners: kafka.map((listener) => `${listener.name}://${listener.host}:${listener.boundPort}`),
+      version,
+    },
+    "ready",
+  );
+
+  return new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        logger.warn({ signal }, "second signal: exiting at once without finishing the shutdown");
+        resolve(ExitCode.INTERRUPTED);
+        return;
+      }
+      signalled = true;
+      logger.info({ signal }, "signal received: shutting down gracefully (send it again to exit at once)");
+      const limit = setTimeout(() => {
+        logger.error(
+          "shutdown did not finish in time; exiting anyway (logs are recovered at the next start)",
+        );
+        resolve(ExitCode.FAILED);
+      }, config.get("shutdown.timeout.ms") + LOG_CLOSE_GRACE_MS);
+      limit.unref();
+      broker.shutdown().then(
+        () => resolve(ExitCode.OK),
+        (error: unknown) => {
+          logger.error({ err: error }, "shutdown failed; logs are recovered at the next start");
+          resolve(ExitCode.FAILED);
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  }).then(async (code) => {
+    await logging.flush();
+    return code;
+  });
+}
