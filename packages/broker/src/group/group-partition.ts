@@ -1,6 +1,3 @@
-/** The internal topic that holds committed offsets and group metadata, named as Kafka names it. */
-export const CONSUMER_OFFSETS_TOPIC = "__consumer_offsets";
-
 /**
  * Java's `String.hashCode` over UTF-16 code units, so a group lands on the same `__consumer_offsets`
  * partition as it would on a Kafka broker with the same partition count (tools that compute the
