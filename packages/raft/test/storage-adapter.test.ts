@@ -272,6 +272,35 @@ describe("PartitionRaftLog", () => {
     expect(reopened.raftLog.lastOffset()).toBe(10);
   });
 
+  it("applies Kafka retention up to the high watermark, moving the snapshot position with the segments", async () => {
+    const stable = await StableStore.open(join(directory, "stable"), { flushScheduler: scheduler });
+    const log = await PartitionLog.open(join(directory, "group-7"), {
+      flushScheduler: scheduler,
+      initialOffset: 0,
+      config: { segmentBytes: 1024, retentionBytes: 2048 },
+    });
+    const raftLog = await PartitionRaftLog.open({
+      log,
+      stable,
+      keyPrefix: raftKeyPrefix(7),
+      initialConfig: makeConfig([1]),
+    });
+    open.push(stable, raftLog);
+    const core = singleVoter(raftLog);
+    await drive(core, raftLog);
+    for (let index = 0; index < 40; index++) core.propose(batch(1, `retained-${index}`.padEnd(100, ".")), 1);
+    await drive(core, raftLog);
+    expect(log.segmentInfos().length).toBeGreaterThan(3);
+    const start = await raftLog.applyRetention({ upToOffset: core.commitIndex + 1 });
+    expect(start).toBeGreaterThan(0);
+    expect(log.logStartOffset).toBe(start);
+    expect(raftLog.snapshotMeta()).toMatchObject({ offset: start - 1, term: 1 });
+    expect(log.sizeInBytes).toBeLessThanOrEqual(2048 + 1024);
+    await closeAll();
+    const reopened = await openGroup(7, makeConfig([1]), undefined, join(directory, "stable"));
+    expect(reopened.raftLog.snapshotMeta().offset).toBe(start - 1);
+  });
+
   it("drops config index entries whose batch never reached the log", async () => {
     const { stable } = await openGroup(1, makeConfig([1]));
     await stable.set(

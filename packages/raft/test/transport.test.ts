@@ -331,6 +331,35 @@ describe("wire codec", () => {
     expect(() => decodeMessages(new Reader(Buffer.from([0xff, 0xff, 0x7f])), 1, 2)).toThrow(/claims/);
   });
 
+  it("refuses an append that no leader could have sent (gaps, terms from the future)", () => {
+    const append = (entries: Extract<Message, { type: "append" }>["entries"], term = 4): Message => ({
+      ...base,
+      term,
+      type: "append",
+      prevOffset: 10,
+      prevTerm: 3,
+      commit: 10,
+      entries,
+    });
+    const data = (first: number, last: number, term: number) => ({
+      firstOffset: first,
+      lastOffset: last,
+      term,
+      kind: "data" as const,
+      payload: new Uint8Array([1]),
+      config: undefined,
+    });
+    for (const bad of [
+      append([data(12, 12, 4)]),
+      append([data(11, 12, 5)]),
+      append([data(11, 12, 4), data(13, 13, 3)]),
+    ]) {
+      const writer = new Writer();
+      encodeMessages(writer, [bad]);
+      expect(() => decodeMessages(new Reader(writer.finish()), 1, 2)).toThrow(FrameDecodeError);
+    }
+  });
+
   it("frames are checksummed and bounded", () => {
     const reader = new FrameReader(1024);
     const frame = frameBytes(Buffer.from("hello"));

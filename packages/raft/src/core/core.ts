@@ -150,6 +150,7 @@ export class RaftCore {
   private leadTransferee: NodeId = NO_NODE;
   private quiesced = false;
   private startupLeaseUntilTick = 0;
+  private leaseBlockedUntilTick = 0;
 
   /** Leader: appended-but-uncommitted entries as (lastOffset, bytes), oldest first. */
   private readonly uncommitted: Array<[number, number]> = [];
@@ -1012,7 +1013,10 @@ export class RaftCore {
       !progress.waitingForEntries &&
       progress.nextAfter < this.log.lastOffset()
     ) {
+      const before = progress.nextAfter;
       this.sendOneAppend(progress, false);
+      // A snapshot transfer started or the entries are loading: nothing more to pipeline now.
+      if (progress.nextAfter === before) break;
     }
   }
 
@@ -1175,6 +1179,8 @@ export class RaftCore {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    // The target may campaign whenever the message arrives, bypassing other voters' leases.
+    this.leaseBlockedUntilTick = this.ticks + 2 * this.options.electionTimeoutTicks;
     this.send({ type: "timeoutNow", group: this.group, from: this.id, to, term: this.term });
   }
 
@@ -1397,7 +1403,7 @@ export class RaftCore {
   }
 
   private leaseValid(): boolean {
-    if (this.leadTransferee !== NO_NODE) return false;
+    if (this.leadTransferee !== NO_NODE || this.ticks < this.leaseBlockedUntilTick) return false;
     const rounds: number[] = [];
     for (const voter of this.config.voters) {
       if (voter === this.id) rounds.push(this.heartbeatRound);

@@ -279,7 +279,25 @@ function decodeMessage(reader: Reader, from: NodeId, to: NodeId): Message {
       if (count > reader.remaining)
         throw new FrameDecodeError(`append claims ${count} entries in ${reader.remaining} bytes`);
       const entries: Entry[] = [];
-      for (let index = 0; index < count; index++) entries.push(decodeEntry(reader));
+      let previous = prevOffset;
+      let previousTerm = prevTerm;
+      for (let index = 0; index < count; index++) {
+        const entry = decodeEntry(reader);
+        // A leader only ever sends a contiguous run of its own log: anything else is not from a leader.
+        if (entry.firstOffset !== previous + 1 || entry.term < previousTerm || entry.term > term) {
+          throw new FrameDecodeError(
+            `append for group ${group} carries entry [${entry.firstOffset}, ${entry.lastOffset}] term ${entry.term} after ${previous} term ${previousTerm} in term ${term}`,
+          );
+        }
+        previous = entry.lastOffset;
+        previousTerm = entry.term;
+        entries.push(entry);
+      }
+      if (prevTerm > term || commit > previous) {
+        throw new FrameDecodeError(
+          `append for group ${group} claims prevTerm ${prevTerm} or commit ${commit} beyond term ${term}`,
+        );
+      }
       return { ...base, type, prevOffset, prevTerm, commit, entries };
     }
     case "appendResponse":

@@ -121,6 +121,7 @@ export class RaftNodeHost {
   private pendingHardStates = new Map<GroupId, HardState>();
   private touchedLogs = new Set<GroupState>();
   private roundInFlight = false;
+  private round: Promise<void> = Promise.resolve();
   private processScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -266,8 +267,14 @@ export class RaftNodeHost {
    * majority). Rejects with NotLeaderError when this node does not lead the group.
    */
   propose(group: GroupId, payload: Uint8Array, recordCount = 1): Promise<ProposalResult> {
-    const state = this.groupState(group);
-    const result = state.core.propose(payload, recordCount);
+    let state: GroupState;
+    let result: ReturnType<RaftCore["propose"]>;
+    try {
+      state = this.groupState(group);
+      result = state.core.propose(payload, recordCount);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (!result.ok) return Promise.reject(new NotLeaderError(group, result.leader, result.error));
     this.driver.touch(group);
     this.schedule();
@@ -276,8 +283,14 @@ export class RaftNodeHost {
 
   /** One membership step; resolves once the new configuration is committed. */
   changeMembership(group: GroupId, change: ConfChange): Promise<ProposalResult> {
-    const state = this.groupState(group);
-    const result = state.core.proposeConfChange(change);
+    let state: GroupState;
+    let result: ReturnType<RaftCore["proposeConfChange"]>;
+    try {
+      state = this.groupState(group);
+      result = state.core.proposeConfChange(change);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (!result.ok)
       return Promise.reject(new NotLeaderError(group, result.leader, result.error, result.detail));
     this.driver.touch(group);
@@ -290,7 +303,12 @@ export class RaftNodeHost {
    * least the leader's commit index at the time of the call. Works on followers too.
    */
   readIndex(group: GroupId): Promise<number> {
-    const state = this.groupState(group);
+    let state: GroupState;
+    try {
+      state = this.groupState(group);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const context = this.nextReadContext++;
     return new Promise<number>((resolve, reject) => {
       this.reads.set(context, { group, resolve, reject });
@@ -345,6 +363,7 @@ export class RaftNodeHost {
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     await this.transport.stop();
+    await this.round;
     if (this.pendingHardStates.size > 0 && this.failure === undefined) {
       await this.hardStates.saveMany(this.pendingHardStates).catch(() => {});
     }
@@ -423,8 +442,15 @@ export class RaftNodeHost {
   }
 
   private receive(from: NodeId, messages: Message[]): void {
-    if (this.stopped) return;
-    const unknown = this.driver.receive(from, messages);
+    if (this.stopped || this.failure !== undefined) return;
+    let unknown: GroupId[];
+    try {
+      unknown = this.driver.receive(from, messages);
+    } catch (error) {
+      // A broken invariant: this node's Raft state can no longer be trusted.
+      this.fail(error as Error);
+      return;
+    }
     for (const group of unknown) {
       if (this.unknownGroupsLogged.has(group)) continue;
       this.unknownGroupsLogged.add(group);
@@ -464,6 +490,8 @@ export class RaftNodeHost {
     const { ready } = item;
     if (ready.snapshot !== undefined || ready.entries.length > 0) {
       const written = state.log.write(ready);
+      // The fsync round awaits (and reports) a failure; until then it must not count as unhandled.
+      written.catch(() => {});
       state.pendingWrite =
         state.pendingWrite === undefined
           ? written
@@ -510,6 +538,10 @@ export class RaftNodeHost {
       Promise.all(writes).then(() => Promise.all(logs.map((state) => state.log.sync()))),
       hardStates.size > 0 ? this.hardStates.saveMany(hardStates) : undefined,
     ]);
+    this.round = durable.then(
+      () => {},
+      () => {},
+    );
     durable.then(
       () => {
         this.roundInFlight = false;
@@ -523,7 +555,9 @@ export class RaftNodeHost {
         }
         this.process();
       },
-      (error: Error) => this.fail(error),
+      (error: Error) => {
+        if (!this.stopped) this.fail(error);
+      },
     );
   }
 

@@ -362,6 +362,7 @@ export class PartitionRaftLog implements RaftLogStorage {
   async applyRetention(options: { upToOffset: number; now?: number }): Promise<number> {
     await this.chain;
     const config = this.log.currentConfig;
+    const now = options.now ?? this.now();
     const segments = this.log.segmentInfos();
     const closed = segments
       .filter((segment) => !segment.active)
@@ -369,13 +370,14 @@ export class PartitionRaftLog implements RaftLogStorage {
         baseOffset: segment.baseOffset,
         nextOffset: segment.nextOffset,
         sizeInBytes: segment.sizeInBytes,
-        retentionTimestamp: segment.maxTimestamp,
+        // A segment without record timestamps never expires by age here (only by size).
+        retentionTimestamp: segment.maxTimestamp >= 0 ? segment.maxTimestamp : now,
       }));
     const selected = selectSegmentsToDelete(
       closed,
       this.log.sizeInBytes,
       { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes },
-      options.now ?? this.now(),
+      now,
       Math.min(options.upToOffset, this.end + 1),
     );
     const last = selected[selected.length - 1];
