@@ -79,6 +79,27 @@ describe("consumer group delivery checker", () => {
     expect(checkGroupDelivery(produced, events).unexplainedDuplicates).toHaveLength(1);
   });
 
+  it("explains a member redoing its own uncommitted record after a broker crash, but not a committed one", () => {
+    const events: MemberEvent[] = [
+      processed("a", 0),
+      committed("a", 1),
+      processed("a", 1),
+      { kind: "killed", member: "*" },
+      processed("a", 1),
+      committed("a", 2),
+      processed("a", 2),
+      processed("a", 3),
+    ];
+    const report = checkGroupDelivery(produced, events);
+    expect(report).toMatchObject({ unexplainedDuplicates: [], explainedDuplicates: 1 });
+    const lostCommit = checkGroupDelivery(produced, [
+      ...events.slice(0, 4),
+      processed("a", 0),
+      ...events.slice(4),
+    ]);
+    expect(lostCommit.unexplainedDuplicates).toEqual([{ partition: 0, offset: 0, members: ["a", "a"] }]);
+  });
+
   it("flags records that were never produced", () => {
     const report = checkGroupDelivery(
       produced,

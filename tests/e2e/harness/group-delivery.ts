@@ -22,6 +22,10 @@ export type MemberEvent =
       readonly partition: number;
       readonly offset: number;
     }
+  /**
+   * A crash: the member was SIGKILLed, or (member "*") the broker was, recorded once it is back. Work a
+   * crashed member processed before this point without an acknowledged commit may be done again.
+   */
   | { readonly kind: "killed"; readonly member: string };
 
 export interface ProducedRecord {
@@ -32,9 +36,9 @@ export interface ProducedRecord {
 export interface DeliveryReport {
   /** Produced (acknowledged) records nobody processed. */
   readonly lost: ProducedRecord[];
-  /** Repeated processing that no killed member's uncommitted work explains. */
+  /** Repeated processing that no crash of the earlier processor explains. */
   readonly unexplainedDuplicates: { partition: number; offset: number; members: string[] }[];
-  /** Repeated processing explained by a killed member that had not committed past the record. */
+  /** Repeated processing explained by a crash before a commit covering the record was acknowledged. */
   readonly explainedDuplicates: number;
   /** Records processed that were never produced (would mean the broker invented data). */
   readonly phantom: ProducedRecord[];
@@ -46,26 +50,33 @@ export function checkGroupDelivery(
   events: readonly MemberEvent[],
 ): DeliveryReport {
   const key = (partition: number, offset: number) => `${partition}:${offset}`;
-  const killed = new Set<string>();
-  /** Highest acknowledged commit per member and partition, over the whole run. */
-  const commits = new Map<string, number>();
-  const processings = new Map<string, { partition: number; offset: number; members: string[] }>();
-  for (const event of events) {
-    if (event.kind === "killed") {
-      killed.add(event.member);
-    } else if (event.kind === "committed") {
-      const commitKey = `${event.member}\u0000${event.partition}`;
-      commits.set(commitKey, Math.max(commits.get(commitKey) ?? -1, event.offset));
-    } else {
-      const recordKey = key(event.partition, event.offset);
-      let entry = processings.get(recordKey);
-      if (entry === undefined) {
-        entry = { partition: event.partition, offset: event.offset, members: [] };
-        processings.set(recordKey, entry);
-      }
-      entry.members.push(event.member);
+  const processings = new Map<
+    string,
+    { partition: number; offset: number; by: { member: string; index: number }[] }
+  >();
+  const crashes: { member: string; index: number }[] = [];
+  events.forEach((event, index) => {
+    if (event.kind === "killed") crashes.push({ member: event.member, index });
+    if (event.kind !== "processed") return;
+    const recordKey = key(event.partition, event.offset);
+    let entry = processings.get(recordKey);
+    if (entry === undefined) {
+      entry = { partition: event.partition, offset: event.offset, by: [] };
+      processings.set(recordKey, entry);
     }
-  }
+    entry.by.push({ member: event.member, index });
+  });
+  /** Highest commit `member` had acknowledged for `partition` before event `before`. */
+  const committedBefore = (member: string, partition: number, before: number): number => {
+    let highest = -1;
+    for (let index = 0; index < before; index++) {
+      const event = events[index]!;
+      if (event.kind === "committed" && event.member === member && event.partition === partition) {
+        highest = Math.max(highest, event.offset);
+      }
+    }
+    return highest;
+  };
 
   const producedKeys = new Set(produced.map((record) => key(record.partition, record.offset)));
   const lost = produced.filter((record) => !processings.has(key(record.partition, record.offset)));
@@ -76,16 +87,28 @@ export function checkGroupDelivery(
   for (const [recordKey, entry] of processings) {
     processedRecords++;
     if (!producedKeys.has(recordKey)) phantom.push({ partition: entry.partition, offset: entry.offset });
-    // Every processing but the last must be a killed member's uncommitted work.
-    const earlier = entry.members.slice(0, -1);
-    const allExplained = earlier.every((member) => {
-      if (!killed.has(member)) return false;
-      const committed = commits.get(`${member}\u0000${entry.partition}`) ?? -1;
-      return committed <= entry.offset;
-    });
-    if (earlier.length === 0) continue;
-    if (allExplained) explainedDuplicates += earlier.length;
-    else unexplainedDuplicates.push(entry);
+    // Each processing but the last must be undone by a crash of its member that came before the next
+    // processing, with no commit covering the record acknowledged before that crash.
+    let explained = 0;
+    for (let position = 0; position + 1 < entry.by.length; position++) {
+      const earlier = entry.by[position]!;
+      const later = entry.by[position + 1]!;
+      const undone = crashes.some(
+        (crash) =>
+          (crash.member === earlier.member || crash.member === "*") &&
+          crash.index > earlier.index &&
+          crash.index < later.index &&
+          committedBefore(earlier.member, entry.partition, crash.index) <= entry.offset,
+      );
+      if (undone) explained++;
+    }
+    if (explained === entry.by.length - 1) explainedDuplicates += explained;
+    else
+      unexplainedDuplicates.push({
+        partition: entry.partition,
+        offset: entry.offset,
+        members: entry.by.map((by) => by.member),
+      });
   }
   return { lost, unexplainedDuplicates, explainedDuplicates, phantom, processedRecords };
 }
