@@ -73,19 +73,8 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     await logging.flush();
     return ExitCode.FAILED;
   }
-  const kafka = broker.kafkaListeners;
-  logger.info(
-    {
-      nodeId: config.get("node.id"),
-      kafkaPort: kafka[0]?.boundPort,
-      adminPort: broker.adminAddress.port,
-      listeners: kafka.map((listener) => `${listener.name}://${listener.host}:${listener.boundPort}`),
-      version,
-    },
-    "ready",
-  );
-
-  return new Promise<number>((resolve) => {
+  // Handlers first: a supervisor may send SIGTERM the moment it reads the ready line.
+  const stopped = new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (signalled) {
@@ -112,7 +101,20 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
-  }).then(async (code) => {
+  });
+  const kafka = broker.kafkaListeners;
+  logger.info(
+    {
+      nodeId: config.get("node.id"),
+      kafkaPort: kafka[0]?.boundPort,
+      adminPort: broker.adminAddress.port,
+      listeners: kafka.map((listener) => `${listener.name}://${listener.host}:${listener.boundPort}`),
+      version,
+    },
+    "ready",
+  );
+
+  return stopped.then(async (code) => {
     await logging.flush();
     return code;
   });
