@@ -19,4 +19,7 @@ pnpm -s test:unit
 step "end-to-end tests"
 pnpm -s test:e2e
 
+step "end-to-end tests with the Python clients (kafka-python, confluent-kafka)"
+/usr/bin/python3 -m pytest tests/e2e/python
+
 step "all suites passed in $((SECONDS - started)) s"
