@@ -8,7 +8,7 @@ import {
 } from "@raftka/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { findCoordinatorReady, type GroupsBroker, startGroupsBroker } from "./groups-broker.js";
-import { createTopic } from "./helpers.js";
+import { batch, createTopic, produceRequest } from "./helpers.js";
 
 const subscription = (topics: string[]) =>
   encodeVersionedData(ConsumerProtocolSubscriptionCodec, 0, { topics, userData: null });
@@ -211,6 +211,36 @@ describe("group coordinator over the wire", () => {
     ]);
     const afterDelete = await connection.send(9, 5, { groupId: "g", topics: null });
     expect(afterDelete.topics).toEqual([]);
+  });
+
+  it("reports consumer lag per group and partition to the metrics", async () => {
+    running = await startGroupsBroker();
+    const connection = await running.connect();
+    await createTopic(connection, "lagging", 1);
+    await connection.send(0, 7, produceRequest("lagging", 0, batch(["a", "b", "c", "d", "e"])));
+    await findCoordinatorReady(connection, "slow");
+    await connection.send(8, 2, {
+      groupId: "slow",
+      generationIdOrMemberEpoch: -1,
+      memberId: "",
+      retentionTimeMs: -1n,
+      topics: [
+        {
+          name: "lagging",
+          partitions: [{ partitionIndex: 0, committedOffset: 2n, committedMetadata: null }],
+        },
+      ],
+    });
+    const scrape = await running.metrics.render();
+    const lag = scrape
+      .split("\n")
+      .find(
+        (line) =>
+          line.startsWith("raftka_consumer_group_lag") &&
+          line.includes('group="slow"') &&
+          !line.startsWith("#"),
+      );
+    expect(lag).toMatch(/ 3$/);
   });
 
   it("answers JoinGroup v0 (no member-id round trip) and LeaveGroup v0 with Kafka's single error", async () => {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { Logging, loadConfig } from "@raftka/monitoring";
+import { Logging, loadConfig, RaftkaMetrics } from "@raftka/monitoring";
 import { KafkaConnection } from "@raftka/protocol";
 import { Broker } from "../src/broker.js";
 import type { GroupCoordinator, GroupCoordinatorOptions } from "../src/group/group-coordinator.js";
@@ -17,6 +17,7 @@ export interface GroupsBroker {
   readonly coordinator: GroupCoordinator;
   readonly producerState: ProducerStateService;
   readonly logLines: Record<string, unknown>[];
+  readonly metrics: RaftkaMetrics;
   connect(): Promise<KafkaConnection>;
   /** Graceful stop, then a new broker on the same data directory. */
   restart(): Promise<GroupsBroker>;
@@ -27,6 +28,7 @@ export interface GroupsBroker {
 export interface GroupsBrokerOptions {
   readonly settings?: Record<string, string | number | boolean>;
   readonly groups?: Partial<Omit<GroupCoordinatorOptions, "services" | "logger">>;
+  readonly producers?: Parameters<typeof producerStateExtension>[0];
   readonly dataDir?: string;
 }
 
@@ -51,10 +53,12 @@ export async function startGroupsBroker(options: GroupsBrokerOptions = {}): Prom
     },
   });
   const groups = groupCoordinatorExtension(options.groups);
-  const producers = producerStateExtension();
+  const producers = producerStateExtension(options.producers);
+  const metrics = new RaftkaMetrics({ version: "test", nodeId: 0, defaultMetrics: false });
   const broker = await Broker.start({
     config,
     logging: new Logging({ level: "info", destination }),
+    metrics,
     version: "test",
     extensions: [producers, groups],
   });
@@ -74,6 +78,7 @@ export async function startGroupsBroker(options: GroupsBrokerOptions = {}): Prom
     coordinator: groups.coordinator!,
     producerState: producers.service!,
     logLines,
+    metrics,
     async connect() {
       const connection = await KafkaConnection.connect("127.0.0.1", port, { requestTimeoutMs: 15_000 });
       connections.push(connection);

@@ -157,6 +157,18 @@ describe("idempotent producers", () => {
     expect(await readAll(connection)).toEqual(["v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7"]);
   });
 
+  it("snapshots producer state beside the log while running, not only at shutdown", async () => {
+    running = await startGroupsBroker({ producers: { maintenanceIntervalMs: 50, snapshotEveryBytes: 1 } });
+    const connection = await running.connect();
+    await createTopic(connection, "t");
+    const { producerId } = await initProducerId(connection);
+    await produce(connection, idempotentBatch(producerId, 0, 0, ["a", "b", "c"]));
+    const partitionDir = join(running.dataDir, "t-0");
+    await expect
+      .poll(async () => (await readdir(partitionDir)).filter((name) => name.endsWith(".snapshot")))
+      .toEqual(["00000000000000000003.snapshot"]);
+  });
+
   it("never hands out a producer id twice, also across restarts", async () => {
     running = await startGroupsBroker();
     let connection = await running.connect();
