@@ -1,6 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type RunningBroker, startBroker } from "./harness/broker.js";
-import { checkGroupDelivery, type MemberEvent, type ProducedRecord } from "./harness/group-delivery.js";
+import {
+  checkGroupDelivery,
+  everythingCommitted,
+  type MemberEvent,
+  type ProducedRecord,
+} from "./harness/group-delivery.js";
 import { kafkaClient } from "./harness/kafkajs.js";
 import { type MemberLine, MemberProcess } from "./harness/member-process.js";
 
@@ -89,9 +94,10 @@ describe("broker SIGKILL in the middle of a group's and a producer's life", () =
       await broker.restart();
       events.push({ kind: "killed", member: "*" });
       await produce(100);
+      // Every record processed, and its commit acknowledged, before the members are stopped.
       await members[0]!.waitFor(
-        "every record processed after the restart",
-        () => checkGroupDelivery(produced, events).lost.length === 0,
+        "every record processed and committed after the restart",
+        () => checkGroupDelivery(produced, events).lost.length === 0 && everythingCommitted(produced, events),
         90_000,
       );
       for (const member of members) expect(await member.stop()).toBe(0);

@@ -1,7 +1,12 @@
 import type { Producer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningBroker, startBroker } from "./harness/broker.js";
-import { checkGroupDelivery, type MemberEvent, type ProducedRecord } from "./harness/group-delivery.js";
+import {
+  checkGroupDelivery,
+  everythingCommitted,
+  type MemberEvent,
+  type ProducedRecord,
+} from "./harness/group-delivery.js";
 import { kafkaClient } from "./harness/kafkajs.js";
 import { type MemberLine, MemberProcess } from "./harness/member-process.js";
 
@@ -135,8 +140,10 @@ describe("kafkajs consumer groups of member processes", () => {
       await steady.stop();
       const expected = steady.produced.length;
       await a.waitFor(
-        "every produced record to be processed",
-        () => checkGroupDelivery(steady.produced, events).lost.length === 0,
+        "every produced record to be processed and committed",
+        () =>
+          checkGroupDelivery(steady.produced, events).lost.length === 0 &&
+          everythingCommitted(steady.produced, events),
         60_000,
       );
       expect(await a.stop()).toBe(0);

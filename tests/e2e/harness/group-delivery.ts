@@ -112,3 +112,18 @@ export function checkGroupDelivery(
   }
   return { lost, unexplainedDuplicates, explainedDuplicates, phantom, processedRecords };
 }
+
+/** Whether, for every partition, some member's commit up to the end of what was produced was acknowledged. */
+export function everythingCommitted(
+  produced: readonly ProducedRecord[],
+  events: readonly MemberEvent[],
+): boolean {
+  const ends = new Map<number, number>();
+  for (const record of produced)
+    ends.set(record.partition, Math.max(ends.get(record.partition) ?? 0, record.offset + 1));
+  return [...ends].every(([partition, end]) =>
+    events.some(
+      (event) => event.kind === "committed" && event.partition === partition && event.offset >= end,
+    ),
+  );
+}
