@@ -54,6 +54,11 @@ export interface BrokerExtension {
     registry: ApiRegistry,
     context: BrokerExtensionContext,
   ): Promise<void> | void;
+  /**
+   * Shutdown has begun and requests in flight are being drained: answer whatever the extension holds
+   * parked (a JoinGroup waiting for a rebalance), or the drain waits for it until shutdown.timeout.ms.
+   */
+  answerParked?(): void;
   stop?(): Promise<void> | void;
 }
 
@@ -356,6 +361,7 @@ export class Broker {
     await this.retention?.stop();
     this.server.stopAccepting();
     this.longPoll.wakeAll();
+    for (const extension of this.startedExtensions) extension.answerParked?.();
     await this.server.drain(deadline);
     this.server.closeConnections();
     await this.stopExtensions();

@@ -213,6 +213,40 @@ describe("group coordinator over the wire", () => {
     expect(afterDelete.topics).toEqual([]);
   });
 
+  it("answers a JoinGroup parked in a rebalance with NOT_COORDINATOR as soon as the broker shuts down", async () => {
+    running = await startGroupsBroker({ settings: { "shutdown.timeout.ms": 60_000 } });
+    const connection = await running.connect();
+    await findCoordinatorReady(connection, "parked");
+    const member = await joinAndSync(connection, "parked");
+    // A second member's join parks until the first rejoins, which it never does (rebalance timeout 20 s).
+    const other = await running.connect();
+    const join = (memberId: string) =>
+      other.send(11, 5, {
+        groupId: "parked",
+        sessionTimeoutMs: 10_000,
+        rebalanceTimeoutMs: 20_000,
+        memberId,
+        groupInstanceId: null,
+        protocolType: "consumer",
+        protocols: [{ name: "range", metadata: subscription(["orders"]) }],
+      });
+    const first = await join("");
+    expect(first.errorCode).toBe(ErrorCode.MEMBER_ID_REQUIRED);
+    const parked = join(first.memberId);
+    const heartbeat = () =>
+      connection.send(12, 3, {
+        groupId: "parked",
+        generationId: member.generationId,
+        memberId: member.memberId,
+        groupInstanceId: null,
+      });
+    await expect.poll(async () => (await heartbeat()).errorCode).toBe(ErrorCode.REBALANCE_IN_PROGRESS);
+    // Without the answer the drain would hold the shutdown until the rebalance resolved another way
+    // (the first member's session expiring), and the join would then succeed instead.
+    await running.broker.shutdown();
+    expect((await parked).errorCode).toBe(ErrorCode.NOT_COORDINATOR);
+  });
+
   it("reports consumer lag per group and partition to the metrics", async () => {
     running = await startGroupsBroker();
     const connection = await running.connect();

@@ -80,6 +80,9 @@ export function groupCoordinatorExtension(
         };
       });
     },
+    answerParked() {
+      coordinator?.answerParked();
+    },
     async stop() {
       await coordinator?.stop();
     },

@@ -120,12 +120,21 @@ export class GroupCoordinator implements ConsumerGroupStatsProvider {
     scheduleCompaction();
   }
 
-  /** Answers parked requests with NOT_COORDINATOR and waits for writes in flight to settle. */
+  /**
+   * The node is shutting down: parked JoinGroup/SyncGroup requests are answered NOT_COORDINATOR (their
+   * members look for the coordinator again) and new requests get COORDINATOR_NOT_AVAILABLE.
+   */
+  answerParked(): void {
+    if (!this.core.isActive) return;
+    this.core.shutdown(this.now());
+    this.timers.clear();
+  }
+
+  /** Answers parked requests (if not done yet) and waits for writes in flight to settle. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.compactionTimer);
-    this.core.shutdown(this.now());
-    this.timers.clear();
+    this.answerParked();
     await Promise.allSettled([...this.loads]);
     await Promise.allSettled([...this.logs.values()].map((log) => log.settle()));
   }
