@@ -73,6 +73,7 @@ class Member(threading.Thread):
 
 def confluent_member(broker, name, topic, group, extra=None):
     assignments = []
+    revocations = []
     config = {
         "bootstrap.servers": broker.bootstrap,
         "group.id": group,
@@ -85,7 +86,11 @@ def confluent_member(broker, name, topic, group, extra=None):
     }
     config.update(extra or {})
     consumer = Consumer(config)
-    consumer.subscribe([topic], on_assign=lambda _c, partitions: assignments.append(sorted(p.partition for p in partitions)))
+    consumer.subscribe(
+        [topic],
+        on_assign=lambda _c, partitions: assignments.append(sorted(p.partition for p in partitions)),
+        on_revoke=lambda _c, partitions: revocations.append(sorted(p.partition for p in partitions)),
+    )
 
     def poll_once():
         message = consumer.poll(0.2)
@@ -98,6 +103,7 @@ def confluent_member(broker, name, topic, group, extra=None):
 
     member = Member(name, poll_once, commit, consumer.close)
     member.assignments = assignments
+    member.revocations = revocations
     member.client = consumer
     return member
 
@@ -206,3 +212,30 @@ def test_static_member_restarts_without_a_rebalance(broker_factory):
     # The other member was never rebalanced.
     assert len(a.assignments) == a_assignment_count
     assert not any(line.get("kind") == "rebalance-started" and line.get("groupId") == "static" and line.get("generationId") == before["generationId"] for line in broker.logs)
+
+
+def test_cooperative_rebalancing_members_move_only_some_partitions(broker_factory):
+    """librdkafka's cooperative-sticky assignor (KIP-429): the coordinator passes its assignment metadata
+    through untouched, and the first member keeps consuming the partitions it keeps."""
+    broker = broker_factory(GROUP_SETTINGS)
+    topic = "cooperative"
+    create_topic(broker, topic, 4)
+    produce(broker, topic, ["early-%d" % index for index in range(100)])
+    cooperative = {"partition.assignment.strategy": "cooperative-sticky"}
+    first = confluent_member(broker, "first", topic, "cooperative", cooperative)
+    first.start()
+    wait_until("the first member to own every partition", lambda: sum(len(a) for a in first.assignments) == 4)
+    second = confluent_member(broker, "second", topic, "cooperative", cooperative)
+    second.start()
+    wait_until("the second member to get two partitions", lambda: sum(len(a) for a in second.assignments) == 2)
+    produce(broker, topic, ["late-%d" % index for index in range(100)])
+    everything = {"early-%d" % index for index in range(100)} | {"late-%d" % index for index in range(100)}
+    consumed = lambda: [value for member in (first, second) for (_, _, value) in member.consumed]  # noqa: E731
+    wait_until("every record to be consumed", lambda: set(consumed()) >= everything)
+    revoked_while_running = sorted(p for revoked in first.revocations for p in revoked)
+    first.stop()
+    second.stop()
+
+    assert sorted(consumed()) == sorted(everything)
+    # Incremental: the first member gave up exactly the two partitions the second took, nothing more.
+    assert revoked_while_running == sorted(p for assigned in second.assignments for p in assigned)
