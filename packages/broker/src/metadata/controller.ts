@@ -196,6 +196,18 @@ export class Controller {
     );
   }
 
+  /**
+   * Reserves the next `size` producer ids durably (committed in the metadata log before any is handed
+   * out) and resolves with the first. InitProducerId allocates from such blocks.
+   */
+  reserveProducerIds(size: number): Promise<bigint> {
+    return this.serialize(async () => {
+      const first = this.options.image.nextProducerId;
+      await this.commit([{ type: "producer-ids", v: 1, nextProducerId: String(first + BigInt(size)) }]);
+      return first;
+    });
+  }
+
   deleteTopics(references: readonly TopicReference[]): Promise<DeleteTopicOutcome[]> {
     return this.serialize(async () => {
       const plan = planDeleteTopics(references, this.options.image, {

@@ -10,6 +10,7 @@ import {
   FrameSplitter,
 } from "@raftka/protocol";
 import { type ApiHandler, type ApiRegistry, apiName, type RequestContext } from "./api-registry.js";
+import type { FaultInjector } from "./fault-injection.js";
 import { forEachErrorCode, type RequestMetrics } from "./request-metrics.js";
 
 /**
@@ -30,6 +31,8 @@ export interface ConnectionOptions {
   readonly logger: Logger;
   readonly metrics: RequestMetrics;
   readonly onClose: (connection: Connection) => void;
+  /** Test-only fault injection (test.fault.injection.enable); absent in normal operation. */
+  readonly faults?: FaultInjector;
 }
 
 /** One request's place in the response order; filled when its handler finishes. */
@@ -202,6 +205,14 @@ export class Connection {
         );
         this.closeAfterPendingResponses();
       }
+      return;
+    }
+    if (this.options.faults?.dropResponse(header.apiKey)) {
+      this.options.logger.info(
+        { client: this.clientAddress, api: name, correlationId: header.correlationId },
+        "test fault injection: closing the connection instead of answering",
+      );
+      this.destroy();
       return;
     }
     let chunks: Buffer[];

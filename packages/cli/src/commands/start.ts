@@ -73,7 +73,7 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     await logging.flush();
     return ExitCode.FAILED;
   }
-  // The handlers are in place before "ready" is printed: a supervisor may signal as soon as it reads it.
+  // Handlers first: a supervisor may send SIGTERM the moment it reads the ready line.
   const stopped = new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals) => {
@@ -114,7 +114,8 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     "ready",
   );
 
-  const code = await stopped;
-  await logging.flush();
-  return code;
+  return stopped.then(async (code) => {
+    await logging.flush();
+    return code;
+  });
 }

@@ -435,6 +435,10 @@ const table = {
     category: "observability",
     doc: "`json`: one JSON object per line (pino), for log collectors. `pretty`: coloured human-readable lines, for a terminal.",
   }),
+  "test.fault.injection.enable": setting(boolean(), false, {
+    category: "observability",
+    doc: "TEST ONLY, never in production. Enables the admin routes under `/v1/test/faults`, which make the broker close client connections instead of answering (to test client retries and idempotent producers).",
+  }),
   "metrics.aggregate.partitions": setting(boolean(), false, {
     category: "observability",
     dynamic: true,
