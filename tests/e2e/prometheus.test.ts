@@ -14,6 +14,9 @@ let kafka: Kafka;
 const TOPIC = "scraped";
 const PARTITIONS = 3;
 const RECORDS = 300;
+const LAGGING_GROUP = "lagging";
+const LAGGED_TOPIC = "lagged";
+const LAGGED_RECORDS = 90;
 
 const total = (samples: Sample[]) => samples.reduce((sum, sample) => sum + sample.value, 0);
 const equalsTotal = (expected: number) => (samples: Sample[]) =>
@@ -49,6 +52,31 @@ beforeAll(async () => {
   const consumed = raftka("topic", "consume", TOPIC, "-e");
   expect(consumed.code, consumed.stderr).toBe(0);
   expect(consumed.stdout.split("\n").filter((line) => line !== "")).toHaveLength(RECORDS);
+  // A group that read (and committed) a third of its topic, so two thirds are lag. Its own topic, so
+  // the records it fetched beyond what it printed do not blur the per-topic fetch counts above.
+  expect(raftka("topic", "create", LAGGED_TOPIC, "-p", String(PARTITIONS)).code).toBe(0);
+  const keyed = Array.from({ length: LAGGED_RECORDS }, (_, index) => `key-${index}:value ${index}`).join(
+    "\n",
+  );
+  const produced = spawnSync(
+    process.execPath,
+    [raftkaMain, "topic", "produce", LAGGED_TOPIC, "-K", ":", "--brokers", broker.bootstrap],
+    {
+      input: keyed,
+      encoding: "utf8",
+    },
+  );
+  expect(produced.status, produced.stderr).toBe(0);
+  const lagging = raftka(
+    "topic",
+    "consume",
+    LAGGED_TOPIC,
+    "--group",
+    LAGGING_GROUP,
+    "-n",
+    String(LAGGED_RECORDS / 3),
+  );
+  expect(lagging.code, lagging.stderr).toBe(0);
 });
 
 afterAll(async () => {
@@ -133,6 +161,23 @@ describe("Prometheus scraping a broker after a workload", () => {
     expect(terms!.value).toBe(groups!.value);
     expect(await prometheus.query(`raftka_raft_current_term{topic="${TOPIC}"}`)).toHaveLength(PARTITIONS);
     expect(await prometheus.query('raftka_raft_current_term{topic="__cluster_metadata"}')).toHaveLength(1);
+  });
+
+  it("exports consumer group lag per partition, without an external exporter", async () => {
+    const lag = await prometheus.queryUntil(
+      `raftka_consumer_group_lag{group="${LAGGING_GROUP}",topic="${LAGGED_TOPIC}"}`,
+      equalsTotal(LAGGED_RECORDS - LAGGED_RECORDS / 3),
+    );
+    expect(lag.map((sample) => sample.metric.partition).sort()).toEqual(["0", "1", "2"]);
+    const committed = await prometheus.query(
+      `raftka_consumer_group_committed_offset{group="${LAGGING_GROUP}",topic="${LAGGED_TOPIC}"}`,
+    );
+    expect(total(committed)).toBe(LAGGED_RECORDS / 3);
+    // Lag is what the log holds beyond the commit: the two series agree partition by partition.
+    const [mismatch] = await prometheus.query(
+      `sum(raftka_log_high_watermark{topic="${LAGGED_TOPIC}"}) - sum(raftka_consumer_group_committed_offset{group="${LAGGING_GROUP}"}) - sum(raftka_consumer_group_lag{group="${LAGGING_GROUP}"})`,
+    );
+    expect(mismatch!.value).toBe(0);
   });
 
   it("folds partitions into one series per topic once metrics.aggregate.partitions is switched on at run time", async () => {
