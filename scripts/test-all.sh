@@ -19,4 +19,8 @@ pnpm -s test:unit
 step "end-to-end tests"
 pnpm -s test:e2e
 
+step "python end-to-end tests (kafka-python, confluent-kafka, kcat)"
+# Debian's interpreter: the client libraries are Debian packages, not in the pyenv python3 first on PATH.
+/usr/bin/python3 -m pytest tests/e2e/python
+
 step "all suites passed in $((SECONDS - started)) s"

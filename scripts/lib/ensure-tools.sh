@@ -16,9 +16,10 @@ ensure_pnpm() {
   fi
 }
 
-# Debian packages the end-to-end suites drive: kcat, kafka-python, confluent-kafka, Prometheus, pytest.
+# Debian packages the end-to-end suites drive: kcat, kafka-python (and its codecs), confluent-kafka, Prometheus, pytest.
 ensure_test_packages() {
-  local wanted=(kcat python3-kafka python3-confluent-kafka prometheus python3-pytest)
+  # python3-snappy/-lz4/-zstandard: kafka-python's codecs for those compression types.
+  local wanted=(kcat python3-kafka python3-confluent-kafka prometheus python3-pytest python3-snappy python3-lz4 python3-zstandard)
   local missing=()
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

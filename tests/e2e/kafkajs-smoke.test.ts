@@ -84,6 +84,20 @@ describe("kafkajs against a real broker process", () => {
     await admin.disconnect();
   });
 
+  it("reports request and log metrics and readiness on the admin port", async () => {
+    const ready = await fetch(`${broker.adminUrl}/v1/health/ready`);
+    expect(ready.status).toBe(200);
+    const metrics = await (await fetch(`${broker.adminUrl}/metrics`)).text();
+    const value = (series: string) => {
+      const line = metrics.split("\n").find((candidate) => candidate.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    expect(value('raftka_kafka_requests_total{api="Produce"}')).toBeGreaterThanOrEqual(1);
+    expect(value('raftka_topic_records_produced_total{topic="orders"}')).toBe(30);
+    expect(value('raftka_log_end_offset{topic="orders",partition="0"}')).toBe(10);
+    expect(value('raftka_log_high_watermark{topic="orders",partition="2"}')).toBe(10);
+  });
+
   it("creates a topic on first produce and answers acks=1 and acks=0 producers", async () => {
     const producer = kafka.producer({ allowAutoTopicCreation: true });
     await producer.connect();

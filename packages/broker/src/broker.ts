@@ -25,16 +25,21 @@ import { listOffsetsHandler } from "./apis/list-offsets/handler.js";
 import { metadataHandler } from "./apis/metadata/handler.js";
 import { offsetForLeaderEpochHandler } from "./apis/offset-for-leader-epoch/handler.js";
 import { produceHandler } from "./apis/produce/handler.js";
+import { groupCoordinatorExtension } from "./group/group-coordinator-extension.js";
 import { Controller } from "./metadata/controller.js";
 import { type MetadataDelta, MetadataImage } from "./metadata/image.js";
 import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
 import { LocalReplicatedLog } from "./partitions/local-replicated-log.js";
 import { PartitionManager } from "./partitions/partition-manager.js";
+import { ReplicatedLogRaftStats } from "./partitions/raft-stats.js";
+import type { ReplicatedLog } from "./partitions/replicated-log.js";
 import { RetentionService } from "./partitions/retention-service.js";
 import { TopicMetrics } from "./partitions/topic-metrics.js";
 import { acceptAllProducers } from "./produce-hooks.js";
+import { producerStateExtension } from "./producer-state/producer-state-extension.js";
 import { ApiRegistry } from "./server/api-registry.js";
+import { FaultInjector } from "./server/fault-injection.js";
 import { type BoundListener, KafkaServer } from "./server/kafka-server.js";
 import { RequestMetrics } from "./server/request-metrics.js";
 import type { BrokerServices } from "./services.js";
@@ -46,12 +51,37 @@ import type { BrokerServices } from "./services.js";
  */
 export interface BrokerExtension {
   readonly name: string;
-  start(services: BrokerServices, registry: ApiRegistry): Promise<void> | void;
+  start(
+    services: BrokerServices,
+    registry: ApiRegistry,
+    context: BrokerExtensionContext,
+  ): Promise<void> | void;
+  /**
+   * Shutdown has begun and requests in flight are being drained: answer whatever the extension holds
+   * parked (a JoinGroup waiting for a rebalance), or the drain waits for it until shutdown.timeout.ms.
+   */
+  answerParked?(): void;
   stop?(): Promise<void> | void;
 }
 
+/** What an extension may use besides the request handlers' services. */
+export interface BrokerExtensionContext {
+  /** To add admin HTTP routes. */
+  readonly admin: AdminServer;
+  /** For the extension's component logger (`logging.component("group")`). */
+  readonly logging: Logging;
+}
+
+/** The parts every node runs: idempotent producers and the group coordinator. */
+export function defaultBrokerExtensions(): BrokerExtension[] {
+  return [producerStateExtension(), groupCoordinatorExtension()];
+}
+
 export interface BrokerOptions {
-  /** Started in order after the built-in APIs are registered; stopped in reverse order. */
+  /**
+   * Started in order after the built-in APIs are registered; stopped in reverse order. Defaults to
+   * `defaultBrokerExtensions()`; pass your own list (including configured defaults) to replace them.
+   */
   readonly extensions?: readonly BrokerExtension[];
   readonly config: RaftkaConfig;
   readonly logging: Logging;
@@ -106,12 +136,21 @@ export class Broker {
       config: options.config,
       logger: options.logging.component("admin"),
     });
+    // Test-only: lets the e2e suites cut connections on purpose (see server/fault-injection.ts).
+    const faults = options.config.get("test.fault.injection.enable") ? new FaultInjector() : undefined;
+    if (faults) {
+      faults.registerRoutes(this.admin);
+      this.serverLogger.warn(
+        "test.fault.injection.enable is on: the admin port can make this broker drop responses; never use this in production",
+      );
+    }
     this.server = new KafkaServer({
       registry: this.registry,
       maxRequestBytes: () => options.config.get("socket.request.max.bytes"),
       idleTimeoutMs: () => options.config.get("connections.max.idle.ms"),
       logger: this.serverLogger,
       metrics: new RequestMetrics(options.metrics),
+      ...(faults ? { faults } : {}),
     });
   }
 
@@ -215,21 +254,29 @@ export class Broker {
       advertisedListeners: () => this.advertised,
       producerState: acceptAllProducers,
     };
-    this.options.metrics?.provide({ log: partitions });
+    const metadataLog: ReplicatedLog = this.metadataLog;
+    function* hostedLogs(): Iterable<ReplicatedLog> {
+      yield metadataLog;
+      for (const topic of partitions.hostedTopics()) for (const log of topic.partitions) if (log) yield log;
+    }
+    this.options.metrics?.provide({ log: partitions, raft: new ReplicatedLogRaftStats(hostedLogs) });
     this.admin.setStatusProvider({
       status: () => ({
         nodeId,
         clusterId,
         listeners: this.advertised.map(({ name, host, port }) => ({ name, host, port })),
         partitions: partitions.partitionCount,
-        leaders: partitions.partitionCount,
+        leaders: countLeaders(partitions),
         topics: image.topicCount,
         connections: this.server.connectionCount,
       }),
     });
     this.registerHandlers(this.servicesValue);
-    for (const extension of this.options.extensions ?? []) {
-      await extension.start(this.servicesValue, this.registry);
+    for (const extension of this.options.extensions ?? defaultBrokerExtensions()) {
+      await extension.start(this.servicesValue, this.registry, {
+        admin: this.admin,
+        logging: this.options.logging,
+      });
       this.startedExtensions.push(extension);
     }
 
@@ -321,6 +368,7 @@ export class Broker {
     await this.retention?.stop();
     this.server.stopAccepting();
     this.longPoll.wakeAll();
+    for (const extension of this.startedExtensions) extension.answerParked?.();
     await this.server.drain(deadline);
     this.server.closeConnections();
     await this.stopExtensions();
@@ -353,4 +401,11 @@ export class Broker {
     this.flushScheduler.close();
     await this.admin.close().catch(() => {});
   }
+}
+
+function countLeaders(partitions: PartitionManager): number {
+  let leaders = 0;
+  for (const topic of partitions.hostedTopics())
+    for (const log of topic.partitions) if (log?.isLeader) leaders++;
+  return leaders;
 }

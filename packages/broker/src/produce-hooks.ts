@@ -5,8 +5,12 @@ import type { TopicPartition } from "./partitions/replicated-log.js";
 export type ProducerCheckResult =
   /** Append it. */
   | { readonly action: "append" }
-  /** A retry of a batch already in the log: answer success with its original offsets, append nothing. */
-  | { readonly action: "duplicate"; readonly baseOffset: number; readonly logAppendTime?: number }
+  /**
+   * A retry of a batch already appended: append nothing and answer with the original's offsets, once the
+   * original is as durable as this request's acks ask. `original` settles when the original append has its
+   * offsets (at once when it has them already) and rejects when that append failed.
+   */
+  | { readonly action: "duplicate"; readonly original: Promise<{ baseOffset: number; lastOffset: number }> }
   /** Refuse it with this Kafka error. */
   | { readonly action: "reject"; readonly errorCode: number; readonly message: string };
 

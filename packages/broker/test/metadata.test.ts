@@ -57,6 +57,21 @@ describe("Metadata", () => {
     expect(legacy.topics[0]!.errorCode).toBe(ErrorCode.NONE);
   });
 
+  it("answers a lookup by topic id, and an id-only lookup at v10-11 without a null name", async () => {
+    const connection = await node.connect();
+    const created = await createTopic(connection, "looked-up");
+    const byId = await connection.send(ApiKey.Metadata, 12, {
+      topics: [{ name: null, topicId: created.topicId! }],
+      allowAutoTopicCreation: false,
+    });
+    expect(byId.topics[0]).toMatchObject({ name: "looked-up", topicId: created.topicId, errorCode: 0 });
+    const unknownAt10 = await connection.send(ApiKey.Metadata, 10, {
+      topics: [{ name: null, topicId: "AAAAAAAAAAAAAAAAAAAAAQ" }],
+      allowAutoTopicCreation: false,
+    });
+    expect(unknownAt10.topics[0]).toMatchObject({ name: "", errorCode: ErrorCode.UNKNOWN_TOPIC_ID });
+  });
+
   it("does not create topics when auto.create.topics.enable is off", async () => {
     const strict = await startTestBroker({ "auto.create.topics.enable": false });
     try {

@@ -137,4 +137,33 @@ describe("connections", () => {
     const response = await healthy.send(ApiKey.Metadata, 1, { topics: null });
     expect(response.brokers).toHaveLength(1);
   });
+
+  it("releases a parked fetch when its client disconnects", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "abandoned");
+    const parked = connection
+      .send(
+        ApiKey.Fetch,
+        11,
+        fetchRequest([{ topic: "abandoned", partition: 0, offset: 0n }], { maxWaitMs: 600_000, minBytes: 1 }),
+      )
+      .catch(() => "closed");
+    while (node.broker.longPoll.parkedCount === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await connection.close();
+    expect(await parked).toBe("closed");
+    while (node.broker.longPoll.parkedCount > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(node.broker.longPoll.parkedCount).toBe(0);
+  });
+
+  it("answers INVALID_TOPIC_EXCEPTION to produce for an illegal topic name", async () => {
+    const connection = await node.connect();
+    const response = await connection.send(
+      ApiKey.Produce,
+      7,
+      produceRequest("no spaces allowed", 0, batch(["a"])),
+    );
+    expect(response.responses[0]!.partitionResponses[0]).toMatchObject({
+      errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION,
+    });
+  });
 });

@@ -1,34 +1,40 @@
 #!/usr/bin/env node
-import { ExitCode, start } from "./commands/start.js";
+import { runCli } from "./cli.js";
+import { ExitCode } from "./errors.js";
+import { Interrupts } from "./interrupts.js";
 
-const USAGE = `Usage: raftka <command> [options]
+const argv = process.argv.slice(2);
 
-Commands:
-  start    start a Raftka node (raftka start --help for its options)
-
-Run 'raftka <command> --help' for a command's options.`;
-
-async function main(argv: readonly string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case "start":
-      return start(rest, process.env);
-    case undefined:
-    case "help":
-    case "--help":
-    case "-h":
-      process.stdout.write(`${USAGE}\n`);
-      return command === undefined ? ExitCode.USAGE : ExitCode.OK;
-    default:
-      process.stderr.write(`raftka: unknown command '${command}'\n\n${USAGE}\n`);
-      return ExitCode.USAGE;
+async function main(): Promise<number> {
+  // `start` runs a node with its own signal handling (graceful shutdown, second signal exits at once).
+  // Loaded only for `start`, so client commands do not pay for loading the broker.
+  if (argv[0] === "start") {
+    const { start } = await import("./commands/start.js");
+    return start(argv.slice(1), process.env);
   }
+
+  const interrupts = new Interrupts();
+  process.on("SIGINT", () => {
+    if (interrupts.trigger() === "exit") process.exit(ExitCode.interrupted);
+  });
+  // A reader that goes away (`raftka topic consume t | head -3`) ends the command, not an error.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(ExitCode.ok);
+    throw error;
+  });
+  return runCli(argv, {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    interrupts,
+  });
 }
 
-main(process.argv.slice(2)).then(
+main().then(
   (code) => process.exit(code),
   (error: unknown) => {
     process.stderr.write(`raftka: ${(error as Error)?.stack ?? String(error)}\n`);
-    process.exit(ExitCode.FAILED);
+    process.exit(ExitCode.failed);
   },
 );

@@ -84,6 +84,17 @@ describe("loading", () => {
     expect(effectiveLogRetentionMs(config)).toBe(5 * 60_000);
   });
 
+  it("ignores the raftka CLI's own variables, so a shell that exports them can still start a node", () => {
+    const config = loadConfig({
+      env: {
+        RAFTKA_BROKERS: "localhost:9092",
+        RAFTKA_ADMIN_URL: "http://localhost:9644",
+        RAFTKA_NUM_PARTITIONS: "4",
+      },
+    });
+    expect(config.get("num.partitions")).toBe(4);
+  });
+
   it("finds the config file through --config and RAFTKA_CONFIG, relative to cwd", () => {
     file("from-flag.properties", "num.partitions=7\n");
     file("from-env.properties", "num.partitions=8\n");

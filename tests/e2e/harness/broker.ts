@@ -41,6 +41,8 @@ export interface RunningBroker {
   readonly logs: readonly LogLine[];
   /** Sends `signal` (default SIGTERM) and resolves with the exit code once the process has exited. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code once the process has exited on its own (sends nothing). */
+  waitForExit(): Promise<number | null>;
   /** SIGKILL: no shutdown at all, as a crash. */
   kill(): Promise<void>;
   /** Starts the node again on the same data directory and Kafka port (after stop or kill). */
@@ -148,6 +150,9 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Run
     },
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (alive()) instance.child.kill(signal);
+      return instance.exited;
+    },
+    waitForExit() {
       return instance.exited;
     },
     async kill() {

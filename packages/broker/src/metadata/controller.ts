@@ -41,6 +41,8 @@ import { randomKafkaUuid } from "./uuid.js";
 
 /** A topic may not have more partitions than this: opening more logs than the node has file handles would take it down. */
 export const MAX_PARTITIONS_PER_TOPIC = 10_000;
+/** Partitions one node may hold; each open partition costs file handles and memory. */
+export const MAX_PARTITIONS_PER_NODE = 50_000;
 
 const REPLAY_READ_BYTES = 1024 * 1024;
 
@@ -137,6 +139,7 @@ export class Controller {
       defaultNumPartitions: config.get("num.partitions"),
       defaultReplicationFactor: config.get("default.replication.factor"),
       maxPartitionsPerTopic: MAX_PARTITIONS_PER_TOPIC,
+      maxPartitionsPerNode: MAX_PARTITIONS_PER_NODE,
       newTopicId: this.newTopicId,
       validateConfigs: this.topicConfigValidator(),
     };
@@ -194,6 +197,18 @@ export class Controller {
     throw new Error(
       `could not create internal topic ${name}: ${outcome?.error?.message ?? "unknown reason"}`,
     );
+  }
+
+  /**
+   * Reserves the next `size` producer ids durably (committed in the metadata log before any is handed
+   * out) and resolves with the first. InitProducerId allocates from such blocks.
+   */
+  reserveProducerIds(size: number): Promise<bigint> {
+    return this.serialize(async () => {
+      const first = this.options.image.nextProducerId;
+      await this.commit([{ type: "producer-ids", v: 1, nextProducerId: String(first + BigInt(size)) }]);
+      return first;
+    });
   }
 
   deleteTopics(references: readonly TopicReference[]): Promise<DeleteTopicOutcome[]> {

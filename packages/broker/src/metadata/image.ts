@@ -55,6 +55,8 @@ export class MetadataImage {
   private readonly brokerConfigs = new Map<string, Map<string, string>>();
   /** Offset of the next metadata record to apply (the metadata log position this image reflects). */
   appliedOffset = 0;
+  /** Producer ids below this were reserved in blocks (InitProducerId); the next block starts here. */
+  nextProducerId = 0n;
 
   topic(name: string): TopicImage | undefined {
     return this.byName.get(name);
@@ -155,6 +157,12 @@ export class MetadataImage {
         this.byName.delete(topic.name);
         this.byId.delete(topic.topicId);
         delta.removedTopics.push(topic);
+        return delta;
+      }
+      case "producer-ids": {
+        const next = BigInt(record.nextProducerId);
+        check(next >= this.nextProducerId, `producer id block going backwards to ${next}`);
+        this.nextProducerId = next;
         return delta;
       }
     }

@@ -40,7 +40,23 @@ export interface RemoveTopicRecord {
   readonly topicId: string;
 }
 
-export type MetadataRecord = TopicRecord | PartitionRecord | ConfigRecord | RemoveTopicRecord;
+/**
+ * Producer ids below `nextProducerId` have been handed out in blocks (InitProducerId): a block is
+ * reserved by committing this record before any id in it is used, so ids are never reused after a restart.
+ */
+export interface ProducerIdsRecord {
+  readonly type: "producer-ids";
+  readonly v: 1;
+  /** Decimal string: producer ids are int64. */
+  readonly nextProducerId: string;
+}
+
+export type MetadataRecord =
+  | TopicRecord
+  | PartitionRecord
+  | ConfigRecord
+  | RemoveTopicRecord
+  | ProducerIdsRecord;
 
 /** A metadata record that cannot be read: the metadata log is damaged or was written by a newer version. */
 export class MetadataRecordError extends Error {
@@ -101,6 +117,10 @@ export function decodeMetadataRecord(value: Buffer | null, where: string): Metad
     case "remove-topic":
       if (!isString(record.topicId)) return fail("(remove-topic) lacks topicId");
       return record as unknown as RemoveTopicRecord;
+    case "producer-ids":
+      if (!isString(record.nextProducerId) || !/^\d{1,19}$/.test(record.nextProducerId))
+        return fail("(producer-ids) lacks a decimal nextProducerId");
+      return record as unknown as ProducerIdsRecord;
     default:
       return fail(`has unknown type ${JSON.stringify(record.type)}`);
   }

@@ -35,6 +35,8 @@ export interface TopicPlanContext {
   readonly defaultNumPartitions: number;
   readonly defaultReplicationFactor: number;
   readonly maxPartitionsPerTopic: number;
+  /** Partitions the node may hold in all; more would exhaust its file handles. */
+  readonly maxPartitionsPerNode: number;
   readonly newTopicId: () => string;
   readonly validateConfigs: ConfigValidator;
 }
@@ -145,7 +147,11 @@ export function planCreateTopics(
   const nameCounts = new Map<string, number>();
   for (const spec of specs) nameCounts.set(spec.name, (nameCounts.get(spec.name) ?? 0) + 1);
   const existingKeys = new Map<string, string>();
-  for (const topic of context.image.topics()) existingKeys.set(collisionKey(topic.name), topic.name);
+  let totalPartitions = 0;
+  for (const topic of context.image.topics()) {
+    existingKeys.set(collisionKey(topic.name), topic.name);
+    totalPartitions += topic.partitions.length;
+  }
 
   for (const spec of specs) {
     const outcome = planOne(spec);
@@ -221,9 +227,17 @@ export function planCreateTopics(
       );
     }
 
+    if (totalPartitions + replicas.length > context.maxPartitionsPerNode) {
+      return fail(
+        ErrorCode.POLICY_VIOLATION,
+        `the node holds ${totalPartitions} partitions and may hold at most ${context.maxPartitionsPerNode}; delete topics or create fewer partitions`,
+      );
+    }
+
     const validated = context.validateConfigs(spec.configs);
     if (!validated.ok) return fail(ErrorCode.INVALID_CONFIG, validated.message);
 
+    totalPartitions += replicas.length;
     const topicId = context.newTopicId();
     records.push({ type: "topic", v: 1, name: spec.name, topicId, internal: options.internal ?? false });
     for (const [key, value] of Object.entries(validated.overrides)) {
@@ -315,9 +329,11 @@ export interface NewPartitionsSpec {
 /** Plans CreatePartitions: grows each topic to `count` partitions. */
 export function planCreatePartitions(
   specs: readonly NewPartitionsSpec[],
-  context: Pick<TopicPlanContext, "image" | "brokerIds" | "maxPartitionsPerTopic">,
+  context: Pick<TopicPlanContext, "image" | "brokerIds" | "maxPartitionsPerTopic" | "maxPartitionsPerNode">,
 ): { outcomes: { name: string; error?: OperationError }[]; records: MetadataRecord[] } {
   const records: MetadataRecord[] = [];
+  let totalPartitions = 0;
+  for (const topic of context.image.topics()) totalPartitions += topic.partitions.length;
   const counts = new Map<string, number>();
   for (const spec of specs) counts.set(spec.name, (counts.get(spec.name) ?? 0) + 1);
   const outcomes = specs.map((spec) => {
@@ -354,6 +370,15 @@ export function planCreatePartitions(
       };
     }
     const added = spec.count - current;
+    if (totalPartitions + added > context.maxPartitionsPerNode) {
+      return {
+        name: spec.name,
+        ...fail(
+          ErrorCode.POLICY_VIOLATION,
+          `the node holds ${totalPartitions} partitions and may hold at most ${context.maxPartitionsPerNode}; delete topics or add fewer partitions`,
+        ),
+      };
+    }
     const replicationFactor = topic.partitions[0]?.replicas.length ?? 1;
     let replicas: number[][];
     if (spec.assignments !== null) {
@@ -390,6 +415,7 @@ export function planCreatePartitions(
       replicas = spreadReplicas(context.brokerIds, current, added, replicationFactor);
     }
     records.push(...partitionRecords(topic.topicId, current, replicas));
+    totalPartitions += added;
     return { name: spec.name };
   });
   return { outcomes, records };

@@ -48,6 +48,8 @@ export type HighWatermarkListener = (highWatermark: number, committedBytes: numb
  */
 export interface ReplicatedLog {
   readonly topicPartition: TopicPartition;
+  /** This replica's directory: state kept beside the log (producer state snapshots) lives there. */
+  readonly directory: string;
   /** This replica's node id when it leads the partition, -1 when no leader is known. */
   readonly leaderId: number;
   readonly isLeader: boolean;

@@ -9,6 +9,8 @@ export interface RequestContext {
   readonly listenerName: string;
   readonly connectionId: number;
   readonly clientAddress: string;
+  /** Aborted when the connection closes: long waits (parked fetches) stop holding resources for nobody. */
+  readonly connectionClosed: AbortSignal;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   FrameSplitter,
 } from "@raftka/protocol";
 import { type ApiHandler, type ApiRegistry, apiName, type RequestContext } from "./api-registry.js";
+import type { FaultInjector } from "./fault-injection.js";
 import { forEachErrorCode, type RequestMetrics } from "./request-metrics.js";
 
 /**
@@ -30,6 +31,8 @@ export interface ConnectionOptions {
   readonly logger: Logger;
   readonly metrics: RequestMetrics;
   readonly onClose: (connection: Connection) => void;
+  /** Test-only fault injection (test.fault.injection.enable); absent in normal operation. */
+  readonly faults?: FaultInjector;
 }
 
 /** One request's place in the response order; filled when its handler finishes. */
@@ -51,6 +54,7 @@ export class Connection {
   private closed = false;
   private drainWaiters: (() => void)[] = [];
   private closeWhenDrained = false;
+  private readonly closedController = new AbortController();
 
   constructor(
     private readonly socket: Socket,
@@ -167,6 +171,7 @@ export class Connection {
       listenerName: this.options.listenerName,
       connectionId: this.options.id,
       clientAddress: this.clientAddress,
+      connectionClosed: this.closedController.signal,
     };
     const startedAt = performance.now();
     const finish = (response: unknown) => this.complete(slot, header, response, startedAt);
@@ -202,6 +207,14 @@ export class Connection {
         );
         this.closeAfterPendingResponses();
       }
+      return;
+    }
+    if (this.options.faults?.dropResponse(header.apiKey)) {
+      this.options.logger.info(
+        { client: this.clientAddress, api: name, correlationId: header.correlationId },
+        "test fault injection: closing the connection instead of answering",
+      );
+      this.destroy();
       return;
     }
     let chunks: Buffer[];
@@ -298,6 +311,7 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.slots.length = 0;
+    this.closedController.abort();
     for (const resolve of this.drainWaiters.splice(0)) resolve();
     this.options.onClose(this);
   }

@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "@raftka/monitoring";
 import type { ApiRegistry } from "./api-registry.js";
 import { Connection } from "./connection.js";
+import type { FaultInjector } from "./fault-injection.js";
 import type { RequestMetrics } from "./request-metrics.js";
 
 export interface ListenerSpec {
@@ -21,6 +22,8 @@ export interface KafkaServerOptions {
   readonly idleTimeoutMs: () => number;
   readonly logger: Logger;
   readonly metrics: RequestMetrics;
+  /** Test-only fault injection, handed to every connection. */
+  readonly faults?: FaultInjector;
 }
 
 /** The Kafka listeners: accepts connections and hands each one to a Connection. */
@@ -81,6 +84,7 @@ export class KafkaServer {
       idleTimeoutMs: this.options.idleTimeoutMs(),
       logger: this.options.logger,
       metrics: this.options.metrics,
+      ...(this.options.faults ? { faults: this.options.faults } : {}),
       onClose: (closed) => {
         this.connections.delete(closed);
         this.options.metrics.connectionClosed(listenerName);

@@ -16,7 +16,10 @@ export function forEachErrorCode(value: unknown, visit: (code: number) => void):
     for (const item of value) forEachErrorCode(item, visit);
     return;
   }
-  for (const [key, field] of Object.entries(value)) {
+  // for...in rather than Object.entries: this runs for every response and should not allocate.
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
+    const field = record[key];
     if (key === "errorCode" && typeof field === "number") {
       if (field !== 0) visit(field);
     } else if (typeof field === "object" && field !== null) forEachErrorCode(field, visit);

@@ -64,6 +64,19 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   const logger = logging.root;
   const metrics = createMetricsFromConfig(config, { version, logger: logging.component("admin") });
   logger.info({ version, config: config.toLoggable() }, "starting");
+  process.on("unhandledRejection", (reason) => {
+    logger.error(
+      { err: reason },
+      "unhandled promise rejection (a Raftka bug: please report it with this line); the node keeps running",
+    );
+  });
+  process.on("uncaughtException", (error) => {
+    logger.fatal(
+      { err: error },
+      "uncaught exception (a Raftka bug: please report it); exiting, logs are recovered at the next start",
+    );
+    process.exit(ExitCode.FAILED);
+  });
 
   let broker: Broker;
   try {
@@ -73,19 +86,8 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     await logging.flush();
     return ExitCode.FAILED;
   }
-  const kafka = broker.kafkaListeners;
-  logger.info(
-    {
-      nodeId: config.get("node.id"),
-      kafkaPort: kafka[0]?.boundPort,
-      adminPort: broker.adminAddress.port,
-      listeners: kafka.map((listener) => `${listener.name}://${listener.host}:${listener.boundPort}`),
-      version,
-    },
-    "ready",
-  );
-
-  return new Promise<number>((resolve) => {
+  // The handlers are in place before "ready" is printed: a supervisor may signal as soon as it reads it.
+  const stopped = new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (signalled) {
@@ -112,8 +114,21 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
-  }).then(async (code) => {
-    await logging.flush();
-    return code;
   });
+  const kafka = broker.kafkaListeners;
+  // Scripts and tests wait for this line, so it is written whatever log.level says.
+  logger.child({}, { level: "info" }).info(
+    {
+      nodeId: config.get("node.id"),
+      kafkaPort: kafka[0]?.boundPort,
+      adminPort: broker.adminAddress.port,
+      listeners: kafka.map((listener) => `${listener.name}://${listener.host}:${listener.boundPort}`),
+      version,
+    },
+    "ready",
+  );
+
+  const code = await stopped;
+  await logging.flush();
+  return code;
 }

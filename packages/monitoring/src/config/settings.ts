@@ -435,6 +435,10 @@ const table = {
     category: "observability",
     doc: "`json`: one JSON object per line (pino), for log collectors. `pretty`: coloured human-readable lines, for a terminal.",
   }),
+  "test.fault.injection.enable": setting(boolean(), false, {
+    category: "observability",
+    doc: "TEST ONLY, never in production. Enables the admin routes under `/v1/test/faults`, which make the broker close client connections instead of answering (to test client retries and idempotent producers).",
+  }),
   "metrics.aggregate.partitions": setting(boolean(), false, {
     category: "observability",
     dynamic: true,
@@ -475,11 +479,21 @@ export function environmentVariableFor(key: string): string {
 /** The environment variable that names a config file; not a setting itself. */
 export const CONFIG_FILE_VARIABLE = "RAFTKA_CONFIG";
 
+/**
+ * Variables the `raftka` CLI's client commands read (where the brokers and the admin API are). They
+ * are not node settings, and a shell that exports them must still be able to run `raftka start`.
+ */
+export const CLIENT_ENVIRONMENT_VARIABLES: readonly string[] = ["RAFTKA_BROKERS", "RAFTKA_ADMIN_URL"];
+
 const environmentNames = new Map<string, SettingKey>();
 for (const key of brokerSettings.keys()) {
   const name = environmentVariableFor(key);
   // Two keys mapping to one variable would make the environment ambiguous.
-  if (environmentNames.has(name) || name === CONFIG_FILE_VARIABLE) {
+  if (
+    environmentNames.has(name) ||
+    name === CONFIG_FILE_VARIABLE ||
+    CLIENT_ENVIRONMENT_VARIABLES.includes(name)
+  ) {
     throw new Error(`settings ${environmentNames.get(name)} and ${key} share ${name}: rename one`);
   }
   environmentNames.set(name, key);

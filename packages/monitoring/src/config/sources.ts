@@ -4,6 +4,7 @@ import type { RawSetting } from "./config.js";
 import type { ConfigProblem } from "./problems.js";
 import {
   brokerSettings,
+  CLIENT_ENVIRONMENT_VARIABLES,
   CONFIG_FILE_VARIABLE,
   environmentVariableFor,
   isSettingKey,
@@ -122,13 +123,17 @@ export function readConfigFile(file: string): SourceResult {
   return looksLikeJson ? readJsonText(text, file) : readPropertiesText(text, file);
 }
 
-/** `RAFTKA_LOG_SEGMENT_BYTES=...` → `log.segment.bytes`. Any other `RAFTKA_*` variable is a problem. */
+/**
+ * `RAFTKA_LOG_SEGMENT_BYTES=...` → `log.segment.bytes`. The CLI's own variables are skipped; any other
+ * `RAFTKA_*` variable is a problem.
+ */
 export function readEnvironment(environment: Readonly<Record<string, string | undefined>>): SourceResult {
   const settings: RawSetting[] = [];
   const problems: ConfigProblem[] = [];
   const knownVariables = [...brokerSettings.keys()].map(environmentVariableFor);
   for (const [variable, value] of Object.entries(environment)) {
     if (!variable.startsWith("RAFTKA_") || variable === CONFIG_FILE_VARIABLE || value === undefined) continue;
+    if (CLIENT_ENVIRONMENT_VARIABLES.includes(variable)) continue;
     const key = settingKeyForEnvironmentVariable(variable);
     if (key === undefined) {
       problems.push({

@@ -1,5 +1,6 @@
 import {
   brokerSettings,
+  CLIENT_ENVIRONMENT_VARIABLES,
   CONFIG_FILE_VARIABLE,
   environmentVariableFor,
   settingCategories,
@@ -31,7 +32,8 @@ Later sources win: **defaults < config file < environment < command-line flags**
   a trailing \`\\\` continues a line) or, for a \`.json\` file, one JSON object of flat keys:
   \`{"log.dirs": ["/var/lib/raftka"], "log.segment.bytes": 536870912}\`. A key may appear only once.
 - **Environment**: \`RAFTKA_\` + the key in upper case with \`.\` as \`_\`
-  (\`log.segment.bytes\` → \`RAFTKA_LOG_SEGMENT_BYTES\`). Any other \`RAFTKA_*\` variable is an error.
+  (\`log.segment.bytes\` → \`RAFTKA_LOG_SEGMENT_BYTES\`). Any other \`RAFTKA_*\` variable is an error,
+  except the CLI's own ${CLIENT_ENVIRONMENT_VARIABLES.map((name) => `\`${name}\``).join(" and ")}, which nodes ignore.
 - **Flags**: \`--log.segment.bytes=536870912\` or \`--log.segment.bytes 536870912\`; a boolean flag
   alone (\`--auto.create.topics.enable\`) means \`true\`.
 - An empty value (\`s3.endpoint=\`) unsets an optional setting; for any other setting it is an error.

@@ -128,7 +128,12 @@ async function handleFetch(
   }
   if (request.maxWaitMs > 0 && available < request.minBytes && !anyError && results.length > 0) {
     const logs = results.map((result) => result.log).filter((log): log is ReplicatedLog => log !== undefined);
-    await options.longPoll.wait(logs, request.minBytes - available, request.maxWaitMs);
+    await options.longPoll.wait(
+      logs,
+      request.minBytes - available,
+      Math.min(request.maxWaitMs, INT32_MAX),
+      context.connectionClosed,
+    );
     results = await read();
   }
 

@@ -12,11 +12,17 @@ export class LongPoll {
   }
 
   /**
-   * Resolves once `missingBytes` more bytes have been committed across `logs`, after `maxWaitMs`, or when
-   * `wakeAll` is called (shutdown), whichever comes first.
+   * Resolves once `missingBytes` more bytes have been committed across `logs`, after `maxWaitMs`, when
+   * `wakeAll` is called (shutdown), or when `cancelled` aborts (the client went away), whichever comes first.
    */
-  wait(logs: readonly ReplicatedLog[], missingBytes: number, maxWaitMs: number): Promise<void> {
+  wait(
+    logs: readonly ReplicatedLog[],
+    missingBytes: number,
+    maxWaitMs: number,
+    cancelled?: AbortSignal,
+  ): Promise<void> {
     return new Promise((resolve) => {
+      if (cancelled?.aborted) return resolve();
       const unsubscribes: (() => void)[] = [];
       let timer: NodeJS.Timeout | undefined;
       let remaining = missingBytes;
@@ -24,6 +30,7 @@ export class LongPoll {
         if (!this.parked.delete(done)) return;
         clearTimeout(timer);
         for (const unsubscribe of unsubscribes) unsubscribe();
+        cancelled?.removeEventListener("abort", done);
         resolve();
       };
       this.parked.add(done);
@@ -38,6 +45,7 @@ export class LongPoll {
         );
       }
       timer = setTimeout(done, maxWaitMs);
+      cancelled?.addEventListener("abort", done);
     });
   }
 

@@ -50,7 +50,11 @@ async function handleMetadata(
     (context.apiVersion < 4 || request.allowAutoTopicCreation !== false);
   if (mayCreate) await autoCreate(services, lookups);
 
-  const topics = lookups.map((lookup) => describeTopic(services, lookup, request));
+  const topics = lookups.map((lookup) => {
+    const described = describeTopic(services, lookup, request);
+    // Response names are nullable only from v12; an older request naming no topic gets "" back.
+    return described.name === null && context.apiVersion < 12 ? { ...described, name: "" } : described;
+  });
   return {
     throttleTimeMs: 0,
     brokers: brokersFor(services, context.listenerName),

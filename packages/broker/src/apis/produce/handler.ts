@@ -6,14 +6,19 @@ import {
   type ProduceResponse,
   type ProduceResponsePartitionProduceResponse,
 } from "@raftka/protocol";
+import { topicNameProblem } from "../../metadata/topic-names.js";
+import { waitForHighWatermark } from "../../partitions/high-watermark.js";
 import type { HostedTopic } from "../../partitions/partition-manager.js";
-import type { Acks, TopicPartition } from "../../partitions/replicated-log.js";
+import type { Acks, ReplicatedLog, TopicPartition } from "../../partitions/replicated-log.js";
 import type { ApiHandler, RequestContext } from "../../server/api-registry.js";
 import type { BrokerServices } from "../../services.js";
 import { toPartitionFailure } from "../errors.js";
 import { prepareRecords } from "./batch-validation.js";
 
 type PartitionResponse = ProduceResponsePartitionProduceResponse;
+
+/** Node timers cannot wait longer than this (larger values fire at once). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * Produce: validates each partition's batch, runs the producer-state check, and appends. Appends are
@@ -98,6 +103,8 @@ function producePartition(
 ): PartitionResponse | Promise<PartitionResponse> {
   const index = partitionData.index;
   if (!hosted) {
+    const nameProblem = topicNameProblem(topicName);
+    if (nameProblem !== undefined) return failure(index, ErrorCode.INVALID_TOPIC_EXCEPTION, nameProblem);
     return failure(
       index,
       ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
@@ -134,23 +141,24 @@ function producePartition(
   const check = services.producerState.check(topicPartition, header);
   if (check.action === "reject") return failure(index, check.errorCode, check.message);
   const logAppendTime = hosted.settings.timestampType === "LogAppendTime" ? now : undefined;
-  if (check.action === "duplicate") {
-    return {
-      index,
-      errorCode: ErrorCode.NONE,
-      baseOffset: BigInt(check.baseOffset),
-      logAppendTimeMs: BigInt(check.logAppendTime ?? -1),
-      logStartOffset: BigInt(log.logStartOffset),
-      recordErrors: [],
-      errorMessage: null,
-    };
+  const answered =
+    check.action === "duplicate" ? answerDuplicate(services, log, index, acks, check.original) : undefined;
+  if (answered !== undefined) {
+    if (acks !== -1) return answered;
+    return withTimeout(answered, Math.min(timeoutMs, MAX_TIMER_MS), () =>
+      failure(
+        index,
+        ErrorCode.REQUEST_TIMED_OUT,
+        `the original of this retried batch was not committed within the request timeout of ${timeoutMs} ms; retry to find out`,
+      ),
+    );
   }
 
   const appended = log.append(prepared.records, {
     acks,
     ...(logAppendTime === undefined ? {} : { logAppendTime }),
   });
-  const answered = appended.then(
+  const answeredAppend = appended.then(
     (result): PartitionResponse => {
       services.producerState.appended(topicPartition, header, result.baseOffset);
       services.topicMetrics.produced(topicName, prepared.records.length, prepared.recordCount);
@@ -172,13 +180,50 @@ function producePartition(
       return failure(index, mapped.errorCode, mapped.message);
     },
   );
-  if (acks !== -1) return answered;
-  return withTimeout(answered, timeoutMs, () =>
+  if (acks !== -1) return answeredAppend;
+  return withTimeout(answeredAppend, Math.min(timeoutMs, MAX_TIMER_MS), () =>
     failure(
       index,
       ErrorCode.REQUEST_TIMED_OUT,
       `the write was not committed within the request timeout of ${timeoutMs} ms; it may still be committed, retry to find out`,
     ),
+  );
+}
+
+/**
+ * A retried batch the producer state recognised: nothing is appended, and the answer carries the original
+ * batch's offsets, given only once the original is as durable as this request's acks ask (as Kafka's
+ * delayed produce waits for a duplicate's original to be replicated).
+ */
+function answerDuplicate(
+  services: BrokerServices,
+  log: ReplicatedLog,
+  index: number,
+  acks: Acks,
+  original: Promise<{ baseOffset: number; lastOffset: number }>,
+): Promise<PartitionResponse> {
+  return original.then(
+    async ({ baseOffset, lastOffset }): Promise<PartitionResponse> => {
+      if (acks === -1) await waitForHighWatermark(log, lastOffset + 1);
+      return {
+        index,
+        errorCode: ErrorCode.NONE,
+        baseOffset: BigInt(baseOffset),
+        logAppendTimeMs: -1n,
+        logStartOffset: BigInt(log.logStartOffset),
+        recordErrors: [],
+        errorMessage: null,
+      };
+    },
+    (error: unknown): PartitionResponse => {
+      const mapped = toPartitionFailure(error, (unexpected) =>
+        services.logger.error(
+          { err: unexpected, topic: log.topicPartition.topic, partition: index },
+          "the original of a retried batch failed to append",
+        ),
+      );
+      return failure(index, mapped.errorCode, mapped.message);
+    },
   );
 }
 

@@ -1,0 +1,116 @@
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { parseDuration } from "../src/duration.js";
+import { UsageError } from "../src/errors.js";
+import { parseBrokerList } from "../src/kafka/addresses.js";
+import { parseOffsetSpec } from "../src/kafka/offset-spec.js";
+import { murmur2, partitionForKey } from "../src/kafka/partitioner.js";
+import { Progress } from "../src/output/progress.js";
+import { renderTable, toJson } from "../src/output/render.js";
+
+describe("murmur2 partitioner", () => {
+  // The vectors of Kafka's own UtilsTest.testMurmur2: keyed records must land where Java clients put them.
+  it.each([
+    ["21", -973932308],
+    ["foobar", -790332482],
+    ["a-little-bit-long-string", -985981536],
+    ["a-little-bit-longer-string", -1486304829],
+    ["lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971],
+    ["abc", 479470107],
+  ])("hashes %j like Kafka", (key, expected) => {
+    expect(murmur2(Buffer.from(key))).toBe(expected);
+  });
+
+  it("maps a key to a partition within range, positive even for negative hashes", () => {
+    expect(partitionForKey(Buffer.from("21"), 7)).toBe((-973932308 & 0x7fffffff) % 7);
+    for (let index = 0; index < 200; index++) {
+      const partition = partitionForKey(Buffer.from(`key-${index}`), 3);
+      expect(partition).toBeGreaterThanOrEqual(0);
+      expect(partition).toBeLessThan(3);
+    }
+  });
+});
+
+describe("parsing the command line", () => {
+  it("reads durations with units, bare numbers as milliseconds", () => {
+    expect(parseDuration("500ms", "--t")).toBe(500);
+    expect(parseDuration("30s", "--t")).toBe(30_000);
+    expect(parseDuration("2m", "--t")).toBe(120_000);
+    expect(parseDuration("1.5s", "--t")).toBe(1500);
+    expect(parseDuration("250", "--t")).toBe(250);
+    expect(() => parseDuration("30 seconds", "--wait")).toThrow(UsageError);
+    expect(() => parseDuration("-1s", "--wait")).toThrow(/--wait "-1s" is not a duration/);
+  });
+
+  it("reads broker lists with default ports and IPv6 brackets", () => {
+    expect(parseBrokerList("a:1, b ,[::1]:9093", "--brokers")).toEqual([
+      { host: "a", port: 1 },
+      { host: "b", port: 9092 },
+      { host: "::1", port: 9093 },
+    ]);
+    expect(() => parseBrokerList("a:99999", "--brokers")).toThrow(/port 99999; a port is 1-65535/);
+    expect(() => parseBrokerList(" , ", "RAFTKA_BROKERS")).toThrow(/RAFTKA_BROKERS is empty/);
+    expect(() => parseBrokerList("http://a:1", "--brokers")).toThrow(/is not host:port/);
+  });
+
+  it("reads offset positions, allowing -N only where it makes sense", () => {
+    expect(parseOffsetSpec("beginning", "--offset", true)).toEqual({ kind: "beginning" });
+    expect(parseOffsetSpec("end", "--offset", true)).toEqual({ kind: "end" });
+    expect(parseOffsetSpec("42", "--offset", true)).toEqual({ kind: "offset", offset: 42n });
+    expect(parseOffsetSpec("-10", "--offset", true)).toEqual({ kind: "fromEnd", count: 10n });
+    expect(parseOffsetSpec("@1700000000000", "--to", false)).toEqual({
+      kind: "timestamp",
+      timestamp: 1700000000000n,
+    });
+    expect(() => parseOffsetSpec("-10", "--to", false)).toThrow(UsageError);
+    expect(() => parseOffsetSpec("yesterday", "--to", false)).toThrow(/--to "yesterday" is not a position/);
+  });
+});
+
+describe("output", () => {
+  it("aligns columns under upper-case headers without trailing blanks", () => {
+    expect(
+      renderTable(
+        ["name", "partitions"],
+        [
+          ["orders", 12],
+          ["a", null],
+        ],
+      ),
+    ).toBe("NAME    PARTITIONS\norders  12\na       -");
+  });
+
+  it("writes offsets as exact JSON numbers, and as strings past 2^53", () => {
+    expect(toJson({ offset: 42n, huge: 2n ** 60n }, 0)).toBe('{"offset":42,"huge":"1152921504606846976"}');
+  });
+
+  it("prints progress lines when forced on a non-terminal, throttled, with the final state always shown", () => {
+    const stream = new PassThrough();
+    let output = "";
+    stream.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    let now = 0;
+    const progress = new Progress({ stream, mode: "always", clock: () => now, intervalMs: 1000 });
+    progress.update("produced 1 records");
+    now = 500;
+    progress.update("produced 2 records");
+    now = 1500;
+    progress.update("produced 3 records");
+    progress.update("produced 4 records");
+    progress.done();
+    expect(output).toBe("produced 1 records\nproduced 3 records\nproduced 4 records\n");
+  });
+
+  it("shows no progress on a non-terminal unless asked", () => {
+    const stream = new PassThrough();
+    let output = "";
+    stream.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const progress = new Progress({ stream, mode: "auto" });
+    progress.update("consumed 5 records");
+    progress.done("consumed 5 records");
+    expect(output).toBe("");
+  });
+});

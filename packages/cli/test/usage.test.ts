@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { cleanEnvironment, runRaftka } from "./run-cli.js";
+
+describe("raftka command line", () => {
+  it("prints help with the exit codes, exit 0", async () => {
+    const run = await runRaftka(["--help"]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("Usage: raftka");
+    expect(run.stdout).toContain("2 usage error, 3 cannot reach the broker");
+  });
+
+  it("exits 2 for an unknown command, suggesting the right one", async () => {
+    const run = await runRaftka(["topic", "lst"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("unknown command 'lst'");
+    expect(run.stderr).toContain("list");
+  });
+
+  it("exits 2 for invalid option values, naming the option and what is allowed", async () => {
+    const partitions = await runRaftka(["topic", "create", "t", "--partitions", "zero"]);
+    expect(partitions.code).toBe(2);
+    expect(partitions.stderr).toContain('--partitions "zero" is not valid; use a whole number of at least 1');
+    const format = await runRaftka(["topic", "list", "--format", "yaml"]);
+    expect(format.code).toBe(2);
+    expect(format.stderr).toContain("yaml");
+    expect(format.stderr).toContain("table, json");
+  });
+
+  it("exits 3 when no broker answers, naming the addresses and how to point elsewhere", async () => {
+    const run = await runRaftka(["topic", "list", "--brokers", "127.0.0.1:1"]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain("cannot reach any broker of 127.0.0.1:1");
+    expect(run.stderr).toContain("--brokers / RAFTKA_BROKERS");
+  });
+
+  it("takes the brokers from RAFTKA_BROKERS, and a bad value there is a usage error naming it", async () => {
+    const unreachable = await runRaftka(["topic", "list"], {
+      env: cleanEnvironment({ RAFTKA_BROKERS: "127.0.0.1:1" }),
+    });
+    expect(unreachable.code).toBe(3);
+    expect(unreachable.stderr).toContain("127.0.0.1:1");
+    const malformed = await runRaftka(["topic", "list"], {
+      env: cleanEnvironment({ RAFTKA_BROKERS: "a:b:c" }),
+    });
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toContain('RAFTKA_BROKERS entry "a:b:c" is not host:port');
+  });
+});

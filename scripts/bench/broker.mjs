@@ -1,0 +1,221 @@
+#!/usr/bin/env node
+// Broker benchmark: librdkafka's load generator against a real broker process and, in the same run, against a
+// null sink that acknowledges without storing. Prints throughput, latency percentiles and the ratio to the
+// null sink for acks=1 and acks=all (fsync on), p99 at half the maximum rate, the consume rate, and the
+// broker's RSS with 100 partitions under load. Asserts nothing: the targets are printed next to the numbers.
+//
+//   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--json]
+// (broker.sh installs librdkafka-dev, builds the load generator and the packages, then runs this.)
+import { execFile, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs, promisify } from "node:util";
+
+const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const { ApiKey, KafkaConnection } = await import(
+  join(repository, "packages", "protocol", "dist", "index.js")
+);
+const { values: options } = parseArgs({
+  options: {
+    records: { type: "string", default: "200000" },
+    "record-bytes": { type: "string", default: "1024" },
+    partitions: { type: "string", default: "8" },
+    loadgen: {
+      type: "string",
+      default: join(repository, "node_modules", ".cache", "raftka-bench", "loadgen"),
+    },
+    json: { type: "boolean", default: false },
+    "cpu-prof": { type: "string" },
+  },
+});
+const records = Number(options.records);
+const recordBytes = Number(options["record-bytes"]);
+const partitions = Number(options.partitions);
+const say = (text) => process.stderr.write(`[bench] ${text}\n`);
+
+const children = new Set();
+// Neither the broker nor the null sink may outlive the benchmark, however it ends.
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
+
+/** Starts a process that prints a JSON line with a port; resolves with it and the child. */
+function startProcess(args, isReady) {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code} before it was ready`)));
+    createInterface({ input: child.stdout }).on("line", (text) => {
+      try {
+        const line = JSON.parse(text);
+        if (isReady(line)) resolve({ child, line });
+      } catch {
+        // not JSON: ignore
+      }
+    });
+  });
+}
+
+async function stopProcess(child) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+async function loadgen(mode, bootstrap, topic, extra = []) {
+  const { stdout } = await promisify(execFile)(
+    options.loadgen,
+    [mode, "-b", bootstrap, "-t", topic, "-p", String(partitions), ...extra],
+    { maxBuffer: 1 << 20, timeout: 900_000 },
+  );
+  return JSON.parse(stdout.trim().split("\n").at(-1));
+}
+
+function produce(bootstrap, topic, acks, count = records, rate = 0) {
+  const args = ["-n", String(count), "-s", String(recordBytes), "-a", String(acks)];
+  if (rate > 0) args.push("-r", String(Math.round(rate)));
+  return loadgen("produce", bootstrap, topic, args).then((result) => {
+    if (result.failed > 0) throw new Error(`${result.failed} records failed: ${result.firstError}`);
+    return result;
+  });
+}
+
+async function createTopic(port, name, count) {
+  const connection = await KafkaConnection.connect("127.0.0.1", port);
+  const response = await connection.send(ApiKey.CreateTopics, 7, {
+    timeoutMs: 10_000,
+    validateOnly: false,
+    topics: [{ name, numPartitions: count, replicationFactor: 1, assignments: [], configs: [] }],
+  });
+  await connection.close();
+  const result = response.topics[0];
+  if (result.errorCode !== 0) throw new Error(`cannot create ${name}: ${result.errorMessage}`);
+}
+
+async function rssMiB(pid) {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
+}
+
+// ---- runs --------------------------------------------------------------------------------------------
+
+const results = {};
+say(`${records} records of ${recordBytes} bytes over ${partitions} partitions per run`);
+
+say("null sink: acks=1, acks=all");
+const sink = await startProcess(
+  [join(repository, "scripts", "bench", "null-sink.mjs"), "--partitions", String(partitions)],
+  (line) => line.port,
+);
+const sinkBootstrap = `127.0.0.1:${sink.line.port}`;
+results.sinkAcks1 = await produce(sinkBootstrap, "bench", 1);
+results.sinkAcksAll = await produce(sinkBootstrap, "bench", -1);
+await stopProcess(sink.child);
+
+const dataDir = await mkdtemp(join(tmpdir(), "raftka-bench-"));
+const brokerArgs = [
+  ...(options["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${options["cpu-prof"]}`] : []),
+  join(repository, "packages", "cli", "dist", "main.js"),
+  "start",
+  "--listeners=PLAINTEXT://127.0.0.1:0",
+  "--admin.listener=127.0.0.1:0",
+  `--log.dirs=${dataDir}`,
+  "--log.level=warn",
+];
+const broker = await startProcess(brokerArgs, (line) => line.msg === "ready");
+const port = broker.line.kafkaPort;
+const bootstrap = `127.0.0.1:${port}`;
+try {
+  for (const [key, topic, acks] of [
+    ["brokerAcks1", "bench-acks1", 1],
+    ["brokerAcksAll", "bench-acks-all", -1],
+  ]) {
+    say(`broker: ${topic} at full speed`);
+    await createTopic(port, topic, partitions);
+    results[key] = await produce(bootstrap, topic, acks);
+  }
+  for (const [key, source, topic, acks] of [
+    ["brokerAcks1HalfRate", "brokerAcks1", "bench-acks1-half", 1],
+    ["brokerAcksAllHalfRate", "brokerAcksAll", "bench-acks-all-half", -1],
+  ]) {
+    const rate = results[source].recordsPerSecond / 2;
+    say(`broker: ${topic} at half the maximum rate (${Math.round(rate)} records/s)`);
+    await createTopic(port, topic, partitions);
+    results[key] = await produce(
+      bootstrap,
+      topic,
+      acks,
+      Math.min(records, Math.max(20_000, Math.round(rate * 10))),
+      rate,
+    );
+  }
+  say("broker: consume everything bench-acks1 holds");
+  results.consume = await loadgen("consume", bootstrap, "bench-acks1", ["-n", String(records)]);
+
+  say("broker: RSS with 100 partitions under acks=1 load");
+  await createTopic(port, "bench-100", 100);
+  let maxRss = await rssMiB(broker.child.pid);
+  const sampler = setInterval(() => {
+    rssMiB(broker.child.pid).then(
+      (rss) => {
+        maxRss = Math.max(maxRss, rss);
+      },
+      () => {},
+    );
+  }, 100);
+  const loaded = await loadgen("produce", bootstrap, "bench-100", [
+    "-p",
+    "100",
+    "-n",
+    String(records),
+    "-s",
+    String(recordBytes),
+    "-a",
+    "1",
+  ]);
+  clearInterval(sampler);
+  results.rss100 = { maxRssMiB: Math.round(maxRss), underLoad: loaded };
+} finally {
+  await stopProcess(broker.child);
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+// ---- report ------------------------------------------------------------------------------------------
+
+const ratio = (value, base) => (base > 0 ? `${Math.round((100 * value) / base)}%` : "-");
+const row = (label, result, base) =>
+  [
+    label.padEnd(34),
+    result.mibPerSecond.toFixed(1).padStart(8),
+    String(result.recordsPerSecond).padStart(10),
+    result.latencyMs ? result.latencyMs.p50.toFixed(2).padStart(8) : "".padStart(8),
+    result.latencyMs ? result.latencyMs.p99.toFixed(2).padStart(8) : "".padStart(8),
+    result.latencyMs ? result.latencyMs.p999.toFixed(2).padStart(8) : "".padStart(8),
+    (base ? ratio(result.recordsPerSecond, base.recordsPerSecond) : "").padStart(9),
+  ].join(" ");
+
+if (options.json) {
+  console.log(JSON.stringify(results, null, 2));
+} else {
+  const lines = [
+    `${"".padEnd(34)}    MiB/s  records/s   p50 ms   p99 ms  p999 ms  vs sink`,
+    row("null sink, acks=1", results.sinkAcks1),
+    row("null sink, acks=all", results.sinkAcksAll),
+    row("broker, acks=1", results.brokerAcks1, results.sinkAcks1),
+    row("broker, acks=all (fsync)", results.brokerAcksAll, results.sinkAcksAll),
+    row("broker, acks=1 at half max rate", results.brokerAcks1HalfRate),
+    row("broker, acks=all at half max rate", results.brokerAcksAllHalfRate),
+    row("broker, consume", results.consume),
+    `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s)`,
+    "",
+    "targets: acks=1 >= 80% of the null sink; acks=all >= 50%; p99 <= 10 ms at half max rate;",
+    "         consume >= produce rate; RSS < 300 MiB",
+  ];
+  console.log(lines.join("\n"));
+}

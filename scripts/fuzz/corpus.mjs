@@ -1,0 +1,185 @@
+// Valid sample requests for every API the broker serves; the fuzzer encodes them at every advertised
+// version and mutates the result. A broker API without samples here makes the fuzzer refuse to run, so
+// whoever adds an API adds its samples too (SAMPLES below, keyed by API key).
+
+/**
+ * @param {object} protocol the @raftka/protocol module
+ * @param {{ topic: string, topicId: string, partitions: number, now: number }} target an existing topic
+ */
+export function sampleRequests(protocol, target) {
+  const { encodeRecordBatch, CompressionType } = protocol;
+  const { topic, topicId, now } = target;
+  const records = (compression = CompressionType.None) =>
+    encodeRecordBatch({
+      compression,
+      records: [
+        { key: "k", value: "fuzz-value", headers: [{ key: "h", value: "v" }], timestamp: now },
+        { key: null, value: null, timestamp: now + 1 },
+      ],
+    });
+  const legacy = legacyMessageSet(now);
+  const fetchPartition = (partition) => ({
+    partition,
+    currentLeaderEpoch: -1,
+    fetchOffset: 0n,
+    lastFetchedEpoch: -1,
+    logStartOffset: -1n,
+    partitionMaxBytes: 65536,
+  });
+  const fetch = (sessionId, sessionEpoch) => ({
+    replicaId: -1,
+    maxWaitMs: 10,
+    minBytes: 1,
+    maxBytes: 1 << 20,
+    isolationLevel: 1,
+    sessionId,
+    sessionEpoch,
+    topics: [{ topic, topicId, partitions: [fetchPartition(0), fetchPartition(1)] }],
+    forgottenTopicsData: [{ topic, topicId, partitions: [2] }],
+    rackId: "",
+  });
+  const configResource = (resourceType, resourceName) => ({
+    resourceType,
+    resourceName,
+    configurationKeys: null,
+  });
+  return {
+    // Produce: v2 batches, a legacy message set (for v0-2), and compressed data.
+    0: [
+      produce(topic, 0, records(), -1),
+      produce(topic, 1, records(CompressionType.Gzip), 1),
+      produce(topic, 2, records(), 0),
+      produce(topic, 0, legacy, 1),
+    ],
+    1: [fetch(0, -1), fetch(0, 0), fetch(1, 1)],
+    2: [-1n, -2n, -3n, BigInt(now)].map((timestamp) => ({
+      replicaId: -1,
+      isolationLevel: 0,
+      timeoutMs: 1000,
+      topics: [
+        {
+          name: topic,
+          partitions: [{ partitionIndex: 0, currentLeaderEpoch: -1, timestamp, maxNumOffsets: 1 }],
+        },
+      ],
+    })),
+    3: [
+      {
+        topics: [{ name: topic, topicId }],
+        allowAutoTopicCreation: false,
+        includeTopicAuthorizedOperations: true,
+      },
+      { topics: null, allowAutoTopicCreation: false, includeClusterAuthorizedOperations: true },
+      { topics: [], allowAutoTopicCreation: false },
+    ],
+    18: [{ clientSoftwareName: "raftka-fuzz", clientSoftwareVersion: "1.0" }],
+    19: [
+      {
+        timeoutMs: 1000,
+        validateOnly: true,
+        topics: [
+          {
+            name: "fuzz-created",
+            numPartitions: 2,
+            replicationFactor: 1,
+            assignments: [],
+            configs: [{ name: "retention.ms", value: "60000" }],
+          },
+          {
+            name: "fuzz-assigned",
+            numPartitions: -1,
+            replicationFactor: -1,
+            assignments: [{ partitionIndex: 0, brokerIds: [0] }],
+            configs: [],
+          },
+        ],
+      },
+    ],
+    20: [
+      { timeoutMs: 1000, topicNames: ["fuzz-doomed"], topics: [{ name: "fuzz-doomed", topicId: ZERO_UUID }] },
+    ],
+    21: [{ timeoutMs: 1000, topics: [{ name: topic, partitions: [{ partitionIndex: 2, offset: 0n }] }] }],
+    23: [
+      {
+        replicaId: -1,
+        topics: [{ topic, partitions: [{ partition: 0, currentLeaderEpoch: -1, leaderEpoch: 0 }] }],
+      },
+    ],
+    32: [
+      {
+        resources: [configResource(2, topic), configResource(4, "0"), configResource(8, "0")],
+        includeSynonyms: true,
+        includeDocumentation: true,
+      },
+    ],
+    33: [
+      {
+        validateOnly: true,
+        resources: [
+          { resourceType: 2, resourceName: topic, configs: [{ name: "retention.ms", value: "100000" }] },
+          { resourceType: 4, resourceName: "0", configs: [{ name: "log.retention.ms", value: "100000" }] },
+        ],
+      },
+    ],
+    37: [{ timeoutMs: 1000, validateOnly: true, topics: [{ name: topic, count: 5, assignments: null }] }],
+    44: [
+      {
+        validateOnly: true,
+        resources: [
+          {
+            resourceType: 2,
+            resourceName: topic,
+            configs: [
+              { name: "cleanup.policy", configOperation: 2, value: "compact" },
+              { name: "retention.ms", configOperation: 1, value: null },
+            ],
+          },
+          {
+            resourceType: 8,
+            resourceName: "0",
+            configs: [{ name: "server", configOperation: 0, value: "warn" }],
+          },
+        ],
+      },
+    ],
+    60: [{ includeClusterAuthorizedOperations: true, endpointType: 1 }],
+  };
+}
+
+export const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
+
+function produce(topic, partition, records, acks) {
+  return {
+    transactionalId: null,
+    acks,
+    timeoutMs: 5000,
+    topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
+  };
+}
+
+/** One magic 1 message (offset, size, crc, magic, attributes, timestamp, key, value). */
+function legacyMessageSet(now) {
+  const value = Buffer.from("legacy-value");
+  const body = Buffer.alloc(1 + 1 + 8 + 4 + 4 + value.length);
+  body.writeInt8(1, 0);
+  body.writeInt8(0, 1);
+  body.writeBigInt64BE(BigInt(now), 2);
+  body.writeInt32BE(-1, 10);
+  body.writeInt32BE(value.length, 14);
+  value.copy(body, 18);
+  const message = Buffer.alloc(16 + body.length);
+  message.writeBigInt64BE(0n, 0);
+  message.writeInt32BE(4 + body.length, 8);
+  message.writeUInt32BE(crc32(body), 12);
+  body.copy(message, 16);
+  return message;
+}
+
+function crc32(data) {
+  let crc = 0xffffffff;
+  for (const byte of data) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}

@@ -1,0 +1,192 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ApiKey, KafkaConnection } from "@raftka/protocol";
+import { afterEach, describe, expect, it } from "vitest";
+import { type RunningBroker, raftkaMain, repositoryRoot, startBroker } from "./harness/broker.js";
+
+// Starting and stopping `raftka start` as a real process: configuration errors, layering of the
+// configuration sources, graceful shutdown with work in flight, and the second signal.
+
+const started: RunningBroker[] = [];
+const directories: string[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((broker) => broker.cleanup()));
+  await Promise.all(
+    directories.splice(0).map((directory) => rm(directory, { recursive: true, force: true })),
+  );
+});
+
+async function temporaryDirectory(): Promise<string> {
+  const directory = await mkdtemp(join(tmpdir(), "raftka-lifecycle-"));
+  directories.push(directory);
+  return directory;
+}
+
+function environment(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && !name.startsWith("RAFTKA_")) env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/** Runs the raftka executable to completion. */
+function raftka(
+  args: readonly string[],
+  env = environment(),
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [raftkaMain, ...args], {
+      cwd: repositoryRoot,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function track(broker: Promise<RunningBroker>): Promise<RunningBroker> {
+  const running = await broker;
+  started.push(running);
+  return running;
+}
+
+describe("raftka start refuses invalid configuration", () => {
+  it("names the key, the value, where it came from and what is allowed, and exits 2 before opening anything", async () => {
+    const dataDir = await temporaryDirectory();
+    const run = await raftka([
+      "start",
+      `--log.dirs=${dataDir}/never-created`,
+      "--listeners=PLAINTEXT://127.0.0.1:0",
+      "--admin.listener=127.0.0.1:0",
+      "--log.segment.bytes=12abc",
+      "--compression.type=ZSTD",
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(
+      'log.segment.bytes = "12abc" (from flag --log.segment.bytes): "12abc" is not a whole number; allowed: whole number 14 .. 2147483647 bytes',
+    );
+    expect(run.stderr).toContain('did you mean "zstd"?');
+    expect(run.stdout).not.toContain('"msg":"ready"');
+  });
+
+  it("names the environment variable and the config file line that are wrong", async () => {
+    const directory = await temporaryDirectory();
+    const file = join(directory, "server.properties");
+    await writeFile(file, "# node settings\nnum.partitions=3\nlog.retention.hour=24\n");
+    const run = await raftka(
+      ["start", `--config=${file}`, `--log.dirs=${directory}/data`, "--listeners=PLAINTEXT://127.0.0.1:0"],
+      environment({ RAFTKA_DEFAULT_REPLICATION_FACTOR: "zero" }),
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(
+      `log.retention.hour (from ${file}:3): unknown setting; did you mean log.retention.hours?`,
+    );
+    expect(run.stderr).toContain("(from environment variable RAFTKA_DEFAULT_REPLICATION_FACTOR)");
+  });
+
+  it("ignores the CLI's RAFTKA_BROKERS and RAFTKA_ADMIN_URL, so one shell can run both", async () => {
+    const broker = await track(
+      startBroker({ env: { RAFTKA_BROKERS: "localhost:1", RAFTKA_ADMIN_URL: "http://localhost:1" } }),
+    );
+    expect(broker.kafkaPort).toBeGreaterThan(0);
+  });
+});
+
+describe("configuration layering through a real start", () => {
+  it("takes the file, then RAFTKA_* variables, then flags, each overriding the one before", async () => {
+    const directory = await temporaryDirectory();
+    const file = join(directory, "server.properties");
+    await writeFile(file, "num.partitions=2\n");
+    const partitionsOfNewTopic = async (broker: RunningBroker, topic: string) => {
+      const created = await raftka(["topic", "create", topic, "--brokers", broker.bootstrap]);
+      expect(created.code, created.stderr).toBe(0);
+      const listed = await raftka(["topic", "list", "--format", "json", "--brokers", broker.bootstrap]);
+      return (JSON.parse(listed.stdout) as { name: string; partitions: number }[]).find(
+        (entry) => entry.name === topic,
+      )?.partitions;
+    };
+
+    const fileOnly = await track(startBroker({ settings: { config: file } }));
+    expect(await partitionsOfNewTopic(fileOnly, "from-file")).toBe(2);
+    await fileOnly.cleanup();
+
+    const fileAndEnvironment = await track(
+      startBroker({ settings: { config: file }, env: { RAFTKA_NUM_PARTITIONS: "3" } }),
+    );
+    expect(await partitionsOfNewTopic(fileAndEnvironment, "from-env")).toBe(3);
+    await fileAndEnvironment.cleanup();
+
+    const all = await track(
+      startBroker({ settings: { config: file, "num.partitions": 4 }, env: { RAFTKA_NUM_PARTITIONS: "3" } }),
+    );
+    expect(await partitionsOfNewTopic(all, "from-flag")).toBe(4);
+  });
+});
+
+describe("stopping a node", () => {
+  it("answers a request in flight on SIGTERM, then flushes and exits 0", async () => {
+    const broker = await track(startBroker());
+    expect((await raftka(["topic", "create", "parked", "--brokers", broker.bootstrap])).code).toBe(0);
+    const connection = await KafkaConnection.connect("127.0.0.1", broker.kafkaPort, {
+      requestTimeoutMs: 120_000,
+    });
+    try {
+      // A Fetch at the log end parks for up to a minute; shutdown must answer it, not drop it.
+      const parked = connection.send(ApiKey.Fetch, 11, {
+        replicaId: -1,
+        maxWaitMs: 60_000,
+        minBytes: 1,
+        maxBytes: 1_048_576,
+        isolationLevel: 0,
+        sessionId: 0,
+        sessionEpoch: -1,
+        topics: [
+          { topic: "parked", partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1_048_576 }] },
+        ],
+        forgottenTopicsData: [],
+        rackId: "",
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const exit = broker.stop("SIGTERM");
+      const answer = await parked;
+      expect(answer.responses[0]!.partitions[0]!.errorCode).toBe(0);
+      expect(await exit).toBe(0);
+    } finally {
+      await connection.close();
+    }
+    const messages = broker.logs.map((line) => line.msg);
+    expect(messages).toContain("shutdown complete: every log flushed and closed");
+  });
+
+  it("shuts down gracefully on SIGINT too", async () => {
+    const broker = await track(startBroker());
+    expect(await broker.stop("SIGINT")).toBe(0);
+    expect(broker.logs.map((line) => line.msg)).toContain("shutdown complete: every log flushed and closed");
+  });
+
+  it("exits at once with 130 on a second signal during shutdown", async () => {
+    const broker = await track(startBroker());
+    // Both signals wait while the process is stopped, so the second lands during the first's shutdown.
+    process.kill(broker.pid, "SIGSTOP");
+    process.kill(broker.pid, "SIGTERM");
+    process.kill(broker.pid, "SIGINT");
+    process.kill(broker.pid, "SIGCONT");
+    // Waits without signalling: a third signal could land while the process exits.
+    expect(await broker.waitForExit()).toBe(130);
+    const messages = broker.logs.map((line) => line.msg);
+    expect(messages).toContain("second signal: exiting at once without finishing the shutdown");
+    expect(messages).not.toContain("shutdown complete: every log flushed and closed");
+  });
+});

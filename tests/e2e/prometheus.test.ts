@@ -1,0 +1,208 @@
+import { spawnSync } from "node:child_process";
+import { ConfigResourceTypes, type Kafka } from "kafkajs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningBroker, raftkaMain, startBroker } from "./harness/broker.js";
+import { kafkaClient } from "./harness/kafkajs.js";
+import { type RunningPrometheus, type Sample, startPrometheus } from "./harness/prometheus.js";
+
+// A real Prometheus scraping a real broker process while clients work on it: the series an operator's
+// dashboards and alerts read must exist and agree with what the clients did.
+let broker: RunningBroker;
+let prometheus: RunningPrometheus;
+let kafka: Kafka;
+
+const TOPIC = "scraped";
+const PARTITIONS = 3;
+const RECORDS = 300;
+const LAGGING_GROUP = "lagging";
+const LAGGED_TOPIC = "lagged";
+const LAGGED_RECORDS = 90;
+
+const total = (samples: Sample[]) => samples.reduce((sum, sample) => sum + sample.value, 0);
+const equalsTotal = (expected: number) => (samples: Sample[]) =>
+  samples.length > 0 && total(samples) === expected;
+
+function raftka(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const run = spawnSync(process.execPath, [raftkaMain, ...args, "--brokers", broker.bootstrap], {
+    encoding: "utf8",
+  });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+beforeAll(async () => {
+  broker = await startBroker();
+  prometheus = await startPrometheus([`127.0.0.1:${broker.adminPort}`]);
+  kafka = kafkaClient(broker.bootstrap);
+
+  expect(raftka("topic", "create", TOPIC, "-p", String(PARTITIONS)).code).toBe(0);
+  expect(raftka("topic", "create", TOPIC).code).toBe(1);
+  const producer = kafka.producer();
+  await producer.connect();
+  for (let batch = 0; batch < 10; batch++) {
+    await producer.send({
+      topic: TOPIC,
+      acks: -1,
+      messages: Array.from({ length: RECORDS / 10 }, (_, index) => ({
+        key: `key-${batch}-${index}`,
+        value: `value ${batch * (RECORDS / 10) + index}`,
+      })),
+    });
+  }
+  await producer.disconnect();
+  const consumed = raftka("topic", "consume", TOPIC, "-e");
+  expect(consumed.code, consumed.stderr).toBe(0);
+  expect(consumed.stdout.split("\n").filter((line) => line !== "")).toHaveLength(RECORDS);
+  // A group that read (and committed) a third of its topic, so two thirds are lag. Its own topic, so
+  // the records it fetched beyond what it printed do not blur the per-topic fetch counts above.
+  expect(raftka("topic", "create", LAGGED_TOPIC, "-p", String(PARTITIONS)).code).toBe(0);
+  const keyed = Array.from({ length: LAGGED_RECORDS }, (_, index) => `key-${index}:value ${index}`).join(
+    "\n",
+  );
+  const produced = spawnSync(
+    process.execPath,
+    [raftkaMain, "topic", "produce", LAGGED_TOPIC, "-K", ":", "--brokers", broker.bootstrap],
+    {
+      input: keyed,
+      encoding: "utf8",
+    },
+  );
+  expect(produced.status, produced.stderr).toBe(0);
+  const lagging = raftka(
+    "topic",
+    "consume",
+    LAGGED_TOPIC,
+    "--group",
+    LAGGING_GROUP,
+    "-n",
+    String(LAGGED_RECORDS / 3),
+  );
+  expect(lagging.code, lagging.stderr).toBe(0);
+});
+
+afterAll(async () => {
+  await prometheus?.stop();
+  await broker?.cleanup();
+});
+
+describe("Prometheus scraping a broker after a workload", () => {
+  it("scrapes the broker's admin port", async () => {
+    const [up] = await prometheus.queryUntil('up{job="raftka"}', (samples) => samples[0]?.value === 1);
+    expect(up!.value).toBe(1);
+    const [build] = await prometheus.query("raftka_build_info");
+    expect(build!.metric.node_id).toBe(String(broker.nodeId));
+  });
+
+  it("has log series per partition whose end offsets add up to the records produced", async () => {
+    const endOffsets = await prometheus.queryUntil(
+      `raftka_log_end_offset{topic="${TOPIC}"}`,
+      equalsTotal(RECORDS),
+    );
+    expect(endOffsets.map((sample) => sample.metric.partition).sort()).toEqual(["0", "1", "2"]);
+    expect(total(await prometheus.query(`raftka_log_high_watermark{topic="${TOPIC}"}`))).toBe(RECORDS);
+    expect(total(await prometheus.query(`raftka_log_start_offset{topic="${TOPIC}"}`))).toBe(0);
+    const segments = await prometheus.query(`raftka_log_segments{topic="${TOPIC}"}`);
+    expect(segments).toHaveLength(PARTITIONS);
+    expect(segments.every((sample) => sample.value >= 1)).toBe(true);
+    expect(total(await prometheus.query(`raftka_log_size_bytes{topic="${TOPIC}"}`))).toBeGreaterThan(
+      RECORDS * 10,
+    );
+    const [free] = await prometheus.query("raftka_log_dir_free_bytes");
+    expect(free!.value).toBeGreaterThan(0);
+  });
+
+  it("counts produced and fetched records and bytes per topic, matching the log", async () => {
+    await prometheus.queryUntil(
+      `raftka_topic_records_produced_total{topic="${TOPIC}"}`,
+      equalsTotal(RECORDS),
+    );
+    await prometheus.queryUntil(`raftka_topic_records_fetched_total{topic="${TOPIC}"}`, equalsTotal(RECORDS));
+    const [bytesIn] = await prometheus.query(`raftka_topic_bytes_in_total{topic="${TOPIC}"}`);
+    const [bytesOut] = await prometheus.query(`raftka_topic_bytes_out_total{topic="${TOPIC}"}`);
+    expect(bytesIn!.value).toBeGreaterThan(RECORDS * 10);
+    expect(bytesOut!.value).toBe(bytesIn!.value);
+  });
+
+  it("has request series per API: counts, errors by code, latency histograms, bytes, connections", async () => {
+    const produce = await prometheus.queryUntil(
+      'raftka_kafka_requests_total{api="Produce"}',
+      (samples) => total(samples) >= 10,
+    );
+    expect(total(produce)).toBeGreaterThanOrEqual(10);
+    const [handled] = await prometheus.query('raftka_kafka_request_handle_seconds_count{api="Produce"}');
+    expect(handled!.value).toBe(total(produce));
+    const [fetchQueue] = await prometheus.query('raftka_kafka_request_queue_seconds_count{api="Fetch"}');
+    expect(fetchQueue!.value).toBeGreaterThan(0);
+    const [errors] = await prometheus.query(
+      'raftka_kafka_request_errors_total{api="CreateTopics",error="TOPIC_ALREADY_EXISTS"}',
+    );
+    expect(errors!.value).toBe(1);
+    const [requestBytes] = await prometheus.query('raftka_kafka_request_bytes_total{api="Produce"}');
+    expect(requestBytes!.value).toBeGreaterThan(RECORDS * 10);
+    const accepted = await prometheus.query("raftka_kafka_connections_accepted_total");
+    expect(total(accepted)).toBeGreaterThanOrEqual(3);
+    expect(await prometheus.query("raftka_kafka_connections")).not.toHaveLength(0);
+  });
+
+  it("reports the single node's partitions as led, fully in sync, none leaderless or under-replicated", async () => {
+    const isr = await prometheus.queryUntil(
+      `raftka_raft_in_sync_replicas{topic="${TOPIC}"}`,
+      (samples) => samples.length === PARTITIONS,
+    );
+    expect(isr.every((sample) => sample.value === 1)).toBe(true);
+    const replicas = await prometheus.query(`raftka_raft_replicas{topic="${TOPIC}"}`);
+    expect(replicas.every((sample) => sample.value === 1)).toBe(true);
+    expect(total(await prometheus.query("raftka_raft_leaderless_partitions"))).toBe(0);
+    expect(total(await prometheus.query("raftka_raft_under_replicated_partitions"))).toBe(0);
+    const [leaders] = await prometheus.query("raftka_raft_leaders");
+    const [groups] = await prometheus.query("raftka_raft_groups");
+    // Every partition (internal topics included) plus the metadata log, all led by this node.
+    expect(leaders!.value).toBe(groups!.value);
+    const [terms] = await prometheus.query("count(raftka_raft_current_term)");
+    expect(terms!.value).toBe(groups!.value);
+    expect(await prometheus.query(`raftka_raft_current_term{topic="${TOPIC}"}`)).toHaveLength(PARTITIONS);
+    expect(await prometheus.query('raftka_raft_current_term{topic="__cluster_metadata"}')).toHaveLength(1);
+  });
+
+  it("exports consumer group lag per partition, without an external exporter", async () => {
+    const lag = await prometheus.queryUntil(
+      `raftka_consumer_group_lag{group="${LAGGING_GROUP}",topic="${LAGGED_TOPIC}"}`,
+      equalsTotal(LAGGED_RECORDS - LAGGED_RECORDS / 3),
+    );
+    expect(lag.map((sample) => sample.metric.partition).sort()).toEqual(["0", "1", "2"]);
+    const committed = await prometheus.query(
+      `raftka_consumer_group_committed_offset{group="${LAGGING_GROUP}",topic="${LAGGED_TOPIC}"}`,
+    );
+    expect(total(committed)).toBe(LAGGED_RECORDS / 3);
+    // Lag is what the log holds beyond the commit: the two series agree partition by partition.
+    const [mismatch] = await prometheus.query(
+      `sum(raftka_log_high_watermark{topic="${LAGGED_TOPIC}"}) - sum(raftka_consumer_group_committed_offset{group="${LAGGING_GROUP}"}) - sum(raftka_consumer_group_lag{group="${LAGGING_GROUP}"})`,
+    );
+    expect(mismatch!.value).toBe(0);
+  });
+
+  it("folds partitions into one series per topic once metrics.aggregate.partitions is switched on at run time", async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.BROKER,
+            name: String(broker.nodeId),
+            configEntries: [{ name: "metrics.aggregate.partitions", value: "true" }],
+          },
+        ],
+      });
+    } finally {
+      await admin.disconnect();
+    }
+    const folded = await prometheus.queryUntil(
+      `raftka_log_end_offset{topic="${TOPIC}"}`,
+      (samples) => samples.length === 1 && samples[0]!.metric.partition === undefined,
+    );
+    expect(folded[0]!.value).toBe(RECORDS);
+    const [isr] = await prometheus.query(`raftka_raft_in_sync_replicas{topic="${TOPIC}"}`);
+    expect(isr!.value).toBe(1);
+  });
+});
