@@ -69,6 +69,19 @@ describe("RaftNodeHost over TCP", () => {
     const cluster = await startCluster([1, 2, 3], 20);
     for (let group = 0; group < 20; group++)
       await until(`a leader for group ${group}`, () => leaderOf(cluster, group));
+    // All groups share one connection per node pair, and both ends agree which.
+    for (const host of cluster) {
+      const peers = host.peerConnections().map((connection) => connection.peer);
+      expect(peers.sort()).toEqual([1, 2, 3].filter((id) => id !== host.nodeId));
+    }
+    for (const host of cluster) {
+      for (const { peer, dialledBy } of host.peerConnections()) {
+        const other = cluster.find((candidate) => candidate.nodeId === peer)!;
+        expect(other.peerConnections().find((connection) => connection.peer === host.nodeId)?.dialledBy).toBe(
+          dialledBy,
+        );
+      }
+    }
     const leader = leaderOf(cluster, 7)!;
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, index) =>

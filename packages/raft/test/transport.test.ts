@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect } from "node:net";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -209,6 +209,57 @@ describe("RaftTransport", () => {
       { id: 2, transport: b, received: receivedB },
     ]);
     expect(establishedConnectionsBetween([port.a, port.b])).toBe(1);
+  });
+
+  it("replaces a connection a restarted peer's old process left half-open", async () => {
+    // Node 1 reaches node 2 through a relay that never passes a close on to node 1, so when node 2
+    // dies node 1 still believes in its connection (as across a network that lost the FIN).
+    let portOfB = 0;
+    const relayed: Socket[] = [];
+    const relay = createServer((client) => {
+      const upstream = connect(portOfB, "127.0.0.1");
+      client.pipe(upstream);
+      upstream.pipe(client, { end: false });
+      upstream.on("error", () => {});
+      client.on("error", () => {});
+      client.on("close", () => upstream.destroy());
+      relayed.push(client);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    const relayPort = (relay.address() as AddressInfo).port;
+    try {
+      const lines: string[] = [];
+      const receivedA: Array<[number, Message[]]> = [];
+      const a = await transport(1, receivedA, { logger: logger(lines) });
+      let receivedB: Array<[number, Message[]]> = [];
+      let b = await transport(2, receivedB);
+      portOfB = b.port;
+      a.setPeers(new Map([[2, { host: "127.0.0.1", port: relayPort }]]));
+      b.setPeers(new Map([[1, { host: "127.0.0.1", port: a.port }]]));
+      await until(
+        "one connection, node 1's through the relay",
+        () => a.connections().some((connection) => connection.dialledBy === 1) && b.connectionCount(1) === 1,
+      );
+
+      await b.stop();
+      receivedB = [];
+      b = await transport(2, receivedB, {
+        listen: { host: "127.0.0.1", port: portOfB },
+        peers: new Map([[1, { host: "127.0.0.1", port: a.port }]]),
+      });
+      await until("the new process's connection to replace the stale one", () =>
+        a.connections().some((connection) => connection.dialledBy === 2),
+      );
+      expect(a.connectionCount(2)).toBe(1);
+      expect(lines.some((line) => line.startsWith("Raft peer restarted"))).toBe(true);
+      await exchangeAll([
+        { id: 1, transport: a, received: receivedA },
+        { id: 2, transport: b, received: receivedB },
+      ]);
+    } finally {
+      for (const socket of relayed) socket.destroy();
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    }
   });
 
   it("refuses a peer with the wrong secret, and logs the refusal", async () => {

@@ -212,6 +212,11 @@ export class RaftNodeHost {
     return this.transport.stats;
   }
 
+  /** The one connection per connected peer (status pages): who dialled it and from where. */
+  peerConnections(): Array<{ peer: NodeId; dialledBy: NodeId; remote: string }> {
+    return this.transport.connections();
+  }
+
   /** Groups currently awake (not quiesced): the ones that cost something per tick. */
   get awakeGroups(): number {
     return this.driver.awakeGroupCount();
