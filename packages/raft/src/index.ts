@@ -36,10 +36,17 @@ export { Progress, type ProgressState } from "./core/progress.js";
 export { SeededRandom } from "./core/random.js";
 export * from "./core/types.js";
 export { decodeMessages, encodeMessages, FrameDecodeError, Reader, Writer } from "./host/codec.js";
+export {
+  type BalancerGroup,
+  type LeaderBalanceInput,
+  type LeaderBalancePlan,
+  planLeaderTransfers,
+} from "./host/leader-balancer.js";
 export { consoleLogger, type RaftLogger, silentLogger } from "./host/logger.js";
 export {
   type GroupOptions,
   type GroupRaftOptions,
+  type LeaderBalancerOptions,
   type LeadershipEvent,
   NotLeaderError,
   ProposalDroppedError,

@@ -69,6 +69,19 @@ describe("RaftNodeHost over TCP", () => {
     const cluster = await startCluster([1, 2, 3], 20);
     for (let group = 0; group < 20; group++)
       await until(`a leader for group ${group}`, () => leaderOf(cluster, group));
+    // All groups share one connection per node pair, and both ends agree which.
+    for (const host of cluster) {
+      const peers = host.peerConnections().map((connection) => connection.peer);
+      expect(peers.sort()).toEqual([1, 2, 3].filter((id) => id !== host.nodeId));
+    }
+    for (const host of cluster) {
+      for (const { peer, dialledBy } of host.peerConnections()) {
+        const other = cluster.find((candidate) => candidate.nodeId === peer)!;
+        expect(other.peerConnections().find((connection) => connection.peer === host.nodeId)?.dialledBy).toBe(
+          dialledBy,
+        );
+      }
+    }
     const leader = leaderOf(cluster, 7)!;
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, index) =>
@@ -126,6 +139,40 @@ describe("RaftNodeHost over TCP", () => {
     const other = survivors.find((host) => host !== leading)!;
     // With one of three nodes left, nobody can be elected; the handover made the survivor leader.
     for (const group of led) expect(other.isLeader(group)).toBe(true);
+  });
+
+  it("the leader balancer spreads leaders evenly over live nodes, a few transfers per pass", async () => {
+    const lines: string[] = [];
+    const cluster = await startCluster([1, 2, 3], 30, { logLines: lines });
+    const [first, , third] = cluster as [RaftNodeHost, RaftNodeHost, RaftNodeHost];
+    const ledBy = (host: RaftNodeHost) => host.groupIds().filter((group) => host.isLeader(group)).length;
+    // Start from the worst spread: node 1 leads every group.
+    await until("node 1 to lead all 30 groups", () => {
+      for (let group = 0; group < 30; group++) {
+        const leader = leaderOf(cluster, group);
+        if (leader !== undefined && leader !== first) leader.transferLeadership(group, 1);
+      }
+      return ledBy(first) === 30;
+    });
+    for (const host of cluster) host.startLeaderBalancer({ intervalMs: 50, maxTransfersPerPass: 4 });
+    await until("10 leaders per node", () => cluster.every((host) => ledBy(host) === 10), 20_000);
+    const passes = lines.filter((line) => line.startsWith("leader balancer: handing leadership"));
+    expect(passes.length).toBeGreaterThanOrEqual(5);
+    for (const line of passes) expect(Number(/"started":(\d+)/.exec(line)![1])).toBeLessThanOrEqual(4);
+    expect(first.balancerTransfers).toBe(20);
+    await until("the balancers to report the even spread", () =>
+      lines.some((line) => line.startsWith("leader balancer: nothing to move") && line.includes('"led":10')),
+    );
+
+    // Node 3 goes away: its groups re-elect on 1 and 2, and the balancer evens those two out.
+    await third.stop();
+    const survivors = cluster.slice(0, 2);
+    await until(
+      "15 leaders on each surviving node",
+      () => survivors.every((host) => ledBy(host) === 15),
+      20_000,
+    );
+    expect(survivors.reduce((sum, host) => sum + host.balancerTransfers, 0)).toBeGreaterThanOrEqual(20);
   });
 
   it("applies committed entries to a state machine and catches a new member up through a snapshot", async () => {

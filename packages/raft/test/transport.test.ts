@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect } from "node:net";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -71,6 +71,40 @@ const heartbeat = (from: number, to: number, group: number): Message => ({
   quiesce: false,
 });
 
+/**
+ * Established TCP connections among the given listening ports, from the kernel's own table: each
+ * connection is counted once, at its dialling end (ephemeral local port, remote port one of ours).
+ */
+function establishedConnectionsBetween(ports: number[]): number {
+  let count = 0;
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 4 || fields[3] !== "01") continue;
+    const localPort = Number.parseInt(fields[1]!.split(":")[1]!, 16);
+    const remotePort = Number.parseInt(fields[2]!.split(":")[1]!, 16);
+    if (ports.includes(remotePort) && !ports.includes(localPort)) count++;
+  }
+  return count;
+}
+
+/** Every node sends one frame to every other node; resolves once all arrived. */
+async function exchangeAll(
+  nodes: Array<{ id: number; transport: RaftTransport; received: Array<[number, Message[]]> }>,
+) {
+  const before = nodes.map((node) => node.received.length);
+  for (const from of nodes) {
+    for (const to of nodes) {
+      if (from !== to) from.transport.send(to.id, [heartbeat(from.id, to.id, 100 + from.id)]);
+    }
+  }
+  await until("every node to hear from every other node", () =>
+    nodes.every((node, index) => {
+      const senders = new Set(node.received.slice(before[index]).map(([from]) => from));
+      return senders.size === nodes.length - 1;
+    }),
+  );
+}
+
 async function pair(optionsA: Partial<TransportOptions> = {}, optionsB: Partial<TransportOptions> = {}) {
   const receivedA: Array<[number, Message[]]> = [];
   const receivedB: Array<[number, Message[]]> = [];
@@ -92,9 +126,145 @@ describe("RaftTransport", () => {
     expect(receivedB[0]![1][0]).toEqual(heartbeat(1, 2, 1));
   });
 
+  it("keeps one connection per pair when both dial at once: the lower id's, used both ways", async () => {
+    const { a, b, receivedA, receivedB } = await pair();
+    await until("both sides connected", () => a.isConnected(2) && b.isConnected(1));
+    // Both dials were in flight before either handshake finished, so the pair briefly had two.
+    await until("one connection per side", () => a.connectionCount(2) === 1 && b.connectionCount(1) === 1);
+    await until("one connection in the kernel", () => establishedConnectionsBetween([a.port, b.port]) === 1);
+    expect(a.connections()).toEqual([{ peer: 2, dialledBy: 1, remote: expect.any(String) }]);
+    expect(b.connections()).toEqual([{ peer: 1, dialledBy: 1, remote: expect.any(String) }]);
+    await exchangeAll([
+      { id: 1, transport: a, received: receivedA },
+      { id: 2, transport: b, received: receivedB },
+    ]);
+    expect(a.stats.framesDropped + b.stats.framesDropped).toBe(0);
+    expect(establishedConnectionsBetween([a.port, b.port])).toBe(1);
+    expect(a.connectionCount(2) + b.connectionCount(1)).toBe(2);
+  });
+
+  it("connects three nodes with exactly three connections, one per pair", async () => {
+    const nodes = await Promise.all(
+      [1, 2, 3].map(async (id) => {
+        const received: Array<[number, Message[]]> = [];
+        return { id, received, transport: await transport(id, received) };
+      }),
+    );
+    const peers = new Map(nodes.map((node) => [node.id, { host: "127.0.0.1", port: node.transport.port }]));
+    for (const node of nodes) node.transport.setPeers(peers);
+    const ports = nodes.map((node) => node.transport.port);
+    await until("every pair connected once", () =>
+      nodes.every((node) =>
+        nodes.every((other) => other === node || node.transport.connectionCount(other.id) === 1),
+      ),
+    );
+    await until("three connections in the kernel", () => establishedConnectionsBetween(ports) === 3);
+    await exchangeAll(nodes);
+    for (const node of nodes) {
+      for (const { peer, dialledBy } of node.transport.connections()) {
+        // Simultaneous dials everywhere: every survivor is the lower id's.
+        expect(dialledBy).toBe(Math.min(node.id, peer));
+      }
+    }
+    expect(establishedConnectionsBetween(ports)).toBe(3);
+  });
+
+  it("reconnects with one connection after either side restarts", async () => {
+    const receivedA: Array<[number, Message[]]> = [];
+    let receivedB: Array<[number, Message[]]> = [];
+    const a = await transport(1, receivedA);
+    let b = await transport(2, receivedB);
+    const port = { a: a.port, b: b.port };
+    a.setPeers(new Map([[2, { host: "127.0.0.1", port: port.b }]]));
+    b.setPeers(new Map([[1, { host: "127.0.0.1", port: port.a }]]));
+    await until("the first connection", () => a.isConnected(2) && b.isConnected(1));
+
+    // The higher id restarts (a new process on the same address).
+    await b.stop();
+    await until("node 1 to notice", () => !a.isConnected(2));
+    receivedB = [];
+    b = await transport(2, receivedB, {
+      listen: { host: "127.0.0.1", port: port.b },
+      peers: new Map([[1, { host: "127.0.0.1", port: port.a }]]),
+    });
+    await until("the reconnection", () => a.connectionCount(2) === 1 && b.connectionCount(1) === 1);
+    await until("one connection in the kernel", () => establishedConnectionsBetween([port.a, port.b]) === 1);
+    await exchangeAll([
+      { id: 1, transport: a, received: receivedA },
+      { id: 2, transport: b, received: receivedB },
+    ]);
+
+    // Now the lower id restarts.
+    await a.stop();
+    await until("node 2 to notice", () => !b.isConnected(1));
+    const receivedA2: Array<[number, Message[]]> = [];
+    const a2 = await transport(1, receivedA2, {
+      listen: { host: "127.0.0.1", port: port.a },
+      peers: new Map([[2, { host: "127.0.0.1", port: port.b }]]),
+    });
+    await until("the reconnection", () => a2.connectionCount(2) === 1 && b.connectionCount(1) === 1);
+    await until("one connection in the kernel", () => establishedConnectionsBetween([port.a, port.b]) === 1);
+    await exchangeAll([
+      { id: 1, transport: a2, received: receivedA2 },
+      { id: 2, transport: b, received: receivedB },
+    ]);
+    expect(establishedConnectionsBetween([port.a, port.b])).toBe(1);
+  });
+
+  it("replaces a connection a restarted peer's old process left half-open", async () => {
+    // Node 1 reaches node 2 through a relay that never passes a close on to node 1, so when node 2
+    // dies node 1 still believes in its connection (as across a network that lost the FIN).
+    let portOfB = 0;
+    const relayed: Socket[] = [];
+    const relay = createServer((client) => {
+      const upstream = connect(portOfB, "127.0.0.1");
+      client.pipe(upstream);
+      upstream.pipe(client, { end: false });
+      upstream.on("error", () => {});
+      client.on("error", () => {});
+      client.on("close", () => upstream.destroy());
+      relayed.push(client);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    const relayPort = (relay.address() as AddressInfo).port;
+    try {
+      const lines: string[] = [];
+      const receivedA: Array<[number, Message[]]> = [];
+      const a = await transport(1, receivedA, { logger: logger(lines) });
+      let receivedB: Array<[number, Message[]]> = [];
+      let b = await transport(2, receivedB);
+      portOfB = b.port;
+      a.setPeers(new Map([[2, { host: "127.0.0.1", port: relayPort }]]));
+      b.setPeers(new Map([[1, { host: "127.0.0.1", port: a.port }]]));
+      await until(
+        "one connection, node 1's through the relay",
+        () => a.connections().some((connection) => connection.dialledBy === 1) && b.connectionCount(1) === 1,
+      );
+
+      await b.stop();
+      receivedB = [];
+      b = await transport(2, receivedB, {
+        listen: { host: "127.0.0.1", port: portOfB },
+        peers: new Map([[1, { host: "127.0.0.1", port: a.port }]]),
+      });
+      await until("the new process's connection to replace the stale one", () =>
+        a.connections().some((connection) => connection.dialledBy === 2),
+      );
+      expect(a.connectionCount(2)).toBe(1);
+      expect(lines.some((line) => line.startsWith("Raft peer restarted"))).toBe(true);
+      await exchangeAll([
+        { id: 1, transport: a, received: receivedA },
+        { id: 2, transport: b, received: receivedB },
+      ]);
+    } finally {
+      for (const socket of relayed) socket.destroy();
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    }
+  });
+
   it("refuses a peer with the wrong secret, and logs the refusal", async () => {
     const lines: string[] = [];
-    const { a, receivedB } = await pair(
+    const { a, b, receivedB } = await pair(
       { secret: "another-secret-0123456789abcdef" },
       { logger: logger(lines) },
     );
@@ -102,6 +272,8 @@ describe("RaftTransport", () => {
     a.send(2, [heartbeat(1, 2, 1)]);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(a.isConnected(2)).toBe(false);
+    expect(b.isConnected(1)).toBe(false);
+    expect(a.connectionCount(2) + b.connectionCount(1)).toBe(0);
     expect(receivedB).toEqual([]);
     expect(lines.find((line) => line.startsWith("refused a Raft connection"))).toMatch(/"claimed":1/);
   });

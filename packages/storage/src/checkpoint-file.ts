@@ -62,6 +62,8 @@ export class CoalescingCheckpointWriter {
   constructor(
     private readonly path: string,
     private readonly snapshot: () => readonly (readonly number[])[],
+    /** Wraps each write, e.g. to hold a slot of a FileHandleCache while it has a file open. */
+    private readonly around: (write: () => Promise<void>) => Promise<void> = (write) => write(),
   ) {}
 
   /** Schedules a write of the current state; the returned promise settles once it is durable. */
@@ -82,7 +84,8 @@ export class CoalescingCheckpointWriter {
       while (this.requested) {
         this.requested = false;
         try {
-          await writeCheckpoint(this.path, this.snapshot());
+          const entries = this.snapshot();
+          await this.around(() => writeCheckpoint(this.path, entries));
           this.lastError = undefined;
         } catch (error) {
           this.lastError = error;

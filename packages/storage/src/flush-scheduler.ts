@@ -5,6 +5,10 @@ import { describeCause, KafkaStorageError } from "./errors.js";
 export interface SyncableFile {
   path: string;
   handle?: FileHandle;
+  /** Fsync metadata too (directories): fsync rather than fdatasync. Path-only files always get fsync. */
+  metadata?: boolean;
+  /** An fsync of the same file already running (an eviction's): this one starts after it and fails with it. */
+  before?: Promise<void>;
 }
 
 /** What a flush target hands over at the start of a round: its dirty files and how to finish. */
@@ -181,6 +185,8 @@ export class FlushScheduler {
   }
 
   private async syncOne(file: SyncableFile): Promise<void> {
+    // An error the earlier fsync saw is not reported again through the same descriptor: share it.
+    if (file.before !== undefined) await file.before;
     try {
       await this.syncFile(file);
       this.stats.filesSynced += 1;
@@ -197,7 +203,8 @@ export class FlushScheduler {
 async function defaultSyncFile(file: SyncableFile): Promise<void> {
   if (file.handle) {
     // fdatasync also persists the file size, which is all the metadata a reader needs.
-    await file.handle.datasync();
+    if (file.metadata) await file.handle.sync();
+    else await file.handle.datasync();
     return;
   }
   const handle = await open(file.path, "r");

@@ -1,5 +1,6 @@
 export * from "./config.js";
 export * from "./errors.js";
+export * from "./file-handle-cache.js";
 export * from "./flush-scheduler.js";
 export { fsyncDirectory, writeFileAtomically } from "./fs-util.js";
 export * from "./leader-epoch-cache.js";

@@ -1,7 +1,7 @@
-import { type FileHandle, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { type FileHandle, open, stat, unlink } from "node:fs/promises";
 import { scanBatches } from "./batch-scanner.js";
-import { invariant } from "./errors.js";
-import type { SyncableFile } from "./flush-scheduler.js";
+import { invariant, type KafkaStorageError } from "./errors.js";
+import type { CachedFile, FileHandleCache, FileTakenForSync } from "./file-handle-cache.js";
 import { isNotFound, readFully, writevFully } from "./fs-util.js";
 import {
   BATCH_HEADER_SIZE,
@@ -25,8 +25,12 @@ export interface BatchPlacement {
 /** Settings a segment reads at the moment it needs them; the log updates them when config changes. */
 export interface SegmentSettings {
   indexIntervalBytes: number;
+  /** The node's shared pool of descriptors: segments hold none of their own. */
+  files: FileHandleCache;
   /** Told when an index turned out unusable on load and was rebuilt from the log. */
   onIndexRebuilt?: (baseOffset: number, reason: string) => void;
+  /** An fsync the descriptor cache made (to close one of this log's files) failed. */
+  onSyncError?: (error: KafkaStorageError) => void;
 }
 
 export interface SegmentRecovery {
@@ -44,9 +48,10 @@ const RECOVERY_CHUNK_SIZE = 1024 * 1024;
 const READ_AHEAD_BYTES = 32 * 1024;
 
 /**
- * One segment: a `.log` file of whole batches plus its sparse `.index` and `.timeindex`. The active
- * segment keeps all three files open for positional writes; closed segments open their log lazily
- * for reads and load their indexes on first lookup.
+ * One segment: a `.log` file of whole batches plus its sparse `.index` and `.timeindex`. Descriptors
+ * come from the node's FileHandleCache, opened on use and closed when the cache needs room, so an
+ * idle segment holds none. Indexes are loaded into memory on first use (a lookup, or the first
+ * append after opening), not when the log opens.
  */
 export class LogSegment {
   paths: SegmentPaths;
@@ -63,19 +68,17 @@ export class LogSegment {
   firstBatchTimestamp = -1;
   readonly createdAtMs: number;
   lastModifiedMs: number;
-  /** Log bytes written since the last fsync was started. */
-  dirty = false;
   /** Rolled, but its index files are not yet fsynced and closed. */
   awaitingCloseSync = false;
   private bytesSinceLastIndexEntry = 0;
   private offsetIndex: OffsetIndex | undefined;
   private timeIndex: TimeIndex | undefined;
   private indexLoad: Promise<string | undefined> | undefined;
-  private logHandlePromise: Promise<FileHandle> | undefined;
-  /** The log handle once open, for synchronous use by flush rounds. */
-  private openLogHandle: FileHandle | undefined;
-  private indexHandle: FileHandle | undefined;
-  private timeIndexHandle: FileHandle | undefined;
+  /** The last offset index entry, read when the segment was loaded (before its index is). */
+  private tailIndexEntry: { relativeOffset: number; position: number } = { relativeOffset: 0, position: 0 };
+  private readonly logFile: CachedFile;
+  private readonly indexFile: CachedFile;
+  private readonly timeIndexFile: CachedFile;
   // The active segment's index entries reach their files lazily (at roll, truncation and clean
   // shutdown), not per append: after a crash the active segment is rescanned and its indexes rebuilt
   // anyway, so writing them eagerly would cost two extra syscalls per append for nothing.
@@ -92,6 +95,10 @@ export class LogSegment {
     private readonly settings: SegmentSettings,
   ) {
     this.paths = segmentPaths(directory, baseOffset);
+    const onSyncError = (error: KafkaStorageError) => this.settings.onSyncError?.(error);
+    this.logFile = settings.files.file(this.paths.log, { onSyncError });
+    this.indexFile = settings.files.file(this.paths.index, { onSyncError });
+    this.timeIndexFile = settings.files.file(this.paths.timeIndex, { onSyncError });
     this.size = size;
     this.nextOffset = baseOffset;
     this.createdAtMs = nowMs;
@@ -106,19 +113,15 @@ export class LogSegment {
     settings: SegmentSettings,
   ): Promise<LogSegment> {
     const segment = new LogSegment(directory, baseOffset, 0, nowMs, settings);
-    const handles: FileHandle[] = [];
     try {
-      handles.push(await open(segment.paths.log, "w+"));
-      handles.push(await open(segment.paths.index, "w+"));
-      handles.push(await open(segment.paths.timeIndex, "w+"));
+      // One after another: an operation never holds one cached descriptor while waiting for another.
+      await segment.logFile.create();
+      await segment.indexFile.create();
+      await segment.timeIndexFile.create();
     } catch (error) {
-      await Promise.all(handles.map((handle) => handle.close().catch(() => {})));
+      await segment.close().catch(() => {});
       throw error;
     }
-    segment.logHandlePromise = Promise.resolve(handles[0]!);
-    segment.openLogHandle = handles[0];
-    segment.indexHandle = handles[1];
-    segment.timeIndexHandle = handles[2];
     segment.offsetIndex = new OffsetIndex();
     segment.timeIndex = new TimeIndex();
     return segment;
@@ -180,14 +183,6 @@ export class LogSegment {
     return (this.offsetIndex?.sizeInBytes ?? 0) + (this.timeIndex?.sizeInBytes ?? 0);
   }
 
-  logHandle(): Promise<FileHandle> {
-    this.logHandlePromise ??= open(this.paths.log, "r+").then((handle) => {
-      this.openLogHandle = handle;
-      return handle;
-    });
-    return this.logHandlePromise;
-  }
-
   /** Pins the segment's files for a read; false if it is being deleted (re-resolve the segment). */
   acquire(): boolean {
     if (this.deletion) return false;
@@ -217,12 +212,18 @@ export class LogSegment {
       return `offset index size ${indexSize} is not whole entries`;
     if (timeIndexSize % TIME_INDEX_ENTRY_SIZE !== 0)
       return `time index size ${timeIndexSize} is not whole entries`;
+    const files = this.settings.files;
     if (indexSize > 0) {
-      const last = await readTail(this.paths.index, indexSize, OFFSET_INDEX_ENTRY_SIZE);
+      const last = await files.transient(() =>
+        readTail(this.paths.index, indexSize, OFFSET_INDEX_ENTRY_SIZE),
+      );
       if (last.readInt32BE(4) >= this.size) return "offset index points past the end of the log";
+      this.tailIndexEntry = { relativeOffset: last.readInt32BE(0), position: last.readInt32BE(4) };
     }
     if (timeIndexSize > 0) {
-      const last = await readTail(this.paths.timeIndex, timeIndexSize, TIME_INDEX_ENTRY_SIZE);
+      const last = await files.transient(() =>
+        readTail(this.paths.timeIndex, timeIndexSize, TIME_INDEX_ENTRY_SIZE),
+      );
       this.maxTimestamp = Number(last.readBigInt64BE(0));
       this.offsetOfMaxTimestamp = this.baseOffset + last.readInt32BE(8);
     }
@@ -245,10 +246,8 @@ export class LogSegment {
     let indexBytes: Buffer;
     let timeIndexBytes: Buffer;
     try {
-      [indexBytes, timeIndexBytes] = await Promise.all([
-        readFile(this.paths.index),
-        readFile(this.paths.timeIndex),
-      ]);
+      indexBytes = await this.indexFile.use(readWhole);
+      timeIndexBytes = await this.timeIndexFile.use(readWhole);
     } catch (error) {
       if (!isNotFound(error)) throw error;
       await this.rebuildIndexes();
@@ -279,18 +278,18 @@ export class LogSegment {
 
   /** Rebuilds both indexes (and the stats they imply) by walking the batches; rewrites the files. */
   async rebuildIndexes(): Promise<void> {
-    const _indexIntervalBytes = this.settings.indexIntervalBytes;
-    const handle = await this.logHandle();
     this.resetIndexState();
-    const result = await scanBatches(
-      handle,
-      0,
-      this.size,
-      { verifyCrc: false, chunkSize: RECOVERY_CHUNK_SIZE },
-      (position, header) => {
-        this.trackBatch(position, headerPlacement(header));
-        return "continue";
-      },
+    const result = await this.logFile.use((handle) =>
+      scanBatches(
+        handle,
+        0,
+        this.size,
+        { verifyCrc: false, chunkSize: RECOVERY_CHUNK_SIZE },
+        (position, header) => {
+          this.trackBatch(position, headerPlacement(header));
+          return "continue";
+        },
+      ),
     );
     invariant(
       result.problem === undefined,
@@ -319,22 +318,18 @@ export class LogSegment {
   }
 
   private async writeIndexFiles(): Promise<void> {
-    const reopenForAppends = this.indexHandle !== undefined;
-    await this.closeIndexHandles();
-    for (const [path, index] of [
-      [this.paths.index, this.offsetIndex!],
-      [this.paths.timeIndex, this.timeIndex!],
+    for (const [file, index] of [
+      [this.indexFile, this.offsetIndex!],
+      [this.timeIndexFile, this.timeIndex!],
     ] as const) {
-      const handle = await open(path, "w+");
-      try {
-        await handle.writeFile(index.contents());
-      } finally {
-        await handle.close();
-      }
+      await file.create();
+      await file.use(async (handle) => {
+        await writevFully(handle, [index.contents()], 0);
+        file.markDirty();
+      });
     }
     this.offsetEntriesOnDisk = this.offsetIndex!.entryCount;
     this.timeEntriesOnDisk = this.timeIndex!.entryCount;
-    if (reopenForAppends) await this.openIndexHandles();
   }
 
   /**
@@ -366,45 +361,48 @@ export class LogSegment {
    * rebuilds both indexes. `expectedFirstOffset` is where this segment's first batch must start.
    */
   async recover(): Promise<SegmentRecovery> {
-    const handle = await this.logHandle();
-    this.size = (await handle.stat()).size;
-    this.resetIndexState();
     const epochStarts: [number, number][] = [];
     let expectedOffset = this.baseOffset;
-    const result = await scanBatches(
-      handle,
-      0,
-      this.size,
-      { verifyCrc: true, chunkSize: RECOVERY_CHUNK_SIZE },
-      (position, header) => {
-        if (header.baseOffset < expectedOffset) {
-          return {
-            corrupt: `batch base offset ${header.baseOffset} is below the expected ${expectedOffset}`,
-          };
-        }
-        if (lastOffsetOf(header) - this.baseOffset > MAX_RELATIVE_OFFSET) {
-          return { corrupt: `batch last offset ${lastOffsetOf(header)} is too far from the segment base` };
-        }
-        const epoch = header.partitionLeaderEpoch;
-        if (epoch >= 0) {
-          const latest = epochStarts.at(-1)?.[0];
-          if (latest !== undefined && epoch < latest) {
+    const result = await this.logFile.use(async (handle) => {
+      this.size = (await handle.stat()).size;
+      this.resetIndexState();
+      const scan = await scanBatches(
+        handle,
+        0,
+        this.size,
+        { verifyCrc: true, chunkSize: RECOVERY_CHUNK_SIZE },
+        (position, header) => {
+          if (header.baseOffset < expectedOffset) {
             return {
-              corrupt: `leader epoch goes back from ${latest} to ${epoch} at offset ${header.baseOffset}`,
+              corrupt: `batch base offset ${header.baseOffset} is below the expected ${expectedOffset}`,
             };
           }
-          if (latest !== epoch) epochStarts.push([epoch, header.baseOffset]);
-        }
-        this.trackBatch(position, headerPlacement(header));
-        expectedOffset = lastOffsetOf(header) + 1;
-        return "continue";
-      },
-    );
+          if (lastOffsetOf(header) - this.baseOffset > MAX_RELATIVE_OFFSET) {
+            return { corrupt: `batch last offset ${lastOffsetOf(header)} is too far from the segment base` };
+          }
+          const epoch = header.partitionLeaderEpoch;
+          if (epoch >= 0) {
+            const latest = epochStarts.at(-1)?.[0];
+            if (latest !== undefined && epoch < latest) {
+              return {
+                corrupt: `leader epoch goes back from ${latest} to ${epoch} at offset ${header.baseOffset}`,
+              };
+            }
+            if (latest !== epoch) epochStarts.push([epoch, header.baseOffset]);
+          }
+          this.trackBatch(position, headerPlacement(header));
+          expectedOffset = lastOffsetOf(header) + 1;
+          return "continue";
+        },
+      );
+      if (this.size > scan.endPosition) {
+        await handle.truncate(scan.endPosition);
+        this.logFile.markDirty();
+      }
+      return scan;
+    });
     const removedBytes = this.size - result.endPosition;
-    if (removedBytes > 0) {
-      await handle.truncate(result.endPosition);
-      this.size = result.endPosition;
-    }
+    this.size = result.endPosition;
     this.appendFinalTimeIndexEntry();
     await this.writeIndexFiles();
     return { validBytes: result.endPosition, removedBytes, problem: result.problem, epochStarts };
@@ -415,22 +413,17 @@ export class LogSegment {
    * after the last index entry. Returns a problem string if the tail is not clean.
    */
   async scanTail(): Promise<string | undefined> {
-    await this.ensureIndexesLoaded();
-    const handle = await this.logHandle();
-    const last = this.offsetIndex!.lookup(MAX_RELATIVE_OFFSET);
+    // The last index entry is all the walk needs: the index itself loads when something uses it.
+    const last = this.hasIndexesLoaded ? this.offsetIndex!.lookup(MAX_RELATIVE_OFFSET) : this.tailIndexEntry;
     this.nextOffset = this.baseOffset;
     this.endKnown = true;
     this.bytesSinceLastIndexEntry = 0;
-    if (this.size > 0) {
-      const first = await this.readHeaderAt(0);
-      if (first) this.firstBatchTimestamp = first.maxTimestamp;
-    }
-    const result = await scanBatches(
-      handle,
-      last.position,
-      this.size,
-      { verifyCrc: false },
-      (_position, header) => {
+    const result = await this.logFile.use(async (handle) => {
+      if (this.size > 0) {
+        const first = await readHeaderAt(handle, 0, this.size);
+        if (first) this.firstBatchTimestamp = first.maxTimestamp;
+      }
+      return scanBatches(handle, last.position, this.size, { verifyCrc: false }, (_position, header) => {
         if (header.maxTimestamp > this.maxTimestamp) {
           this.maxTimestamp = header.maxTimestamp;
           this.offsetOfMaxTimestamp = header.baseOffset;
@@ -438,34 +431,17 @@ export class LogSegment {
         this.bytesSinceLastIndexEntry += header.sizeInBytes;
         this.nextOffset = lastOffsetOf(header) + 1;
         return "continue";
-      },
-    );
+      });
+    });
     return result.problem;
-  }
-
-  private async readHeaderAt(position: number): Promise<BatchHeader | undefined> {
-    if (position + BATCH_HEADER_SIZE > this.size) return undefined;
-    const handle = await this.logHandle();
-    const buffer = Buffer.allocUnsafe(BATCH_HEADER_SIZE);
-    const read = await readFully(handle, buffer, 0, BATCH_HEADER_SIZE, position);
-    if (read < BATCH_HEADER_SIZE) return undefined;
-    return readBatchHeader(buffer, 0);
   }
 
   // ---- appends ---------------------------------------------------------------------------------
 
-  async openIndexHandles(): Promise<void> {
-    if (this.indexHandle) return;
-    await this.ensureIndexesLoaded();
-    this.indexHandle = await open(this.paths.index, "r+");
-    this.timeIndexHandle = await open(this.paths.timeIndex, "r+");
-  }
-
-  async closeIndexHandles(): Promise<void> {
-    const handles = [this.indexHandle, this.timeIndexHandle];
-    this.indexHandle = undefined;
-    this.timeIndexHandle = undefined;
-    await Promise.all(handles.map((handle) => handle?.close()));
+  /** Closes this segment's idle descriptors now (a closed, durable segment is rarely read again). */
+  async releaseDescriptors(): Promise<void> {
+    await this.indexFile.close();
+    await this.timeIndexFile.close();
   }
 
   /** Room left before an index would exceed `maxEntries` entries. */
@@ -479,7 +455,7 @@ export class LogSegment {
    * succeeded, so a failed write leaves the segment as it was.
    */
   async append(buffers: Buffer[], batches: BatchPlacement[], nowMs: number): Promise<void> {
-    invariant(this.indexHandle && this.timeIndexHandle, "append to a segment that is not active");
+    await this.ensureIndexesLoaded();
     const offsetIndex = this.offsetIndex!;
     const timeIndex = this.timeIndex!;
     const before = {
@@ -502,7 +478,10 @@ export class LogSegment {
       position += batch.sizeInBytes;
     }
     try {
-      await writevFully(this.openLogHandle ?? (await this.logHandle()), buffers, before.size);
+      await this.logFile.use(async (handle) => {
+        await writevFully(handle, buffers, before.size);
+        this.logFile.markDirty();
+      });
     } catch (error) {
       this.nextOffset = before.nextOffset;
       this.maxTimestamp = before.maxTimestamp;
@@ -514,31 +493,34 @@ export class LogSegment {
       throw error;
     }
     this.size = position;
-    this.dirty = true;
     this.lastModifiedMs = nowMs;
   }
 
   /** Writes the index entries not yet in the index files. */
   async persistIndexes(): Promise<void> {
-    if (!this.indexHandle || !this.timeIndexHandle) return;
+    if (!this.hasIndexesLoaded) return;
     const offsetIndex = this.offsetIndex!;
     const timeIndex = this.timeIndex!;
-    const writes: Promise<unknown>[] = [];
-    if (offsetIndex.entryCount > this.offsetEntriesOnDisk) {
-      const from = this.offsetEntriesOnDisk * OFFSET_INDEX_ENTRY_SIZE;
-      writes.push(writevFully(this.indexHandle, [Buffer.from(offsetIndex.contents().subarray(from))], from));
-    }
-    if (timeIndex.entryCount > this.timeEntriesOnDisk) {
-      const from = this.timeEntriesOnDisk * TIME_INDEX_ENTRY_SIZE;
-      writes.push(
-        writevFully(this.timeIndexHandle, [Buffer.from(timeIndex.contents().subarray(from))], from),
-      );
-    }
     const offsetCount = offsetIndex.entryCount;
     const timeCount = timeIndex.entryCount;
-    await Promise.all(writes);
-    this.offsetEntriesOnDisk = offsetCount;
-    this.timeEntriesOnDisk = timeCount;
+    if (offsetCount > this.offsetEntriesOnDisk) {
+      const from = this.offsetEntriesOnDisk * OFFSET_INDEX_ENTRY_SIZE;
+      const bytes = Buffer.from(offsetIndex.contents().subarray(from, offsetCount * OFFSET_INDEX_ENTRY_SIZE));
+      await this.indexFile.use(async (handle) => {
+        await writevFully(handle, [bytes], from);
+        this.indexFile.markDirty();
+      });
+    }
+    if (timeCount > this.timeEntriesOnDisk) {
+      const from = this.timeEntriesOnDisk * TIME_INDEX_ENTRY_SIZE;
+      const bytes = Buffer.from(timeIndex.contents().subarray(from, timeCount * TIME_INDEX_ENTRY_SIZE));
+      await this.timeIndexFile.use(async (handle) => {
+        await writevFully(handle, [bytes], from);
+        this.timeIndexFile.markDirty();
+      });
+    }
+    this.offsetEntriesOnDisk = Math.max(this.offsetEntriesOnDisk, offsetCount);
+    this.timeEntriesOnDisk = Math.max(this.timeEntriesOnDisk, timeCount);
   }
 
   /**
@@ -546,23 +528,28 @@ export class LogSegment {
    * restart without a scan) and returns the files the next flush must make durable.
    */
   async closeForAppends(): Promise<void> {
+    await this.ensureIndexesLoaded();
     this.appendFinalTimeIndexEntry();
     await this.persistIndexes();
+    // Both indexes are fsynced with the segment even if no entry was written since their creation
+    // (which may have truncated a stale file of the same name).
+    for (const file of [this.indexFile, this.timeIndexFile]) await file.use(async () => file.markDirty());
     this.awaitingCloseSync = true;
   }
 
-  /** Files a flush round must fsync for this segment, clearing the dirty marks. */
-  takeDirtyFiles(): SyncableFile[] {
-    const files: SyncableFile[] = [];
-    if (this.dirty) {
-      invariant(this.openLogHandle, "a dirty segment has an open log handle");
-      files.push({ path: this.paths.log, handle: this.openLogHandle });
+  /**
+   * Files a flush round must fsync for this segment, pinned until the round releases them, their
+   * dirty marks cleared. The active segment's index files are left out: a crash rebuilds them.
+   */
+  takeDirtyFiles(): FileTakenForSync[] {
+    const files: FileTakenForSync[] = [];
+    const candidates = this.awaitingCloseSync
+      ? [this.logFile, this.indexFile, this.timeIndexFile]
+      : [this.logFile];
+    for (const file of candidates) {
+      const taken = file.takeForSync();
+      if (taken !== undefined) files.push(taken);
     }
-    if (this.awaitingCloseSync) {
-      if (this.indexHandle) files.push({ path: this.paths.index, handle: this.indexHandle });
-      if (this.timeIndexHandle) files.push({ path: this.paths.timeIndex, handle: this.timeIndexHandle });
-    }
-    this.dirty = false;
     return files;
   }
 
@@ -579,16 +566,12 @@ export class LogSegment {
       Math.min(Math.max(0, offset - this.baseOffset), MAX_RELATIVE_OFFSET),
     );
     let found: { position: number; header: BatchHeader } | undefined;
-    await scanBatches(
-      await this.logHandle(),
-      start.position,
-      sizeNow,
-      { verifyCrc: false },
-      (position, header) => {
+    await this.logFile.use((handle) =>
+      scanBatches(handle, start.position, sizeNow, { verifyCrc: false }, (position, header) => {
         if (lastOffsetOf(header) < offset) return "continue";
         found = { position, header };
         return "stop";
-      },
+      }),
     );
     return found;
   }
@@ -603,8 +586,16 @@ export class LogSegment {
     limitOffset: number,
   ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit"> {
     await this.ensureIndexesLoaded();
+    return this.logFile.use((handle) => this.readWith(handle, offset, maxBytes, limitOffset));
+  }
+
+  private async readWith(
+    handle: FileHandle,
+    offset: number,
+    maxBytes: number,
+    limitOffset: number,
+  ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit"> {
     const sizeNow = this.size;
-    const handle = await this.logHandle();
     const start = this.offsetIndex!.lookup(
       Math.min(Math.max(0, offset - this.baseOffset), MAX_RELATIVE_OFFSET),
     );
@@ -671,16 +662,12 @@ export class LogSegment {
     const scanFromRelative = this.timeIndex!.lookupScanStart(timestamp);
     const start = this.offsetIndex!.lookup(scanFromRelative);
     let found: BatchHeader | undefined;
-    await scanBatches(
-      await this.logHandle(),
-      start.position,
-      this.size,
-      { verifyCrc: false },
-      (_position, header) => {
+    await this.logFile.use((handle) =>
+      scanBatches(handle, start.position, this.size, { verifyCrc: false }, (_position, header) => {
         if (header.maxTimestamp < timestamp) return "continue";
         found = header;
         return "stop";
-      },
+      }),
     );
     return found;
   }
@@ -693,23 +680,20 @@ export class LogSegment {
    */
   async truncateTo(offset: number): Promise<{ nextOffset: number; removedBytes: number }> {
     await this.ensureIndexesLoaded();
-    await this.openIndexHandles();
     this.awaitingCloseSync = false;
     const hit = await this.findBatch(offset);
     if (!hit) return { nextOffset: this.nextOffset, removedBytes: 0 };
     const cut = hit.position;
     const removedBytes = this.size - cut;
-    const handle = await this.logHandle();
-    await handle.truncate(cut);
+    await truncateFile(this.logFile, cut);
     this.size = cut;
     const relative = hit.header.baseOffset - this.baseOffset;
     this.offsetIndex!.truncateFrom(relative);
     this.timeIndex!.truncateFrom(relative);
     this.offsetEntriesOnDisk = Math.min(this.offsetEntriesOnDisk, this.offsetIndex!.entryCount);
     this.timeEntriesOnDisk = Math.min(this.timeEntriesOnDisk, this.timeIndex!.entryCount);
-    await this.indexHandle!.truncate(this.offsetEntriesOnDisk * OFFSET_INDEX_ENTRY_SIZE);
-    await this.timeIndexHandle!.truncate(this.timeEntriesOnDisk * TIME_INDEX_ENTRY_SIZE);
-    this.dirty = true;
+    await truncateFile(this.indexFile, this.offsetEntriesOnDisk * OFFSET_INDEX_ENTRY_SIZE);
+    await truncateFile(this.timeIndexFile, this.timeEntriesOnDisk * TIME_INDEX_ENTRY_SIZE);
     // Recompute the end and the max timestamp from what is left: the time index holds the running
     // maximum up to its last entry, the tail after the last offset index entry is walked.
     this.maxTimestamp = -1;
@@ -732,6 +716,7 @@ export class LogSegment {
   /**
    * Takes the segment out of service: renames its files to `.deleted` right away (so a new segment
    * may reuse the name and a restart never resurrects it), and unlinks them once no read holds them.
+   * Readers that pinned it meanwhile reopen its descriptors under the new names if they must.
    */
   async markForDeletion(): Promise<void> {
     invariant(!this.deletion, "segment deleted twice");
@@ -740,25 +725,21 @@ export class LogSegment {
       resolve = done;
     });
     this.deletion = { resolve, promise };
-    if (this.references === 0) {
-      resolve();
-    } else {
-      // Readers already pinned this segment: give them its file handle and indexes now, while the
-      // files still have their names; afterwards nothing is opened by name.
-      await this.logHandle().catch(() => undefined);
-      await this.ensureIndexesLoaded().catch(() => undefined);
-    }
-    // Opens and loads still in flight must finish on the old names before the rename.
-    await this.logHandlePromise?.catch(() => undefined);
+    if (this.references === 0) resolve();
+    // An index load in flight must finish before its files change names.
     await this.indexLoad?.catch(() => undefined);
     const renamed: SegmentPaths = {
       log: this.paths.log + DELETED_SUFFIX,
       index: this.paths.index + DELETED_SUFFIX,
       timeIndex: this.paths.timeIndex + DELETED_SUFFIX,
     };
-    for (const key of ["log", "index", "timeIndex"] as const) {
+    for (const [file, to] of [
+      [this.logFile, renamed.log],
+      [this.indexFile, renamed.index],
+      [this.timeIndexFile, renamed.timeIndex],
+    ] as const) {
       try {
-        await rename(this.paths[key], renamed[key]);
+        await file.rename(to);
       } catch (error) {
         if (!isNotFound(error)) throw error;
       }
@@ -766,7 +747,7 @@ export class LogSegment {
     this.paths = renamed;
   }
 
-  /** Completes a deletion once readers are gone: closes handles and unlinks the renamed files. */
+  /** Completes a deletion once readers are gone: closes descriptors and unlinks the renamed files. */
   async finishDeletion(): Promise<void> {
     invariant(this.deletion, "finishDeletion before markForDeletion");
     await this.deletion.promise;
@@ -780,19 +761,22 @@ export class LogSegment {
     );
   }
 
+  /** Closes the segment's descriptors (once their current users are done). */
   async close(): Promise<void> {
-    const logHandle = this.logHandlePromise;
-    this.logHandlePromise = undefined;
-    this.openLogHandle = undefined;
-    await this.closeIndexHandles();
-    if (logHandle) await (await logHandle.catch(() => undefined))?.close();
+    await Promise.all([this.logFile.close(), this.indexFile.close(), this.timeIndexFile.close()]);
   }
 
-  /** Fsyncs all three files now (used at clean shutdown and after recovery). */
-  async syncAll(): Promise<void> {
+  /**
+   * Writes pending index entries and fsyncs the segment's files now: all three with `force`
+   * (recovery: what was re-read may exist only in a crashed process's page cache), else only those
+   * with writes not yet fsynced (clean shutdown).
+   */
+  async syncAll(options: { force?: boolean } = {}): Promise<void> {
     await this.persistIndexes();
-    const handles = [await this.logHandle(), this.indexHandle, this.timeIndexHandle];
-    await Promise.all(handles.map((handle) => handle?.sync()));
+    const onlyIfDirty = !options.force;
+    await this.logFile.sync({ onlyIfDirty });
+    await this.indexFile.sync({ onlyIfDirty });
+    await this.timeIndexFile.sync({ onlyIfDirty });
   }
 }
 
@@ -804,6 +788,33 @@ function headerPlacement(header: BatchHeader): BatchPlacement {
     maxTimestamp: header.maxTimestamp,
     recordCount: header.recordCount,
   };
+}
+
+/** The whole file, by positional reads (cached descriptors are shared: never move their offset). */
+async function readWhole(handle: FileHandle): Promise<Buffer> {
+  const { size } = await handle.stat();
+  const buffer = Buffer.allocUnsafe(size);
+  const read = await readFully(handle, buffer, 0, size, 0);
+  return buffer.subarray(0, read);
+}
+
+async function readHeaderAt(
+  handle: FileHandle,
+  position: number,
+  size: number,
+): Promise<BatchHeader | undefined> {
+  if (position + BATCH_HEADER_SIZE > size) return undefined;
+  const buffer = Buffer.allocUnsafe(BATCH_HEADER_SIZE);
+  const read = await readFully(handle, buffer, 0, BATCH_HEADER_SIZE, position);
+  if (read < BATCH_HEADER_SIZE) return undefined;
+  return readBatchHeader(buffer, 0);
+}
+
+async function truncateFile(file: CachedFile, length: number): Promise<void> {
+  await file.use(async (handle) => {
+    await handle.truncate(length);
+    file.markDirty();
+  });
 }
 
 async function readTail(path: string, fileSize: number, length: number): Promise<Buffer> {

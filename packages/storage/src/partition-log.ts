@@ -12,6 +12,12 @@ import {
   OffsetOutOfRangeError,
 } from "./errors.js";
 import {
+  type CachedFile,
+  defaultFileHandleCache,
+  type FileHandleCache,
+  type FileTakenForSync,
+} from "./file-handle-cache.js";
+import {
   defaultFlushScheduler,
   type FlushScheduler,
   type FlushTarget,
@@ -129,6 +135,11 @@ export interface PartitionLogOptions {
   config?: Partial<LogConfig>;
   /** Shared group-commit scheduler; defaults to the process-wide one. */
   flushScheduler?: FlushScheduler;
+  /**
+   * Shared, bounded pool of file descriptors; defaults to the process-wide one. A node hosting more
+   * logs than it may open files needs every log on the same cache.
+   */
+  fileHandleCache?: FileHandleCache;
   /** Clock (ms since epoch) for segment ages, retention and LogAppendTime defaults. */
   now?: () => number;
   /** First offset of a brand-new log (ignored when the directory already holds one). */
@@ -188,7 +199,10 @@ export class PartitionLog {
   private closed = false;
   private truncationCount = 0;
   private unflushedRecords = 0;
-  private directoryDirty = false;
+  /** The log directory, fsynced by the next flush round once a segment file was created in it. */
+  private readonly directoryFile: CachedFile;
+  /** The epoch cache changed since the checkpoint was last written. */
+  private epochsDirty = false;
   private recoveryPointWrite: Promise<void> = Promise.resolve();
   private readonly pendingDeletions = new Set<Promise<void>>();
   private readonly flushTarget: FlushTarget = { beginFlush: () => this.beginFlush() };
@@ -212,6 +226,10 @@ export class PartitionLog {
     // Past opening, an index rebuilt on first use (a closed segment's damaged index) is an event.
     this.settings.onIndexRebuilt = (baseOffset, reason) =>
       this.onEvent({ type: "index-rebuilt", baseOffset, reason });
+    this.settings.onSyncError = (error) => {
+      this.fail(`an fsync of ${this.directory} failed`, error);
+    };
+    this.directoryFile = this.settings.files.file(this.directory, { directory: true });
     this.scheduler = init.scheduler;
     this.now = init.now;
     this.onEvent = init.onEvent;
@@ -222,17 +240,22 @@ export class PartitionLog {
     this.flushedOffsetValue = this.logEndOffsetValue;
     this.recoveryPoint = init.recoveryPoint;
     this.recoveryReport = init.report;
+    const files = this.settings.files;
+    const withinBudget = <T>(write: () => Promise<T>) => files.transient(write);
     this.epochCheckpoint = new CoalescingCheckpointWriter(
       join(this.directory, LEADER_EPOCH_CHECKPOINT_FILE),
       () => this.epochCache.snapshot().map((entry) => [entry.epoch, entry.startOffset]),
+      withinBudget,
     );
     this.logStartCheckpoint = new CoalescingCheckpointWriter(
       join(this.directory, LOG_START_OFFSET_CHECKPOINT_FILE),
       () => [[this.logStartOffsetValue]],
+      withinBudget,
     );
     this.recoveryPointCheckpoint = new CoalescingCheckpointWriter(
       join(this.directory, RECOVERY_POINT_CHECKPOINT_FILE),
       () => [[this.recoveryPoint]],
+      withinBudget,
     );
   }
 
@@ -244,7 +267,10 @@ export class PartitionLog {
   static async open(directory: string, options: PartitionLogOptions = {}): Promise<PartitionLog> {
     const config = resolveLogConfig(options.config ?? {}, DEFAULT_LOG_CONFIG);
     const now = options.now ?? Date.now;
-    const settings: SegmentSettings = { indexIntervalBytes: config.indexIntervalBytes };
+    const settings: SegmentSettings = {
+      indexIntervalBytes: config.indexIntervalBytes,
+      files: options.fileHandleCache ?? defaultFileHandleCache(),
+    };
     const onEvent = options.onEvent ?? (() => {});
     const key = resolve(directory);
     if (openDirectories.has(key)) {
@@ -254,10 +280,13 @@ export class PartitionLog {
     }
     openDirectories.add(key);
     let opened: OpenedDirectory;
+    const touched: LogSegment[] = [];
     try {
       await mkdir(directory, { recursive: true });
-      opened = await recoverDirectory(directory, settings, now, options.initialOffset ?? 0, onEvent);
+      opened = await recoverDirectory(directory, settings, now, options.initialOffset ?? 0, onEvent, touched);
     } catch (error) {
+      // Descriptors the half-done recovery holds go back to the shared cache.
+      await Promise.all(touched.map((segment) => segment.close().catch(() => {})));
       openDirectories.delete(key);
       throw error;
     }
@@ -599,7 +628,7 @@ export class PartitionLog {
     await closing.closeForAppends();
     const segment = await LogSegment.create(this.directory, newBaseOffset, this.now(), this.settings);
     this.segments.push(segment);
-    this.directoryDirty = true;
+    await this.directoryFile.use(async () => this.directoryFile.markDirty());
     this.onEvent({ type: "segment-rolled", closedBaseOffset: closing.baseOffset, newBaseOffset, reason });
     // Make the closed segment durable soon so the recovery point can pass it.
     this.scheduler.flush(this.flushTarget).catch(() => {});
@@ -625,25 +654,26 @@ export class PartitionLog {
         },
       };
     }
-    const files = [];
+    const files: FileTakenForSync[] = [];
     const closing: LogSegment[] = [];
     for (const segment of this.segments) {
       if (segment.awaitingCloseSync) closing.push(segment);
       files.push(...segment.takeDirtyFiles());
     }
-    if (this.directoryDirty) {
-      files.push({ path: this.directory });
-      this.directoryDirty = false;
-    }
+    const directory = this.directoryFile.takeForSync();
+    if (directory !== undefined) files.push(directory);
     const target = this.logEndOffsetValue;
     const truncations = this.truncationCount;
     this.unflushedRecords = 0;
     return {
       files,
       complete: (error) => {
+        for (const file of files) file.release();
         if (error !== undefined) {
           throw this.fail(`flushing ${this.directory} failed (${describeCause(error)})`, error);
         }
+        // An fsync made to free a descriptor failed meanwhile: nothing may count as durable now.
+        if (this.failure) throw this.failure;
         // A truncation during the fsync may have replaced what we synced with unsynced data.
         if (truncations === this.truncationCount) {
           this.flushedOffsetValue = Math.max(this.flushedOffsetValue, target);
@@ -652,7 +682,7 @@ export class PartitionLog {
         for (const segment of closing) {
           if (!segment.awaitingCloseSync || segment.isDeleting) continue;
           segment.awaitingCloseSync = false;
-          void segment.closeIndexHandles().catch(() => {});
+          void segment.releaseDescriptors().catch(() => {});
           durable.push(segment);
         }
         this.advanceRecoveryPoint();
@@ -672,17 +702,33 @@ export class PartitionLog {
     this.recoveryPoint = firstNotDurable.baseOffset;
     // The epoch checkpoint must cover everything below the recovery point before the point moves.
     this.recoveryPointWrite = this.recoveryPointWrite
-      .then(() => this.epochCheckpoint.settled())
+      .then(() => this.writeEpochs())
       .then(() => this.recoveryPointCheckpoint.request())
       .catch((error) => {
         this.fail(`writing the recovery point of ${this.directory} failed`, error);
       });
   }
 
+  /**
+   * The epoch cache changed. The checkpoint is written later, when the recovery point moves or the
+   * log closes: after a crash, recovery rebuilds the epochs of everything from the recovery point on
+   * from the batch headers it re-reads, so only epochs below the recovery point must be on disk.
+   * Thousands of partitions electing at once thus pay no checkpoint write (two fsyncs) each.
+   */
   private persistEpochs(): void {
-    this.epochCheckpoint
-      .request()
-      .catch((error) => this.fail(`writing the leader epoch checkpoint of ${this.directory} failed`, error));
+    this.epochsDirty = true;
+  }
+
+  /** Makes the epoch checkpoint durable with the current epochs (if they changed since). */
+  private async writeEpochs(): Promise<void> {
+    if (!this.epochsDirty) return this.epochCheckpoint.settled();
+    this.epochsDirty = false;
+    try {
+      await this.epochCheckpoint.request();
+    } catch (error) {
+      this.epochsDirty = true;
+      throw error;
+    }
   }
 
   private fail(message: string, cause: unknown): KafkaStorageError {
@@ -871,8 +917,9 @@ export class PartitionLog {
       this.recoveryPoint = keep.baseOffset;
       await this.recoveryPointCheckpoint.request();
     }
-    if (this.epochCache.truncateFromEnd(cut.nextOffset)) await this.epochCheckpoint.request();
-    await fsyncDirectory(this.directory);
+    // Epochs at and after the recovery point (now at most `keep`) are rebuilt by recovery anyway.
+    if (this.epochCache.truncateFromEnd(cut.nextOffset)) this.persistEpochs();
+    await this.syncDirectory();
     return { logEndOffset: cut.nextOffset, removedBytes, removedSegments: removed.length };
   }
 
@@ -907,12 +954,17 @@ export class PartitionLog {
     this.flushedOffsetValue = offset;
     this.recoveryPoint = offset;
     this.epochCache.clear();
+    this.persistEpochs();
     await Promise.all([
-      this.epochCheckpoint.request(),
+      this.writeEpochs(),
       this.logStartCheckpoint.request(),
       this.recoveryPointCheckpoint.request(),
     ]);
-    await fsyncDirectory(this.directory);
+    await this.syncDirectory();
+  }
+
+  private syncDirectory(): Promise<void> {
+    return this.settings.files.transient(() => fsyncDirectory(this.directory));
   }
 
   /**
@@ -1019,7 +1071,7 @@ export class PartitionLog {
           await this.activeSegment.syncAll();
           await this.recoveryPointWrite;
           await Promise.all([
-            this.epochCheckpoint.settled(),
+            this.writeEpochs(),
             this.logStartCheckpoint.settled(),
             this.recoveryPointCheckpoint.settled(),
           ]);
@@ -1032,8 +1084,13 @@ export class PartitionLog {
       this.scheduler.forget(this.flushTarget);
       await Promise.all([...this.pendingDeletions]);
       await Promise.all(this.segments.map((segment) => segment.close().catch(() => {})));
+      await this.directoryFile.close().catch(() => {});
       // Without the marker the next open rescans what may be incomplete: the safe default.
-      if (cleanShutdown) await writeFileAtomically(join(this.directory, CLEAN_SHUTDOWN_FILE), "");
+      if (cleanShutdown) {
+        await this.settings.files.transient(() =>
+          writeFileAtomically(join(this.directory, CLEAN_SHUTDOWN_FILE), ""),
+        );
+      }
     });
   }
 
@@ -1156,13 +1213,26 @@ async function recoverDirectory(
   now: () => number,
   initialOffset: number,
   onEvent: (event: LogEvent) => void,
+  /** Every segment recovery creates or loads, so a failed open can release their descriptors. */
+  touched: LogSegment[],
 ): Promise<OpenedDirectory> {
+  const create = async (baseOffset: number) => {
+    const segment = await LogSegment.create(directory, baseOffset, now(), settings);
+    touched.push(segment);
+    return segment;
+  };
   const report = emptyReport(directory);
+  // Until the log exists, an fsync failure of an evicted file fails the open instead.
+  let syncFailure: KafkaStorageError | undefined;
+  settings.onSyncError = (error) => {
+    syncFailure ??= error;
+  };
   settings.onIndexRebuilt = (baseOffset, reason) => {
     report.rebuiltIndexes.push({ segmentBaseOffset: baseOffset, reason });
     onEvent({ type: "index-rebuilt", baseOffset, reason });
   };
-  const names = await readdir(directory);
+  const files = settings.files;
+  const names = await files.transient(() => readdir(directory));
   const logBases: number[] = [];
   const indexFiles: { name: string; baseOffset: number }[] = [];
   for (const name of names) {
@@ -1187,9 +1257,11 @@ async function recoverDirectory(
   const cleanMarker = join(directory, CLEAN_SHUTDOWN_FILE);
   report.cleanShutdown = names.includes(CLEAN_SHUTDOWN_FILE);
   const brandNew = logBases.length === 0;
-  const epochRead = await readCheckpoint(join(directory, LEADER_EPOCH_CHECKPOINT_FILE), 2);
-  const startRead = await readCheckpoint(join(directory, LOG_START_OFFSET_CHECKPOINT_FILE), 1);
-  const recoveryRead = await readCheckpoint(join(directory, RECOVERY_POINT_CHECKPOINT_FILE), 1);
+  const read = (name: string, fields: number) =>
+    files.transient(() => readCheckpoint(join(directory, name), fields));
+  const epochRead = await read(LEADER_EPOCH_CHECKPOINT_FILE, 2);
+  const startRead = await read(LOG_START_OFFSET_CHECKPOINT_FILE, 1);
+  const recoveryRead = await read(RECOVERY_POINT_CHECKPOINT_FILE, 1);
   for (const [name, read] of [
     [LEADER_EPOCH_CHECKPOINT_FILE, epochRead],
     [LOG_START_OFFSET_CHECKPOINT_FILE, startRead],
@@ -1219,12 +1291,13 @@ async function recoverDirectory(
   let logStartOffset = readStart ?? logBases[0] ?? initialOffset;
   const segments: LogSegment[] = [];
   if (brandNew) {
-    segments.push(await LogSegment.create(directory, logStartOffset, now(), settings));
+    segments.push(await create(logStartOffset));
   }
 
   const indexProblems = new Map<LogSegment, string>();
   for (const baseOffset of logBases) {
     const { segment, indexProblem } = await LogSegment.load(directory, baseOffset, now(), settings);
+    touched.push(segment);
     segments.push(segment);
     if (indexProblem !== undefined) indexProblems.set(segment, indexProblem);
   }
@@ -1308,7 +1381,7 @@ async function recoverDirectory(
     await rescan(0, epochCache);
   }
   if (segments.length === 0) {
-    segments.push(await LogSegment.create(directory, logStartOffset, now(), settings));
+    segments.push(await create(logStartOffset));
   }
 
   for (const [segment, reason] of indexProblems) {
@@ -1356,18 +1429,18 @@ async function recoverDirectory(
   if (logStartOffset > segments.at(-1)!.nextOffset) {
     // The cut tail held the log start: the log restarts, empty, at its start offset.
     await dropFrom(0, "the log start offset is past the recovered end");
-    segments.push(await LogSegment.create(directory, logStartOffset, now(), settings));
+    segments.push(await create(logStartOffset));
     epochCache.clear();
   }
-  await segments.at(-1)!.openIndexHandles();
   epochCache.truncateFromEnd(segments.at(-1)!.nextOffset);
   epochCache.truncateFromStart(logStartOffset);
 
   // What was re-read may exist only in the page cache of a crashed process: make it durable before
   // it counts as flushed.
-  for (const segment of segments) if (rescanned.has(segment)) await segment.syncAll();
+  for (const segment of segments) if (rescanned.has(segment)) await segment.syncAll({ force: true });
   await unlinkIfExists(cleanMarker);
-  await fsyncDirectory(directory);
+  await files.transient(() => fsyncDirectory(directory));
+  if (syncFailure !== undefined) throw syncFailure;
 
   const recoveryPoint = segments.at(-1)!.baseOffset;
   const epochs = epochCache.snapshot().map((entry) => [entry.epoch, entry.startOffset]);

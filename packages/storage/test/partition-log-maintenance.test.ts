@@ -1,5 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
+import { FileHandleCache } from "../src/file-handle-cache.js";
 import {
   FlushScheduler,
   OffsetOutOfRangeError,
@@ -195,7 +196,10 @@ describe("retention", () => {
       const log = await openLog(directory, { config: { segmentBytes: 400 } });
       await appendMany(log, 10, "h");
       await log.close();
-      const { segment } = await LogSegment.load(directory, 0, Date.now(), { indexIntervalBytes: 4096 });
+      const { segment } = await LogSegment.load(directory, 0, Date.now(), {
+        indexIntervalBytes: 4096,
+        files: new FileHandleCache(),
+      });
       segment.nextOffset = log.segmentInfos()[1]!.baseOffset;
       expect(segment.acquire()).toBe(true);
       await segment.markForDeletion();

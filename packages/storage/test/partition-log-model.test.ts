@@ -1,7 +1,7 @@
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FlushScheduler, OffsetOutOfRangeError, PartitionLog } from "../src/index.js";
+import { FileHandleCache, FlushScheduler, OffsetOutOfRangeError, PartitionLog } from "../src/index.js";
 import { decodeBatches, makeBatch, withTempDir } from "./helpers.js";
 
 // Randomised model check: a seeded sequence of appends, truncations, log start advances, config
@@ -41,9 +41,12 @@ describe("PartitionLog against a model", () => {
       const random = mulberry32(seed);
       const integer = (min: number, max: number) => min + Math.floor(random() * (max - min + 1));
       const scheduler = new FlushScheduler();
+      // From one descriptor up: every operation must work however few the cache may hold.
+      const fileHandleCache = new FileHandleCache({ maxOpenFiles: 1 + (seed % 4) });
       const open = () =>
         PartitionLog.open(directory, {
           flushScheduler: scheduler,
+          fileHandleCache,
           config: { segmentBytes: integer(600, 2000), indexIntervalBytes: integer(0, 400) },
         });
       let log = await open();
@@ -142,6 +145,7 @@ describe("PartitionLog against a model", () => {
           expect(log.epochForOffset(probe), context(step, `epochForOffset(${probe})`)).toBe(holder.epoch);
       }
       await log.close();
+      expect(fileHandleCache.stats.open, `seed ${seed}: descriptors left open`).toBe(0);
     });
   });
 });

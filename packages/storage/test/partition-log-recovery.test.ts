@@ -1,5 +1,7 @@
+import { spawnSync } from "node:child_process";
 import { appendFile, readFile, rm, stat, truncate, unlink, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { FlushScheduler, PartitionLog, type PartitionLogOptions } from "../src/index.js";
 import { decodeBatches, makeBatch, records, valuesOf, withTempDir } from "./helpers.js";
@@ -230,6 +232,53 @@ describe("recovery", () => {
       expect(reopened.logEndOffset).toBe(last.baseOffset);
       expect(reopened.leaderEpochs().map((entry) => entry.epoch)).toEqual([1, 2]);
       await reopened.close();
+    });
+  });
+
+  it("after a real crash, recovers epochs newer than the checkpoint (written only at roll and close) from the batches", async () => {
+    await withTempDir(async (directory) => {
+      // A child process appends 30 batches over epochs 1..6, rolling segments, flushes, and is killed.
+      const epochs = Array.from({ length: 30 }, (_, index) => 1 + Math.floor(index / 5));
+      const batches = epochs.map((_epoch, index) => makeBatch(records(`c${index}`, 2)).toString("base64"));
+      const storage = join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "index.js");
+      const child = spawnSync(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          `
+          const { PartitionLog, FlushScheduler } = await import(${JSON.stringify(storage)});
+          const { directory, batches, epochs } = JSON.parse(process.argv[1]);
+          const log = await PartitionLog.open(directory, { flushScheduler: new FlushScheduler(), config: { segmentBytes: 1200 } });
+          for (const [index, batch] of batches.entries()) {
+            await log.append(Buffer.from(batch, "base64"), { assignOffsets: true, leaderEpoch: epochs[index] });
+          }
+          await log.flush();
+          process.kill(process.pid, "SIGKILL");
+          `,
+          JSON.stringify({ directory, batches, epochs }),
+        ],
+        { encoding: "utf8" },
+      );
+      expect(child.signal, child.stderr).toBe("SIGKILL");
+      const checkpoint = await readFile(join(directory, "leader-epoch-checkpoint"), "utf8");
+      // The checkpoint lags: no write per new epoch, only when a segment became durable.
+      expect(checkpoint).not.toMatch(/^6 /m);
+
+      const reopened = await openLog(directory);
+      expect(reopened.recoveryReport.cleanShutdown).toBe(false);
+      expect(reopened.recoveryReport.checkpointProblems).toEqual([]);
+      expect(reopened.segmentInfos().length).toBeGreaterThan(1);
+      expect(reopened.leaderEpochs()).toEqual(
+        [1, 2, 3, 4, 5, 6].map((epoch) => ({ epoch, startOffset: (epoch - 1) * 10 })),
+      );
+      expect(await allValues(reopened)).toEqual(
+        Array.from({ length: 30 }, (_, index) => [`c${index}-0`, `c${index}-1`]).flat(),
+      );
+      await reopened.close();
+      expect(await readFile(join(directory, "leader-epoch-checkpoint"), "utf8")).toBe(
+        "0\n6\n1 0\n2 10\n3 20\n4 30\n5 40\n6 50\n",
+      );
     });
   });
 

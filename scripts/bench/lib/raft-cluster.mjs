@@ -17,7 +17,7 @@ export class BenchCluster {
     this.nextRequest = 1;
   }
 
-  /** options: { nodes, groups, storage: "disk" | "memory", tickMs, dir? } */
+  /** options: { nodes, groups, storage: "disk" | "memory", tickMs, dir?, maxOpenFiles?, idleCloseMs? } */
   static async start(options) {
     const dataDir = await mkdtemp(join(options.dir ?? tmpdir(), "raftka-bench-"));
     const cluster = new BenchCluster(options, dataDir);
@@ -39,10 +39,14 @@ export class BenchCluster {
       tickMs: this.options.tickMs,
       secret: this.secret,
       storageMode: this.options.storage,
+      maxOpenFiles: this.options.maxOpenFiles,
+      idleCloseMs: this.options.idleCloseMs,
       voters: Array.from({ length: this.options.nodes }, (_, index) => index + 1),
     };
     const child = fork(nodeScript, [JSON.stringify(config)], {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
+      // e.g. RAFTKA_BENCH_NODE_ARGS=--trace-gc to see what the node processes' V8 does.
+      execArgv: process.env.RAFTKA_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [],
     });
     const node = { id, child, port: 0, pending: new Map(), exited: false };
     this.nodes.set(id, node);

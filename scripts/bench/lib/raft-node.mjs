@@ -1,16 +1,23 @@
 #!/usr/bin/env node
 // One Raft node for the benchmarks: a RaftNodeHost with its groups, driven by the parent process
 // over IPC (see raft-cluster.mjs). Not meant to be run by hand.
-import { mkdir } from "node:fs/promises";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { Session } from "node:inspector/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 
 const { raft, storage } = await import("./raft-dist.mjs");
 const config = JSON.parse(process.argv[2]);
-const { nodeId, groups, dataDir, tickMs, secret, storageMode, voters } = config;
+const { nodeId, groups, dataDir, tickMs, secret, storageMode, voters, maxOpenFiles, idleCloseMs } = config;
 
 await mkdir(dataDir, { recursive: true });
 const flushScheduler = new storage.FlushScheduler();
+// One descriptor budget for all of this node's logs (default: a quarter of the process's limit).
+const fileHandleCache = new storage.FileHandleCache({
+  ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }),
+  ...(idleCloseMs === undefined ? {} : { idleCloseMs }),
+});
 const stable = await storage.StableStore.open(join(dataDir, "stable"), { flushScheduler });
 const host = await raft.RaftNodeHost.start({
   nodeId,
@@ -20,26 +27,34 @@ const host = await raft.RaftNodeHost.start({
   peers: new Map(),
   hardStateStore: new raft.StableHardStateStore(stable),
   tickMs,
+  // RAFTKA_BENCH_LOG=1 shows the node's own log lines (connections, balancer progress) on stderr.
+  logger: process.env.RAFTKA_BENCH_LOG ? raft.consoleLogger({ node: nodeId }) : undefined,
 });
 const membership = raft.makeConfig(voters);
-for (let group = 0; group < groups; group++) {
-  let log;
-  if (storageMode === "disk") {
-    const partitionLog = await storage.PartitionLog.open(join(dataDir, `g${group}`), {
-      flushScheduler,
-      initialOffset: 0,
-    });
-    log = await raft.PartitionRaftLog.open({
-      log: partitionLog,
-      stable,
-      keyPrefix: raft.raftKeyPrefix(group),
-      initialConfig: membership,
-    });
-  } else {
-    log = new raft.MemoryLogStorage(membership);
-  }
-  host.addGroup(group, { log });
+async function openGroup(group) {
+  if (storageMode !== "disk") return new raft.MemoryLogStorage(membership);
+  const partitionLog = await storage.PartitionLog.open(join(dataDir, `g${group}`), {
+    flushScheduler,
+    fileHandleCache,
+    initialOffset: 0,
+  });
+  return raft.PartitionRaftLog.open({
+    log: partitionLog,
+    stable,
+    keyPrefix: raft.raftKeyPrefix(group),
+    initialConfig: membership,
+  });
 }
+// A few dozen at a time: their directory and stable-store fsyncs share rounds.
+let nextGroup = 0;
+await Promise.all(
+  Array.from({ length: 32 }, async () => {
+    while (nextGroup < groups) {
+      const group = nextGroup++;
+      host.addGroup(group, { log: await openGroup(group) });
+    }
+  }),
+);
 
 function batchOf(size) {
   return raft.encodeRecordBatch({
@@ -82,6 +97,8 @@ async function load({ group, count, size, concurrency }) {
   };
 }
 
+let profiler;
+
 let watching = false;
 async function watchCommit({ group }) {
   watching = true;
@@ -100,6 +117,25 @@ async function watchCommit({ group }) {
   return { cancelled: true };
 }
 
+/** CPU time (clock ticks, 100 per second on Linux) of the main thread and of all other threads. */
+function threadTicks() {
+  const ticks = { main: 0, other: 0 };
+  for (const task of readdirSync("/proc/self/task")) {
+    let stat;
+    try {
+      stat = readFileSync(`/proc/self/task/${task}/stat`, "utf8");
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const used = Number(fields[11]) + Number(fields[12]);
+    if (Number(task) === process.pid) ticks.main += used;
+    else ticks.other += used;
+  }
+  return ticks;
+}
+
 function status() {
   let led = 0;
   let withLeader = 0;
@@ -115,6 +151,10 @@ function status() {
     withLeader,
     awake: host.awakeGroups,
     rss: process.memoryUsage().rss,
+    openDescriptors: readdirSync("/proc/self/fd").length,
+    threadTicks: threadTicks(),
+    fileHandleCache: { maxOpenFiles: fileHandleCache.maxOpenFiles, ...fileHandleCache.stats },
+    balancerTransfers: host.balancerTransfers,
     cpuMicros: cpu.user + cpu.system,
     wallMicros: (performance.timeOrigin + performance.now()) * 1000,
     transport: host.transportStats,
@@ -130,6 +170,37 @@ process.on("message", async (message) => {
         return reply({});
       case "status":
         return reply(status());
+      case "profileStart":
+        profiler = new Session();
+        profiler.connect();
+        await profiler.post("Profiler.enable");
+        await profiler.post("Profiler.start");
+        return reply({});
+      case "profileStop": {
+        const { profile } = await profiler.post("Profiler.stop");
+        profiler.disconnect();
+        await writeFile(message.path, JSON.stringify(profile));
+        return reply({ path: message.path });
+      }
+      case "heapSampleStart":
+        profiler = new Session();
+        profiler.connect();
+        await profiler.post("HeapProfiler.enable");
+        await profiler.post("HeapProfiler.startSampling", {
+          samplingInterval: 4096,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: true,
+        });
+        return reply({});
+      case "heapSampleStop": {
+        const { profile } = await profiler.post("HeapProfiler.stopSampling");
+        profiler.disconnect();
+        await writeFile(message.path, JSON.stringify(profile));
+        return reply({ path: message.path });
+      }
+      case "startBalancer":
+        host.startLeaderBalancer(message.options ?? {});
+        return reply({});
       case "load":
         return reply(await load(message));
       case "watchCommit":

@@ -511,6 +511,10 @@ export class RaftCore {
   isLeader(): boolean {
     return this.role === "leader";
   }
+  /** Highest offset `node` is known to hold (leader only; undefined on followers and for non-members). */
+  matchOf(node: NodeId): number | undefined {
+    return this.role === "leader" ? this.progress.get(node)?.match : undefined;
+  }
   /** Term of the entry covering `offset` in this node's current view of its log. */
   termAt(offset: number): number | undefined {
     return this.log.termAt(offset);

@@ -13,6 +13,7 @@ import {
   type ProposeError,
   type ReadFailure,
 } from "../core/types.js";
+import { type BalancerGroup, planLeaderTransfers } from "./leader-balancer.js";
 import { type RaftLogger, silentLogger } from "./logger.js";
 import type { StateMachine } from "./state-machine.js";
 import type { HardStateStore, RaftLogStorage } from "./storage.js";
@@ -36,6 +37,29 @@ export interface RaftHostOptions {
   readonly logger?: RaftLogger;
   /** Seed for election timeouts (tests); random by default. */
   readonly seed?: number;
+  /** Opt-in: hand leadership over toward an even spread of leaders across live nodes. */
+  readonly leaderBalancer?: LeaderBalancerOptions;
+}
+
+export interface LeaderBalancerOptions {
+  /** Time between balancing passes (default 1000 ms, rounded to whole ticks). */
+  readonly intervalMs?: number;
+  /** Leadership transfers one pass may start (default 100): the rate limit. */
+  readonly maxTransfersPerPass?: number;
+}
+
+interface LeaderBalancerState {
+  readonly intervalTicks: number;
+  readonly maxTransfersPerPass: number;
+  ticksUntilPass: number;
+  /** Leadership changed (or a peer came or went) since the last pass: worth looking again. */
+  changed: boolean;
+  /** Groups handed over recently, with the tick of the handover: not handed over again meanwhile. */
+  readonly recent: Map<GroupId, number>;
+  passes: number;
+  transfers: number;
+  /** The spread last reported as needing nothing from this node: reported again only when it changes. */
+  lastReported: string;
 }
 
 export interface GroupOptions {
@@ -133,6 +157,8 @@ export class RaftNodeHost {
   >();
   private readonly leadershipListeners: Array<(event: LeadershipEvent) => void> = [];
   private readonly unknownGroupsLogged = new Set<GroupId>();
+  private balancer: LeaderBalancerState | undefined;
+  private ticks = 0;
   /** Fsync rounds completed (each covers every group that wrote since the previous one). */
   syncRounds = 0;
 
@@ -159,7 +185,11 @@ export class RaftNodeHost {
       onMessages: (from, messages) => this.receive(from, messages),
       onPeerDown: (peer) => {
         this.driver.peerUnreachable(peer);
+        if (this.balancer !== undefined) this.balancer.changed = true;
         this.schedule();
+      },
+      onPeerUp: () => {
+        if (this.balancer !== undefined) this.balancer.changed = true;
       },
     });
   }
@@ -169,6 +199,7 @@ export class RaftNodeHost {
     await host.transport.start();
     const tickMs = options.tickMs ?? 50;
     host.timer = setInterval(() => host.tick(), tickMs);
+    if (options.leaderBalancer !== undefined) host.startLeaderBalancer(options.leaderBalancer);
     return host;
   }
 
@@ -181,6 +212,11 @@ export class RaftNodeHost {
     return this.transport.stats;
   }
 
+  /** The one connection per connected peer (status pages): who dialled it and from where. */
+  peerConnections(): Array<{ peer: NodeId; dialledBy: NodeId; remote: string }> {
+    return this.transport.connections();
+  }
+
   /** Groups currently awake (not quiesced): the ones that cost something per tick. */
   get awakeGroups(): number {
     return this.driver.awakeGroupCount();
@@ -190,6 +226,49 @@ export class RaftNodeHost {
   setPeers(peers: ReadonlyMap<NodeId, PeerAddress>): void {
     this.transport.setPeers(peers);
     this.driver.setPeers([...peers.keys()]);
+  }
+
+  /**
+   * Start moving leadership toward an even spread over live nodes: every `intervalMs`, if this node
+   * leads more than its share of the groups it hosts, it transfers up to `maxTransfersPerPass` of them
+   * to caught-up live voters below their share. Each node balances what it leads; run it on all.
+   */
+  startLeaderBalancer(options: LeaderBalancerOptions = {}): void {
+    this.assertRunning();
+    const tickMs = this.options.tickMs ?? 50;
+    const intervalMs = options.intervalMs ?? 1_000;
+    const maxTransfersPerPass = options.maxTransfersPerPass ?? 100;
+    if (!(intervalMs > 0) || !Number.isInteger(maxTransfersPerPass) || maxTransfersPerPass < 1) {
+      throw new RangeError(
+        `leader balancer needs intervalMs > 0 and maxTransfersPerPass a positive integer, got ${intervalMs} and ${maxTransfersPerPass}`,
+      );
+    }
+    const intervalTicks = Math.max(1, Math.round(intervalMs / tickMs));
+    this.balancer = {
+      intervalTicks,
+      maxTransfersPerPass,
+      ticksUntilPass: intervalTicks,
+      changed: true,
+      recent: new Map(),
+      passes: 0,
+      transfers: 0,
+      lastReported: "",
+    };
+    this.logger.info({ intervalMs: intervalTicks * tickMs, maxTransfersPerPass }, "leader balancer started");
+  }
+
+  stopLeaderBalancer(): void {
+    if (this.balancer === undefined) return;
+    this.logger.info(
+      { passes: this.balancer.passes, transfers: this.balancer.transfers },
+      "leader balancer stopped",
+    );
+    this.balancer = undefined;
+  }
+
+  /** Leadership transfers the balancer started so far (0 when it never ran). */
+  get balancerTransfers(): number {
+    return this.balancer?.transfers ?? 0;
   }
 
   onLeadershipChange(listener: (event: LeadershipEvent) => void): void {
@@ -358,6 +437,7 @@ export class RaftNodeHost {
    */
   async stop(options: { transferLeadership?: boolean; timeoutMs?: number } = {}): Promise<void> {
     if (this.stopped) return;
+    this.stopLeaderBalancer();
     if (options.transferLeadership && this.failure === undefined)
       await this.handOverLeadership(options.timeoutMs ?? 5_000);
     this.stopped = true;
@@ -369,10 +449,22 @@ export class RaftNodeHost {
     }
     for (const state of this.groups.values()) {
       this.failPending(state, new NotLeaderError(state.group, NO_NODE, "SHUTTING_DOWN"));
-      await state.pendingWrite?.catch(() => {});
-      await state.log.close();
     }
+    // Many at a time, so their final fsyncs share rounds; not all at once, so thousands of logs
+    // closing do not queue thousands of one-off file opens.
+    const failures: Error[] = [];
+    await forEachConcurrently([...this.groups.values()], LOG_CLOSE_CONCURRENCY, async (state) => {
+      await state.pendingWrite?.catch(() => {});
+      await state.log.close().catch((error: Error) => {
+        failures.push(error);
+        this.logger.error(
+          { group: state.group, error: error.message },
+          "closing a Raft group's log failed; it will be recovered from disk when the node starts",
+        );
+      });
+    });
     this.groups.clear();
+    if (failures.length > 0) throw failures[0];
   }
 
   // -------------------------------------------------------------------------------------------
@@ -437,8 +529,93 @@ export class RaftNodeHost {
 
   private tick(): void {
     if (this.stopped) return;
+    this.ticks++;
     this.driver.tick();
+    if (this.balancer !== undefined && --this.balancer.ticksUntilPass <= 0) {
+      this.balancer.ticksUntilPass = this.balancer.intervalTicks;
+      this.balanceLeaders(this.balancer);
+    }
     this.process();
+  }
+
+  /** One balancing pass: plan from what this node knows, start the transfers, log the progress. */
+  private balanceLeaders(balancer: LeaderBalancerState): void {
+    const electionTimeoutTicks = this.options.raft?.electionTimeoutTicks ?? 10;
+    // A transfer either completes or is abandoned within an election timeout; allow for two.
+    const transfersPending = balancer.recent.size > 0;
+    for (const [group, tick] of balancer.recent) {
+      if (this.ticks - tick > 2 * electionTimeoutTicks) balancer.recent.delete(group);
+    }
+    if (!balancer.changed && !transfersPending) return;
+    balancer.changed = false;
+    const live = (node: NodeId) => node === this.nodeId || this.transport.isConnected(node);
+    const views: BalancerGroup[] = [];
+    for (const state of this.groups.values()) {
+      views.push({
+        group: state.group,
+        leader: state.core.currentLeader,
+        liveVoters: state.core.membership.voters.filter(live),
+      });
+    }
+    const plan = planLeaderTransfers({
+      self: this.nodeId,
+      groups: views,
+      maxTransfers: balancer.maxTransfersPerPass,
+      canTakeOver: (group, node) => {
+        if (balancer.recent.has(group)) return false;
+        const core = this.groups.get(group)!.core;
+        return core.matchOf(node) === core.lastOffset;
+      },
+    });
+    balancer.passes++;
+    // Still over its share (rate limit, or followers still catching up): look again next pass even
+    // if no leadership changes in between.
+    balancer.changed = plan.excessAfter > 0;
+    const led = plan.leaders.get(this.nodeId) ?? 0;
+    const share = plan.shares.get(this.nodeId) ?? 0;
+    const spread = Object.fromEntries(plan.leaders);
+    if (plan.transfers.length === 0) {
+      const reported = JSON.stringify(spread);
+      if (balancer.recent.size === 0 && reported !== balancer.lastReported) {
+        balancer.lastReported = reported;
+        this.logger.info(
+          {
+            led,
+            share: Number(share.toFixed(1)),
+            leaders: spread,
+            transfers: balancer.transfers,
+            waitingForCaughtUpVoters: plan.excessAfter,
+          },
+          plan.excessAfter > 0
+            ? "leader balancer: over its share, waiting for voters to catch up before handing over"
+            : "leader balancer: nothing to move from this node",
+        );
+      }
+      return;
+    }
+    balancer.lastReported = "";
+    let started = 0;
+    for (const { group, target } of plan.transfers) {
+      const state = this.groups.get(group)!;
+      if (!state.core.transferLeadership(target).ok) continue;
+      balancer.recent.set(group, this.ticks);
+      this.driver.touch(group);
+      started++;
+    }
+    balancer.transfers += started;
+    this.logger.info(
+      {
+        led,
+        share: Number(share.toFixed(1)),
+        leaders: spread,
+        started,
+        total: balancer.transfers,
+        remaining: plan.excessAfter,
+        perTarget: countBy(plan.transfers.map((transfer) => transfer.target)),
+      },
+      "leader balancer: handing leadership to less loaded nodes",
+    );
+    this.schedule();
   }
 
   private receive(from: NodeId, messages: Message[]): void {
@@ -500,6 +677,7 @@ export class RaftNodeHost {
     }
     if (ready.hardState !== undefined) this.pendingHardStates.set(item.group, ready.hardState);
     if (ready.leadership !== undefined) {
+      if (this.balancer !== undefined) this.balancer.changed = true;
       const event = { group: item.group, ...ready.leadership };
       for (const listener of this.leadershipListeners) listener(event);
     }
@@ -630,7 +808,28 @@ export class RaftNodeHost {
       "Raft node stopped: its disk or its state can no longer be trusted; check the disk, then restart the node",
     );
     for (const state of this.groups.values()) this.failPending(state, error);
+    this.balancer = undefined;
     if (this.timer !== undefined) clearInterval(this.timer);
     void this.transport.stop();
   }
+}
+
+function countBy(values: readonly NodeId[]): Record<number, number> {
+  const counts: Record<number, number> = {};
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+  return counts;
+}
+
+const LOG_CLOSE_CONCURRENCY = 64;
+
+async function forEachConcurrently<T>(
+  items: readonly T[],
+  limit: number,
+  run: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await run(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
