@@ -66,6 +66,19 @@ describe("JoinGroup", () => {
     for (const reply of [a, b, c].filter((each) => each !== leader)) expect(reply.result.members).toEqual([]);
   });
 
+  it("counts a protocol a member lists twice once, so the group still selects one and admits others", () => {
+    const h = makeCore({ groupInitialRebalanceDelayMs: 100 });
+    const twice = join(h, { protocols: consumerProtocols(["t"], ["range", "range"]) });
+    const other = join(h, { protocols: consumerProtocols(["t"], ["roundrobin", "range"]) });
+    h.timers.advance(100);
+    h.timers.advance(100);
+    expect(other.result.errorCode).toBe(ErrorCode.NONE);
+    for (const reply of [twice, other]) expect(reply.result.protocolName).toBe("range");
+    // A newcomer with only roundrobin is refused: not every member supports it.
+    const newcomer = join(h, { protocols: consumerProtocols(["t"], ["roundrobin"]) });
+    expect(newcomer.result.errorCode).toBe(ErrorCode.INCONSISTENT_GROUP_PROTOCOL);
+  });
+
   it("rejects a member that shares no protocol or protocol type with the group", () => {
     const h = makeCore();
     stableGroup(h, ["a"]);

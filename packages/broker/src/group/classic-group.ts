@@ -375,10 +375,12 @@ export class ClassicGroup {
   }
 
   private countProtocols(member: GroupMember, delta: 1 | -1): void {
-    for (const protocol of member.protocols) {
-      const count = (this.supportedProtocols.get(protocol.name) ?? 0) + delta;
-      if (count === 0) this.supportedProtocols.delete(protocol.name);
-      else this.supportedProtocols.set(protocol.name, count);
+    // A member that lists a protocol twice still supports it once: counting it twice would make it look
+    // supported by everyone when it is not, and leave the vote without a candidate.
+    for (const name of new Set(member.protocols.map((protocol) => protocol.name))) {
+      const count = (this.supportedProtocols.get(name) ?? 0) + delta;
+      if (count === 0) this.supportedProtocols.delete(name);
+      else this.supportedProtocols.set(name, count);
     }
   }
 
