@@ -96,6 +96,8 @@ describe("CreateTopics", () => {
         { name: "bad/name", numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] },
         { name: "x".repeat(250), numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] },
         { name: "zero", numPartitions: 0, replicationFactor: 1, assignments: [], configs: [] },
+        // Refused without laying out 2^31 partitions first (a fuzzer found the broker running out of memory).
+        { name: "huge", numPartitions: 2 ** 31 - 1, replicationFactor: 1, assignments: [], configs: [] },
         { name: "three-copies", numPartitions: 1, replicationFactor: 3, assignments: [], configs: [] },
         {
           name: "bad-config",
@@ -133,6 +135,7 @@ describe("CreateTopics", () => {
       "bad/name": ErrorCode.INVALID_TOPIC_EXCEPTION,
       xxxxxxxxxxxxxxxxxxxx: ErrorCode.INVALID_TOPIC_EXCEPTION,
       zero: ErrorCode.INVALID_PARTITIONS,
+      huge: ErrorCode.INVALID_PARTITIONS,
       "three-copies": ErrorCode.INVALID_REPLICATION_FACTOR,
       "bad-config": ErrorCode.INVALID_CONFIG,
       "unknown-config": ErrorCode.INVALID_CONFIG,

@@ -206,6 +206,13 @@ export function planCreateTopics(
           `number of partitions must be larger than 0 (got ${numPartitions}); ask for at least 1, or -1 for the broker default`,
         );
       }
+      // Checked before the replicas are laid out: a request for 2^31 partitions must not allocate them first.
+      if (numPartitions > context.maxPartitionsPerTopic) {
+        return fail(
+          ErrorCode.INVALID_PARTITIONS,
+          `${numPartitions} partitions is more than the ${context.maxPartitionsPerTopic} a topic may have; use fewer partitions`,
+        );
+      }
       if (replicationFactor <= 0) {
         return fail(
           ErrorCode.INVALID_REPLICATION_FACTOR,
