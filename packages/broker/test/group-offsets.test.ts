@@ -415,6 +415,19 @@ describe("offsets.retention.minutes", () => {
     h.timers.advance(2 * MINUTE);
     expect(h.core.fetchOffsets("g", null, false).offsets).toHaveLength(0);
   });
+
+  it("stores a commit whose retention or timestamp is near the int64 limit, saturating instead of overflowing", () => {
+    const h = makeCore({ offsetsRetentionMs: 600 * MINUTE, offsetsRetentionCheckIntervalMs: MINUTE });
+    const largest = Number(2n ** 63n - 1n); // what the handler makes of Long.MAX_VALUE
+    const reply = commit(h, {
+      retentionTimeMs: largest,
+      offsets: [{ topic: "t", partition: 0, offset: 1n, commitTimestamp: largest }],
+    });
+    expect(h.writes.completeAll()).toBe(1); // through the real record codec
+    expect(reply.result.map((entry) => entry.errorCode)).toEqual([ErrorCode.NONE]);
+    h.timers.advance(700 * MINUTE);
+    expect(h.core.fetchOffsets("g", null, false).offsets.map((entry) => entry.offset)).toEqual([1n]);
+  });
 });
 
 describe("offsets log records", () => {

@@ -1211,8 +1211,9 @@ export class GroupCoordinatorCore {
         offset: entry.offset,
         leaderEpoch: entry.leaderEpoch,
         metadata,
-        commitTimestamp: entry.commitTimestamp === -1 ? now : entry.commitTimestamp,
-        expireTimestamp: request.retentionTimeMs === -1 ? null : now + request.retentionTimeMs,
+        commitTimestamp: entry.commitTimestamp === -1 ? now : saturatedTimestamp(entry.commitTimestamp),
+        expireTimestamp:
+          request.retentionTimeMs === -1 ? null : saturatedTimestamp(now + request.retentionTimeMs),
       };
       accepted.push({ entry, value, index: results.length });
       results.push({ topic: entry.topic, partition: entry.partition, errorCode: ErrorCode.NONE });
@@ -1650,4 +1651,12 @@ const syncTimer = (groupId: string) => `sync\u0000${groupId}`;
 
 function assert(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(`internal: ${message}`);
+}
+
+/**
+ * Client timestamps arrive as int64 and are kept as JS numbers; near the int64 limits the number rounds past
+ * what int64 can hold again. Kept within the safe integers, a "never" stays "never" and the log can store it.
+ */
+function saturatedTimestamp(timestamp: number): number {
+  return Math.min(Math.max(timestamp, -Number.MAX_SAFE_INTEGER), Number.MAX_SAFE_INTEGER);
 }
