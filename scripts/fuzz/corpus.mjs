@@ -143,7 +143,132 @@ export function sampleRequests(protocol, target) {
       },
     ],
     60: [{ includeClusterAuthorizedOperations: true, endpointType: 1 }],
+    ...groupSamples(topic),
+    22: [
+      { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 },
+      { transactionalId: null, transactionTimeoutMs: 60_000, producerId: 1000n, producerEpoch: 0 },
+    ],
   };
+}
+
+/** Consumer groups: the coordinator's APIs, for a group the fuzzer may also join for real. */
+function groupSamples(topic) {
+  const groupId = "fuzz-group";
+  const member = (memberId, groupInstanceId = null) => ({ memberId, groupInstanceId, reason: "fuzz" });
+  const offsetTopics = [{ name: topic, partitionIndexes: [0, 1] }];
+  return {
+    8: [
+      {
+        groupId,
+        generationIdOrMemberEpoch: -1,
+        memberId: "",
+        groupInstanceId: null,
+        retentionTimeMs: -1n,
+        topics: [
+          {
+            name: topic,
+            partitions: [
+              {
+                partitionIndex: 0,
+                committedOffset: 1n,
+                committedLeaderEpoch: -1,
+                commitTimestamp: -1n,
+                committedMetadata: "fuzz-metadata",
+              },
+              {
+                partitionIndex: 9,
+                committedOffset: 5n,
+                committedLeaderEpoch: 0,
+                commitTimestamp: -1n,
+                committedMetadata: null,
+              },
+            ],
+          },
+        ],
+      },
+    ],
+    9: [
+      {
+        groupId,
+        topics: offsetTopics,
+        groups: [
+          { groupId, memberId: null, memberEpoch: -1, topics: offsetTopics },
+          { groupId: "fuzz-other", memberId: null, memberEpoch: -1, topics: null },
+        ],
+        requireStable: true,
+      },
+      { groupId, topics: null, groups: [{ groupId, memberId: null, memberEpoch: -1, topics: null }] },
+    ],
+    10: [
+      { key: groupId, keyType: 0, coordinatorKeys: [groupId, "fuzz-other"] },
+      { key: "fuzz-transaction", keyType: 1, coordinatorKeys: ["fuzz-transaction"] },
+    ],
+    11: [
+      {
+        groupId,
+        sessionTimeoutMs: 10_000,
+        rebalanceTimeoutMs: 200,
+        memberId: "",
+        groupInstanceId: null,
+        protocolType: "consumer",
+        protocols: [
+          { name: "range", metadata: consumerSubscription(topic) },
+          { name: "roundrobin", metadata: consumerSubscription(topic) },
+        ],
+        reason: "fuzz",
+      },
+      {
+        groupId: "fuzz-static",
+        sessionTimeoutMs: 10_000,
+        rebalanceTimeoutMs: 200,
+        memberId: "",
+        groupInstanceId: "fuzz-instance",
+        protocolType: "consumer",
+        protocols: [{ name: "cooperative-sticky", metadata: consumerSubscription(topic) }],
+        reason: null,
+      },
+    ],
+    12: [{ groupId, generationId: 1, memberId: "fuzz-member", groupInstanceId: null }],
+    13: [
+      {
+        groupId,
+        memberId: "fuzz-member",
+        members: [member("fuzz-member"), member("", "fuzz-instance")],
+      },
+    ],
+    14: [
+      {
+        groupId,
+        generationId: 1,
+        memberId: "fuzz-member",
+        groupInstanceId: null,
+        protocolType: "consumer",
+        protocolName: "range",
+        assignments: [
+          { memberId: "fuzz-member", assignment: Buffer.from([0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]) },
+        ],
+      },
+    ],
+    15: [{ groups: [groupId, "fuzz-static", "fuzz-missing"], includeAuthorizedOperations: true }],
+    16: [
+      { statesFilter: ["Stable", "Empty"], typesFilter: ["classic"] },
+      { statesFilter: [], typesFilter: [] },
+    ],
+    42: [{ groupsNames: ["fuzz-other", "fuzz-missing"] }],
+    47: [{ groupId, topics: [{ name: topic, partitions: [{ partitionIndex: 0 }, { partitionIndex: 1 }] }] }],
+  };
+}
+
+/** ConsumerProtocolSubscription v0: version, topics, user data. */
+function consumerSubscription(topic) {
+  const name = Buffer.from(topic);
+  const bytes = Buffer.alloc(2 + 4 + 2 + name.length + 4);
+  bytes.writeInt16BE(0, 0);
+  bytes.writeInt32BE(1, 2);
+  bytes.writeInt16BE(name.length, 6);
+  name.copy(bytes, 8);
+  bytes.writeInt32BE(-1, 8 + name.length);
+  return bytes;
 }
 
 export const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Protocol fuzzer: starts a real broker process, sends it mutated frames of every API it serves on
-// several connections, and checks that it neither crashes, nor logs a handler failure, nor stops serving a
-// well-behaved client producing and reading back records on its own connection.
+// several connections, and checks that it neither crashes, nor logs a handler failure, nor leaves a request
+// unanswered, nor stops serving a well-behaved client producing and reading back records on its own connection.
 //
 //   pnpm build && pnpm fuzz --frames 1000000 [--seed 42] [--connections 4]
 //
@@ -111,7 +111,7 @@ const ready = new Promise((resolve, reject) => {
     if (line.msg === "ready") resolve(line);
     else if (line.level === "error" || line.level === "fatal") {
       findings.push(
-        `broker logged ${line.level}: ${line.msg} ${line.err ? JSON.stringify(line.err).slice(0, 500) : ""}`,
+        `broker logged ${line.level}: ${line.msg} ${line.err ? JSON.stringify(line.err).slice(0, 3000) : ""}`,
       );
     }
   });
@@ -183,7 +183,7 @@ function nextFrame(correlationId) {
     // Pure garbage, or a frame whose size prefix promises more than is sent.
     const garbage = random.bytes(8 + random.int(64));
     garbage.writeInt32BE(random.chance(0.5) ? garbage.length - 4 : random.pick([-1, 0x7fffffff, 2 << 20]), 0);
-    return { frame: garbage, desync: true };
+    return { frame: garbage, desync: true, apiKey: -1 };
   }
   const template = random.pick(templates);
   let request = template.request;
@@ -200,12 +200,20 @@ function nextFrame(correlationId) {
   const frame = Buffer.alloc(4 + payload.length);
   frame.writeInt32BE(payload.length, 0);
   payload.copy(frame, 4);
-  return { frame, desync: false };
+  // A byte mutation may have rewritten the header's API key: the broker dispatches on what is sent.
+  return { frame, desync: false, apiKey: payload.length >= 2 ? payload.readInt16BE(0) : -1 };
 }
 
 // ---- fuzz workers ------------------------------------------------------------------------------------
 
-const stats = { sent: 0, responses: 0, closedByBroker: 0, stalled: 0, connections: 0 };
+const stats = { sent: 0, responses: 0, closedByBroker: 0, parked: 0, stalled: 0, connections: 0 };
+// Requests a correct broker may hold back: JoinGroup and SyncGroup wait for the rebalance, Fetch for data
+// (up to a mutated max.wait.ms). Waiting out each one would slow the fuzzer to a crawl, so after a short
+// patience their connection is dropped: the broker must then cope with answering a closed connection.
+const PARKING_APIS = new Set([ApiKey.Fetch, ApiKey.JoinGroup, ApiKey.SyncGroup]);
+const PARKING_PATIENCE_MS = 200;
+// Every other API answers at once; one left unanswered this long is a finding (a hung handler).
+const PATIENCE_MS = 30_000;
 const SENTINEL_CORRELATION = 0x7fff0000;
 const sentinel = Buffer.concat(encodeRequestFrame(ApiKey.ApiVersions, 0, SENTINEL_CORRELATION, "fuzz", {}));
 
@@ -228,7 +236,10 @@ class FuzzConnection {
       socket.setNoDelay(true);
       socket.on("error", () => {});
       socket.on("close", () => {
-        if (this.socket === socket) this.socket = undefined;
+        // A socket dropped earlier (parked, stalled, desynchronised) closes late: its close is not an
+        // answer to the frame now waiting on the current socket.
+        if (this.socket !== socket) return;
+        this.socket = undefined;
         this.settle("closed");
       });
       socket.on("data", (chunk) => {
@@ -240,6 +251,7 @@ class FuzzConnection {
           socket.destroy();
           return;
         }
+        if (this.socket !== socket) return;
         for (const response of responses) {
           if (response.readInt32BE(0) === SENTINEL_CORRELATION) this.settle("answered");
           else stats.responses++;
@@ -258,7 +270,7 @@ class FuzzConnection {
     waiter?.(outcome);
   }
 
-  async send({ frame, desync }) {
+  async send({ frame, desync, apiKey }) {
     if (!this.socket) await this.connect();
     const socket = this.socket;
     if (desync) {
@@ -270,7 +282,11 @@ class FuzzConnection {
     const outcome = new Promise((resolve) => {
       this.waiter = resolve;
     });
-    const timer = setTimeout(() => this.settle("stalled"), 5000);
+    const parking = PARKING_APIS.has(apiKey);
+    const timer = setTimeout(
+      () => this.settle(parking ? "parked" : "stalled"),
+      parking ? PARKING_PATIENCE_MS : PATIENCE_MS,
+    );
     socket.cork();
     socket.write(frame);
     socket.write(sentinel);
@@ -278,8 +294,14 @@ class FuzzConnection {
     const result = await outcome;
     clearTimeout(timer);
     if (result === "closed") stats.closedByBroker++;
+    if (result === "parked") stats.parked++;
     if (result === "stalled") {
       stats.stalled++;
+      findings.push(
+        `no answer within ${PATIENCE_MS} ms to ${apiDefinitions[apiKey]?.name ?? `API key ${apiKey}`} frame ${frame.toString("hex").slice(0, 2000)}`,
+      );
+    }
+    if (result === "parked" || result === "stalled") {
       socket.destroy();
       this.socket = undefined;
     }
@@ -292,7 +314,16 @@ async function worker() {
   const connection = new FuzzConnection();
   while (stats.sent < totalFrames && findings.length === 0 && brokerExit === undefined) {
     stats.sent++;
-    await connection.send(nextFrame(correlationId++ & 0x3fffffff));
+    const next = nextFrame(correlationId++ & 0x3fffffff);
+    const sentAt = Date.now();
+    const outcome = await connection.send(next);
+    // FUZZ_TRACE=1 prints every frame with its outcome, to find what a finding followed.
+    if (process.env.FUZZ_TRACE) {
+      const name = apiDefinitions[next.apiKey]?.name;
+      console.log(
+        `[trace] ${sentAt} ${Date.now() - sentAt} ${outcome} ${name} ${next.frame.toString("hex")}`,
+      );
+    }
   }
   connection.socket?.destroy();
 }
@@ -373,7 +404,7 @@ const started = Date.now();
 const progress = setInterval(() => {
   const seconds = (Date.now() - started) / 1000;
   log(
-    `${stats.sent}/${totalFrames} frames, ${Math.round(stats.sent / seconds)}/s; ${stats.responses} responses, ${stats.closedByBroker} connections closed by the broker, ${stats.stalled} stalled; well-behaved client acknowledged ${produced} records`,
+    `${stats.sent}/${totalFrames} frames, ${Math.round(stats.sent / seconds)}/s; ${stats.responses} responses, ${stats.closedByBroker} connections closed by the broker, ${stats.parked} parked, ${stats.stalled} stalled; well-behaved client acknowledged ${produced} records`,
   );
 }, 5000);
 const wellBehavedDone = wellBehavedClient().catch((error) =>
@@ -401,7 +432,7 @@ if (brokerExit !== undefined) {
 }
 const seconds = ((Date.now() - started) / 1000).toFixed(1);
 log(
-  `done in ${seconds} s: ${stats.sent} frames sent, ${stats.responses} responses, ${stats.closedByBroker} connections closed by the broker, ${stats.stalled} stalled, ${stats.connections} connections; well-behaved client: ${produced} records acknowledged and read back`,
+  `done in ${seconds} s: ${stats.sent} frames sent, ${stats.responses} responses, ${stats.closedByBroker} connections closed by the broker, ${stats.parked} parked, ${stats.stalled} stalled, ${stats.connections} connections; well-behaved client: ${produced} records acknowledged and read back`,
 );
 
 await wellBehaved.close().catch(() => {});
