@@ -32,6 +32,7 @@ export interface FlushSchedulerOptions {
 }
 
 export interface FlushSchedulerStats {
+  /** Times the scheduler started the flushes requested meanwhile (one per batch of requests). */
   rounds: number;
   filesSynced: number;
   flushRequests: number;
@@ -42,17 +43,26 @@ interface Waiter {
   reject: (error: unknown) => void;
 }
 
+/** A target's flush requests: those the running flush covers, and those that wait for the next one. */
+interface TargetQueue {
+  next: Waiter[];
+  running: boolean;
+}
+
 /**
  * Group commit for a whole node: `flush(target)` from many logs at once becomes one round in which
- * each dirty file is fsynced once, all in parallel. Requests that arrive while a round runs form the
- * next round, which starts the moment the current one ends, so under load rounds run back to back
- * and each fsync covers every append made meanwhile.
+ * each dirty file is fsynced once, all in parallel. Each target completes as soon as its own files
+ * are synced, and requests that arrive while a target's flush runs form that target's next flush,
+ * which starts the moment its current one ends: under load every target's fsyncs run back to back,
+ * each covering every append made to it meanwhile, and no target waits for another's fsync (an
+ * OffsetCommit does not wait for the fsync of a busy produce partition).
  */
 export class FlushScheduler {
   private readonly syncFile: (file: SyncableFile) => Promise<void>;
   private readonly now: () => number;
-  private pending = new Map<FlushTarget, Waiter[]>();
-  private roundRunning = false;
+  private readonly queues = new Map<FlushTarget, TargetQueue>();
+  /** Targets with requests whose flush has not started yet (not running). */
+  private readonly ready = new Set<FlushTarget>();
   private roundScheduled = false;
   private readonly deadlines = new Map<FlushTarget, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -69,11 +79,17 @@ export class FlushScheduler {
   flush(target: FlushTarget): Promise<void> {
     this.stats.flushRequests += 1;
     return new Promise<void>((resolve, reject) => {
-      const waiters = this.pending.get(target);
-      if (waiters) waiters.push({ resolve, reject });
-      else this.pending.set(target, [{ resolve, reject }]);
+      let queue = this.queues.get(target);
+      if (queue === undefined) {
+        queue = { next: [], running: false };
+        this.queues.set(target, queue);
+      }
+      queue.next.push({ resolve, reject });
       this.deadlines.delete(target);
-      this.scheduleRound();
+      if (!queue.running) {
+        this.ready.add(target);
+        this.scheduleRound();
+      }
     });
   }
 
@@ -132,56 +148,62 @@ export class FlushScheduler {
   }
 
   private scheduleRound(): void {
-    if (this.roundRunning || this.roundScheduled) return;
+    if (this.roundScheduled) return;
     this.roundScheduled = true;
     // setImmediate rather than a microtask: every request made while handling the current batch of
     // I/O events (e.g. all produce requests read from the sockets) joins this round.
     setImmediate(() => {
       this.roundScheduled = false;
-      void this.runRound();
+      this.startRound();
     });
   }
 
-  private async runRound(): Promise<void> {
-    this.roundRunning = true;
-    const batch = this.pending;
-    this.pending = new Map();
+  private startRound(): void {
+    if (this.ready.size === 0) return;
     this.stats.rounds += 1;
+    const targets = [...this.ready];
+    this.ready.clear();
+    for (const target of targets) void this.runTarget(target);
+  }
+
+  /** Flushes one target, then again at once while requests arrived during its flush. */
+  private async runTarget(target: FlushTarget): Promise<void> {
+    const queue = this.queues.get(target)!;
+    queue.running = true;
     try {
-      const works: { work: FlushWork | undefined; waiters: Waiter[]; error?: unknown }[] = [];
-      for (const [target, waiters] of batch) {
-        try {
-          works.push({ work: target.beginFlush(), waiters });
-        } catch (error) {
-          works.push({ work: undefined, waiters, error });
-        }
-      }
-      await Promise.all(
-        works.map(async (entry) => {
-          if (!entry.work) return;
-          const results = await Promise.allSettled(entry.work.files.map((file) => this.syncOne(file)));
-          const failure = results.find((result) => result.status === "rejected");
-          if (failure) entry.error = (failure as PromiseRejectedResult).reason;
-        }),
-      );
-      for (const entry of works) {
-        try {
-          entry.work?.complete(entry.error);
-        } catch (error) {
-          entry.error ??= error;
-        }
-        for (const waiter of entry.waiters) {
-          if (entry.error === undefined) waiter.resolve();
-          else waiter.reject(entry.error);
+      while (queue.next.length > 0) {
+        const waiters = queue.next;
+        queue.next = [];
+        const error = await this.flushOnce(target);
+        for (const waiter of waiters) {
+          if (error === undefined) waiter.resolve();
+          else waiter.reject(error);
         }
       }
     } finally {
-      this.roundRunning = false;
-      if (this.pending.size > 0) {
-        // Natural group commit: everything that queued up during this round goes in the next one now.
-        void this.runRound();
-      }
+      queue.running = false;
+      this.queues.delete(target);
     }
+  }
+
+  /** One flush of `target`: every file it hands over fsynced in parallel; resolves to the failure, if any. */
+  private async flushOnce(target: FlushTarget): Promise<unknown> {
+    let work: FlushWork;
+    try {
+      work = target.beginFlush();
+    } catch (error) {
+      return error;
+    }
+    let error: unknown;
+    const results = await Promise.allSettled(work.files.map((file) => this.syncOne(file)));
+    const failure = results.find((result) => result.status === "rejected");
+    if (failure) error = (failure as PromiseRejectedResult).reason;
+    try {
+      work.complete(error);
+    } catch (completeError) {
+      error ??= completeError;
+    }
+    return error;
   }
 
   private async syncOne(file: SyncableFile): Promise<void> {

@@ -72,7 +72,7 @@ describe("group-committed flushing", () => {
     });
   });
 
-  it("collects requests that arrive during a round into exactly one next round", async () => {
+  it("collects a log's requests made during its fsync into exactly one next fsync", async () => {
     await withTempDir(async (directory) => {
       const recorder = new SyncRecorder();
       const scheduler = new FlushScheduler({ syncFile: recorder.syncFile });
@@ -83,24 +83,56 @@ describe("group-committed flushing", () => {
       );
       await append(logs[0]!, "first");
       recorder.hold();
-      const firstRound = logs[0]!.flush();
+      const firstFlush = logs[0]!.flush();
       await recorder.started(1);
-      // While that fsync is in progress, every log appends and asks for a flush.
+      // While that fsync is in progress, every log appends and asks for a flush, log 0 twice.
       await Promise.all(logs.map((log) => append(log, "second", 2)));
-      let secondDone = false;
-      const second = Promise.all(logs.map((log) => log.flush())).then(() => {
-        secondDone = true;
-      });
+      const second = Promise.all([...logs.map((log) => log.flush()), logs[0]!.flush()]);
+      // The other logs do not wait for log 0's fsync: theirs start at once.
+      await recorder.started(5);
       expect(logs[0]!.flushedOffset).toBe(0);
       recorder.release();
-      await firstRound;
-      expect(logs[0]!.flushedOffset).toBe(1);
+      await firstFlush;
       await second;
-      expect(secondDone).toBe(true);
-      expect(scheduler.stats.rounds).toBe(2);
+      // Log 0's two requests made during its first fsync shared one more.
       expect(recorder.synced).toHaveLength(6);
+      expect(recorder.synced.filter((path) => path.startsWith(join(directory, "q0")))).toHaveLength(2);
       expect(logs.map((log) => log.flushedOffset)).toEqual([3, 2, 2, 2, 2]);
       await Promise.all(logs.map((log) => log.close()));
+    });
+  });
+
+  it("completes a log's flush without waiting for another log's slower fsync", async () => {
+    await withTempDir(async (directory) => {
+      let releaseSlow: (() => void) | undefined;
+      const slowGate = new Promise<void>((resolve) => {
+        releaseSlow = resolve;
+      });
+      const slowDirectory = join(directory, "slow");
+      const scheduler = new FlushScheduler({
+        syncFile: async (file) => {
+          if (file.path.startsWith(slowDirectory)) await slowGate;
+          await file.handle?.datasync();
+        },
+      });
+      const slow = await PartitionLog.open(slowDirectory, { flushScheduler: scheduler });
+      const fast = await PartitionLog.open(join(directory, "fast"), { flushScheduler: scheduler });
+      await append(slow, "slow", 2);
+      await append(fast, "fast", 3);
+      let slowFlushed = false;
+      const slowFlush = slow.flush().then(() => {
+        slowFlushed = true;
+      });
+      // Requested in the same round as the slow log's flush, and again after it started.
+      expect(await fast.flush()).toBe(3);
+      await append(fast, "fast-again", 1);
+      expect(await fast.flush()).toBe(4);
+      expect(slowFlushed).toBe(false);
+      expect(slow.flushedOffset).toBe(0);
+      releaseSlow!();
+      await slowFlush;
+      expect(slow.flushedOffset).toBe(2);
+      await Promise.all([slow.close(), fast.close()]);
     });
   });
 
