@@ -72,7 +72,7 @@ describe("group-committed flushing", () => {
     });
   });
 
-  it("collects a log's requests made during its fsync into exactly one next fsync", async () => {
+  it("collects requests that arrive during a round into exactly one next round", async () => {
     await withTempDir(async (directory) => {
       const recorder = new SyncRecorder();
       const scheduler = new FlushScheduler({ syncFile: recorder.syncFile });
@@ -83,36 +83,39 @@ describe("group-committed flushing", () => {
       );
       await append(logs[0]!, "first");
       recorder.hold();
-      const firstFlush = logs[0]!.flush();
+      const firstRound = logs[0]!.flush();
       await recorder.started(1);
-      // While that fsync is in progress, every log appends and asks for a flush, log 0 twice.
+      // While that fsync is in progress, every log appends and asks for a flush.
       await Promise.all(logs.map((log) => append(log, "second", 2)));
-      const second = Promise.all([...logs.map((log) => log.flush()), logs[0]!.flush()]);
-      // The other logs do not wait for log 0's fsync: theirs start at once.
-      await recorder.started(5);
+      let secondDone = false;
+      const second = Promise.all(logs.map((log) => log.flush())).then(() => {
+        secondDone = true;
+      });
       expect(logs[0]!.flushedOffset).toBe(0);
       recorder.release();
-      await firstFlush;
+      await firstRound;
+      expect(logs[0]!.flushedOffset).toBe(1);
       await second;
-      // Log 0's two requests made during its first fsync shared one more.
+      expect(secondDone).toBe(true);
+      expect(scheduler.stats.rounds).toBe(2);
       expect(recorder.synced).toHaveLength(6);
-      expect(recorder.synced.filter((path) => path.startsWith(join(directory, "q0")))).toHaveLength(2);
       expect(logs.map((log) => log.flushedOffset)).toEqual([3, 2, 2, 2, 2]);
       await Promise.all(logs.map((log) => log.close()));
     });
   });
 
-  it("completes a log's flush without waiting for another log's slower fsync", async () => {
+  it("answers a log once its own fsync is done, not after a slower log's in the same round", async () => {
     await withTempDir(async (directory) => {
       let releaseSlow: (() => void) | undefined;
       const slowGate = new Promise<void>((resolve) => {
         releaseSlow = resolve;
       });
       const slowDirectory = join(directory, "slow");
+      const recorder = new SyncRecorder();
       const scheduler = new FlushScheduler({
         syncFile: async (file) => {
           if (file.path.startsWith(slowDirectory)) await slowGate;
-          await file.handle?.datasync();
+          await recorder.syncFile(file);
         },
       });
       const slow = await PartitionLog.open(slowDirectory, { flushScheduler: scheduler });
@@ -123,15 +126,19 @@ describe("group-committed flushing", () => {
       const slowFlush = slow.flush().then(() => {
         slowFlushed = true;
       });
-      // Requested in the same round as the slow log's flush, and again after it started.
       expect(await fast.flush()).toBe(3);
-      await append(fast, "fast-again", 1);
-      expect(await fast.flush()).toBe(4);
+      expect(scheduler.stats.rounds).toBe(1);
       expect(slowFlushed).toBe(false);
       expect(slow.flushedOffset).toBe(0);
+
+      // The next flush still waits for the round to end, so busy logs' fsyncs stay together.
+      await append(fast, "fast-again", 1);
+      const fastAgain = fast.flush();
       releaseSlow!();
       await slowFlush;
       expect(slow.flushedOffset).toBe(2);
+      expect(await fastAgain).toBe(4);
+      expect(scheduler.stats.rounds).toBe(2);
       await Promise.all([slow.close(), fast.close()]);
     });
   });
