@@ -89,7 +89,8 @@ function makeBatch(size) {
 const template = makeBatch(batchBytes);
 const batchesTotal = Math.max(1, Math.floor(totalBytes / template.length));
 
-const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.round(p * (sorted.length - 1)))] ?? 0;
+const percentile = (sorted, p) =>
+  sorted[Math.min(sorted.length - 1, Math.round(p * (sorted.length - 1)))] ?? 0;
 const describeLatencies = (latencies) => {
   const sorted = latencies.sort((a, b) => a - b);
   return `p50 ${percentile(sorted, 0.5).toFixed(2)} ms p99 ${percentile(sorted, 0.99).toFixed(2)} ms`;
@@ -153,7 +154,9 @@ async function run(name, { durable, partitions, concurrency, probe = false }) {
           .toString()
           .padStart(8)} appends/s` +
         (durable ? `  ${scheduler.stats.rounds} fsync rounds, ${scheduler.stats.filesSynced} fsyncs` : "") +
-        (durable && concurrency > 1 ? `\n${"".padEnd(44)} append ${describeLatencies(appendLatencies)}` : "") +
+        (durable && concurrency > 1
+          ? `\n${"".padEnd(44)} append ${describeLatencies(appendLatencies)}`
+          : "") +
         (probeLog
           ? `\n${"".padEnd(44)} meanwhile ${probeLatencies.length} small durable appends to another log, one at a time: ${describeLatencies(probeLatencies)}`
           : ""),
