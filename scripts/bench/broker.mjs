@@ -4,7 +4,7 @@
 // null sink for acks=1 and acks=all (fsync on), p99 at half the maximum rate, the consume rate, and the
 // broker's RSS with 100 partitions under load. Asserts nothing: the targets are printed next to the numbers.
 //
-//   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--json]
+//   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5] [--json]
 // (broker.sh installs librdkafka-dev, builds the load generator and the packages, then runs this.)
 import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -27,6 +27,7 @@ const { values: options } = parseArgs({
       type: "string",
       default: join(repository, "node_modules", ".cache", "raftka-bench", "loadgen"),
     },
+    "half-rate-seconds": { type: "string", default: "5" },
     json: { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
   },
@@ -34,6 +35,7 @@ const { values: options } = parseArgs({
 const records = Number(options.records);
 const recordBytes = Number(options["record-bytes"]);
 const partitions = Number(options.partitions);
+const halfRateSeconds = Number(options["half-rate-seconds"]);
 const say = (text) => process.stderr.write(`[bench] ${text}\n`);
 
 const children = new Set();
@@ -98,6 +100,27 @@ async function createTopic(port, name, count) {
   if (result.errorCode !== 0) throw new Error(`cannot create ${name}: ${result.errorMessage}`);
 }
 
+/**
+ * CPU time of a process's main thread and the time it was runnable but waited for a CPU (Linux
+ * schedstat, nanoseconds): on a shared machine the wait is what other processes cost the broker.
+ */
+async function mainThreadSchedule(pid) {
+  const fields = (await readFile(`/proc/${pid}/task/${pid}/schedstat`, "utf8")).split(" ").map(Number);
+  return { ranMs: fields[0] / 1e6, waitedMs: fields[1] / 1e6 };
+}
+
+/** Runs `measure` and adds the broker main thread's CPU and run-queue wait during it to its result. */
+async function withSchedule(pid, measure) {
+  const before = await mainThreadSchedule(pid);
+  const result = await measure();
+  const after = await mainThreadSchedule(pid);
+  result.brokerMainThread = {
+    ranMs: Math.round(after.ranMs - before.ranMs),
+    waitedForCpuMs: Math.round(after.waitedMs - before.waitedMs),
+  };
+  return result;
+}
+
 async function rssMiB(pid) {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
@@ -138,8 +161,9 @@ try {
   ]) {
     say(`broker: ${topic} at full speed`);
     await createTopic(port, topic, partitions);
-    results[key] = await produce(bootstrap, topic, acks);
+    results[key] = await withSchedule(broker.child.pid, () => produce(bootstrap, topic, acks));
   }
+  // Long enough (--half-rate-seconds) that the p99 is the steady state's, not the first requests'.
   for (const [key, source, topic, acks] of [
     ["brokerAcks1HalfRate", "brokerAcks1", "bench-acks1-half", 1],
     ["brokerAcksAllHalfRate", "brokerAcksAll", "bench-acks-all-half", -1],
@@ -147,16 +171,14 @@ try {
     const rate = results[source].recordsPerSecond / 2;
     say(`broker: ${topic} at half the maximum rate (${Math.round(rate)} records/s)`);
     await createTopic(port, topic, partitions);
-    results[key] = await produce(
-      bootstrap,
-      topic,
-      acks,
-      Math.min(records, Math.max(20_000, Math.round(rate * 10))),
-      rate,
+    results[key] = await withSchedule(broker.child.pid, () =>
+      produce(bootstrap, topic, acks, Math.max(20_000, Math.round(rate * halfRateSeconds)), rate),
     );
   }
   say("broker: consume everything bench-acks1 holds");
-  results.consume = await loadgen("consume", bootstrap, "bench-acks1", ["-n", String(records)]);
+  results.consume = await withSchedule(broker.child.pid, () =>
+    loadgen("consume", bootstrap, "bench-acks1", ["-n", String(records)]),
+  );
 
   say("broker: RSS with 100 partitions under acks=1 load");
   await createTopic(port, "bench-100", 100);
@@ -186,6 +208,27 @@ try {
   await rm(dataDir, { recursive: true, force: true });
 }
 
+// The floor at the broker's acks=1 half rate: the same client and machine with a sink that stores nothing.
+{
+  const rate = results.brokerAcks1HalfRate.recordsPerSecond;
+  say(`null sink: acks=1 at the broker's half rate (${rate} records/s)`);
+  const halfSink = await startProcess(
+    [join(repository, "scripts", "bench", "null-sink.mjs"), "--partitions", String(partitions)],
+    (line) => line.port,
+  );
+  try {
+    results.sinkAcks1HalfRate = await produce(
+      `127.0.0.1:${halfSink.line.port}`,
+      "bench",
+      1,
+      Math.max(20_000, Math.round(rate * halfRateSeconds)),
+      rate,
+    );
+  } finally {
+    await stopProcess(halfSink.child);
+  }
+}
+
 // ---- report ------------------------------------------------------------------------------------------
 
 const ratio = (value, base) => (base > 0 ? `${Math.round((100 * value) / base)}%` : "-");
@@ -198,24 +241,31 @@ const row = (label, result, base) =>
     result.latencyMs ? result.latencyMs.p99.toFixed(2).padStart(8) : "".padStart(8),
     result.latencyMs ? result.latencyMs.p999.toFixed(2).padStart(8) : "".padStart(8),
     (base ? ratio(result.recordsPerSecond, base.recordsPerSecond) : "").padStart(9),
+    result.brokerMainThread
+      ? `${String(result.brokerMainThread.ranMs).padStart(8)} ${String(result.brokerMainThread.waitedForCpuMs).padStart(8)}`
+      : "",
   ].join(" ");
 
 if (options.json) {
   console.log(JSON.stringify(results, null, 2));
 } else {
   const lines = [
-    `${"".padEnd(34)}    MiB/s  records/s   p50 ms   p99 ms  p999 ms  vs sink`,
+    `${"".padEnd(34)}    MiB/s  records/s   p50 ms   p99 ms  p999 ms  vs sink   cpu ms  wait ms`,
     row("null sink, acks=1", results.sinkAcks1),
     row("null sink, acks=all", results.sinkAcksAll),
     row("broker, acks=1", results.brokerAcks1, results.sinkAcks1),
     row("broker, acks=all (fsync)", results.brokerAcksAll, results.sinkAcksAll),
     row("broker, acks=1 at half max rate", results.brokerAcks1HalfRate),
     row("broker, acks=all at half max rate", results.brokerAcksAllHalfRate),
+    row("null sink, acks=1 at that half rate", results.sinkAcks1HalfRate),
     row("broker, consume", results.consume),
     `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s)`,
     "",
     "targets: acks=1 >= 80% of the null sink; acks=all >= 50%; p99 <= 10 ms at half max rate;",
     "         consume >= produce rate; RSS < 300 MiB",
+    "cpu ms / wait ms: the broker main thread's CPU time during the run, and the time it was ready to run",
+    "but waited for a CPU (other processes on the machine); each produce run starts after a warm-up",
+    `(one delivered record per partition); half-rate runs last about ${halfRateSeconds} s`,
   ];
   console.log(lines.join("\n"));
 }

@@ -2,7 +2,8 @@
 # Broker benchmark (see scripts/bench/broker.mjs): installs librdkafka-dev if missing, builds the librdkafka
 # load generator and the packages, then runs the benchmark once and prints its numbers.
 #
-#   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--json] [--cpu-prof DIR]
+#   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5]
+#                                [--json] [--cpu-prof DIR]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/ensure-tools.sh

@@ -9,12 +9,13 @@
 //    GROUP_JOIN for the new generation and a record after it). Members heartbeat every 100 ms: a member
 //    learns of a rebalance from its next heartbeat, so the interval bounds the result from below.
 // 2. OffsetCommit latency: sequential acks=all commits (one partition each) over one connection, p50/p99,
-//    next to the raw fsync latency of the same disk (every commit waits for one).
+//    next to the raw fsync latency of the same disk (every commit waits for one), and the broker main
+//    thread's CPU time and run-queue wait meanwhile (how much other processes on the machine delayed it).
 // 3. Idempotent producer throughput relative to a plain producer, both with acks=all, in the same run
 //    (two alternating runs each), driven by the librdkafka load generator (scripts/bench/loadgen/loadgen.c,
 //    compiled here with cc). Short runs are dominated by start-up noise: keep --records at a million or so.
 import { execFile, spawn } from "node:child_process";
-import { mkdtemp, open, rm } from "node:fs/promises";
+import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -88,6 +89,7 @@ async function startBrokerProcess(dataDir) {
   process.once("exit", () => child.kill("SIGKILL"));
   for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => process.exit(130));
   return {
+    pid: child.pid,
     bootstrap: `127.0.0.1:${ready.kafkaPort}`,
     port: Number(ready.kafkaPort),
     async stop() {
@@ -284,6 +286,15 @@ async function measureIdempotence(bootstrap, binary) {
   };
 }
 
+/**
+ * The broker main thread's CPU time and the time it was runnable but waited for a CPU (Linux schedstat):
+ * on a shared machine the wait is what other processes add to the latencies.
+ */
+async function mainThreadSchedule(pid) {
+  const fields = (await readFile(`/proc/${pid}/task/${pid}/schedstat`, "utf8")).split(" ").map(Number);
+  return { ranMs: fields[0] / 1e6, waitedMs: fields[1] / 1e6 };
+}
+
 /** The disk's own fsync latency, for comparison with OffsetCommit (which waits for one). */
 async function measureRawFsync(directory, rounds) {
   const path = join(directory, "fsync-probe");
@@ -311,8 +322,15 @@ try {
   console.error("measuring rebalances...");
   const rebalance = await measureRebalances(broker.bootstrap);
   console.error("measuring OffsetCommit latency...");
+  const scheduleBefore = await mainThreadSchedule(broker.pid);
+  const commits = await measureOffsetCommits(broker.port);
+  const scheduleAfter = await mainThreadSchedule(broker.pid);
   const offsetCommit = {
-    ...(await measureOffsetCommits(broker.port)),
+    ...commits,
+    brokerMainThreadDuringCommits: {
+      ranMs: Math.round(scheduleAfter.ranMs - scheduleBefore.ranMs),
+      waitedForCpuMs: Math.round(scheduleAfter.waitedMs - scheduleBefore.waitedMs),
+    },
     rawFsyncOfThisDisk: await measureRawFsync(workDir, settings.commits),
   };
   console.error("compiling the load generator and measuring producers...");

@@ -5,7 +5,9 @@
 //   pnpm build && node scripts/bench/storage-append.mjs [--total-mb 64] [--batch-kb 16]
 //        [--partitions 8] [--in-flight 32] [--dir /path/on/the/disk/to/measure]
 //
-// Runs each mode once over a fixed amount of data (never in a loop) and removes its files.
+// Runs each mode once over a fixed amount of data (never in a loop) and removes its files. The last mode
+// also times small durable appends to one more log meanwhile (an OffsetCommit's fsync next to busy
+// produce partitions), and the durable modes with appends in flight print their append latency.
 import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -87,7 +89,19 @@ function makeBatch(size) {
 const template = makeBatch(batchBytes);
 const batchesTotal = Math.max(1, Math.floor(totalBytes / template.length));
 
-async function run(name, { durable, partitions, concurrency }) {
+const percentile = (sorted, p) =>
+  sorted[Math.min(sorted.length - 1, Math.round(p * (sorted.length - 1)))] ?? 0;
+const describeLatencies = (latencies) => {
+  const sorted = latencies.sort((a, b) => a - b);
+  return `p50 ${percentile(sorted, 0.5).toFixed(2)} ms p99 ${percentile(sorted, 0.99).toFixed(2)} ms`;
+};
+
+/**
+ * Appends with fsync before ack run (`partitions` logs, `concurrency` appends in flight); with `probe`,
+ * one more log takes one small durable append at a time meanwhile, as the __consumer_offsets partition
+ * does for sequential OffsetCommits next to busy produce partitions.
+ */
+async function run(name, { durable, partitions, concurrency, probe = false }) {
   const root = await mkdtemp(join(values.dir ?? tmpdir(), "raftka-bench-"));
   const scheduler = new FlushScheduler();
   try {
@@ -99,7 +113,24 @@ async function run(name, { durable, partitions, concurrency }) {
         }),
       ),
     );
+    const probeLog = probe
+      ? await PartitionLog.open(join(root, "probe"), {
+          flushScheduler: scheduler,
+          config: { flushBeforeAck: true },
+        })
+      : undefined;
     let next = 0;
+    let loading = true;
+    const probeLatencies = [];
+    const probing = (async () => {
+      const small = makeBatch(128);
+      while (probeLog && loading) {
+        const begin = performance.now();
+        await probeLog.append(small, { assignOffsets: true, leaderEpoch: 0 });
+        probeLatencies.push(performance.now() - begin);
+      }
+    })();
+    const appendLatencies = [];
     const started = process.hrtime.bigint();
     // `concurrency` producers, each appending its own copy (leader appends stamp the bytes in place).
     await Promise.all(
@@ -107,20 +138,30 @@ async function run(name, { durable, partitions, concurrency }) {
         const own = Buffer.from(template);
         while (next < batchesTotal) {
           next += 1;
+          const begin = performance.now();
           await logs[worker % partitions].append(own, { assignOffsets: true, leaderEpoch: 0 });
+          appendLatencies.push(performance.now() - begin);
         }
       }),
     );
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    loading = false;
+    await probing;
     const megabytes = (batchesTotal * template.length) / (1024 * 1024);
     console.log(
       `${name.padEnd(44)} ${(megabytes / seconds).toFixed(1).padStart(8)} MB/s ` +
         `${Math.round(batchesTotal / seconds)
           .toString()
           .padStart(8)} appends/s` +
-        (durable ? `  ${scheduler.stats.rounds} fsync rounds, ${scheduler.stats.filesSynced} fsyncs` : ""),
+        (durable ? `  ${scheduler.stats.rounds} fsync rounds, ${scheduler.stats.filesSynced} fsyncs` : "") +
+        (durable && concurrency > 1
+          ? `\n${"".padEnd(44)} append ${describeLatencies(appendLatencies)}`
+          : "") +
+        (probeLog
+          ? `\n${"".padEnd(44)} meanwhile ${probeLatencies.length} small durable appends to another log, one at a time: ${describeLatencies(probeLatencies)}`
+          : ""),
     );
-    await Promise.all(logs.map((log) => log.close()));
+    await Promise.all([...logs, ...(probeLog ? [probeLog] : [])].map((log) => log.close()));
   } finally {
     scheduler.close();
     await rm(root, { recursive: true, force: true });
@@ -142,4 +183,5 @@ await run(`fsync before ack, ${partitionCount} partitions, ${inFlight} in flight
   durable: true,
   partitions: partitionCount,
   concurrency: inFlight,
+  probe: true,
 });

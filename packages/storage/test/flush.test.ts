@@ -104,6 +104,45 @@ describe("group-committed flushing", () => {
     });
   });
 
+  it("answers a log once its own fsync is done, not after a slower log's in the same round", async () => {
+    await withTempDir(async (directory) => {
+      let releaseSlow: (() => void) | undefined;
+      const slowGate = new Promise<void>((resolve) => {
+        releaseSlow = resolve;
+      });
+      const slowDirectory = join(directory, "slow");
+      const recorder = new SyncRecorder();
+      const scheduler = new FlushScheduler({
+        syncFile: async (file) => {
+          if (file.path.startsWith(slowDirectory)) await slowGate;
+          await recorder.syncFile(file);
+        },
+      });
+      const slow = await PartitionLog.open(slowDirectory, { flushScheduler: scheduler });
+      const fast = await PartitionLog.open(join(directory, "fast"), { flushScheduler: scheduler });
+      await append(slow, "slow", 2);
+      await append(fast, "fast", 3);
+      let slowFlushed = false;
+      const slowFlush = slow.flush().then(() => {
+        slowFlushed = true;
+      });
+      expect(await fast.flush()).toBe(3);
+      expect(scheduler.stats.rounds).toBe(1);
+      expect(slowFlushed).toBe(false);
+      expect(slow.flushedOffset).toBe(0);
+
+      // The next flush still waits for the round to end, so busy logs' fsyncs stay together.
+      await append(fast, "fast-again", 1);
+      const fastAgain = fast.flush();
+      releaseSlow!();
+      await slowFlush;
+      expect(slow.flushedOffset).toBe(2);
+      expect(await fastAgain).toBe(4);
+      expect(scheduler.stats.rounds).toBe(2);
+      await Promise.all([slow.close(), fast.close()]);
+    });
+  });
+
   it("acknowledges flushBeforeAck appends only after their fsync", async () => {
     await withTempDir(async (directory) => {
       const recorder = new SyncRecorder();
