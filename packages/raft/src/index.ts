@@ -51,6 +51,7 @@ export {
   NotLeaderError,
   ProposalDroppedError,
   type ProposalResult,
+  type StartedProposal,
   type RaftHostOptions,
   RaftNodeHost,
 } from "./host/node-host.js";

@@ -142,6 +142,8 @@ export class RaftCore {
   private config: ClusterConfig;
 
   private ticks = 0;
+  /** Elections this replica started (raised its term as a candidate) and won, since it was created. */
+  readonly elections = { started: 0, won: 0 };
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
@@ -400,6 +402,16 @@ export class RaftCore {
    */
   wake(): void {
     if (this.quiesced) this.unquiesce(this.role !== "leader");
+  }
+
+  /**
+   * Start an election now instead of after the election timeout: a node that knows it is the only
+   * voter (a one-member group at start-up) need not wait. Does nothing on a leader or a non-voter.
+   */
+  campaignNow(): void {
+    if (this.role === "leader" || !this.promotable()) return;
+    if (this.quiesced) this.unquiesce(false);
+    this.campaign(this.options.preVote ? "preVote" : "vote", false);
   }
 
   /** Entries or a snapshot the log was loading are in memory now: resume what waited for them. */
@@ -690,6 +702,7 @@ export class RaftCore {
       this.leader = NO_NODE;
     } else {
       this.term++;
+      this.elections.started++;
       this.vote = this.id;
       this.role = "candidate";
       this.leader = NO_NODE;
@@ -753,6 +766,7 @@ export class RaftCore {
     assert(this.role === "candidate", () => `node ${this.id} became leader from ${this.role}`);
     assert(this.vote === this.id, "a leader voted for itself in its term");
     this.role = "leader";
+    this.elections.won++;
     this.leader = this.id;
     this.heartbeatElapsed = 0;
     this.electionElapsed = 0;

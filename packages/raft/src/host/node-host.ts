@@ -67,6 +67,18 @@ export interface GroupOptions {
   /** Omit for partitions: their state machine is the log, so only the commit index matters. */
   readonly stateMachine?: StateMachine;
   readonly raft?: GroupRaftOptions;
+  /**
+   * Partitions (no state machine): called once the commit index has moved, after the fsync round that
+   * made it durable here, with the new commit index (the high watermark is commitIndex + 1).
+   */
+  readonly onCommit?: (commitIndex: number) => void;
+  /** Called once entries up to `lastOffset` are written to the log (not yet durable): acks=1. */
+  readonly onWritten?: (lastOffset: number) => void;
+}
+
+/** A proposal the core accepted: where it went at once, and a promise that settles when it commits. */
+export interface StartedProposal extends ProposalResult {
+  readonly committed: Promise<ProposalResult>;
 }
 
 export interface ProposalResult {
@@ -126,6 +138,8 @@ interface GroupState {
   readonly waitingReads: Array<{ index: number; resolve: (index: number) => void }>;
   /** Storage writes issued but not yet covered by a completed fsync round. */
   pendingWrite: Promise<void> | undefined;
+  readonly onCommit: ((commitIndex: number) => void) | undefined;
+  readonly onWritten: ((lastOffset: number) => void) | undefined;
 }
 
 /**
@@ -159,6 +173,8 @@ export class RaftNodeHost {
   private readonly unknownGroupsLogged = new Set<GroupId>();
   private balancer: LeaderBalancerState | undefined;
   private ticks = 0;
+  /** Elections of groups no longer hosted, so the node's totals never go down. */
+  private readonly removedElections = { started: 0, won: 0 };
   /** Fsync rounds completed (each covers every group that wrote since the previous one). */
   syncRounds = 0;
 
@@ -312,6 +328,8 @@ export class RaftNodeHost {
       proposals: [],
       waitingReads: [],
       pendingWrite: undefined,
+      onCommit: options.onCommit,
+      onWritten: options.onWritten,
     };
     options.log.onLoaded = () => {
       if (this.groups.get(group) !== state) return;
@@ -327,6 +345,8 @@ export class RaftNodeHost {
   async removeGroup(group: GroupId): Promise<void> {
     const state = this.groups.get(group);
     if (state === undefined) return;
+    this.removedElections.started += state.core.elections.started;
+    this.removedElections.won += state.core.elections.won;
     this.groups.delete(group);
     this.driver.removeGroup(group);
     this.failPending(
@@ -358,6 +378,40 @@ export class RaftNodeHost {
     this.driver.touch(group);
     this.schedule();
     return this.trackProposal(state, result);
+  }
+
+  /**
+   * Like `propose`, but answers synchronously where the entry went (throws NotLeaderError when this
+   * node does not lead the group), so a caller can wait for the local write (acks=1) or the commit.
+   */
+  startProposal(group: GroupId, payload: Uint8Array, recordCount = 1): StartedProposal {
+    const state = this.groupState(group);
+    const result = state.core.propose(payload, recordCount);
+    if (!result.ok) throw new NotLeaderError(group, result.leader, result.error);
+    this.driver.touch(group);
+    this.schedule();
+    const accepted = { firstOffset: result.firstOffset, lastOffset: result.lastOffset, term: result.term };
+    return { ...accepted, committed: this.trackProposal(state, accepted) };
+  }
+
+  /**
+   * Start an election for `group` now instead of after an election timeout (a one-member group at
+   * start-up: it wins at once and its first entry commits with the next fsync round).
+   */
+  campaign(group: GroupId): void {
+    this.groupState(group).core.campaignNow();
+    this.driver.touch(group);
+    this.schedule();
+  }
+
+  /** Elections this node started and won, over every group it hosts or hosted. */
+  electionCounts(): { started: number; won: number } {
+    let { started, won } = this.removedElections;
+    for (const state of this.groups.values()) {
+      started += state.core.elections.started;
+      won += state.core.elections.won;
+    }
+    return { started, won };
   }
 
   /** One membership step; resolves once the new configuration is committed. */
@@ -669,6 +723,10 @@ export class RaftNodeHost {
       const written = state.log.write(ready);
       // The fsync round awaits (and reports) a failure; until then it must not count as unhandled.
       written.catch(() => {});
+      const onWritten = state.onWritten;
+      const last = ready.entries[ready.entries.length - 1];
+      if (onWritten !== undefined && last !== undefined)
+        written.then(() => onWritten(last.lastOffset), () => {});
       state.pendingWrite =
         state.pendingWrite === undefined
           ? written
@@ -753,8 +811,9 @@ export class RaftNodeHost {
           state.stateMachine.apply(ready.committedEntries);
           state.applied = ready.committedEntries[ready.committedEntries.length - 1]!.lastOffset;
         }
-      } else {
+      } else if (ready.commitIndex > state.applied) {
         state.applied = ready.commitIndex;
+        state.onCommit?.(ready.commitIndex);
       }
       this.settleProposals(state, ready.commitIndex);
       if (state.waitingReads.length > 0) this.releaseReads(state);

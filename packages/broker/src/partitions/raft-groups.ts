@@ -1,0 +1,158 @@
+import { randomBytes } from "node:crypto";
+import type { Logger, RaftkaMetrics } from "@raftka/monitoring";
+import {
+  type GroupId,
+  type LeadershipEvent,
+  type RaftLogger,
+  RaftNodeHost,
+  raftKeyPrefix,
+  StableHardStateStore,
+} from "@raftka/raft";
+import { type FlushScheduler, StableStore } from "@raftka/storage";
+
+/** The controller's metadata log is always group 0; partitions get ids from 1 (see `groupFor`). */
+export const METADATA_GROUP_ID: GroupId = 0;
+
+const NEXT_GROUP_KEY = "partition-groups/next";
+const groupKey = (topicId: string, partition: number) => `partition-groups/${topicId}/${partition}`;
+
+export interface RaftGroupsOptions {
+  readonly nodeId: number;
+  readonly clusterId: string;
+  /** The node's StableStore file (Raft term, vote and commit of every group, and group ids). */
+  readonly stableStorePath: string;
+  readonly flushScheduler: FlushScheduler;
+  readonly tickMs: number;
+  readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly logger: Logger;
+  /** raftka_raft_elections_started_total / _won_total follow the host's real election counts. */
+  readonly metrics?: RaftkaMetrics;
+}
+
+/**
+ * The node's Raft side: one RaftNodeHost running every partition's group (and the metadata log's), the
+ * StableStore holding their hard states, and the stable mapping from a partition to its Raft group id.
+ *
+ * Group ids are node-local for now: a counter persisted in the StableStore, keyed by topic id, so a
+ * deleted and re-created topic never inherits the old topic's Raft state. Multi-node partitions need
+ * the controller to assign them instead (every replica must agree on the id).
+ */
+export class RaftGroups {
+  private readonly listeners = new Map<GroupId, (event: LeadershipEvent) => void>();
+  private nextGroup: Promise<GroupId> | undefined;
+  private readonly reportedElections = { started: 0, won: 0 };
+  private electionReportScheduled = false;
+
+  private constructor(
+    readonly host: RaftNodeHost,
+    readonly stable: StableStore,
+    private readonly metrics: RaftkaMetrics | undefined,
+  ) {
+    host.onLeadershipChange((event) => {
+      this.listeners.get(event.group)?.(event);
+      if (metrics) this.scheduleElectionReport();
+    });
+  }
+
+  static async start(options: RaftGroupsOptions): Promise<RaftGroups> {
+    const stable = await StableStore.open(options.stableStorePath, { flushScheduler: options.flushScheduler });
+    const ticks = (ms: number) => Math.max(1, Math.round(ms / options.tickMs));
+    try {
+      const host = await RaftNodeHost.start({
+        nodeId: options.nodeId,
+        clusterId: options.clusterId,
+        // No peers yet: every group has this node as its only voter, so nobody else must connect.
+        secret: randomBytes(24).toString("hex"),
+        listen: { host: "127.0.0.1", port: 0 },
+        peers: new Map(),
+        hardStateStore: new StableHardStateStore(stable),
+        tickMs: options.tickMs,
+        raft: {
+          electionTimeoutTicks: ticks(options.electionTimeoutMs),
+          heartbeatIntervalTicks: ticks(options.heartbeatIntervalMs),
+        },
+        logger: options.logger as RaftLogger,
+      });
+      return new RaftGroups(host, stable, options.metrics);
+    } catch (error) {
+      await stable.close();
+      throw error;
+    }
+  }
+
+  /** The partition's Raft group id, assigned (durably) the first time the partition is opened. */
+  async groupFor(topicId: string, partition: number): Promise<GroupId> {
+    const stored = this.stable.get(groupKey(topicId, partition));
+    if (stored !== undefined) return stored.readUInt32BE(0);
+    // Serialized so concurrent opens never take the same id.
+    const previous = this.nextGroup ?? Promise.resolve(0);
+    const assigned = previous.then(async () => {
+      const again = this.stable.get(groupKey(topicId, partition));
+      if (again !== undefined) return again.readUInt32BE(0);
+      const next = this.stable.get(NEXT_GROUP_KEY)?.readUInt32BE(0) ?? METADATA_GROUP_ID + 1;
+      const value = Buffer.alloc(4);
+      value.writeUInt32BE(next, 0);
+      const following = Buffer.alloc(4);
+      following.writeUInt32BE(next + 1, 0);
+      await this.stable.setMany([
+        [groupKey(topicId, partition), value],
+        [NEXT_GROUP_KEY, following],
+      ]);
+      return next;
+    });
+    this.nextGroup = assigned.catch(() => 0);
+    return assigned;
+  }
+
+  /** A deleted partition's Raft state: its group id mapping, hard state and snapshot position. */
+  async forget(topicId: string, partition: number, group: GroupId): Promise<void> {
+    const keys = this.stable.keys(raftKeyPrefix(group));
+    await this.stable.setMany([
+      [groupKey(topicId, partition), undefined],
+      ...keys.map((key) => [key, undefined] as const),
+    ]);
+  }
+
+  /** Leadership changes of one group go to its log (one listener per group). */
+  listen(group: GroupId, listener: (event: LeadershipEvent) => void): () => void {
+    this.listeners.set(group, listener);
+    return () => {
+      if (this.listeners.get(group) === listener) this.listeners.delete(group);
+    };
+  }
+
+  /**
+   * Every election changes a group's leadership, so the counters are brought up to date after leadership
+   * events, once per batch of them (thousands of groups elect at start-up).
+   */
+  private scheduleElectionReport(): void {
+    if (this.electionReportScheduled) return;
+    this.electionReportScheduled = true;
+    setImmediate(() => {
+      this.electionReportScheduled = false;
+      this.reportElections();
+    });
+  }
+
+  private reportElections(): void {
+    if (!this.metrics) return;
+    const counts = this.host.electionCounts();
+    const started = counts.started - this.reportedElections.started;
+    const won = counts.won - this.reportedElections.won;
+    if (started > 0) this.metrics.raft.electionsStarted.inc(started);
+    if (won > 0) this.metrics.raft.electionsWon.inc(won);
+    this.reportedElections.started = counts.started;
+    this.reportedElections.won = counts.won;
+  }
+
+  /** Stops the host (closing the logs of groups still running) and closes the StableStore. */
+  async stop(): Promise<void> {
+    this.reportElections();
+    try {
+      await this.host.stop();
+    } finally {
+      await this.stable.close();
+    }
+  }
+}
