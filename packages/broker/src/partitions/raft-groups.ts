@@ -71,6 +71,9 @@ export class RaftGroups {
         raft: {
           electionTimeoutTicks: ticks(options.electionTimeoutMs),
           heartbeatIntervalTicks: ticks(options.heartbeatIntervalMs),
+          // A clean restart adds no Raft entry (no offset) to a partition; after a crash the new leader's
+          // no-op commits the tail, as a control batch consumers step over.
+          noopOnlyWhenUncommitted: true,
         },
         logger: options.logger as RaftLogger,
       });

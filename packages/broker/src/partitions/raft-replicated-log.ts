@@ -271,6 +271,8 @@ export class RaftReplicatedLog implements ReplicatedLog {
   }
 
   endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number } {
+    // The current term reaches the log end even before its first batch puts it in the epoch cache.
+    if (epoch === this.term && this.role === "leader") return { epoch, endOffset: this.log.logEndOffset };
     return this.log.endOffsetForEpoch(epoch);
   }
 
