@@ -207,6 +207,10 @@ export class Broker {
     const clusterId = await loadOrCreateMetaProperties(logDirs, nodeId);
     const metadataDirectory = join(logDirs[0]!, `${METADATA_TOPIC}-0`);
     const metadataTopicPartition = { topic: METADATA_TOPIC, partition: 0 };
+    const metrics = this.options.metrics;
+    const observeCommitLatency = metrics
+      ? (seconds: number) => metrics.raft.commitLatencySeconds.observe(seconds)
+      : undefined;
     let raft: RaftGroups | undefined;
     if (config.get("raft.partitions.enable")) {
       raft = await RaftGroups.start({
@@ -229,6 +233,7 @@ export class Broker {
         config: METADATA_LOG_CONFIG,
         flushScheduler: this.flushScheduler,
         now: this.now,
+        ...(observeCommitLatency ? { observeCommitLatency } : {}),
       });
       this.metadataLog = metadataLog;
       await metadataLog.whenLeader();
@@ -258,9 +263,7 @@ export class Broker {
       now: this.now,
       logger: storageLogger,
       ...(raft ? { raft } : {}),
-      ...(this.options.metrics
-        ? { observeCommitLatency: (seconds: number) => this.options.metrics!.raft.commitLatencySeconds.observe(seconds) }
-        : {}),
+      ...(observeCommitLatency ? { observeCommitLatency } : {}),
     });
     this.partitionManager = partitions;
     await partitions.openAll(image);
