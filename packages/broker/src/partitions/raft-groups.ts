@@ -10,6 +10,12 @@ import {
 } from "@raftka/raft";
 import { type FlushScheduler, StableStore } from "@raftka/storage";
 
+function uint32(value: number): Buffer {
+  const bytes = Buffer.alloc(4);
+  bytes.writeUInt32BE(value, 0);
+  return bytes;
+}
+
 /** The controller's metadata log is always group 0; partitions get ids from 1 (see `groupFor`). */
 export const METADATA_GROUP_ID: GroupId = 0;
 
@@ -40,7 +46,12 @@ export interface RaftGroupsOptions {
  */
 export class RaftGroups {
   private readonly listeners = new Map<GroupId, (event: LeadershipEvent) => void>();
-  private nextGroup: Promise<GroupId> | undefined;
+  private unassigned: Array<{
+    key: string;
+    resolve: (group: GroupId) => void;
+    reject: (error: unknown) => void;
+  }> = [];
+  private assigning: Promise<void> = Promise.resolve();
   private readonly reportedElections = { started: 0, won: 0 };
   private electionReportScheduled = false;
 
@@ -84,28 +95,40 @@ export class RaftGroups {
     }
   }
 
-  /** The partition's Raft group id, assigned (durably) the first time the partition is opened. */
-  async groupFor(topicId: string, partition: number): Promise<GroupId> {
+  /**
+   * The partition's Raft group id, assigned (durably) the first time the partition is opened. Requests
+   * made together (a topic's partitions) are assigned in one StableStore write: one fsync, not thousands.
+   */
+  groupFor(topicId: string, partition: number): Promise<GroupId> {
     const stored = this.stable.get(groupKey(topicId, partition));
-    if (stored !== undefined) return stored.readUInt32BE(0);
-    // Serialized so concurrent opens never take the same id.
-    const previous = this.nextGroup ?? Promise.resolve(0);
-    const assigned = previous.then(async () => {
-      const again = this.stable.get(groupKey(topicId, partition));
-      if (again !== undefined) return again.readUInt32BE(0);
-      const next = this.stable.get(NEXT_GROUP_KEY)?.readUInt32BE(0) ?? METADATA_GROUP_ID + 1;
-      const value = Buffer.alloc(4);
-      value.writeUInt32BE(next, 0);
-      const following = Buffer.alloc(4);
-      following.writeUInt32BE(next + 1, 0);
-      await this.stable.setMany([
-        [groupKey(topicId, partition), value],
-        [NEXT_GROUP_KEY, following],
-      ]);
-      return next;
+    if (stored !== undefined) return Promise.resolve(stored.readUInt32BE(0));
+    return new Promise((resolve, reject) => {
+      this.unassigned.push({ key: groupKey(topicId, partition), resolve, reject });
+      if (this.unassigned.length > 1) return;
+      // Serialized so two batches never take the same ids.
+      setImmediate(() => {
+        this.assigning = this.assigning.then(() => this.assignQueued());
+      });
     });
-    this.nextGroup = assigned.catch(() => 0);
-    return assigned;
+  }
+
+  private async assignQueued(): Promise<void> {
+    const requests = this.unassigned.splice(0);
+    let next = this.stable.get(NEXT_GROUP_KEY)?.readUInt32BE(0) ?? METADATA_GROUP_ID + 1;
+    const ids = new Map<string, GroupId>();
+    for (const { key } of requests) {
+      const existing = this.stable.get(key)?.readUInt32BE(0);
+      if (!ids.has(key)) ids.set(key, existing ?? next++);
+    }
+    const writes: Array<readonly [string, Buffer]> = [];
+    for (const [key, id] of ids) if (this.stable.get(key) === undefined) writes.push([key, uint32(id)]);
+    try {
+      await this.stable.setMany([...writes, [NEXT_GROUP_KEY, uint32(next)]]);
+    } catch (error) {
+      for (const request of requests) request.reject(error);
+      return;
+    }
+    for (const request of requests) request.resolve(ids.get(request.key)!);
   }
 
   /** A deleted partition's Raft state: its group id mapping, hard state and snapshot position. */
