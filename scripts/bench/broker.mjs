@@ -29,6 +29,8 @@ const { values: options } = parseArgs({
     },
     json: { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
+    // Broker settings for this run, e.g. --broker-setting raft.partitions.enable=false (repeatable).
+    "broker-setting": { type: "string", multiple: true, default: [] },
   },
 });
 const records = Number(options.records);
@@ -127,6 +129,7 @@ const brokerArgs = [
   "--admin.listener=127.0.0.1:0",
   `--log.dirs=${dataDir}`,
   "--log.level=warn",
+  ...options["broker-setting"].map((setting) => `--${setting}`),
 ];
 const broker = await startProcess(brokerArgs, (line) => line.msg === "ready");
 const port = broker.line.kafkaPort;

@@ -238,6 +238,37 @@ describe("RaftReplicatedLog", () => {
     ]);
   });
 
+  it("tells leadership listeners when it is elected and when it stops leading", async () => {
+    const groups = await RaftGroups.start({
+      nodeId: 0,
+      clusterId: "test-cluster",
+      stableStorePath: join(dir, "raft-stable-store"),
+      flushScheduler: scheduler,
+      tickMs: 10,
+      electionTimeoutMs: 100,
+      heartbeatIntervalMs: 20,
+      logger: silentLogging.root,
+    });
+    running.push({ groups });
+    const log = await RaftReplicatedLog.open(join(dir, "topic-0"), {
+      topicPartition: { topic: "topic", partition: 0 },
+      nodeId: 0,
+      group: await groups.groupFor("topic-id", 0),
+      raft: groups,
+      flushScheduler: scheduler,
+    });
+    const changes: Array<{ isLeader: boolean; leaderEpoch: number }> = [];
+    log.onLeadershipChange((change) => changes.push(change));
+    await log.whenLeader();
+    expect(changes).toEqual([{ isLeader: true, leaderEpoch: 1 }]);
+    await log.close();
+    expect(changes).toEqual([
+      { isLeader: true, leaderEpoch: 1 },
+      { isLeader: false, leaderEpoch: 1 },
+    ]);
+    expect(log.leaderId).toBe(-1);
+  });
+
   it("refuses appends once closed with a retriable not-leader error, and bad batches without harming the node", async () => {
     const node = await startPartition({ segmentBytes: 1024 });
     const corrupt = batch(["x"]);

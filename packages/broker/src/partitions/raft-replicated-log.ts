@@ -354,8 +354,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
     const host = this.options.raft.host;
     if (host.hasGroup(this.group)) await host.removeGroup(this.group);
     else await this.raftLog.close();
-    this.role = "follower";
-    this.leader = -1;
+    this.leadershipChanged({ group: this.group, term: this.term, leader: -1, role: "follower" });
     this.releaseWritten(Number.POSITIVE_INFINITY);
   }
 
