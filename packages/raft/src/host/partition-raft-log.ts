@@ -27,7 +27,7 @@ export interface PartitionRaftLogOptions {
   readonly keyPrefix: string;
   /** Membership of a brand-new group; ignored once the group has state on disk. */
   readonly initialConfig: ClusterConfig;
-  /** Recent entries kept in memory for replication (older ones are read back from the log). */
+  /** Recent entries kept in memory for replication (older ones are read back from the log); 0: none. */
   readonly cacheBytes?: number;
   /** Clock for the timestamps of control batches. */
   readonly now?: () => number;
@@ -452,8 +452,11 @@ export class PartitionRaftLog implements RaftLogStorage {
   }
 
   private evictCache(): void {
+    // The newest entry stays even when larger than the cache, unless there is no cache at all (a
+    // one-member group sends entries to nobody; a kept payload would pin its whole request buffer).
+    const keep = this.cacheBytes > 0 ? 1 : 0;
     let drop = 0;
-    while (drop < this.cache.length - 1 && this.cacheUsed > this.cacheBytes) {
+    while (drop < this.cache.length - keep && this.cacheUsed > this.cacheBytes) {
       this.cacheUsed -= entryBytes(this.cache[drop]!);
       this.cacheAfter = this.cache[drop]!.lastOffset;
       drop++;
