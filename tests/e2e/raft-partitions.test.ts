@@ -51,14 +51,14 @@ async function produce(connection: KafkaConnection, topic: string, partition: nu
 /** Leader epoch of every partition of `topic`, by partition, from Metadata v10. */
 async function leaderEpochs(connection: KafkaConnection, topic: string): Promise<number[]> {
   const response = await connection.send(ApiKey.Metadata, 10, {
-    topics: [{ topicId: null, name: topic }],
+    topics: [{ name: topic }],
     allowAutoTopicCreation: false,
     includeClusterAuthorizedOperations: false,
     includeTopicAuthorizedOperations: false,
   });
   const partitions = [...response.topics[0]!.partitions].sort((a, b) => a.partitionIndex - b.partitionIndex);
   for (const partition of partitions) expect(partition.errorCode).toBe(0);
-  return partitions.map((partition) => partition.leaderEpoch);
+  return partitions.map((partition) => partition.leaderEpoch ?? -1);
 }
 
 async function endOffsetForEpoch(connection: KafkaConnection, topic: string, epoch: number) {
@@ -85,7 +85,11 @@ describe("partitions as Raft groups", () => {
     await createTopic(connection, "epochs", 3);
     expect(await leaderEpochs(connection, "epochs")).toEqual([1, 1, 1]);
     expect(await produce(connection, "epochs", 0, ["a", "b", "c"])).toBe(0);
-    expect(await endOffsetForEpoch(connection, "epochs", 1)).toEqual({ errorCode: 0, epoch: 1, endOffset: 3 });
+    expect(await endOffsetForEpoch(connection, "epochs", 1)).toEqual({
+      errorCode: 0,
+      epoch: 1,
+      endOffset: 3,
+    });
     await connection.close();
 
     expect(await broker.stop("SIGTERM")).toBe(0);
@@ -94,20 +98,34 @@ describe("partitions as Raft groups", () => {
     expect(await leaderEpochs(connection, "epochs")).toEqual([2, 2, 2]);
     // A clean restart adds nothing to the log: the next record follows the last one.
     expect(await produce(connection, "epochs", 0, ["d"])).toBe(3);
-    expect(await endOffsetForEpoch(connection, "epochs", 1)).toEqual({ errorCode: 0, epoch: 1, endOffset: 3 });
-    expect(await endOffsetForEpoch(connection, "epochs", 2)).toEqual({ errorCode: 0, epoch: 2, endOffset: 4 });
+    expect(await endOffsetForEpoch(connection, "epochs", 1)).toEqual({
+      errorCode: 0,
+      epoch: 1,
+      endOffset: 3,
+    });
+    expect(await endOffsetForEpoch(connection, "epochs", 2)).toEqual({
+      errorCode: 0,
+      epoch: 2,
+      endOffset: 4,
+    });
     await connection.close();
 
     await broker.kill();
     broker = await broker.restart();
     connection = await connect(broker);
     expect(await leaderEpochs(connection, "epochs")).toEqual([3, 3, 3]);
-    expect(await endOffsetForEpoch(connection, "epochs", 2)).toEqual({ errorCode: 0, epoch: 2, endOffset: 4 });
+    expect(await endOffsetForEpoch(connection, "epochs", 2)).toEqual({
+      errorCode: 0,
+      epoch: 2,
+      endOffset: 4,
+    });
     const next = await produce(connection, "epochs", 0, ["e"]);
     // After a crash the new leader may have committed the tail with a no-op (one more offset).
     expect([4, 5]).toContain(next);
     await connection.close();
-    expect(await metric(broker, "raftka_raft_elections_won_total")).toBe(await metric(broker, "raftka_raft_groups"));
+    expect(await metric(broker, "raftka_raft_elections_won_total")).toBe(
+      await metric(broker, "raftka_raft_groups"),
+    );
   });
 
   it("starts, and restarts, a node with 2,000 partitions, all led by it", async () => {
@@ -118,7 +136,8 @@ describe("partitions as Raft groups", () => {
     let startedAt = performance.now();
     await createTopic(connection, "many", PARTITIONS);
     console.log(`created ${PARTITIONS} partitions in ${Math.round(performance.now() - startedAt)} ms`);
-    for (const partition of [0, 999, 1999]) expect(await produce(connection, "many", partition, ["x"])).toBe(0);
+    for (const partition of [0, 999, 1999])
+      expect(await produce(connection, "many", partition, ["x"])).toBe(0);
     await connection.close();
     // Each partition's group and the metadata log's.
     expect(await metric(broker, "raftka_raft_leaders")).toBe(PARTITIONS + 1);
@@ -131,7 +150,8 @@ describe("partitions as Raft groups", () => {
     const epochs = await leaderEpochs(connection, "many");
     expect(epochs).toHaveLength(PARTITIONS);
     expect(epochs.every((epoch) => epoch === 2)).toBe(true);
-    for (const partition of [0, 999, 1999]) expect(await produce(connection, "many", partition, ["y"])).toBe(1);
+    for (const partition of [0, 999, 1999])
+      expect(await produce(connection, "many", partition, ["y"])).toBe(1);
     await connection.close();
     expect(await metric(broker, "raftka_raft_leaders")).toBe(PARTITIONS + 1);
   });

@@ -189,7 +189,7 @@ describe("cluster metadata log", () => {
       expect(after.clusterId).toBe(clusterId);
       // Each partition is a Raft group: the restart's election raised its term, the leader epoch.
       const epochs = (response: typeof before) =>
-        response.topics[0]!.partitions.map((partition) => partition.leaderEpoch);
+        response.topics[0]!.partitions.map((partition) => partition.leaderEpoch ?? -1);
       expect(epochs(after)).toEqual(epochs(before).map((epoch) => epoch + 1));
       const withoutEpochs = (response: typeof before) =>
         response.topics.map((topic) => ({

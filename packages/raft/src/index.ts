@@ -51,9 +51,9 @@ export {
   NotLeaderError,
   ProposalDroppedError,
   type ProposalResult,
-  type StartedProposal,
   type RaftHostOptions,
   RaftNodeHost,
+  type StartedProposal,
 } from "./host/node-host.js";
 export {
   PartitionRaftLog,

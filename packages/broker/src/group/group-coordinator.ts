@@ -1,10 +1,10 @@
-import type { ReplicatedLog } from "../partitions/replicated-log.js";
 import { randomUUID } from "node:crypto";
 import type { CommittedOffsetStats, ConsumerGroupStatsProvider, Logger } from "@raftka/monitoring";
 import { topicSettingValue } from "@raftka/monitoring";
 import { ErrorCode } from "@raftka/protocol";
 import { toPartitionFailure } from "../apis/errors.js";
 import { CONSUMER_OFFSETS_TOPIC } from "../metadata/topic-names.js";
+import type { ReplicatedLog } from "../partitions/replicated-log.js";
 import type { BrokerServices } from "../services.js";
 import {
   type GroupCoordinatorConfig,

@@ -254,7 +254,9 @@ export class PartitionManager implements LogStatsProvider {
         flushScheduler: this.options.flushScheduler,
         now: this.options.now,
         onEvent,
-        ...(this.options.observeCommitLatency ? { observeCommitLatency: this.options.observeCommitLatency } : {}),
+        ...(this.options.observeCommitLatency
+          ? { observeCommitLatency: this.options.observeCommitLatency }
+          : {}),
       });
       this.groups.set(name, group);
       this.electing.push(raftLog.whenLeader());

@@ -67,7 +67,9 @@ export class RaftGroups {
   }
 
   static async start(options: RaftGroupsOptions): Promise<RaftGroups> {
-    const stable = await StableStore.open(options.stableStorePath, { flushScheduler: options.flushScheduler });
+    const stable = await StableStore.open(options.stableStorePath, {
+      flushScheduler: options.flushScheduler,
+    });
     const ticks = (ms: number) => Math.max(1, Math.round(ms / options.tickMs));
     try {
       const host = await RaftNodeHost.start({

@@ -220,8 +220,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
       proposals = [];
       sizes = [];
       for (const { position, size, recordCount } of batches) {
-        if (options.logAppendTime !== undefined)
-          stampLogAppendTime(records, position, options.logAppendTime);
+        if (options.logAppendTime !== undefined) stampLogAppendTime(records, position, options.logAppendTime);
         const batch = records.subarray(position, position + size);
         proposals.push(this.options.raft.host.startProposal(this.group, batch, recordCount));
         sizes.push(size);
@@ -449,10 +448,14 @@ export class RaftReplicatedLog implements ReplicatedLog {
  * starts at the Kafka log start (a snapshot position just below it), or PartitionRaftLog would find
  * entries missing below it.
  */
-async function adoptLogWrittenWithoutRaft(log: PartitionLog, options: RaftReplicatedLogOptions): Promise<void> {
+async function adoptLogWrittenWithoutRaft(
+  log: PartitionLog,
+  options: RaftReplicatedLogOptions,
+): Promise<void> {
   const key = `${raftKeyPrefix(options.group)}snapshot`;
   const stored = options.raft.stable.get(key);
-  const storedOffset = stored === undefined ? -1 : (JSON.parse(stored.toString()) as { offset: number }).offset;
+  const storedOffset =
+    stored === undefined ? -1 : (JSON.parse(stored.toString()) as { offset: number }).offset;
   // Also after running with raft.partitions.enable=false for a while: retention moved only the Kafka log.
   if (log.logStartOffset <= storedOffset + 1) return;
   const offset = log.logStartOffset - 1;

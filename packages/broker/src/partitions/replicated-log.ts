@@ -39,7 +39,10 @@ export interface ReplicatedLogStats {
 export type HighWatermarkListener = (highWatermark: number, committedBytes: number) => void;
 
 /** Called when this replica gains or loses the partition's leadership (epoch = the new leader epoch). */
-export type LeadershipListener = (change: { readonly isLeader: boolean; readonly leaderEpoch: number }) => void;
+export type LeadershipListener = (change: {
+  readonly isLeader: boolean;
+  readonly leaderEpoch: number;
+}) => void;
 
 /**
  * The seam between the Kafka handlers and a partition's log. Handlers only see Kafka concepts: offsets,

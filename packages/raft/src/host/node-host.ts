@@ -726,7 +726,10 @@ export class RaftNodeHost {
       const onWritten = state.onWritten;
       const last = ready.entries[ready.entries.length - 1];
       if (onWritten !== undefined && last !== undefined)
-        written.then(() => onWritten(last.lastOffset), () => {});
+        written.then(
+          () => onWritten(last.lastOffset),
+          () => {},
+        );
       state.pendingWrite =
         state.pendingWrite === undefined
           ? written
