@@ -91,7 +91,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
   private readonly listeners = new Set<HighWatermarkListener>();
   private readonly leadershipListeners = new Set<LeadershipListener>();
   private readonly pendingCommits = new Set<Promise<unknown>>();
-  private readyWaiters: Array<() => void> = [];
+  private readyWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private readonly unlisten: () => void;
   private closed = false;
 
@@ -203,7 +203,8 @@ export class RaftReplicatedLog implements ReplicatedLog {
   /** Resolves once this node leads the group and its term's first entry is committed. */
   whenLeader(): Promise<void> {
     if (this.isLeader) return Promise.resolve();
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
+    if (this.closed) return Promise.reject(this.closedError());
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
   onLeadershipChange(listener: LeadershipListener): () => void {
@@ -355,9 +356,17 @@ export class RaftReplicatedLog implements ReplicatedLog {
     else await this.raftLog.close();
     this.leadershipChanged({ group: this.group, term: this.term, leader: -1, role: "follower" });
     this.releaseWritten(Number.POSITIVE_INFINITY);
+    for (const waiter of this.readyWaiters.splice(0)) waiter.reject(this.closedError());
   }
 
   // ---------------------------------------------------------------------------------------------
+
+  private closedError(): Error {
+    const { topic, partition } = this.topicPartition;
+    return new Error(
+      `partition ${topic}-${partition} was closed before this node led it; retry once it is open`,
+    );
+  }
 
   /** Splits an append into whole batches, refusing what would make the Raft log's write fail. */
   private splitForProposal(records: Buffer): { position: number; size: number; recordCount: number }[] {
@@ -437,7 +446,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
   }
 
   private becameLeader(): void {
-    for (const resolve of this.readyWaiters.splice(0)) resolve();
+    for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
     for (const listener of this.leadershipListeners) listener({ isLeader: true, leaderEpoch: this.term });
   }
 }
