@@ -272,7 +272,7 @@ describe("RaftReplicatedLog", () => {
   it("refuses appends once closed with a retriable not-leader error, and bad batches without harming the node", async () => {
     const node = await startPartition({ segmentBytes: 1024 });
     const corrupt = batch(["x"]);
-    corrupt.writeUInt32BE(corrupt.readUInt32BE(17) ^ 1, 17);
+    corrupt.writeUInt32BE((corrupt.readUInt32BE(17) ^ 1) >>> 0, 17);
     await expect(node.log.append(corrupt, { acks: -1 })).rejects.toMatchObject({ code: "CORRUPT_MESSAGE" });
     await expect(node.log.append(batch(["y".repeat(2000)]), { acks: -1 })).rejects.toMatchObject({
       code: "MESSAGE_TOO_LARGE",
