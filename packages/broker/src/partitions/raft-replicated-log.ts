@@ -94,6 +94,8 @@ export class RaftReplicatedLog implements ReplicatedLog {
   private readyWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private readonly unlisten: () => void;
   private closed = false;
+  /** raftka.verify.crc.on.append, checked here before proposing (the storage log below skips it). */
+  private verifyCrc: boolean;
 
   private constructor(
     private readonly log: PartitionLog,
@@ -108,6 +110,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
     this.term = raftLog.lastTerm();
     this.commitIndex = raftLog.snapshotMeta().offset;
     this.writtenOffset = log.logEndOffset - 1;
+    this.verifyCrc = options.config?.verifyCrcOnAppend ?? true;
     this.unlisten = options.raft.listen(options.group, (event) => this.leadershipChanged(event));
   }
 
@@ -118,7 +121,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
    */
   static async open(directory: string, options: RaftReplicatedLogOptions): Promise<RaftReplicatedLog> {
     const log = await PartitionLog.open(directory, {
-      config: { ...options.config, flushBeforeAck: false },
+      config: storageConfig(options.config ?? {}),
       flushScheduler: options.flushScheduler,
       ...(options.now ? { now: options.now } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
@@ -330,7 +333,8 @@ export class RaftReplicatedLog implements ReplicatedLog {
   }
 
   updateConfig(config: Partial<LogConfig>): void {
-    this.log.updateConfig({ ...config, flushBeforeAck: false });
+    if (config.verifyCrcOnAppend !== undefined) this.verifyCrc = config.verifyCrcOnAppend;
+    this.log.updateConfig(storageConfig(config));
   }
 
   onHighWatermark(listener: HighWatermarkListener): () => void {
@@ -377,7 +381,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
     const batches: { position: number; size: number; recordCount: number }[] = [];
     let position = 0;
     while (position < records.length) {
-      const problem = checkBatch(records, position, records.length - position, config.verifyCrcOnAppend);
+      const problem = checkBatch(records, position, records.length - position, this.verifyCrc);
       if (problem !== undefined) {
         throw new CorruptRecordError(
           `record batch ${batches.length} at byte ${position} of the append is invalid: ${problem}; ` +
@@ -449,6 +453,14 @@ export class RaftReplicatedLog implements ReplicatedLog {
     for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
     for (const listener of this.leadershipListeners) listener({ isLeader: true, leaderEpoch: this.term });
   }
+}
+
+/**
+ * The storage log's settings under Raft: fsyncs are Raft's (group-committed rounds), and batches were
+ * checked (CRC included) before they were proposed, so the log does not check them a second time.
+ */
+function storageConfig(config: Partial<LogConfig>): Partial<LogConfig> {
+  return { ...config, flushBeforeAck: false, verifyCrcOnAppend: false };
 }
 
 /**

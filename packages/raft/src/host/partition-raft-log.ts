@@ -291,10 +291,13 @@ export class PartitionRaftLog implements RaftLogStorage {
       this.cacheUsed += entryBytes(entry);
     }
     this.evictCache();
+    // One entry (the common case per ready) is appended as it is: no copy of the client's batch.
     const batches =
       entries.length === 0
         ? undefined
-        : Buffer.concat(entries.map((entry) => batchForEntry(entry, this.now())));
+        : entries.length === 1
+          ? batchForEntry(entries[0]!, this.now())
+          : Buffer.concat(entries.map((entry) => batchForEntry(entry, this.now())));
     const configs = configsChanged || newConfigs ? this.encodeConfigs() : undefined;
     const step = async (): Promise<void> => {
       if (snapshot !== undefined) await this.installOnDisk(snapshot);
