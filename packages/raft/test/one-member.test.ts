@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { MemoryLogStorage, makeConfig, NO_NODE, RaftCore, SeededRandom } from "../src/index.js";
+import {
+  MemoryHardStateStore,
+  MemoryLogStorage,
+  makeConfig,
+  NO_NODE,
+  RaftCore,
+  RaftNodeHost,
+  SeededRandom,
+} from "../src/index.js";
 
 /** A node that is its group's only voter, driven by hand: every ready is written, then advanced. */
 function oneMember(
@@ -80,5 +88,44 @@ describe("a one-member group", () => {
     committed.core.campaignNow();
     expect(committed.core.currentTerm).toBe(3);
     expect(committed.core.lastOffset).toBe(3);
+  });
+});
+
+describe("a one-member group on a host", () => {
+  it("reports writes and commits, and with persistCommitIndexEachRound=false saves a moved commit index only at stop", async () => {
+    const hardStates = new MemoryHardStateStore();
+    const host = await RaftNodeHost.start({
+      nodeId: 1,
+      clusterId: "test",
+      secret: "a-secret-of-at-least-16-characters",
+      listen: { host: "127.0.0.1", port: 0 },
+      peers: new Map(),
+      hardStateStore: hardStates,
+      tickMs: 10,
+      raft: { noopOnlyWhenUncommitted: true },
+      persistCommitIndexEachRound: false,
+    });
+    try {
+      const written: number[] = [];
+      const commits: number[] = [];
+      host.addGroup(3, {
+        log: new MemoryLogStorage(makeConfig([1])),
+        onWritten: (offset) => written.push(offset),
+        onCommit: (commit) => commits.push(commit),
+      });
+      host.campaign(3);
+      const started = host.startProposal(3, payload, 2);
+      expect(started).toMatchObject({ firstOffset: 0, lastOffset: 1, term: 1 });
+      expect(await started.committed).toMatchObject({ lastOffset: 1 });
+      expect(written).toContain(1);
+      expect(commits.at(-1)).toBe(1);
+      await host.startProposal(3, payload, 1).committed;
+      expect(host.electionCounts()).toEqual({ started: 1, won: 1 });
+      // The term and vote were saved when the election happened; the commit index moved since.
+      expect(hardStates.load(3)).toEqual({ term: 1, vote: 1, commit: -1 });
+    } finally {
+      await host.stop();
+    }
+    expect(hardStates.load(3)).toEqual({ term: 1, vote: 1, commit: 2 });
   });
 });

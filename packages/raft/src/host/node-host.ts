@@ -39,6 +39,13 @@ export interface RaftHostOptions {
   readonly seed?: number;
   /** Opt-in: hand leadership over toward an even spread of leaders across live nodes. */
   readonly leaderBalancer?: LeaderBalancerOptions;
+  /**
+   * false: a hard state that only moved the commit index is written at stop (and with the next term or
+   * vote change), not with every fsync round. Safe (the commit index is re-learned after a restart) and
+   * it spares a StableStore write and fsync per round, but after a crash the commit lags: groups whose
+   * state machine is not the log (the controller) re-apply more. Default true.
+   */
+  readonly persistCommitIndexEachRound?: boolean;
 }
 
 export interface LeaderBalancerOptions {
@@ -157,6 +164,8 @@ export class RaftNodeHost {
   private readonly random: SeededRandom;
   private readonly hardStates: HardStateStore;
   private pendingHardStates = new Map<GroupId, HardState>();
+  /** Commit-only hard states held back until stop (`persistCommitIndexEachRound: false`). */
+  private readonly deferredHardStates = new Map<GroupId, HardState>();
   private touchedLogs = new Set<GroupState>();
   private roundInFlight = false;
   private round: Promise<void> = Promise.resolve();
@@ -498,6 +507,8 @@ export class RaftNodeHost {
     if (this.timer !== undefined) clearInterval(this.timer);
     await this.transport.stop();
     await this.round;
+    // A deferred state is newer than a pending one of the same group (a pending one clears it).
+    for (const [group, state] of this.deferredHardStates) this.pendingHardStates.set(group, state);
     if (this.pendingHardStates.size > 0 && this.failure === undefined) {
       await this.hardStates.saveMany(this.pendingHardStates).catch(() => {});
     }
@@ -736,7 +747,14 @@ export class RaftNodeHost {
           : Promise.all([state.pendingWrite, written]).then(() => {});
       this.touchedLogs.add(state);
     }
-    if (ready.hardState !== undefined) this.pendingHardStates.set(item.group, ready.hardState);
+    if (ready.hardState !== undefined) {
+      if (!ready.mustPersist && this.options.persistCommitIndexEachRound === false) {
+        this.deferredHardStates.set(item.group, ready.hardState);
+      } else {
+        this.pendingHardStates.set(item.group, ready.hardState);
+        this.deferredHardStates.delete(item.group);
+      }
+    }
     if (ready.leadership !== undefined) {
       if (this.balancer !== undefined) this.balancer.changed = true;
       const event = { group: item.group, ...ready.leadership };
