@@ -3,13 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { Logging } from "@raftka/monitoring";
-import { ErrorCode, KafkaError, readRecordBatchHeader, sliceBatches } from "@raftka/protocol";
-import { FlushScheduler, PartitionLog, type SyncableFile } from "@raftka/storage";
+import { ApiKey, ErrorCode, KafkaError, readRecordBatchHeader, sliceBatches } from "@raftka/protocol";
+import { FlushScheduler, PartitionLog, StableStore, type SyncableFile } from "@raftka/storage";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LocalReplicatedLog } from "../src/partitions/local-replicated-log.js";
 import { RaftGroups } from "../src/partitions/raft-groups.js";
 import { RaftReplicatedLog } from "../src/partitions/raft-replicated-log.js";
-import { batch } from "./helpers.js";
+import { batch, createTopic, produceRequest, startTestBroker } from "./helpers.js";
 
 /** Fsyncs wait while the gate is closed, then really happen: commits can be held back on purpose. */
 class FsyncGate {
@@ -284,5 +284,44 @@ describe("RaftReplicatedLog", () => {
     expect(refused).toBeInstanceOf(KafkaError);
     expect((refused as KafkaError).code).toBe(ErrorCode.NOT_LEADER_OR_FOLLOWER);
     expect(node.log.isLeader).toBe(false);
+  });
+});
+
+describe("a broker's Raft state", () => {
+  it("forgets a deleted topic's groups: ids, hard states and snapshot positions", async () => {
+    const node = await startTestBroker();
+    let stopped = false;
+    try {
+      const connection = await node.connect();
+      const kept = await createTopic(connection, "kept", 2);
+      const doomed = await createTopic(connection, "doomed", 3);
+      for (const topic of ["kept", "doomed"]) {
+        const response = await connection.send(ApiKey.Produce, 7, produceRequest(topic, 0, batch(["v"])));
+        expect(response.responses[0]!.partitionResponses[0]!.errorCode).toBe(0);
+      }
+      const deleted = await connection.send(ApiKey.DeleteTopics, 6, {
+        timeoutMs: 5000,
+        topics: [{ name: "doomed", topicId: "AAAAAAAAAAAAAAAAAAAAAA" }],
+      });
+      expect(deleted.responses[0]!.errorCode).toBe(0);
+      await node.stop();
+      stopped = true;
+      const stable = await StableStore.open(join(node.dataDir, "raft-stable-store"));
+      try {
+        expect(stable.keys(`partition-groups/${doomed.topicId}/`)).toEqual([]);
+        const keptGroups = stable
+          .keys(`partition-groups/${kept.topicId}/`)
+          .map((key) => stable.get(key)!.readUInt32BE(0));
+        expect(keptGroups).toHaveLength(2);
+        // Only the metadata log (group 0) and the kept topic's groups have Raft state left.
+        const groupsWithState = new Set(stable.keys("raft/").map((key) => Number(key.split("/")[1])));
+        expect([...groupsWithState].sort((a, b) => a - b)).toEqual([0, ...keptGroups].sort((a, b) => a - b));
+      } finally {
+        await stable.close();
+      }
+    } finally {
+      if (!stopped) await node.stop();
+      await rm(node.dataDir, { recursive: true, force: true });
+    }
   });
 });

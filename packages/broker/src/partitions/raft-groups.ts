@@ -138,6 +138,7 @@ export class RaftGroups {
 
   /** A deleted partition's Raft state: its group id mapping, hard state and snapshot position. */
   async forget(topicId: string, partition: number, group: GroupId): Promise<void> {
+    this.host.discardHardState(group);
     const keys = this.stable.keys(raftKeyPrefix(group));
     await this.stable.setMany([
       [groupKey(topicId, partition), undefined],

@@ -366,6 +366,16 @@ export class RaftNodeHost {
     await state.log.close();
   }
 
+  /**
+   * A removed group that will never come back (its partition was deleted): its hard state not yet
+   * written is dropped, so nothing writes the group's keys after the caller removed them.
+   */
+  discardHardState(group: GroupId): void {
+    if (this.groups.has(group)) throw new Error(`group ${group} still runs on node ${this.nodeId}; remove it first`);
+    this.pendingHardStates.delete(group);
+    this.deferredHardStates.delete(group);
+  }
+
   hasGroup(group: GroupId): boolean {
     return this.groups.has(group);
   }
