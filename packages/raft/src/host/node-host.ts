@@ -371,7 +371,8 @@ export class RaftNodeHost {
    * written is dropped, so nothing writes the group's keys after the caller removed them.
    */
   discardHardState(group: GroupId): void {
-    if (this.groups.has(group)) throw new Error(`group ${group} still runs on node ${this.nodeId}; remove it first`);
+    if (this.groups.has(group))
+      throw new Error(`group ${group} still runs on node ${this.nodeId}; remove it first`);
     this.pendingHardStates.delete(group);
     this.deferredHardStates.delete(group);
   }
