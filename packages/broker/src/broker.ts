@@ -236,7 +236,7 @@ export class Broker {
         ...(observeCommitLatency ? { observeCommitLatency } : {}),
       });
       this.metadataLog = metadataLog;
-      await metadataLog.whenLeader();
+      await Promise.race([metadataLog.whenLeader(), raft.failed]);
     } else {
       this.metadataLog = await LocalReplicatedLog.open(metadataDirectory, {
         topicPartition: metadataTopicPartition,

@@ -28,8 +28,12 @@ class FsyncGate {
     this.release = undefined;
   }
 
+  /** Every fsync fails from now on, as a broken disk. */
+  failing = false;
+
   readonly syncFile = async (file: SyncableFile): Promise<void> => {
     await this.opened;
+    if (this.failing) throw new Error(`EIO: fsync of ${file.path} failed (test)`);
     if (file.handle) {
       await file.handle.datasync();
       return;
@@ -267,6 +271,19 @@ describe("RaftReplicatedLog", () => {
       { isLeader: false, leaderEpoch: 1 },
     ]);
     expect(log.leaderId).toBe(-1);
+  });
+
+  it("answers KAFKA_STORAGE_ERROR once the node's Raft groups stopped after a disk failure", async () => {
+    const { log, groups } = await startPartition();
+    gate.failing = true;
+    const failed = await log.append(batch(["lost"]), { acks: -1 }).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(KafkaError);
+    expect((failed as KafkaError).code).toBe(ErrorCode.KAFKA_STORAGE_ERROR);
+    expect((failed as KafkaError).message).toMatch(/restart/);
+    await expect(groups.failed).rejects.toThrow(/storage failure.*restart the broker/);
+    const later = await log.append(batch(["refused"]), { acks: 1 }).catch((error: unknown) => error);
+    expect((later as KafkaError).code).toBe(ErrorCode.KAFKA_STORAGE_ERROR);
+    expect(log.highWatermark).toBe(0);
   });
 
   it("refuses appends once closed with a retriable not-leader error, and bad batches without harming the node", async () => {

@@ -116,7 +116,7 @@ export class PartitionManager implements LogStatsProvider {
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, total) }, next));
     // Elections were started as each log opened; their first entries commit in shared fsync rounds.
-    await Promise.all(this.electing.splice(0));
+    await this.elected();
     this.options.logger.info({ partitions: total, topics: image.topicCount }, "partitions recovered");
   }
 
@@ -135,7 +135,7 @@ export class PartitionManager implements LogStatsProvider {
       }
       hosted.image = topic;
       await Promise.all(partitions.map((partition) => this.openPartition(topic, partition)));
-      await Promise.all(this.electing.splice(0));
+      await this.elected();
     }
     for (const topic of delta.topicConfigChanges) {
       const hosted = this.topics.get(topic.name);
@@ -143,6 +143,12 @@ export class PartitionManager implements LogStatsProvider {
       hosted.image = { ...topic, partitions: hosted.image.partitions };
       this.applyTopicConfig(hosted);
     }
+  }
+
+  /** Every log opened so far leads its group (or the Raft host failed: then this rejects). */
+  private async elected(): Promise<void> {
+    const electing = Promise.all(this.electing.splice(0));
+    await (this.options.raft ? Promise.race([electing, this.options.raft.failed]) : electing);
   }
 
   /** Closes every log cleanly (flush, fsync, clean-shutdown marker). */

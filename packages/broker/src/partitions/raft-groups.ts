@@ -54,12 +54,28 @@ export class RaftGroups {
   private assigning: Promise<void> = Promise.resolve();
   private readonly reportedElections = { started: 0, won: 0 };
   private electionReportScheduled = false;
+  /** Rejects if the host stops after a storage failure: start-up waits on it beside the elections. */
+  readonly failed: Promise<never>;
+  /** Set once the host failed: appends are answered KAFKA_STORAGE_ERROR. */
+  failure: Error | undefined;
 
   private constructor(
     readonly host: RaftNodeHost,
     readonly stable: StableStore,
     private readonly metrics: RaftkaMetrics | undefined,
   ) {
+    this.failed = new Promise<never>((_resolve, reject) => {
+      host.onFailure((error) => {
+        this.failure = error;
+        reject(
+          new Error(
+            `the node's Raft groups stopped after a storage failure (${error.message}); check the disk and the broker log, then restart the broker`,
+          ),
+        );
+      });
+    });
+    // Only awaited when something waits on the Raft side (start-up); never an unhandled rejection.
+    this.failed.catch(() => {});
     host.onLeadershipChange((event) => {
       this.listeners.get(event.group)?.(event);
       if (metrics) this.scheduleElectionReport();

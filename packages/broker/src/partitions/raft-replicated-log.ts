@@ -230,7 +230,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
         sizes.push(size);
       }
     } catch (error) {
-      return Promise.reject(toKafkaError(error, this.topicPartition));
+      return Promise.reject(this.toKafkaError(error));
     }
     const startedAt = performance.now();
     for (const [index, proposal] of proposals.entries()) {
@@ -241,7 +241,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
     const committed = Promise.all(proposals.map((proposal) => proposal.committed)).then(
       () => this.options.observeCommitLatency?.((performance.now() - startedAt) / 1000),
       (error: unknown) => {
-        throw toKafkaError(error, this.topicPartition);
+        throw this.toKafkaError(error);
       },
     );
     this.pendingCommits.add(committed);
@@ -364,6 +364,16 @@ export class RaftReplicatedLog implements ReplicatedLog {
   }
 
   // ---------------------------------------------------------------------------------------------
+
+  private toKafkaError(error: unknown): unknown {
+    const failure = this.options.raft.failure;
+    if (failure === undefined) return toKafkaError(error, this.topicPartition);
+    const { topic, partition } = this.topicPartition;
+    return new KafkaError(
+      ErrorCode.KAFKA_STORAGE_ERROR,
+      `${topic}-${partition} cannot be written: this broker's Raft groups stopped after a storage failure (${failure.message}); the broker must be restarted once its disk is checked`,
+    );
+  }
 
   private closedError(): Error {
     const { topic, partition } = this.topicPartition;

@@ -179,6 +179,7 @@ export class RaftNodeHost {
     { group: GroupId; resolve: (index: number) => void; reject: (error: Error) => void }
   >();
   private readonly leadershipListeners: Array<(event: LeadershipEvent) => void> = [];
+  private readonly failureListeners: Array<(error: Error) => void> = [];
   private readonly unknownGroupsLogged = new Set<GroupId>();
   private balancer: LeaderBalancerState | undefined;
   private ticks = 0;
@@ -294,6 +295,12 @@ export class RaftNodeHost {
   /** Leadership transfers the balancer started so far (0 when it never ran). */
   get balancerTransfers(): number {
     return this.balancer?.transfers ?? 0;
+  }
+
+  /** Called once if the node stops after a storage or invariant failure (it serves nothing more). */
+  onFailure(listener: (error: Error) => void): void {
+    if (this.failure !== undefined) listener(this.failure);
+    else this.failureListeners.push(listener);
   }
 
   onLeadershipChange(listener: (event: LeadershipEvent) => void): void {
@@ -902,6 +909,7 @@ export class RaftNodeHost {
     this.balancer = undefined;
     if (this.timer !== undefined) clearInterval(this.timer);
     void this.transport.stop();
+    for (const listener of this.failureListeners.splice(0)) listener(error);
   }
 }
 
