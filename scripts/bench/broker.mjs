@@ -100,6 +100,13 @@ async function createTopic(port, name, count) {
   if (result.errorCode !== 0) throw new Error(`cannot create ${name}: ${result.errorMessage}`);
 }
 
+/** User + system CPU seconds of a process so far (/proc/<pid>/stat, in clock ticks of 1/100 s). */
+async function cpuSeconds(pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 async function rssMiB(pid) {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
@@ -141,7 +148,11 @@ try {
   ]) {
     say(`broker: ${topic} at full speed`);
     await createTopic(port, topic, partitions);
+    const cpuBefore = await cpuSeconds(broker.child.pid);
     results[key] = await produce(bootstrap, topic, acks);
+    // CPU the broker spent per MiB: unlike throughput, barely moved by other load on the machine.
+    const cpu = (await cpuSeconds(broker.child.pid)) - cpuBefore;
+    results[key].brokerCpuMsPerMiB = (1000 * cpu) / ((records * recordBytes) / (1 << 20));
   }
   for (const [key, source, topic, acks] of [
     ["brokerAcks1HalfRate", "brokerAcks1", "bench-acks1-half", 1],
@@ -216,6 +227,7 @@ if (options.json) {
     row("broker, acks=all at half max rate", results.brokerAcksAllHalfRate),
     row("broker, consume", results.consume),
     `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s)`,
+    `broker CPU per MiB produced at full speed: acks=1 ${results.brokerAcks1.brokerCpuMsPerMiB.toFixed(1)} ms, acks=all ${results.brokerAcksAll.brokerCpuMsPerMiB.toFixed(1)} ms`,
     "",
     "targets: acks=1 >= 80% of the null sink; acks=all >= 50%; p99 <= 10 ms at half max rate;",
     "         consume >= produce rate; RSS < 300 MiB",
