@@ -90,7 +90,8 @@ export class RaftReplicatedLog implements ReplicatedLog {
   private readonly writtenWaiters: WrittenWaiter[] = [];
   private readonly listeners = new Set<HighWatermarkListener>();
   private readonly leadershipListeners = new Set<LeadershipListener>();
-  private readonly pendingCommits = new Set<Promise<unknown>>();
+  /** The commit of the newest proposal: entries commit in order, so close() waits for this one. */
+  private lastCommit: Promise<unknown> | undefined;
   private readyWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private readonly unlisten: () => void;
   private closed = false;
@@ -217,47 +218,52 @@ export class RaftReplicatedLog implements ReplicatedLog {
 
   append(records: Buffer, options: ReplicatedAppendOptions): Promise<ReplicatedAppendResult> {
     // Proposed synchronously so appends enter the Raft log in call order (the ordering contract).
-    let proposals: StartedProposal[];
-    let sizes: number[];
+    let first: StartedProposal | undefined;
+    let last: StartedProposal | undefined;
     try {
-      const batches = this.splitForProposal(records);
-      proposals = [];
-      sizes = [];
-      for (const { position, size, recordCount } of batches) {
+      for (const { position, size, recordCount } of this.splitForProposal(records)) {
         if (options.logAppendTime !== undefined) stampLogAppendTime(records, position, options.logAppendTime);
         const batch = records.subarray(position, position + size);
-        proposals.push(this.options.raft.host.startProposal(this.group, batch, recordCount));
-        sizes.push(size);
+        const proposal = this.options.raft.host.startProposal(this.group, batch, recordCount);
+        // Entries commit in order and fail together: the last one's outcome is the append's.
+        last?.committed.catch(() => {});
+        first ??= proposal;
+        last = proposal;
+        this.appendedBytes += size;
+        this.uncommitted.push({ lastOffset: proposal.lastOffset, appendedBytes: this.appendedBytes });
       }
     } catch (error) {
+      last?.committed.catch(() => {});
       return Promise.reject(this.toKafkaError(error));
     }
-    const startedAt = performance.now();
-    for (const [index, proposal] of proposals.entries()) {
-      this.appendedBytes += sizes[index]!;
-      this.uncommitted.push({ lastOffset: proposal.lastOffset, appendedBytes: this.appendedBytes });
+    // splitForProposal refuses an append without a batch.
+    const baseOffset = first!.firstOffset;
+    const lastOffset = last!.lastOffset;
+    const committed = last!.committed;
+    this.lastCommit = committed;
+    const observe = this.options.observeCommitLatency;
+    if (observe !== undefined) {
+      const startedAt = performance.now();
+      committed.then(
+        () => observe((performance.now() - startedAt) / 1000),
+        () => {},
+      );
     }
-    const last = proposals[proposals.length - 1]!;
-    const committed = Promise.all(proposals.map((proposal) => proposal.committed)).then(
-      () => this.options.observeCommitLatency?.((performance.now() - startedAt) / 1000),
-      (error: unknown) => {
-        throw this.toKafkaError(error);
-      },
-    );
-    this.pendingCommits.add(committed);
-    committed.then(
-      () => this.pendingCommits.delete(committed),
-      () => this.pendingCommits.delete(committed),
-    );
-    const outcome = (): ReplicatedAppendResult => ({
-      baseOffset: proposals[0]!.firstOffset,
-      lastOffset: last.lastOffset,
-      logStartOffset: this.log.logStartOffset,
-    });
-    if (options.acks === -1) return committed.then(outcome);
+    if (options.acks === -1) {
+      return committed.then(
+        () => ({ baseOffset, lastOffset, logStartOffset: this.log.logStartOffset }),
+        (error: unknown) => {
+          throw this.toKafkaError(error);
+        },
+      );
+    }
     // acks 0 and 1: the local write; a failure before it (the proposal was dropped) still reaches the caller.
-    committed.catch(() => {});
-    return Promise.race([this.waitWritten(last.lastOffset), committed]).then(outcome);
+    return new Promise<ReplicatedAppendResult>((resolve, reject) => {
+      const written = () => resolve({ baseOffset, lastOffset, logStartOffset: this.log.logStartOffset });
+      if (this.writtenOffset >= lastOffset) written();
+      else this.writtenWaiters.push({ offset: lastOffset, resolve: written });
+      committed.catch((error: unknown) => reject(this.toKafkaError(error)));
+    });
   }
 
   async read(fromOffset: number, maxBytes: number): Promise<ReplicatedReadResult> {
@@ -353,7 +359,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([...this.pendingCommits]);
+    await this.lastCommit?.catch(() => {});
     this.unlisten();
     const host = this.options.raft.host;
     if (host.hasGroup(this.group)) await host.removeGroup(this.group);
@@ -410,11 +416,6 @@ export class RaftReplicatedLog implements ReplicatedLog {
       position += size;
     }
     return batches;
-  }
-
-  private waitWritten(offset: number): Promise<void> {
-    if (this.writtenOffset >= offset) return Promise.resolve();
-    return new Promise((resolve) => this.writtenWaiters.push({ offset, resolve }));
   }
 
   private written(lastOffset: number): void {

@@ -291,13 +291,9 @@ export class PartitionRaftLog implements RaftLogStorage {
       this.cacheUsed += entryBytes(entry);
     }
     this.evictCache();
-    // One entry (the common case per ready) is appended as it is: no copy of the client's batch.
-    const batches =
-      entries.length === 0
-        ? undefined
-        : entries.length === 1
-          ? batchForEntry(entries[0]!, this.now())
-          : Buffer.concat(entries.map((entry) => batchForEntry(entry, this.now())));
+    // Each entry's batch is appended as it is (the log queues appends in call order and writes them
+    // together with one writev): no copy of the clients' bytes.
+    const batches = entries.map((entry) => batchForEntry(entry, this.now()));
     const configs = configsChanged || newConfigs ? this.encodeConfigs() : undefined;
     const step = async (): Promise<void> => {
       if (snapshot !== undefined) await this.installOnDisk(snapshot);
@@ -307,8 +303,13 @@ export class PartitionRaftLog implements RaftLogStorage {
       }
       // The config index must never miss an entry the log holds: record it first.
       if (newConfigs) await this.stable.set(this.keys.configs, configs!);
-      if (batches !== undefined)
-        await this.log.append(batches, { assignOffsets: false, waitForFlush: false });
+      if (batches.length === 1) {
+        await this.log.append(batches[0]!, { assignOffsets: false, waitForFlush: false });
+      } else if (batches.length > 1) {
+        await Promise.all(
+          batches.map((batch) => this.log.append(batch, { assignOffsets: false, waitForFlush: false })),
+        );
+      }
     };
     return this.enqueue(step);
   }
