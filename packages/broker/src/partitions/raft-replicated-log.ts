@@ -76,11 +76,13 @@ export class RaftReplicatedLog implements ReplicatedLog {
   readonly group: GroupId;
   readonly replicas: readonly number[];
   readonly inSyncReplicas: readonly number[];
-  private readonly nodeId: number;
   private term: number;
   private leader = -1;
   private role: LeadershipEvent["role"] = "follower";
-  /** The first entry of this leader's term (its no-op): leadership is usable once it is committed. */
+  /**
+   * The log end when this node became leader (its no-op, or its last entry when the whole log was
+   * committed and it skipped the no-op): leadership is usable once that is committed.
+   */
   private termStartOffset = Number.POSITIVE_INFINITY;
   private commitIndex: number;
   private writtenOffset: number;
@@ -105,7 +107,6 @@ export class RaftReplicatedLog implements ReplicatedLog {
   ) {
     this.topicPartition = options.topicPartition;
     this.group = options.group;
-    this.nodeId = options.nodeId;
     this.replicas = [options.nodeId];
     this.inSyncReplicas = [options.nodeId];
     this.term = raftLog.lastTerm();
@@ -447,7 +448,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
     this.leader = event.leader;
     this.role = event.role;
     if (event.role === "leader") {
-      // The no-op the new leader appended is the last entry of its log now.
+      // The new leader's no-op (if it appended one) is the last entry of its log now.
       this.termStartOffset = this.options.raft.host.status(this.group).lastOffset;
     } else {
       this.termStartOffset = Number.POSITIVE_INFINITY;
