@@ -1,4 +1,5 @@
 import type { RaftGroupStats, RaftStatsProvider } from "@raftka/monitoring";
+import { RaftReplicatedLog } from "./raft-replicated-log.js";
 import type { ReplicatedLog } from "./replicated-log.js";
 
 /**
@@ -10,7 +11,7 @@ export function raftGroupStats(log: ReplicatedLog): RaftGroupStats {
   const { topic, partition } = log.topicPartition;
   const common = { topic, partition, term: log.leaderEpoch, leaderKnown: log.leaderId >= 0 };
   if (!log.isLeader) {
-    const raftRole = (log as { raftRole?: string }).raftRole;
+    const raftRole = log instanceof RaftReplicatedLog ? log.raftRole : "follower";
     const candidate = raftRole === "candidate" || raftRole === "preCandidate";
     return { ...common, role: candidate ? "candidate" : "follower" };
   }
