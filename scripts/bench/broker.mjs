@@ -30,6 +30,8 @@ const { values: options } = parseArgs({
     "half-rate-seconds": { type: "string", default: "5" },
     json: { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
+    // Broker settings for this run, e.g. --broker-setting raft.partitions.enable=false (repeatable).
+    "broker-setting": { type: "string", multiple: true, default: [] },
   },
 });
 const records = Number(options.records);
@@ -121,6 +123,13 @@ async function withSchedule(pid, measure) {
   return result;
 }
 
+/** User + system CPU seconds of a process so far (/proc/<pid>/stat, in clock ticks of 1/100 s). */
+async function cpuSeconds(pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 async function rssMiB(pid) {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
@@ -150,6 +159,7 @@ const brokerArgs = [
   "--admin.listener=127.0.0.1:0",
   `--log.dirs=${dataDir}`,
   "--log.level=warn",
+  ...options["broker-setting"].map((setting) => `--${setting}`),
 ];
 const broker = await startProcess(brokerArgs, (line) => line.msg === "ready");
 const port = broker.line.kafkaPort;
@@ -161,7 +171,11 @@ try {
   ]) {
     say(`broker: ${topic} at full speed`);
     await createTopic(port, topic, partitions);
+    const cpuBefore = await cpuSeconds(broker.child.pid);
     results[key] = await withSchedule(broker.child.pid, () => produce(bootstrap, topic, acks));
+    // CPU the broker spent per MiB: unlike throughput, barely moved by other load on the machine.
+    const cpu = (await cpuSeconds(broker.child.pid)) - cpuBefore;
+    results[key].brokerCpuMsPerMiB = (1000 * cpu) / ((records * recordBytes) / (1 << 20));
   }
   // Long enough (--half-rate-seconds) that the p99 is the steady state's, not the first requests'.
   for (const [key, source, topic, acks] of [
@@ -260,6 +274,7 @@ if (options.json) {
     row("null sink, acks=1 at that half rate", results.sinkAcks1HalfRate),
     row("broker, consume", results.consume),
     `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s)`,
+    `broker CPU per MiB produced at full speed: acks=1 ${results.brokerAcks1.brokerCpuMsPerMiB.toFixed(1)} ms, acks=all ${results.brokerAcksAll.brokerCpuMsPerMiB.toFixed(1)} ms`,
     "",
     "targets: acks=1 >= 80% of the null sink; acks=all >= 50%; p99 <= 10 ms at half max rate;",
     "         consume >= produce rate; RSS < 300 MiB",

@@ -163,6 +163,25 @@ describe("Prometheus scraping a broker after a workload", () => {
     expect(await prometheus.query('raftka_raft_current_term{topic="__cluster_metadata"}')).toHaveLength(1);
   });
 
+  it("feeds the Raft series from the groups' real state: one election won per group, first terms, commit latency", async () => {
+    const [groups] = await prometheus.query("raftka_raft_groups");
+    // A fresh node: every group (partitions and the metadata log) elected itself once, at term 1.
+    const [won] = await prometheus.queryUntil(
+      "raftka_raft_elections_won_total",
+      (samples) => samples[0]?.value === groups!.value,
+    );
+    const [started] = await prometheus.query("raftka_raft_elections_started_total");
+    expect(started!.value).toBe(won!.value);
+    const [lowest] = await prometheus.query("min(raftka_raft_current_term)");
+    const [highest] = await prometheus.query("max(raftka_raft_current_term)");
+    expect([lowest!.value, highest!.value]).toEqual([1, 1]);
+    // Ten acks=all produce requests (and the topic creations) waited for a Raft commit each.
+    const [commits] = await prometheus.query("raftka_raft_commit_latency_seconds_count");
+    expect(commits!.value).toBeGreaterThanOrEqual(10);
+    const [seconds] = await prometheus.query("raftka_raft_commit_latency_seconds_sum");
+    expect(seconds!.value).toBeGreaterThan(0);
+  });
+
   it("exports consumer group lag per partition, without an external exporter", async () => {
     const lag = await prometheus.queryUntil(
       `raftka_consumer_group_lag{group="${LAGGING_GROUP}",topic="${LAGGED_TOPIC}"}`,

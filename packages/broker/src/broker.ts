@@ -32,6 +32,8 @@ import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
 import { LocalReplicatedLog } from "./partitions/local-replicated-log.js";
 import { PartitionManager } from "./partitions/partition-manager.js";
+import { METADATA_GROUP_ID, RaftGroups } from "./partitions/raft-groups.js";
+import { RaftReplicatedLog } from "./partitions/raft-replicated-log.js";
 import { ReplicatedLogRaftStats } from "./partitions/raft-stats.js";
 import type { ReplicatedLog } from "./partitions/replicated-log.js";
 import { RetentionService } from "./partitions/retention-service.js";
@@ -94,6 +96,9 @@ export interface BrokerOptions {
   readonly now?: () => number;
 }
 
+/** The node's StableStore (Raft hard states and partition group ids), in the first log dir. */
+const RAFT_STABLE_STORE_FILE = "raft-stable-store";
+
 /** The metadata log's storage settings: never deleted by retention, small segments (it is replayed at start). */
 const METADATA_LOG_CONFIG = {
   segmentBytes: 64 * 1024 * 1024,
@@ -116,7 +121,8 @@ export class Broker {
   private readonly flushScheduler = new FlushScheduler();
   private readonly admin: AdminServer;
   private readonly server: KafkaServer;
-  private metadataLog: LocalReplicatedLog | undefined;
+  private metadataLog: ReplicatedLog | undefined;
+  private raftGroups: RaftGroups | undefined;
   private partitionManager: PartitionManager | undefined;
   private servicesValue: BrokerServices | undefined;
   private adminAddressValue: { host: string; port: number } | undefined;
@@ -199,14 +205,48 @@ export class Broker {
     this.adminAddressValue = await this.admin.listen(config.get("admin.listener"));
 
     const clusterId = await loadOrCreateMetaProperties(logDirs, nodeId);
-    this.metadataLog = await LocalReplicatedLog.open(join(logDirs[0]!, `${METADATA_TOPIC}-0`), {
-      topicPartition: { topic: METADATA_TOPIC, partition: 0 },
-      nodeId,
-      leaderEpoch: 0,
-      config: METADATA_LOG_CONFIG,
-      flushScheduler: this.flushScheduler,
-      now: this.now,
-    });
+    const metadataDirectory = join(logDirs[0]!, `${METADATA_TOPIC}-0`);
+    const metadataTopicPartition = { topic: METADATA_TOPIC, partition: 0 };
+    const metrics = this.options.metrics;
+    const observeCommitLatency = metrics
+      ? (seconds: number) => metrics.raft.commitLatencySeconds.observe(seconds)
+      : undefined;
+    let raft: RaftGroups | undefined;
+    if (config.get("raft.partitions.enable")) {
+      raft = await RaftGroups.start({
+        nodeId,
+        clusterId,
+        stableStorePath: join(logDirs[0]!, RAFT_STABLE_STORE_FILE),
+        flushScheduler: this.flushScheduler,
+        tickMs: config.get("raft.tick.ms"),
+        electionTimeoutMs: config.get("raft.election.timeout.ms"),
+        heartbeatIntervalMs: config.get("raft.heartbeat.interval.ms"),
+        logger: this.options.logging.component("raft"),
+        ...(this.options.metrics ? { metrics: this.options.metrics } : {}),
+      });
+      this.raftGroups = raft;
+      const metadataLog = await RaftReplicatedLog.open(metadataDirectory, {
+        topicPartition: metadataTopicPartition,
+        nodeId,
+        group: METADATA_GROUP_ID,
+        raft,
+        config: METADATA_LOG_CONFIG,
+        flushScheduler: this.flushScheduler,
+        now: this.now,
+        ...(observeCommitLatency ? { observeCommitLatency } : {}),
+      });
+      this.metadataLog = metadataLog;
+      await Promise.race([metadataLog.whenLeader(), raft.failed]);
+    } else {
+      this.metadataLog = await LocalReplicatedLog.open(metadataDirectory, {
+        topicPartition: metadataTopicPartition,
+        nodeId,
+        leaderEpoch: 0,
+        config: METADATA_LOG_CONFIG,
+        flushScheduler: this.flushScheduler,
+        now: this.now,
+      });
+    }
     const image = new MetadataImage();
     await Controller.replay(this.metadataLog, image);
     controllerLogger.info(
@@ -222,6 +262,8 @@ export class Broker {
       flushScheduler: this.flushScheduler,
       now: this.now,
       logger: storageLogger,
+      ...(raft ? { raft } : {}),
+      ...(observeCommitLatency ? { observeCommitLatency } : {}),
     });
     this.partitionManager = partitions;
     await partitions.openAll(image);
@@ -374,6 +416,7 @@ export class Broker {
     await this.stopExtensions();
     await this.partitionManager?.close();
     await this.metadataLog?.close();
+    await this.raftGroups?.stop();
     this.flushScheduler.close();
     await this.admin.close();
     this.logger.info("shutdown complete: every log flushed and closed");
@@ -398,6 +441,7 @@ export class Broker {
     await this.stopExtensions();
     await this.partitionManager?.close().catch(() => {});
     await this.metadataLog?.close().catch(() => {});
+    await this.raftGroups?.stop().catch(() => {});
     this.flushScheduler.close();
     await this.admin.close().catch(() => {});
   }

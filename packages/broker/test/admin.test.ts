@@ -307,14 +307,15 @@ describe("DescribeCluster and OffsetForLeaderEpoch", () => {
         {
           topic: "epochs",
           partitions: [
-            { partition: 0, currentLeaderEpoch: 0, leaderEpoch: 0 },
-            { partition: 1, currentLeaderEpoch: -1, leaderEpoch: 0 },
+            // A new partition's first Raft term is 1: its leader epoch.
+            { partition: 0, currentLeaderEpoch: 1, leaderEpoch: 1 },
+            { partition: 1, currentLeaderEpoch: -1, leaderEpoch: 1 },
           ],
         },
       ],
     });
     expect(response.topics[0]!.partitions).toEqual([
-      expect.objectContaining({ errorCode: 0, leaderEpoch: 0, endOffset: 3n }),
+      expect.objectContaining({ errorCode: 0, leaderEpoch: 1, endOffset: 3n }),
       expect.objectContaining({ errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION }),
     ]);
   });

@@ -190,7 +190,16 @@ describe("cluster metadata log", () => {
         allowAutoTopicCreation: false,
       });
       expect(after.clusterId).toBe(clusterId);
-      expect(after.topics).toEqual(before.topics);
+      // Each partition is a Raft group: the restart's election raised its term, the leader epoch.
+      const epochs = (response: typeof before) =>
+        response.topics[0]!.partitions.map((partition) => partition.leaderEpoch ?? -1);
+      expect(epochs(after)).toEqual(epochs(before).map((epoch) => epoch + 1));
+      const withoutEpochs = (response: typeof before) =>
+        response.topics.map((topic) => ({
+          ...topic,
+          partitions: topic.partitions.map((partition) => ({ ...partition, leaderEpoch: 0 })),
+        }));
+      expect(withoutEpochs(after)).toEqual(withoutEpochs(before));
       expect(after.topics[0]!.topicId).toBe(created.topicId);
     } finally {
       await (restarted ?? own).cleanup();

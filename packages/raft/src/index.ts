@@ -53,6 +53,7 @@ export {
   type ProposalResult,
   type RaftHostOptions,
   RaftNodeHost,
+  type StartedProposal,
 } from "./host/node-host.js";
 export {
   PartitionRaftLog,

@@ -4,6 +4,7 @@ import { topicSettingValue } from "@raftka/monitoring";
 import { ErrorCode } from "@raftka/protocol";
 import { toPartitionFailure } from "../apis/errors.js";
 import { CONSUMER_OFFSETS_TOPIC } from "../metadata/topic-names.js";
+import type { ReplicatedLog } from "../partitions/replicated-log.js";
 import type { BrokerServices } from "../services.js";
 import {
   type GroupCoordinatorConfig,
@@ -37,9 +38,9 @@ export type CoordinatorLookup =
  * `__consumer_offsets` partitions, turns the core's writes into committed appends, runs its timers on the
  * real clock, and compacts the partitions.
  *
- * Every offsets partition this node holds is loaded at start (on a single node: all of them). When
- * partitions become Raft groups, `loadPartition`/`unloadPartition` are what the partition's leadership
- * changes call (Kafka's onElection/onResignation): the core then answers NOT_COORDINATOR for groups of
+ * Every offsets partition this node leads is loaded at start (on a single node: all of them). Each
+ * partition is a Raft group: its leadership changes load it (this node was elected) or unload it (it
+ * resigned), as Kafka's onElection/onResignation do: the core then answers NOT_COORDINATOR for groups of
  * partitions led elsewhere, and writes of a deposed leader fail and are answered NOT_COORDINATOR.
  */
 export class GroupCoordinator implements ConsumerGroupStatsProvider {
@@ -47,6 +48,8 @@ export class GroupCoordinator implements ConsumerGroupStatsProvider {
   private readonly timers: NodeTimers;
   private readonly logs = new Map<number, OffsetsPartitionLog>();
   private readonly loads = new Set<Promise<void>>();
+  /** Offsets partition logs whose leadership changes this coordinator follows. */
+  private readonly followed = new WeakSet<ReplicatedLog>();
   private creating: Promise<void> | undefined;
   private compactionTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -189,6 +192,7 @@ export class GroupCoordinator implements ConsumerGroupStatsProvider {
     if (!hosted) return;
     const pending: number[] = [];
     for (const [partition, log] of hosted.partitions.entries()) {
+      if (log) this.followLeadership(partition, log);
       if (!log?.isLeader || this.core.partitionStatus(partition) !== "not-owned") continue;
       this.core.beginLoading(partition);
       pending.push(partition);
@@ -212,6 +216,23 @@ export class GroupCoordinator implements ConsumerGroupStatsProvider {
     );
     this.loads.add(load);
     void load.finally(() => this.loads.delete(load));
+  }
+
+  /** Elected: load the partition (and any other led one not loaded yet). Resigned: unload it. */
+  private followLeadership(partition: number, log: ReplicatedLog): void {
+    if (this.followed.has(log)) return;
+    this.followed.add(log);
+    log.onLeadershipChange(({ isLeader }) => {
+      if (this.stopped) return;
+      if (isLeader) {
+        this.loadHostedPartitions();
+        return;
+      }
+      if (this.core.partitionStatus(partition) === "not-owned") return;
+      this.logs.delete(partition);
+      this.core.unloadPartition(partition, this.now());
+      this.logger.info({ partition }, `${CONSUMER_OFFSETS_TOPIC} partition no longer led here: unloaded`);
+    });
   }
 
   /** Reads one partition into the core (which was told `beginLoading`). */

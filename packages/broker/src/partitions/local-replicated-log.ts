@@ -7,6 +7,7 @@ import {
 } from "@raftka/storage";
 import type {
   HighWatermarkListener,
+  LeadershipListener,
   ReplicatedAppendOptions,
   ReplicatedAppendResult,
   ReplicatedLog,
@@ -179,6 +180,11 @@ export class LocalReplicatedLog implements ReplicatedLog {
   onHighWatermark(listener: HighWatermarkListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** A single local replica leads from the moment it is opened until it is closed: nothing to report. */
+  onLeadershipChange(_listener: LeadershipListener): () => void {
+    return () => {};
   }
 
   stats(): ReplicatedLogStats {

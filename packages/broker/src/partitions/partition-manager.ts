@@ -1,11 +1,13 @@
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger, LogStatsProvider, PartitionLogStats, RaftkaConfig } from "@raftka/monitoring";
-import type { FlushScheduler } from "@raftka/storage";
+import type { FlushScheduler, LogEvent } from "@raftka/storage";
 import type { MetadataDelta, MetadataImage, PartitionImage, TopicImage } from "../metadata/image.js";
 import { METADATA_TOPIC } from "../metadata/topic-names.js";
 import { LocalReplicatedLog } from "./local-replicated-log.js";
 import { logConfigFor } from "./log-config.js";
+import type { RaftGroups } from "./raft-groups.js";
+import { RaftReplicatedLog } from "./raft-replicated-log.js";
 import type { ReplicatedLog } from "./replicated-log.js";
 import { resolveTopicSettings, type TopicSettings } from "./topic-settings.js";
 
@@ -26,6 +28,10 @@ export interface PartitionManagerOptions {
   readonly logger: Logger;
   /** How many partition logs are opened (recovered) at once at start-up. */
   readonly openConcurrency?: number;
+  /** Every partition is a Raft group on this host; without it, partitions are LocalReplicatedLogs. */
+  readonly raft?: RaftGroups;
+  /** Seconds from a Raft proposal to its commit. */
+  readonly observeCommitLatency?: (seconds: number) => void;
 }
 
 const PARTITION_DIRECTORY = /^(.+)-(\d+)$/;
@@ -48,6 +54,10 @@ export class PartitionManager implements LogStatsProvider {
   private readonly existingDirectories = new Map<string, string>();
   private readonly partitionsPerDirectory = new Map<string, number>();
   private readonly pendingDeletions = new Set<Promise<void>>();
+  /** Raft logs opened whose election (and first commit) has not been awaited yet. */
+  private readonly electing: Promise<void>[] = [];
+  /** Raft group of each hosted partition, by directory name, to forget its Raft state when deleted. */
+  private readonly groups = new Map<string, number>();
 
   constructor(private readonly options: PartitionManagerOptions) {
     for (const dir of options.logDirs) this.partitionsPerDirectory.set(dir, 0);
@@ -105,6 +115,8 @@ export class PartitionManager implements LogStatsProvider {
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, total) }, next));
+    // Elections were started as each log opened; their first entries commit in shared fsync rounds.
+    await this.elected();
     this.options.logger.info({ partitions: total, topics: image.topicCount }, "partitions recovered");
   }
 
@@ -123,6 +135,7 @@ export class PartitionManager implements LogStatsProvider {
       }
       hosted.image = topic;
       await Promise.all(partitions.map((partition) => this.openPartition(topic, partition)));
+      await this.elected();
     }
     for (const topic of delta.topicConfigChanges) {
       const hosted = this.topics.get(topic.name);
@@ -130,6 +143,12 @@ export class PartitionManager implements LogStatsProvider {
       hosted.image = { ...topic, partitions: hosted.image.partitions };
       this.applyTopicConfig(hosted);
     }
+  }
+
+  /** Every log opened so far leads its group (or the Raft host failed: then this rejects). */
+  private async elected(): Promise<void> {
+    const electing = Promise.all(this.electing.splice(0));
+    await (this.options.raft ? Promise.race([electing, this.options.raft.failed]) : electing);
   }
 
   /** Closes every log cleanly (flush, fsync, clean-shutdown marker). */
@@ -218,22 +237,47 @@ export class PartitionManager implements LogStatsProvider {
     if (!partition.replicas.includes(this.options.nodeId)) return;
     const name = `${topic.name}-${partition.partition}`;
     const dir = this.directoryFor(name);
-    const log = await LocalReplicatedLog.open(join(dir, name), {
-      topicPartition: { topic: topic.name, partition: partition.partition },
-      nodeId: this.options.nodeId,
-      leaderEpoch: partition.leaderEpoch,
-      config: logConfigFor(this.options.config, topic.configs),
-      flushScheduler: this.options.flushScheduler,
-      now: this.options.now,
-      onEvent: (event) => {
-        if (event.type === "failed") {
-          this.options.logger.error(
-            { err: event.error, topic: topic.name, partition: partition.partition },
-            "partition log failed and refuses writes until the broker restarts",
-          );
-        }
-      },
-    });
+    const onEvent = (event: LogEvent) => {
+      if (event.type === "failed") {
+        this.options.logger.error(
+          { err: event.error, topic: topic.name, partition: partition.partition },
+          "partition log failed and refuses writes until the broker restarts",
+        );
+      }
+    };
+    const topicPartition = { topic: topic.name, partition: partition.partition };
+    const config = logConfigFor(this.options.config, topic.configs);
+    const raft = this.options.raft;
+    let log: LocalReplicatedLog | RaftReplicatedLog;
+    if (raft) {
+      const group = await raft.groupFor(topic.topicId, partition.partition);
+      const raftLog = await RaftReplicatedLog.open(join(dir, name), {
+        topicPartition,
+        nodeId: this.options.nodeId,
+        group,
+        raft,
+        config,
+        flushScheduler: this.options.flushScheduler,
+        now: this.options.now,
+        onEvent,
+        ...(this.options.observeCommitLatency
+          ? { observeCommitLatency: this.options.observeCommitLatency }
+          : {}),
+      });
+      this.groups.set(name, group);
+      this.electing.push(raftLog.whenLeader());
+      log = raftLog;
+    } else {
+      log = await LocalReplicatedLog.open(join(dir, name), {
+        topicPartition,
+        nodeId: this.options.nodeId,
+        leaderEpoch: partition.leaderEpoch,
+        config,
+        flushScheduler: this.options.flushScheduler,
+        now: this.options.now,
+        onEvent,
+      });
+    }
     const report = log.recoveryReport;
     if (!report.cleanShutdown && (report.truncations.length > 0 || report.deletedSegments.length > 0)) {
       this.options.logger.warn(
@@ -259,6 +303,18 @@ export class PartitionManager implements LogStatsProvider {
         await log.close();
       } catch (error) {
         this.options.logger.warn({ err: error, topic: topic.name }, "closing a deleted partition failed");
+      }
+      const group = this.groups.get(name);
+      this.groups.delete(name);
+      if (group !== undefined && this.options.raft) {
+        await this.options.raft
+          .forget(topic.topicId, log.topicPartition.partition, group)
+          .catch((error: unknown) =>
+            this.options.logger.warn(
+              { err: error, topic: topic.name, group },
+              "could not remove a deleted partition's Raft state; it is unused and harmless",
+            ),
+          );
       }
       if (!dir) continue;
       this.partitionsPerDirectory.set(dir, Math.max(0, (this.partitionsPerDirectory.get(dir) ?? 1) - 1));

@@ -1,16 +1,20 @@
 import type { RaftGroupStats, RaftStatsProvider } from "@raftka/monitoring";
+import { RaftReplicatedLog } from "./raft-replicated-log.js";
 import type { ReplicatedLog } from "./replicated-log.js";
 
 /**
- * A partition's consensus state as the Raft metrics report it, read from its ReplicatedLog: the
- * leader epoch is the Raft term, and replicas/ISR come from the log itself. A single-replica log
- * therefore reports honestly what a one-member Raft group is (leader, ISR 1 of 1), and a Raft-backed
- * log reports its real state through the same fields.
+ * A partition's consensus state as the Raft metrics report it, read from its ReplicatedLog: for a
+ * RaftReplicatedLog the term, leader and role are the Raft group's own (from the host's leadership
+ * events), and replicas/ISR are the group's voters (one, this node, today).
  */
 export function raftGroupStats(log: ReplicatedLog): RaftGroupStats {
   const { topic, partition } = log.topicPartition;
   const common = { topic, partition, term: log.leaderEpoch, leaderKnown: log.leaderId >= 0 };
-  if (!log.isLeader) return { ...common, role: "follower" };
+  if (!log.isLeader) {
+    const raftRole = log instanceof RaftReplicatedLog ? log.raftRole : "follower";
+    const candidate = raftRole === "candidate" || raftRole === "preCandidate";
+    return { ...common, role: candidate ? "candidate" : "follower" };
+  }
   return {
     ...common,
     role: "leader",

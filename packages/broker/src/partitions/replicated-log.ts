@@ -38,11 +38,17 @@ export interface ReplicatedLogStats {
 /** Called whenever the high watermark moves forward; `committedBytes` is the running total of committed batch bytes. */
 export type HighWatermarkListener = (highWatermark: number, committedBytes: number) => void;
 
+/** Called when this replica gains or loses the partition's leadership (epoch = the new leader epoch). */
+export type LeadershipListener = (change: {
+  readonly isLeader: boolean;
+  readonly leaderEpoch: number;
+}) => void;
+
 /**
  * The seam between the Kafka handlers and a partition's log. Handlers only see Kafka concepts: offsets,
- * a high watermark, a leader epoch. `LocalReplicatedLog` implements it with one replica (the commit rule of a
- * one-member Raft group: committed = fsynced); a Raft-backed implementation replaces it per partition,
- * where positions stay Kafka offsets and the Raft term is the batch's partitionLeaderEpoch.
+ * a high watermark, a leader epoch. `RaftReplicatedLog` implements it on a Raft group of the node's
+ * RaftNodeHost: positions stay Kafka offsets, the Raft term is the batch's partitionLeaderEpoch and the
+ * leader epoch, and the high watermark is the Raft commit index + 1.
  *
  * Ordering contract: `append` starts the append synchronously, so appends are ordered by call order.
  */
@@ -85,6 +91,11 @@ export interface ReplicatedLog {
   /** One retention pass (time and size), never deleting uncommitted data. */
   applyRetention(now: number): Promise<RetentionResult>;
   updateConfig(config: Partial<LogConfig>): void;
+  /**
+   * Subscribes to leadership changes after the log was opened (a log is opened and, for a partition this
+   * node should lead, awaited as leader before the broker serves it); returns the unsubscribe function.
+   */
+  onLeadershipChange(listener: LeadershipListener): () => void;
   /** Subscribes to high watermark advances; returns the unsubscribe function. */
   onHighWatermark(listener: HighWatermarkListener): () => void;
   stats(): ReplicatedLogStats;

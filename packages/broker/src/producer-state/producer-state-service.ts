@@ -204,6 +204,10 @@ export class ProducerStateService implements ProducerStateCheck {
       waiting: new Map(),
     };
     this.states.set(key, state);
+    // Elected again (after another leader may have appended): the state is rebuilt from the log.
+    log.onLeadershipChange(({ isLeader }) => {
+      if (isLeader && !this.stopped && this.states.get(key) === state) this.rebuild(state);
+    });
     if (log.logEndOffset === log.logStartOffset && log.logEndOffset === 0) {
       // A brand-new partition: nothing to replay.
       state.status = "ready";

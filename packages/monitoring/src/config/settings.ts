@@ -300,6 +300,10 @@ const table = {
     category: "replication",
     doc: "How often a leader tells its followers it is alive (coalesced per node pair). Must be well below raft.election.timeout.ms.",
   }),
+  "raft.partitions.enable": setting(boolean(), true, {
+    category: "replication",
+    doc: "Run every partition (and the metadata log) as a Raft group on this node: the high watermark is the Raft commit index and the leader epoch is the Raft term, so each restart bumps it. `false` falls back to plain local logs (committed = fsynced, epoch fixed); switching back and forth keeps the data.",
+  }),
   "raft.tick.ms": setting(ms(1, "INT", 10_000), 50, {
     category: "replication",
     doc: "Resolution of the shared Raft timer that drives elections and heartbeats of every partition.",

@@ -53,6 +53,13 @@ export interface RaftOptions {
   /** Proposals are refused (TOO_MANY_UNCOMMITTED_BYTES) while this much is appended but not committed. */
   readonly maxUncommittedBytes?: number;
   readonly snapshotChunkBytes?: number;
+  /**
+   * A new leader appends its no-op only when its log holds entries beyond its commit index. When
+   * everything it holds is committed there is nothing of an earlier term to commit (Figure 8), and a
+   * partition keeps Kafka's offsets free of Raft entries after a clean restart. Membership changes
+   * still wait for an entry of the leader's own term to commit.
+   */
+  readonly noopOnlyWhenUncommitted?: boolean;
   /** Partitions need only the commit index (their state machine is the log); the controller applies entries. */
   readonly deliverCommittedEntries?: boolean;
   readonly maxCommittedBytesPerReady?: number;
@@ -117,6 +124,7 @@ const DEFAULTS = {
   maxUncommittedBytes: 256 * 1024 * 1024,
   snapshotChunkBytes: 1024 * 1024,
   deliverCommittedEntries: true,
+  noopOnlyWhenUncommitted: false,
   maxCommittedBytesPerReady: 4 * 1024 * 1024,
 } as const;
 
@@ -142,6 +150,10 @@ export class RaftCore {
   private config: ClusterConfig;
 
   private ticks = 0;
+  /** The term in which this leader skipped its no-op because its whole log was committed. */
+  private noopSkippedInTerm = -1;
+  /** Elections this replica started (raised its term as a candidate) and won, since it was created. */
+  readonly elections = { started: 0, won: 0 };
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
@@ -321,7 +333,9 @@ export class RaftCore {
     if (lastConfigOffset > this.commit) {
       return { ok: false, error: "CONFIG_CHANGE_IN_PROGRESS", leader: this.id };
     }
-    if (!this.committedInCurrentTerm()) return { ok: false, error: "LEADER_NOT_READY", leader: this.id };
+    // Strictly an entry of this term (the single-server change fix), even when the no-op was skipped.
+    if (this.log.termAt(this.commit) !== this.term)
+      return { ok: false, error: "LEADER_NOT_READY", leader: this.id };
     const next = applyConfChange(this.config, change);
     if (typeof next === "string") {
       return { ok: false, error: "INVALID_CONFIG_CHANGE", leader: this.id, detail: next };
@@ -400,6 +414,16 @@ export class RaftCore {
    */
   wake(): void {
     if (this.quiesced) this.unquiesce(this.role !== "leader");
+  }
+
+  /**
+   * Start an election now instead of after the election timeout: a node that knows it is the only
+   * voter (a one-member group at start-up) need not wait. Does nothing on a leader or a non-voter.
+   */
+  campaignNow(): void {
+    if (this.role === "leader" || !this.promotable()) return;
+    if (this.quiesced) this.unquiesce(false);
+    this.campaign(this.options.preVote ? "preVote" : "vote", false);
   }
 
   /** Entries or a snapshot the log was loading are in memory now: resume what waited for them. */
@@ -690,6 +714,7 @@ export class RaftCore {
       this.leader = NO_NODE;
     } else {
       this.term++;
+      this.elections.started++;
       this.vote = this.id;
       this.role = "candidate";
       this.leader = NO_NODE;
@@ -753,6 +778,7 @@ export class RaftCore {
     assert(this.role === "candidate", () => `node ${this.id} became leader from ${this.role}`);
     assert(this.vote === this.id, "a leader voted for itself in its term");
     this.role = "leader";
+    this.elections.won++;
     this.leader = this.id;
     this.heartbeatElapsed = 0;
     this.electionElapsed = 0;
@@ -760,6 +786,10 @@ export class RaftCore {
     const lastOffset = this.log.lastOffset();
     for (const peer of peersOf(this.config, this.id)) {
       this.progress.set(peer, this.newProgress(peer, lastOffset));
+    }
+    if (this.options.noopOnlyWhenUncommitted && this.commit === lastOffset) {
+      this.noopSkippedInTerm = this.term;
+      return;
     }
     // Figure 8: entries of earlier terms commit only together with an entry of this term.
     const firstOffset = lastOffset + 1;
@@ -1253,8 +1283,9 @@ export class RaftCore {
     }
   }
 
+  /** This leader's commit index is the group's: an entry of its term committed, or its whole log was. */
   private committedInCurrentTerm(): boolean {
-    return this.log.termAt(this.commit) === this.term;
+    return this.log.termAt(this.commit) === this.term || this.noopSkippedInTerm === this.term;
   }
 
   private quorumRecentlyActive(): boolean {

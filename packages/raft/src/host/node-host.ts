@@ -39,6 +39,13 @@ export interface RaftHostOptions {
   readonly seed?: number;
   /** Opt-in: hand leadership over toward an even spread of leaders across live nodes. */
   readonly leaderBalancer?: LeaderBalancerOptions;
+  /**
+   * false: a hard state that only moved the commit index is written at stop (and with the next term or
+   * vote change), not with every fsync round. Safe (the commit index is re-learned after a restart) and
+   * it spares a StableStore write and fsync per round, but after a crash the commit lags: groups whose
+   * state machine is not the log (the controller) re-apply more. Default true.
+   */
+  readonly persistCommitIndexEachRound?: boolean;
 }
 
 export interface LeaderBalancerOptions {
@@ -67,6 +74,18 @@ export interface GroupOptions {
   /** Omit for partitions: their state machine is the log, so only the commit index matters. */
   readonly stateMachine?: StateMachine;
   readonly raft?: GroupRaftOptions;
+  /**
+   * Partitions (no state machine): called once the commit index has moved, after the fsync round that
+   * made it durable here, with the new commit index (the high watermark is commitIndex + 1).
+   */
+  readonly onCommit?: (commitIndex: number) => void;
+  /** Called once entries up to `lastOffset` are written to the log (not yet durable): acks=1. */
+  readonly onWritten?: (lastOffset: number) => void;
+}
+
+/** A proposal the core accepted: where it went at once, and a promise that settles when it commits. */
+export interface StartedProposal extends ProposalResult {
+  readonly committed: Promise<ProposalResult>;
 }
 
 export interface ProposalResult {
@@ -126,6 +145,8 @@ interface GroupState {
   readonly waitingReads: Array<{ index: number; resolve: (index: number) => void }>;
   /** Storage writes issued but not yet covered by a completed fsync round. */
   pendingWrite: Promise<void> | undefined;
+  readonly onCommit: ((commitIndex: number) => void) | undefined;
+  readonly onWritten: ((lastOffset: number) => void) | undefined;
 }
 
 /**
@@ -143,6 +164,8 @@ export class RaftNodeHost {
   private readonly random: SeededRandom;
   private readonly hardStates: HardStateStore;
   private pendingHardStates = new Map<GroupId, HardState>();
+  /** Commit-only hard states held back until stop (`persistCommitIndexEachRound: false`). */
+  private readonly deferredHardStates = new Map<GroupId, HardState>();
   private touchedLogs = new Set<GroupState>();
   private roundInFlight = false;
   private round: Promise<void> = Promise.resolve();
@@ -156,9 +179,12 @@ export class RaftNodeHost {
     { group: GroupId; resolve: (index: number) => void; reject: (error: Error) => void }
   >();
   private readonly leadershipListeners: Array<(event: LeadershipEvent) => void> = [];
+  private readonly failureListeners: Array<(error: Error) => void> = [];
   private readonly unknownGroupsLogged = new Set<GroupId>();
   private balancer: LeaderBalancerState | undefined;
   private ticks = 0;
+  /** Elections of groups no longer hosted, so the node's totals never go down. */
+  private readonly removedElections = { started: 0, won: 0 };
   /** Fsync rounds completed (each covers every group that wrote since the previous one). */
   syncRounds = 0;
 
@@ -271,6 +297,12 @@ export class RaftNodeHost {
     return this.balancer?.transfers ?? 0;
   }
 
+  /** Called once if the node stops after a storage or invariant failure (it serves nothing more). */
+  onFailure(listener: (error: Error) => void): void {
+    if (this.failure !== undefined) listener(this.failure);
+    else this.failureListeners.push(listener);
+  }
+
   onLeadershipChange(listener: (event: LeadershipEvent) => void): void {
     this.leadershipListeners.push(listener);
   }
@@ -312,6 +344,8 @@ export class RaftNodeHost {
       proposals: [],
       waitingReads: [],
       pendingWrite: undefined,
+      onCommit: options.onCommit,
+      onWritten: options.onWritten,
     };
     options.log.onLoaded = () => {
       if (this.groups.get(group) !== state) return;
@@ -327,6 +361,8 @@ export class RaftNodeHost {
   async removeGroup(group: GroupId): Promise<void> {
     const state = this.groups.get(group);
     if (state === undefined) return;
+    this.removedElections.started += state.core.elections.started;
+    this.removedElections.won += state.core.elections.won;
     this.groups.delete(group);
     this.driver.removeGroup(group);
     this.failPending(
@@ -335,6 +371,17 @@ export class RaftNodeHost {
     );
     await state.pendingWrite;
     await state.log.close();
+  }
+
+  /**
+   * A removed group that will never come back (its partition was deleted): its hard state not yet
+   * written is dropped, so nothing writes the group's keys after the caller removed them.
+   */
+  discardHardState(group: GroupId): void {
+    if (this.groups.has(group))
+      throw new Error(`group ${group} still runs on node ${this.nodeId}; remove it first`);
+    this.pendingHardStates.delete(group);
+    this.deferredHardStates.delete(group);
   }
 
   hasGroup(group: GroupId): boolean {
@@ -358,6 +405,40 @@ export class RaftNodeHost {
     this.driver.touch(group);
     this.schedule();
     return this.trackProposal(state, result);
+  }
+
+  /**
+   * Like `propose`, but answers synchronously where the entry went (throws NotLeaderError when this
+   * node does not lead the group), so a caller can wait for the local write (acks=1) or the commit.
+   */
+  startProposal(group: GroupId, payload: Uint8Array, recordCount = 1): StartedProposal {
+    const state = this.groupState(group);
+    const result = state.core.propose(payload, recordCount);
+    if (!result.ok) throw new NotLeaderError(group, result.leader, result.error);
+    this.driver.touch(group);
+    this.schedule();
+    const accepted = { firstOffset: result.firstOffset, lastOffset: result.lastOffset, term: result.term };
+    return { ...accepted, committed: this.trackProposal(state, accepted) };
+  }
+
+  /**
+   * Start an election for `group` now instead of after an election timeout (a one-member group at
+   * start-up: it wins at once and its first entry commits with the next fsync round).
+   */
+  campaign(group: GroupId): void {
+    this.groupState(group).core.campaignNow();
+    this.driver.touch(group);
+    this.schedule();
+  }
+
+  /** Elections this node started and won, over every group it hosts or hosted. */
+  electionCounts(): { started: number; won: number } {
+    let { started, won } = this.removedElections;
+    for (const state of this.groups.values()) {
+      started += state.core.elections.started;
+      won += state.core.elections.won;
+    }
+    return { started, won };
   }
 
   /** One membership step; resolves once the new configuration is committed. */
@@ -444,6 +525,8 @@ export class RaftNodeHost {
     if (this.timer !== undefined) clearInterval(this.timer);
     await this.transport.stop();
     await this.round;
+    // A deferred state is newer than a pending one of the same group (a pending one clears it).
+    for (const [group, state] of this.deferredHardStates) this.pendingHardStates.set(group, state);
     if (this.pendingHardStates.size > 0 && this.failure === undefined) {
       await this.hardStates.saveMany(this.pendingHardStates).catch(() => {});
     }
@@ -669,13 +752,27 @@ export class RaftNodeHost {
       const written = state.log.write(ready);
       // The fsync round awaits (and reports) a failure; until then it must not count as unhandled.
       written.catch(() => {});
+      const onWritten = state.onWritten;
+      const last = ready.entries[ready.entries.length - 1];
+      if (onWritten !== undefined && last !== undefined)
+        written.then(
+          () => onWritten(last.lastOffset),
+          () => {},
+        );
       state.pendingWrite =
         state.pendingWrite === undefined
           ? written
           : Promise.all([state.pendingWrite, written]).then(() => {});
       this.touchedLogs.add(state);
     }
-    if (ready.hardState !== undefined) this.pendingHardStates.set(item.group, ready.hardState);
+    if (ready.hardState !== undefined) {
+      if (!ready.mustPersist && this.options.persistCommitIndexEachRound === false) {
+        this.deferredHardStates.set(item.group, ready.hardState);
+      } else {
+        this.pendingHardStates.set(item.group, ready.hardState);
+        this.deferredHardStates.delete(item.group);
+      }
+    }
     if (ready.leadership !== undefined) {
       if (this.balancer !== undefined) this.balancer.changed = true;
       const event = { group: item.group, ...ready.leadership };
@@ -753,8 +850,9 @@ export class RaftNodeHost {
           state.stateMachine.apply(ready.committedEntries);
           state.applied = ready.committedEntries[ready.committedEntries.length - 1]!.lastOffset;
         }
-      } else {
+      } else if (ready.commitIndex > state.applied) {
         state.applied = ready.commitIndex;
+        state.onCommit?.(ready.commitIndex);
       }
       this.settleProposals(state, ready.commitIndex);
       if (state.waitingReads.length > 0) this.releaseReads(state);
@@ -811,6 +909,7 @@ export class RaftNodeHost {
     this.balancer = undefined;
     if (this.timer !== undefined) clearInterval(this.timer);
     void this.transport.stop();
+    for (const listener of this.failureListeners.splice(0)) listener(error);
   }
 }
 

@@ -27,7 +27,7 @@ export interface PartitionRaftLogOptions {
   readonly keyPrefix: string;
   /** Membership of a brand-new group; ignored once the group has state on disk. */
   readonly initialConfig: ClusterConfig;
-  /** Recent entries kept in memory for replication (older ones are read back from the log). */
+  /** Recent entries kept in memory for replication (older ones are read back from the log); 0: none. */
   readonly cacheBytes?: number;
   /** Clock for the timestamps of control batches. */
   readonly now?: () => number;
@@ -291,10 +291,9 @@ export class PartitionRaftLog implements RaftLogStorage {
       this.cacheUsed += entryBytes(entry);
     }
     this.evictCache();
-    const batches =
-      entries.length === 0
-        ? undefined
-        : Buffer.concat(entries.map((entry) => batchForEntry(entry, this.now())));
+    // Each entry's batch is appended as it is (the log queues appends in call order and writes them
+    // together with one writev): no copy of the clients' bytes.
+    const batches = entries.map((entry) => batchForEntry(entry, this.now()));
     const configs = configsChanged || newConfigs ? this.encodeConfigs() : undefined;
     const step = async (): Promise<void> => {
       if (snapshot !== undefined) await this.installOnDisk(snapshot);
@@ -304,8 +303,13 @@ export class PartitionRaftLog implements RaftLogStorage {
       }
       // The config index must never miss an entry the log holds: record it first.
       if (newConfigs) await this.stable.set(this.keys.configs, configs!);
-      if (batches !== undefined)
-        await this.log.append(batches, { assignOffsets: false, waitForFlush: false });
+      if (batches.length === 1) {
+        await this.log.append(batches[0]!, { assignOffsets: false, waitForFlush: false });
+      } else if (batches.length > 1) {
+        await Promise.all(
+          batches.map((batch) => this.log.append(batch, { assignOffsets: false, waitForFlush: false })),
+        );
+      }
     };
     return this.enqueue(step);
   }
@@ -452,8 +456,11 @@ export class PartitionRaftLog implements RaftLogStorage {
   }
 
   private evictCache(): void {
+    // The newest entry stays even when larger than the cache, unless there is no cache at all (a
+    // one-member group sends entries to nobody; a kept payload would pin its whole request buffer).
+    const keep = this.cacheBytes > 0 ? 1 : 0;
     let drop = 0;
-    while (drop < this.cache.length - 1 && this.cacheUsed > this.cacheBytes) {
+    while (drop < this.cache.length - keep && this.cacheUsed > this.cacheBytes) {
       this.cacheUsed -= entryBytes(this.cache[drop]!);
       this.cacheAfter = this.cache[drop]!.lastOffset;
       drop++;

@@ -1,0 +1,131 @@
+import { describe, expect, it } from "vitest";
+import {
+  MemoryHardStateStore,
+  MemoryLogStorage,
+  makeConfig,
+  NO_NODE,
+  RaftCore,
+  RaftNodeHost,
+  SeededRandom,
+} from "../src/index.js";
+
+/** A node that is its group's only voter, driven by hand: every ready is written, then advanced. */
+function oneMember(
+  storage: MemoryLogStorage,
+  options: { noopOnlyWhenUncommitted?: boolean; commit?: number; term?: number } = {},
+) {
+  const random = new SeededRandom(7);
+  const core = new RaftCore(
+    {
+      id: 1,
+      group: 1,
+      random: () => random.next(),
+      deliverCommittedEntries: false,
+      ...(options.noopOnlyWhenUncommitted === undefined
+        ? {}
+        : { noopOnlyWhenUncommitted: options.noopOnlyWhenUncommitted }),
+    },
+    storage,
+    { term: options.term ?? 0, vote: NO_NODE, commit: options.commit ?? -1 },
+  );
+  const drive = async () => {
+    for (let round = 0; round < 10 && core.hasReady(); round++) {
+      const ready = core.ready();
+      await storage.write(ready);
+      core.advance(ready);
+    }
+  };
+  return { core, drive };
+}
+
+const payload = new Uint8Array([1, 2, 3]);
+
+describe("a one-member group", () => {
+  it("elects itself at once with campaignNow, counting the election", async () => {
+    const { core, drive } = oneMember(new MemoryLogStorage(makeConfig([1])));
+    expect(core.isLeader()).toBe(false);
+    core.campaignNow();
+    expect(core.isLeader()).toBe(true);
+    expect(core.currentTerm).toBe(1);
+    expect(core.elections).toEqual({ started: 1, won: 1 });
+    core.campaignNow();
+    expect(core.elections).toEqual({ started: 1, won: 1 });
+    await drive();
+    // Without the option the leader's no-op takes the first offset.
+    expect(core.commitIndex).toBe(0);
+  });
+
+  it("skips the no-op when its whole log is committed, and appends it when a tail is not", async () => {
+    const empty = oneMember(new MemoryLogStorage(makeConfig([1])), { noopOnlyWhenUncommitted: true });
+    empty.core.campaignNow();
+    await empty.drive();
+    expect(empty.core.lastOffset).toBe(-1);
+    expect(empty.core.propose(payload, 2)).toMatchObject({ ok: true, firstOffset: 0, lastOffset: 1 });
+    // A membership change still waits for an entry of the leader's own term to commit.
+    const before = oneMember(new MemoryLogStorage(makeConfig([1])), { noopOnlyWhenUncommitted: true });
+    before.core.campaignNow();
+    expect(before.core.proposeConfChange({ type: "addLearner", node: 2 })).toMatchObject({
+      ok: false,
+      error: "LEADER_NOT_READY",
+    });
+    await empty.drive();
+    expect(empty.core.commitIndex).toBe(1);
+    expect(empty.core.proposeConfChange({ type: "addLearner", node: 2 })).toMatchObject({ ok: true });
+
+    // The same log with a tail beyond the recorded commit: the new leader's no-op commits it.
+    const storage = new MemoryLogStorage(makeConfig([1]));
+    const writer = oneMember(storage, { noopOnlyWhenUncommitted: true });
+    writer.core.campaignNow();
+    writer.core.propose(payload, 3);
+    await writer.drive();
+    expect(writer.core.commitIndex).toBe(2);
+    const restarted = oneMember(storage, { noopOnlyWhenUncommitted: true, commit: 0, term: 1 });
+    restarted.core.campaignNow();
+    expect(restarted.core.lastOffset).toBe(3);
+    await restarted.drive();
+    expect(restarted.core.commitIndex).toBe(3);
+    const committed = oneMember(storage, { noopOnlyWhenUncommitted: true, commit: 3, term: 2 });
+    committed.core.campaignNow();
+    expect(committed.core.currentTerm).toBe(3);
+    expect(committed.core.lastOffset).toBe(3);
+  });
+});
+
+describe("a one-member group on a host", () => {
+  it("reports writes and commits, and with persistCommitIndexEachRound=false saves a moved commit index only at stop", async () => {
+    const hardStates = new MemoryHardStateStore();
+    const host = await RaftNodeHost.start({
+      nodeId: 1,
+      clusterId: "test",
+      secret: "a-secret-of-at-least-16-characters",
+      listen: { host: "127.0.0.1", port: 0 },
+      peers: new Map(),
+      hardStateStore: hardStates,
+      tickMs: 10,
+      raft: { noopOnlyWhenUncommitted: true },
+      persistCommitIndexEachRound: false,
+    });
+    try {
+      const written: number[] = [];
+      const commits: number[] = [];
+      host.addGroup(3, {
+        log: new MemoryLogStorage(makeConfig([1])),
+        onWritten: (offset) => written.push(offset),
+        onCommit: (commit) => commits.push(commit),
+      });
+      host.campaign(3);
+      const started = host.startProposal(3, payload, 2);
+      expect(started).toMatchObject({ firstOffset: 0, lastOffset: 1, term: 1 });
+      expect(await started.committed).toMatchObject({ lastOffset: 1 });
+      expect(written).toContain(1);
+      expect(commits.at(-1)).toBe(1);
+      await host.startProposal(3, payload, 1).committed;
+      expect(host.electionCounts()).toEqual({ started: 1, won: 1 });
+      // The term and vote were saved when the election happened; the commit index moved since.
+      expect(hardStates.load(3)).toEqual({ term: 1, vote: 1, commit: -1 });
+    } finally {
+      await host.stop();
+    }
+    expect(hardStates.load(3)).toEqual({ term: 1, vote: 1, commit: 2 });
+  });
+});
