@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { mkdir, open, rename, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
@@ -110,12 +110,14 @@ export async function uploadSegment(
   try {
     const raw = new ChecksumCounter((done) => report("compress", done, rawSize));
     const compressed = new ChecksumCounter();
+    // Opened first, so a failed pipeline cannot create the file after the cleanup below (see download).
+    const compressedOut = await open(temporary, "w");
     await pipeline(
       createReadStream(segment.logPath),
       raw,
       new CompressStream({ compressionLevel: options.compressionLevel ?? 3 }),
       compressed,
-      createWriteStream(temporary),
+      compressedOut.createWriteStream(),
     );
     if (raw.size !== rawSize) {
       throw new ObjectStoreError(
@@ -225,12 +227,16 @@ export async function downloadSegment(
   try {
     const compressed = new ChecksumCounter((done) => report("download", done, manifest.log.size));
     const raw = new ChecksumCounter();
+    // Opened before the pipeline: a write stream that opens its own file may create it after a failed
+    // pipeline has already cleaned up, leaving a stray temporary file behind.
+    const download = await store.getStream(manifest.log.key);
+    const logOut = await open(temporaries[0]!, "w");
     await pipeline(
-      await store.getStream(manifest.log.key),
+      download,
       compressed,
       new DecompressStream(),
       raw,
-      createWriteStream(temporaries[0]!),
+      logOut.createWriteStream(),
     );
     verify(store, manifest.log.key, manifest.log.crc32c, compressed.checksum);
     verify(store, `${manifest.log.key} (uncompressed)`, manifest.log.uncompressedCrc32c, raw.checksum);
