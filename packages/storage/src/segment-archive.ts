@@ -231,13 +231,7 @@ export async function downloadSegment(
     // pipeline has already cleaned up, leaving a stray temporary file behind.
     const download = await store.getStream(manifest.log.key);
     const logOut = await open(temporaries[0]!, "w");
-    await pipeline(
-      download,
-      compressed,
-      new DecompressStream(),
-      raw,
-      logOut.createWriteStream(),
-    );
+    await pipeline(download, compressed, new DecompressStream(), raw, logOut.createWriteStream());
     verify(store, manifest.log.key, manifest.log.crc32c, compressed.checksum);
     verify(store, `${manifest.log.key} (uncompressed)`, manifest.log.uncompressedCrc32c, raw.checksum);
     for (const [index, file] of [manifest.offsetIndex, manifest.timeIndex].entries()) {
