@@ -186,6 +186,17 @@ describe("raftka topic commands against a broker process", () => {
       expect(record.key).toBe(`customer-${Number(record.value!.split(" ")[1]) % 9}`);
   });
 
+  it("prints every record before it exits, also when the reader of its pipe lags behind", async () => {
+    // About 1 MB of output: far more than a pipe holds, so most of it is still queued when the command ends.
+    const values = Array.from({ length: 5_000 }, (_, index) => `bulk ${index} ${"x".repeat(200)}`);
+    expect((await raftka(["topic", "create", "bulk"])).code).toBe(0);
+    const produced = await raftka(["topic", "produce", "bulk"], `${values.join("\n")}\n`);
+    expect(produced.code, produced.stderr).toBe(0);
+    const consumed = await raftka(["topic", "consume", "bulk", "-e"]);
+    expect(consumed.code, consumed.stderr).toBe(0);
+    expect(consumed.stdout.split("\n").filter((line) => line !== "")).toEqual(values);
+  });
+
   it("stops after --num records, and reads the last N of a partition with -o -N", async () => {
     const five = await raftka(["topic", "consume", "orders", "-n", "5"]);
     expect(five.code).toBe(0);

@@ -31,10 +31,21 @@ async function main(): Promise<number> {
   });
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`raftka: ${(error as Error)?.stack ?? String(error)}\n`);
-    process.exit(ExitCode.failed);
-  },
-);
+/**
+ * Exits once standard output and error have taken everything written to them: to a pipe those writes are
+ * asynchronous, and `process.exit` at once would cut off the tail of what a command printed.
+ */
+function exitAfterOutput(code: number): void {
+  process.exitCode = code;
+  let pending = 2;
+  const flushed = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write("", flushed);
+  process.stderr.write("", flushed);
+}
+
+main().then(exitAfterOutput, (error: unknown) => {
+  process.stderr.write(`raftka: ${(error as Error)?.stack ?? String(error)}\n`);
+  exitAfterOutput(ExitCode.failed);
+});
