@@ -291,8 +291,12 @@ describe("PartitionRaftLog", () => {
     for (let index = 0; index < 40; index++) core.propose(batch(1, `retained-${index}`.padEnd(100, ".")), 1);
     await drive(core, raftLog);
     expect(log.segmentInfos().length).toBeGreaterThan(3);
-    const start = await raftLog.applyRetention({ upToOffset: core.commitIndex + 1 });
+    const { deleted, logStartOffset: start } = await raftLog.applyRetention({
+      upToOffset: core.commitIndex + 1,
+    });
     expect(start).toBeGreaterThan(0);
+    expect(deleted[deleted.length - 1]!.nextOffset).toBe(start);
+    for (const segment of deleted) expect(["retention.ms", "retention.bytes"]).toContain(segment.reason);
     expect(log.logStartOffset).toBe(start);
     expect(raftLog.snapshotMeta()).toMatchObject({ offset: start - 1, term: 1 });
     expect(log.sizeInBytes).toBeLessThanOrEqual(2048 + 1024);

@@ -21,7 +21,6 @@ import {
   PartitionLog,
   RecordBatchTooLargeError,
   type RetentionResult,
-  selectSegmentsToDelete,
   stampLogAppendTime,
 } from "@raftka/storage";
 import type { RaftGroups } from "./raft-groups.js";
@@ -302,41 +301,9 @@ export class RaftReplicatedLog implements ReplicatedLog {
     return this.log.logStartOffset;
   }
 
-  /**
-   * Kafka retention over closed segments wholly below the high watermark; the Raft snapshot position
-   * moves first (PartitionRaftLog.compact), so Raft never finds its log start deleted behind its back.
-   */
-  async applyRetention(now: number): Promise<RetentionResult> {
-    const config = this.log.currentConfig;
-    const closed = this.log
-      .segmentInfos()
-      .filter((segment) => !segment.active)
-      .map((segment) => ({
-        baseOffset: segment.baseOffset,
-        nextOffset: segment.nextOffset,
-        sizeInBytes: segment.sizeInBytes,
-        retentionTimestamp: segment.maxTimestamp >= 0 ? segment.maxTimestamp : now,
-      }));
-    const selected = selectSegmentsToDelete(
-      closed,
-      this.log.sizeInBytes,
-      { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes },
-      now,
-      this.highWatermark,
-    );
-    const lastSelected = selected[selected.length - 1];
-    if (lastSelected === undefined) return { deleted: [], logStartOffset: this.log.logStartOffset };
-    const reasons = new Map(selected.map((segment) => [segment.baseOffset, segment.reason]));
-    const deleted = closed
-      .filter((segment) => reasons.has(segment.baseOffset))
-      .map((segment) => ({
-        baseOffset: segment.baseOffset,
-        nextOffset: segment.nextOffset,
-        sizeInBytes: segment.sizeInBytes,
-        reason: reasons.get(segment.baseOffset)!,
-      }));
-    await this.raftLog.compact(deleted[deleted.length - 1]!.nextOffset - 1, new Uint8Array(0));
-    return { deleted, logStartOffset: this.log.logStartOffset };
+  /** Kafka retention over closed segments wholly below the high watermark, the Raft log start first. */
+  applyRetention(now: number): Promise<RetentionResult> {
+    return this.raftLog.applyRetention({ upToOffset: this.highWatermark, now });
   }
 
   updateConfig(config: Partial<LogConfig>): void {

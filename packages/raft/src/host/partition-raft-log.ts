@@ -1,4 +1,4 @@
-import type { PartitionLog, StableStore } from "@raftka/storage";
+import type { PartitionLog, RetentionResult, StableStore } from "@raftka/storage";
 import { selectSegmentsToDelete } from "@raftka/storage";
 import { assert } from "../core/assert.js";
 import { type ConfigEntry, entryBytes, type LogPosition } from "../core/log.js";
@@ -361,14 +361,14 @@ export class PartitionRaftLog implements RaftLogStorage {
   /**
    * Kafka retention (retention.ms / retention.bytes) for a partition group: deletes the oldest closed
    * segments wholly at or below `upToOffset` (pass commitIndex + 1, the high watermark), moving the Raft
-   * snapshot position with them. Returns the new log start offset.
+   * snapshot position with them, so Raft never finds its log start deleted behind its back.
    */
-  async applyRetention(options: { upToOffset: number; now?: number }): Promise<number> {
+  async applyRetention(options: { upToOffset: number; now?: number }): Promise<RetentionResult> {
     await this.chain;
     const config = this.log.currentConfig;
     const now = options.now ?? this.now();
-    const segments = this.log.segmentInfos();
-    const closed = segments
+    const closed = this.log
+      .segmentInfos()
       .filter((segment) => !segment.active)
       .map((segment) => ({
         baseOffset: segment.baseOffset,
@@ -384,11 +384,18 @@ export class PartitionRaftLog implements RaftLogStorage {
       now,
       Math.min(options.upToOffset, this.end + 1),
     );
-    const last = selected[selected.length - 1];
-    if (last === undefined) return this.log.logStartOffset;
-    const segment = closed.find((candidate) => candidate.baseOffset === last.baseOffset)!;
-    await this.compact(segment.nextOffset - 1, new Uint8Array(0));
-    return this.log.logStartOffset;
+    const reasons = new Map(selected.map((segment) => [segment.baseOffset, segment.reason]));
+    const deleted = closed
+      .filter((segment) => reasons.has(segment.baseOffset))
+      .map(({ baseOffset, nextOffset, sizeInBytes }) => ({
+        baseOffset,
+        nextOffset,
+        sizeInBytes,
+        reason: reasons.get(baseOffset)!,
+      }));
+    const last = deleted[deleted.length - 1];
+    if (last !== undefined) await this.compact(last.nextOffset - 1, new Uint8Array(0));
+    return { deleted, logStartOffset: this.log.logStartOffset };
   }
 
   async close(): Promise<void> {
