@@ -1,10 +1,16 @@
-import { mkdtemp, open, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { Logging } from "@raftka/monitoring";
 import { ApiKey, ErrorCode, KafkaError, readRecordBatchHeader, sliceBatches } from "@raftka/protocol";
-import { FlushScheduler, PartitionLog, StableStore, type SyncableFile } from "@raftka/storage";
+import {
+  defaultSyncFile,
+  FlushScheduler,
+  PartitionLog,
+  StableStore,
+  type SyncableFile,
+} from "@raftka/storage";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LocalReplicatedLog } from "../src/partitions/local-replicated-log.js";
 import { RaftGroups } from "../src/partitions/raft-groups.js";
@@ -34,16 +40,7 @@ class FsyncGate {
   readonly syncFile = async (file: SyncableFile): Promise<void> => {
     await this.opened;
     if (this.failing) throw new Error(`EIO: fsync of ${file.path} failed (test)`);
-    if (file.handle) {
-      await file.handle.datasync();
-      return;
-    }
-    const handle = await open(file.path, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await defaultSyncFile(file);
   };
 }
 

@@ -207,7 +207,8 @@ export class FlushScheduler {
   }
 }
 
-async function defaultSyncFile(file: SyncableFile): Promise<void> {
+/** The real fsync of a file (what a scheduler does when no `syncFile` is given); tests wrap it to inject faults. */
+export async function defaultSyncFile(file: SyncableFile): Promise<void> {
   if (file.handle) {
     // fdatasync also persists the file size, which is all the metadata a reader needs.
     if (file.metadata) await file.handle.sync();
