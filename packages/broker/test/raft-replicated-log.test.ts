@@ -69,9 +69,9 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** One broker node's Raft side with one partition on it (group 1), as the broker opens them. */
-async function startPartition(options: { segmentBytes?: number; retentionBytes?: number } = {}) {
-  const groups = await RaftGroups.start({
+/** A node's Raft groups with short timeouts, on the test's directory and scheduler. */
+function startRaftGroups(): Promise<RaftGroups> {
+  return RaftGroups.start({
     nodeId: 0,
     clusterId: "test-cluster",
     stableStorePath: join(dir, "raft-stable-store"),
@@ -81,6 +81,11 @@ async function startPartition(options: { segmentBytes?: number; retentionBytes?:
     heartbeatIntervalMs: 20,
     logger: silentLogging.root,
   });
+}
+
+/** One broker node's Raft side with one partition on it (group 1), as the broker opens them. */
+async function startPartition(options: { segmentBytes?: number; retentionBytes?: number } = {}) {
+  const groups = await startRaftGroups();
   const node: { log?: RaftReplicatedLog; groups: RaftGroups } = { groups };
   running.push(node);
   const latencies: number[] = [];
@@ -240,16 +245,7 @@ describe("RaftReplicatedLog", () => {
   });
 
   it("tells leadership listeners when it is elected and when it stops leading", async () => {
-    const groups = await RaftGroups.start({
-      nodeId: 0,
-      clusterId: "test-cluster",
-      stableStorePath: join(dir, "raft-stable-store"),
-      flushScheduler: scheduler,
-      tickMs: 10,
-      electionTimeoutMs: 100,
-      heartbeatIntervalMs: 20,
-      logger: silentLogging.root,
-    });
+    const groups = await startRaftGroups();
     running.push({ groups });
     const log = await RaftReplicatedLog.open(join(dir, "topic-0"), {
       topicPartition: { topic: "topic", partition: 0 },
