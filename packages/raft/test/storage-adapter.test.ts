@@ -40,6 +40,7 @@ async function openGroup(
   config: ClusterConfig,
   cacheBytes?: number,
   stablePath = join(directory, "stable"),
+  adoptLogStart = false,
 ) {
   const stable = await StableStore.open(stablePath, { flushScheduler: scheduler });
   const log = await PartitionLog.open(join(directory, `group-${group}`), {
@@ -52,6 +53,7 @@ async function openGroup(
     keyPrefix: raftKeyPrefix(group),
     initialConfig: config,
     cacheBytes,
+    adoptLogStart,
   });
   open.push(stable, raftLog);
   return { stable, log, raftLog };
@@ -326,6 +328,23 @@ describe("PartitionRaftLog", () => {
     await closeAll();
     await expect(openGroup(1, makeConfig([1]))).rejects.toThrow(RaftStorageError);
     await expect(openGroup(2, makeConfig([1]))).resolves.toBeDefined();
+  });
+
+  it("with adoptLogStart, starts the Raft log at a log start moved while the log was not a Raft group", async () => {
+    const { log, raftLog } = await openGroup(1, makeConfig([1]));
+    const core = singleVoter(raftLog);
+    await drive(core, raftLog);
+    for (let index = 0; index < 3; index++) core.propose(batch(1, `d${index}`), 1);
+    await drive(core, raftLog);
+    await log.advanceLogStartOffset(2);
+    await closeAll();
+    const adopted = await openGroup(1, makeConfig([1]), undefined, join(directory, "stable"), true);
+    expect(adopted.raftLog.snapshotMeta()).toMatchObject({ offset: 1, term: 1 });
+    expect(adopted.raftLog.lastOffset()).toBe(3);
+    await closeAll();
+    // The adopted position is durable: a plain open accepts the log now.
+    const reopened = await openGroup(1, makeConfig([1]));
+    expect(reopened.raftLog.snapshotMeta().offset).toBe(1);
   });
 });
 

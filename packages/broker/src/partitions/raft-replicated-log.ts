@@ -129,7 +129,6 @@ export class RaftReplicatedLog implements ReplicatedLog {
     });
     let raftLog: PartitionRaftLog;
     try {
-      await adoptLogWrittenWithoutRaft(log, options);
       raftLog = await PartitionRaftLog.open({
         log,
         stable: options.raft.stable,
@@ -137,6 +136,8 @@ export class RaftReplicatedLog implements ReplicatedLog {
         initialConfig: { voters: [options.nodeId], learners: [] },
         // Entries are kept in memory only to send them to followers; a one-member group has none.
         cacheBytes: 0,
+        // Retention may have moved the log start while the partition ran without Raft.
+        adoptLogStart: true,
         ...(options.now ? { now: options.now } : {}),
       });
     } catch (error) {
@@ -440,28 +441,6 @@ export class RaftReplicatedLog implements ReplicatedLog {
  */
 function storageConfig(config: Partial<LogConfig>): Partial<LogConfig> {
   return { ...config, flushBeforeAck: false, verifyCrcOnAppend: false };
-}
-
-/**
- * A partition directory written while it was not a Raft group (LocalReplicatedLog, or
- * raft.partitions.enable=false) whose log start moved past the Raft snapshot position: the Raft log
- * starts at the Kafka log start (a snapshot position just below it), or PartitionRaftLog would find
- * entries missing below it.
- */
-async function adoptLogWrittenWithoutRaft(
-  log: PartitionLog,
-  options: RaftReplicatedLogOptions,
-): Promise<void> {
-  const key = `${raftKeyPrefix(options.group)}snapshot`;
-  const stored = options.raft.stable.get(key);
-  const storedOffset =
-    stored === undefined ? -1 : (JSON.parse(stored.toString()) as { offset: number }).offset;
-  // Also after running with raft.partitions.enable=false for a while: retention moved only the Kafka log.
-  if (log.logStartOffset <= storedOffset + 1) return;
-  const offset = log.logStartOffset - 1;
-  const term = log.epochForOffset(log.logStartOffset) ?? log.latestEpoch ?? 0;
-  const meta = { offset, term, config: { voters: [options.nodeId], learners: [] } };
-  await options.raft.stable.set(key, Buffer.from(JSON.stringify(meta)));
 }
 
 function toKafkaError(error: unknown, topicPartition: TopicPartition): unknown {

@@ -31,6 +31,12 @@ export interface PartitionRaftLogOptions {
   readonly cacheBytes?: number;
   /** Clock for the timestamps of control batches. */
   readonly now?: () => number;
+  /**
+   * The log may have been trimmed while it was not a Raft group (a partition served without Raft for a
+   * while, whose retention moved only the Kafka log start): the Raft log then starts at the Kafka log
+   * start (a snapshot position just below it) instead of being refused as damaged.
+   */
+  readonly adoptLogStart?: boolean;
 }
 
 interface Epoch {
@@ -151,6 +157,12 @@ export class PartitionRaftLog implements RaftLogStorage {
       await stable.set(keys.snapshot, encodeMeta(meta));
     } else {
       meta = parseMeta(storedMeta, keys.snapshot);
+    }
+    if (options.adoptLogStart === true && log.logStartOffset > meta.offset + 1) {
+      const offset = log.logStartOffset - 1;
+      const term = log.epochForOffset(log.logStartOffset) ?? log.latestEpoch ?? 0;
+      meta = { offset, term, config: meta.config };
+      await stable.set(keys.snapshot, encodeMeta(meta));
     }
     const data = stable.get(keys.data) ?? new Uint8Array(0);
     if (log.logStartOffset > meta.offset + 1) {
