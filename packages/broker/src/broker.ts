@@ -30,7 +30,7 @@ import { Controller } from "./metadata/controller.js";
 import { type MetadataDelta, MetadataImage } from "./metadata/image.js";
 import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
-import { LocalReplicatedLog } from "./partitions/local-replicated-log.js";
+import { openReplicatedLog } from "./partitions/open-replicated-log.js";
 import { PartitionManager } from "./partitions/partition-manager.js";
 import { METADATA_GROUP_ID, RaftGroups } from "./partitions/raft-groups.js";
 import { RaftReplicatedLog } from "./partitions/raft-replicated-log.js";
@@ -206,7 +206,6 @@ export class Broker {
 
     const clusterId = await loadOrCreateMetaProperties(logDirs, nodeId);
     const metadataDirectory = join(logDirs[0]!, `${METADATA_TOPIC}-0`);
-    const metadataTopicPartition = { topic: METADATA_TOPIC, partition: 0 };
     const metrics = this.options.metrics;
     const observeCommitLatency = metrics
       ? (seconds: number) => metrics.raft.commitLatencySeconds.observe(seconds)
@@ -225,27 +224,20 @@ export class Broker {
         ...(this.options.metrics ? { metrics: this.options.metrics } : {}),
       });
       this.raftGroups = raft;
-      const metadataLog = await RaftReplicatedLog.open(metadataDirectory, {
-        topicPartition: metadataTopicPartition,
-        nodeId,
-        group: METADATA_GROUP_ID,
-        raft,
-        config: METADATA_LOG_CONFIG,
-        flushScheduler: this.flushScheduler,
-        now: this.now,
-        ...(observeCommitLatency ? { observeCommitLatency } : {}),
-      });
-      this.metadataLog = metadataLog;
-      await Promise.race([metadataLog.whenLeader(), raft.failed]);
-    } else {
-      this.metadataLog = await LocalReplicatedLog.open(metadataDirectory, {
-        topicPartition: metadataTopicPartition,
-        nodeId,
-        leaderEpoch: 0,
-        config: METADATA_LOG_CONFIG,
-        flushScheduler: this.flushScheduler,
-        now: this.now,
-      });
+    }
+    const openedMetadataLog = await openReplicatedLog(metadataDirectory, {
+      topicPartition: { topic: METADATA_TOPIC, partition: 0 },
+      nodeId,
+      ...(raft ? { raft: { groups: raft, group: METADATA_GROUP_ID } } : {}),
+      leaderEpoch: 0,
+      config: METADATA_LOG_CONFIG,
+      flushScheduler: this.flushScheduler,
+      now: this.now,
+      ...(observeCommitLatency ? { observeCommitLatency } : {}),
+    });
+    this.metadataLog = openedMetadataLog;
+    if (raft && openedMetadataLog instanceof RaftReplicatedLog) {
+      await Promise.race([openedMetadataLog.whenLeader(), raft.failed]);
     }
     const image = new MetadataImage();
     await Controller.replay(this.metadataLog, image);

@@ -15,7 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LocalReplicatedLog } from "../src/partitions/local-replicated-log.js";
 import { RaftGroups } from "../src/partitions/raft-groups.js";
 import { RaftReplicatedLog } from "../src/partitions/raft-replicated-log.js";
-import { batch, createTopic, produceRequest, startTestBroker } from "./helpers.js";
+import { batch, createTopic, fetchRequest, produceRequest, startTestBroker } from "./helpers.js";
 
 /** Fsyncs wait while the gate is closed, then really happen: commits can be held back on purpose. */
 class FsyncGate {
@@ -332,6 +332,47 @@ describe("a broker's Raft state", () => {
     } finally {
       if (!stopped) await node.stop();
       await rm(node.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves the same topics and records when raft.partitions.enable is switched off and on again", async () => {
+    let node = await startTestBroker({ "raft.partitions.enable": false });
+    try {
+      const produce = async (value: string) => {
+        const connection = await node.connect();
+        const response = await connection.send(
+          ApiKey.Produce,
+          7,
+          produceRequest("switched", 0, batch([value])),
+        );
+        const answer = response.responses[0]!.partitionResponses[0]!;
+        expect(answer.errorCode).toBe(ErrorCode.NONE);
+        return answer.baseOffset;
+      };
+      const readBack = async () => {
+        const connection = await node.connect();
+        const response = await connection.send(
+          ApiKey.Fetch,
+          11,
+          fetchRequest([{ topic: "switched", partition: 0, offset: 0n }]),
+        );
+        const records = response.responses[0]!.partitions[0]!.records ?? Buffer.alloc(0);
+        return sliceBatches(records)
+          .batches.map((entry) => readRecordBatchHeader(entry.bytes))
+          .filter((header) => !header.isControl)
+          .map((header) => header.baseOffset);
+      };
+      await createTopic(await node.connect(), "switched");
+      expect(await produce("local")).toBe(0n);
+      node = await node.restart({ "raft.partitions.enable": true });
+      expect(await readBack()).toEqual([0n]);
+      const onRaft = await produce("raft");
+      expect(onRaft).toBeGreaterThan(0n);
+      node = await node.restart({ "raft.partitions.enable": false });
+      expect(await readBack()).toEqual([0n, onRaft]);
+      expect(await produce("local again")).toBeGreaterThan(onRaft);
+    } finally {
+      await node.cleanup();
     }
   });
 });

@@ -4,8 +4,8 @@ import type { Logger, LogStatsProvider, PartitionLogStats, RaftkaConfig } from "
 import type { FlushScheduler, LogEvent } from "@raftka/storage";
 import type { MetadataDelta, MetadataImage, PartitionImage, TopicImage } from "../metadata/image.js";
 import { METADATA_TOPIC } from "../metadata/topic-names.js";
-import { LocalReplicatedLog } from "./local-replicated-log.js";
 import { logConfigFor } from "./log-config.js";
+import { openReplicatedLog } from "./open-replicated-log.js";
 import type { RaftGroups } from "./raft-groups.js";
 import { RaftReplicatedLog } from "./raft-replicated-log.js";
 import type { ReplicatedLog } from "./replicated-log.js";
@@ -248,35 +248,23 @@ export class PartitionManager implements LogStatsProvider {
     const topicPartition = { topic: topic.name, partition: partition.partition };
     const config = logConfigFor(this.options.config, topic.configs);
     const raft = this.options.raft;
-    let log: LocalReplicatedLog | RaftReplicatedLog;
-    if (raft) {
-      const group = await raft.groupFor(topic.topicId, partition.partition);
-      const raftLog = await RaftReplicatedLog.open(join(dir, name), {
-        topicPartition,
-        nodeId: this.options.nodeId,
-        group,
-        raft,
-        config,
-        flushScheduler: this.options.flushScheduler,
-        now: this.options.now,
-        onEvent,
-        ...(this.options.observeCommitLatency
-          ? { observeCommitLatency: this.options.observeCommitLatency }
-          : {}),
-      });
-      this.groups.set(name, group);
-      this.electing.push(raftLog.whenLeader());
-      log = raftLog;
-    } else {
-      log = await LocalReplicatedLog.open(join(dir, name), {
-        topicPartition,
-        nodeId: this.options.nodeId,
-        leaderEpoch: partition.leaderEpoch,
-        config,
-        flushScheduler: this.options.flushScheduler,
-        now: this.options.now,
-        onEvent,
-      });
+    const group = raft ? await raft.groupFor(topic.topicId, partition.partition) : undefined;
+    const log = await openReplicatedLog(join(dir, name), {
+      topicPartition,
+      nodeId: this.options.nodeId,
+      ...(raft && group !== undefined ? { raft: { groups: raft, group } } : {}),
+      leaderEpoch: partition.leaderEpoch,
+      config,
+      flushScheduler: this.options.flushScheduler,
+      now: this.options.now,
+      onEvent,
+      ...(this.options.observeCommitLatency
+        ? { observeCommitLatency: this.options.observeCommitLatency }
+        : {}),
+    });
+    if (log instanceof RaftReplicatedLog) {
+      this.groups.set(name, log.group);
+      this.electing.push(log.whenLeader());
     }
     const report = log.recoveryReport;
     if (!report.cleanShutdown && (report.truncations.length > 0 || report.deletedSegments.length > 0)) {
