@@ -179,6 +179,31 @@ describe("PartitionRaftLog", () => {
     expect(recent).toHaveLength(1);
   });
 
+  it("with no tail cache, reads back whole entries handed over a moment ago, after their writes land", async () => {
+    const { raftLog } = await openGroup(1, makeConfig([1]), 0);
+    const core = singleVoter(raftLog);
+    await drive(core, raftLog);
+    for (let index = 0; index < 5; index++) core.propose(batch(2, `w${index}`), 2);
+    const ready = core.ready();
+    // Not awaited: the read must still see every one of these writes.
+    const written = raftLog.write(ready);
+    const loaded = new Promise<void>((resolve) => {
+      raftLog.onLoaded = resolve;
+    });
+    expect(raftLog.entries(0, 1 << 20)).toBeUndefined();
+    await loaded;
+    await written;
+    const entries = raftLog.entries(0, 1 << 20)!;
+    expect(entries.map((entry) => [entry.firstOffset, entry.lastOffset])).toEqual([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+      [7, 8],
+      [9, 10],
+    ]);
+    expect(Buffer.from(entries[4]!.payload!)).toEqual(Buffer.from(ready.entries[4]!.payload!));
+  });
+
   it("truncates a divergent suffix on disk and in the config index", async () => {
     const { raftLog } = await openGroup(1, makeConfig([1, 2]));
     const config = makeConfig([1, 2], [3]);

@@ -100,6 +100,8 @@ export class PartitionRaftLog implements RaftLogStorage {
   /** Bumped on truncation, snapshot install and compaction: loads started before are stale. */
   private generation = 0;
   private chain: Promise<void> = Promise.resolve();
+  /** Steps on `chain` not finished yet: while there are any, appends must queue behind them. */
+  private queuedSteps = 0;
   private failure: Error | undefined;
 
   private constructor(
@@ -307,6 +309,18 @@ export class PartitionRaftLog implements RaftLogStorage {
     // together with one writev): no copy of the clients' bytes.
     const batches = entries.map((entry) => batchForEntry(entry, this.now()));
     const configs = configsChanged || newConfigs ? this.encodeConfigs() : undefined;
+    if (snapshot === undefined && truncateAfter === undefined && !newConfigs && this.queuedSteps === 0) {
+      // Nothing queued ahead: hand the batches to the log now. It keeps appends in call order and
+      // writes all that queue up meanwhile with one writev, where a step per ready (waiting for the
+      // previous write to land) would cost a writev each.
+      const appended = appendAll(this.log, batches);
+      this.chain = this.chain.then(() =>
+        appended.catch((error: Error) => {
+          this.failure ??= error;
+        }),
+      );
+      return appended;
+    }
     const step = async (): Promise<void> => {
       if (snapshot !== undefined) await this.installOnDisk(snapshot);
       if (truncateAfter !== undefined) {
@@ -315,13 +329,7 @@ export class PartitionRaftLog implements RaftLogStorage {
       }
       // The config index must never miss an entry the log holds: record it first.
       if (newConfigs) await this.stable.set(this.keys.configs, configs!);
-      if (batches.length === 1) {
-        await this.log.append(batches[0]!, { assignOffsets: false, waitForFlush: false });
-      } else if (batches.length > 1) {
-        await Promise.all(
-          batches.map((batch) => this.log.append(batch, { assignOffsets: false, waitForFlush: false })),
-        );
-      }
+      await appendAll(this.log, batches);
     };
     return this.enqueue(step);
   }
@@ -418,7 +426,10 @@ export class PartitionRaftLog implements RaftLogStorage {
   // ---------------------------------------------------------------------------------------------
 
   private enqueue(step: () => Promise<void>): Promise<void> {
-    const next = this.chain.then(step);
+    this.queuedSteps++;
+    const next = this.chain.then(step).finally(() => {
+      this.queuedSteps--;
+    });
     this.chain = next.catch((error: Error) => {
       this.failure ??= error;
     });
@@ -490,9 +501,11 @@ export class PartitionRaftLog implements RaftLogStorage {
   private load(after: number, maxBytes: number): void {
     const generation = this.generation;
     this.loading = { after, generation };
-    const from = Math.max(after + 1, this.log.logStartOffset);
-    this.log
-      .read(from, maxBytes, this.cacheAfter + 1)
+    const upTo = this.cacheAfter + 1;
+    // After the writes already queued: the core may ask for entries it handed over a moment ago
+    // (RaftOptions.releaseWrittenPayloads), which must be read back whole.
+    this.chain
+      .then(() => this.log.read(Math.max(after + 1, this.log.logStartOffset), maxBytes, upTo))
       .then(
         (result) => {
           if (generation !== this.generation) return;
@@ -523,6 +536,13 @@ export class PartitionRaftLog implements RaftLogStorage {
   private encodeConfigs(): Buffer {
     return Buffer.from(JSON.stringify(this.configs));
   }
+}
+
+/** Appends batches that already carry their offsets and term (no fsync: the host's round does that). */
+function appendAll(log: PartitionLog, batches: readonly Buffer[]): Promise<void> {
+  const options = { assignOffsets: false, waitForFlush: false } as const;
+  if (batches.length === 1) return log.append(batches[0]!, options).then(() => {});
+  return Promise.all(batches.map((batch) => log.append(batch, options))).then(() => {});
 }
 
 function takeFrom(entries: readonly Entry[], after: number, maxBytes: number): Entry[] {
