@@ -324,4 +324,35 @@ describe("quiescence", () => {
       expect(core.currentLeader === 1 || core.currentLeader === 3).toBe(true);
     }
   });
+
+  it("the node driver keeps a written batch's readies until the fsync round ends without their entries", () => {
+    const driver = new MultiRaftDriver({
+      nodeId: 1,
+      peers: [],
+      livenessTimeoutTicks: 10,
+      nodeHeartbeatTicks: 2,
+    });
+    const log = new MemoryRaftLog(makeConfig([1]));
+    const core = new RaftCore({ id: 1, group: 7, random: () => 0.5 }, log, {
+      term: 0,
+      vote: NO_NODE,
+      commit: -1,
+    });
+    driver.addGroup(core);
+    core.campaignNow();
+    driver.touch(7);
+    const first = driver.collect();
+    for (const { ready } of first.readies) log.applyReady(ready);
+    driver.complete(first.id);
+    core.propose(new TextEncoder().encode("request bytes"), 1);
+    driver.touch(7);
+    const batch = driver.collect();
+    expect(batch.readies[0]!.ready.entries).toHaveLength(1);
+    log.applyReady(batch.readies[0]!.ready);
+    // The entries went to storage at collect; the round's completion must not pin their payloads.
+    const done = driver.complete(batch.id);
+    expect(done.readies[0]!.ready.entries).toEqual([]);
+    expect(done.readies[0]!.ready.seq).toBe(batch.readies[0]!.ready.seq);
+    expect(core.commitIndex).toBe(core.lastOffset);
+  });
 });

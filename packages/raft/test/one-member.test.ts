@@ -6,6 +6,7 @@ import {
   NO_NODE,
   RaftCore,
   RaftNodeHost,
+  type Ready,
   SeededRandom,
 } from "../src/index.js";
 
@@ -127,5 +128,51 @@ describe("a one-member group on a host", () => {
       await host.stop();
     }
     expect(hardStates.load(3)).toEqual({ term: 1, vote: 1, commit: 2 });
+  });
+
+  it("drops payloads once handed over (releaseWrittenPayloads) and reads them back for a learner added later", async () => {
+    const random = new SeededRandom(7);
+    const options = { deliverCommittedEntries: false, releaseWrittenPayloads: true } as const;
+    const leaderLog = new MemoryLogStorage(makeConfig([1]));
+    const leader = new RaftCore({ id: 1, group: 1, random: () => random.next(), ...options }, leaderLog, {
+      term: 0,
+      vote: NO_NODE,
+      commit: -1,
+    });
+    leader.campaignNow();
+    const first = leader.ready();
+    await leaderLog.write(first);
+    leader.advance(first);
+    const held = new TextEncoder().encode("held-only-in-storage");
+    leader.propose(held, 1);
+    // Handed over and written, but not advanced: the entry is still unstable in the core.
+    const pending: Ready[] = [leader.ready()];
+    expect(pending[0]!.entries.map((entry) => entry.payload)).toEqual([held]);
+    await leaderLog.write(pending[0]!);
+    expect(leader.proposeConfChange({ type: "addLearner", node: 2 })).toMatchObject({ ok: true });
+
+    const learnerLog = new MemoryLogStorage(makeConfig([1]));
+    const learner = new RaftCore(
+      { id: 2, group: 1, random: () => random.next(), deliverCommittedEntries: false },
+      learnerLog,
+      { term: 0, vote: NO_NODE, commit: -1 },
+    );
+    // Route messages by hand; the leader's readies are written at once but advanced only at the end.
+    for (let round = 0; round < 10 && leader.hasReady(); round++) {
+      const ready = leader.ready();
+      await leaderLog.write(ready);
+      pending.push(ready);
+      for (const message of [...ready.messages, ...ready.messagesAfterPersist]) learner.step(message);
+      while (learner.hasReady()) {
+        const reply = learner.ready();
+        await learnerLog.write(reply);
+        learner.advance(reply);
+        for (const message of [...reply.messages, ...reply.messagesAfterPersist]) leader.step(message);
+      }
+    }
+    const copied = learnerLog.entries(0, 1 << 20)!.find((entry) => entry.kind === "data");
+    expect(copied?.payload).toEqual(held);
+    for (const ready of pending) leader.advance(ready);
+    expect(leader.status().progress.find((progress) => progress.node === 2)?.match).toBe(leader.lastOffset);
   });
 });

@@ -149,6 +149,9 @@ export class RaftReplicatedLog implements ReplicatedLog {
     try {
       host.addGroup(options.group, {
         log: raftLog,
+        // The log is the state machine and nobody else reads the entries: a written batch's bytes
+        // (and the request buffer they are part of) are released before its fsync round ends.
+        raft: { releaseWrittenPayloads: true },
         onCommit: (commitIndex) => replicated.committed(commitIndex),
         onWritten: (lastOffset) => replicated.written(lastOffset),
       });

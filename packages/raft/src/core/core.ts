@@ -62,6 +62,13 @@ export interface RaftOptions {
   readonly noopOnlyWhenUncommitted?: boolean;
   /** Partitions need only the commit index (their state machine is the log); the controller applies entries. */
   readonly deliverCommittedEntries?: boolean;
+  /**
+   * The storage serves an entry from the moment a ready hands it over, not only once it is durable.
+   * A group with no other member and no committed-entry delivery then drops an entry's payload as soon
+   * as it is handed over: nobody will read it from the core, and a kept payload would pin the client's
+   * request buffer until the fsync round ends (measured: a third more CPU per MiB, twice the GC time).
+   */
+  readonly releaseWrittenPayloads?: boolean;
   readonly maxCommittedBytesPerReady?: number;
   /** The state machine already reflects the log up to here (defaults to the snapshot offset). */
   readonly applied?: number;
@@ -124,6 +131,7 @@ const DEFAULTS = {
   maxUncommittedBytes: 256 * 1024 * 1024,
   snapshotChunkBytes: 1024 * 1024,
   deliverCommittedEntries: true,
+  releaseWrittenPayloads: false,
   noopOnlyWhenUncommitted: false,
   maxCommittedBytesPerReady: 4 * 1024 * 1024,
 } as const;
@@ -464,7 +472,7 @@ export class RaftCore {
       if (this.role === "leader") this.broadcastHeartbeat(false);
     }
     const seq = ++this.readySeq;
-    const { snapshot, after, entries } = this.log.takeUnhanded(seq);
+    const { snapshot, after, entries } = this.log.takeUnhanded(seq, this.mayReleasePayloads());
     let hardState: HardState | undefined;
     const termOrVoteChanged = this.term !== this.lastHardState.term || this.vote !== this.lastHardState.vote;
     const commit = this.persistableCommit();
@@ -1544,6 +1552,17 @@ export class RaftCore {
   private persistableCommit(): number {
     if (this.log.hasPendingSnapshot()) return this.lastHardState.commit;
     return Math.min(this.commit, this.log.stableOffset());
+  }
+
+  /** Nobody can ask the core for an entry's payload: no member to send it to, no state machine to apply it. */
+  private mayReleasePayloads(): boolean {
+    return (
+      this.options.releaseWrittenPayloads &&
+      !this.options.deliverCommittedEntries &&
+      this.config.learners.length === 0 &&
+      this.config.voters.length === 1 &&
+      this.config.voters[0] === this.options.id
+    );
   }
 
   private leadershipChanged(): boolean {

@@ -28,6 +28,7 @@ export interface DriverBatch {
 
 /** Released once the batches up to some id are durable. */
 export interface DriverCompletion {
+  /** The collected readies without their `entries` (written at collect time, not needed any more). */
   readonly readies: readonly GroupReady[];
   readonly outbound: ReadonlyMap<NodeId, Message[]>;
 }
@@ -165,6 +166,7 @@ export class MultiRaftDriver {
   /** Gather every touched group's ready. Call after any input; cheap when nothing changed. */
   collect(): DriverBatch {
     const readies: GroupReady[] = [];
+    const queued: GroupReady[] = [];
     const outbound = new Map<NodeId, Message[]>();
     let needsSync = false;
     const dirty = this.dirty;
@@ -175,6 +177,9 @@ export class MultiRaftDriver {
       if (core.hasReady()) {
         const ready = core.ready();
         readies.push({ group, core, ready });
+        // Held until the fsync round ends: without the entries, whose payloads (client request
+        // buffers) would otherwise stay reachable that long.
+        queued.push({ group, core, ready: ready.entries.length === 0 ? ready : { ...ready, entries: [] } });
         if (ready.mustPersist) needsSync = true;
         for (const message of ready.messages) appendTo(outbound, message.to, message);
       }
@@ -189,7 +194,7 @@ export class MultiRaftDriver {
       }
     }
     const id = this.nextBatchId++;
-    if (readies.length > 0) this.queue.push({ id, readies, needsSync });
+    if (queued.length > 0) this.queue.push({ id, readies: queued, needsSync });
     return { id, readies, outbound, needsSync };
   }
 

@@ -55,6 +55,11 @@ export function entryBytes(entry: Entry): number {
   return (entry.payload?.byteLength ?? 0) + 24;
 }
 
+/** A data entry whose payload the view dropped after handing it to the storage. */
+function isReleased(entry: Entry): boolean {
+  return entry.kind === "data" && entry.payload === undefined;
+}
+
 /**
  * The core's view of its log: the durable log up to `stableEnd`, followed by entries the host has not
  * yet made durable (`unstable`). Each unstable entry remembers which ready handed it to the host, so
@@ -168,6 +173,10 @@ export class RaftLogView {
     }
     for (let index = this.indexAfter(after); index < this.unstable.length; index++) {
       const entry = this.unstable[index]!;
+      if (isReleased(entry)) {
+        // Handed over and released: the storage has it (RaftOptions.releaseWrittenPayloads).
+        return result.length > 0 ? result : this.storage.entries(after, maxBytes);
+      }
       const size = entryBytes(entry);
       if (result.length > 0 && bytes + size > maxBytes) break;
       result.push(entry);
@@ -230,8 +239,15 @@ export class RaftLogView {
     return count > 0 && this.handedOutBy[count - 1] === 0;
   }
 
-  /** Hand the not-yet-handed-out snapshot and entries to the host as part of ready `seq`. */
-  takeUnhanded(seq: number): { snapshot: Snapshot | undefined; after: number; entries: Entry[] } {
+  /**
+   * Hand the not-yet-handed-out snapshot and entries to the host as part of ready `seq`. With
+   * `releasePayloads` the view keeps them without their payload from now on (the storage holds them;
+   * see RaftOptions.releaseWrittenPayloads).
+   */
+  takeUnhanded(
+    seq: number,
+    releasePayloads = false,
+  ): { snapshot: Snapshot | undefined; after: number; entries: Entry[] } {
     let snapshot: Snapshot | undefined;
     if (this.pendingSnapshot !== undefined && this.pendingSnapshotHandedOutBy === 0) {
       snapshot = this.pendingSnapshot;
@@ -241,7 +257,12 @@ export class RaftLogView {
     while (first > 0 && this.handedOutBy[first - 1] === 0) first--;
     const after = first === 0 ? this.unstableBase().offset : this.unstable[first - 1]!.lastOffset;
     const entries = this.unstable.slice(first);
-    for (let index = first; index < this.handedOutBy.length; index++) this.handedOutBy[index] = seq;
+    for (let index = first; index < this.handedOutBy.length; index++) {
+      this.handedOutBy[index] = seq;
+      const entry = this.unstable[index]!;
+      if (releasePayloads && entry.payload !== undefined)
+        this.unstable[index] = { ...entry, payload: undefined };
+    }
     return { snapshot, after, entries };
   }
 
