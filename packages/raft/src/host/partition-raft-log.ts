@@ -334,8 +334,8 @@ export class PartitionRaftLog implements RaftLogStorage {
     return this.enqueue(step);
   }
 
+  /** Not behind the writes still queued: the host syncs only writes it has seen land. */
   async sync(): Promise<void> {
-    await this.chain;
     if (this.failure !== undefined) throw this.failure;
     await this.log.flush();
   }

@@ -5,12 +5,15 @@ import type { ClusterConfig, GroupId, HardState, Ready } from "../core/types.js"
 /**
  * A group's durable log as the node host uses it: the core's synchronous read interface plus ordered
  * writes and an fsync. `write` must take effect on the read side at once (the core may read what it
- * just wrote before it is durable); `sync` makes everything written so far durable.
+ * just wrote before it is durable); `sync` makes every write that has landed durable.
  */
 export interface RaftLogStorage extends RaftLogReader {
   /** Install `ready.snapshot`, truncate after `ready.entriesAfter`, append `ready.entries` — in call order. */
   write(ready: Ready): Promise<void>;
-  /** Resolves once everything written before the call is durable (many logs share one fsync round). */
+  /**
+   * Resolves once every write that completed before the call is durable (many logs share one fsync
+   * round). Writes still in flight need not be covered: the host awaits the writes a round covers.
+   */
   sync(): Promise<void>;
   /** Set by the host: called when a load that `entries()` or `snapshot()` started has finished. */
   onLoaded: (() => void) | undefined;
