@@ -220,6 +220,7 @@ export class Broker {
         tickMs: config.get("raft.tick.ms"),
         electionTimeoutMs: config.get("raft.election.timeout.ms"),
         heartbeatIntervalMs: config.get("raft.heartbeat.interval.ms"),
+        flushLingerMs: config.get("raft.flush.linger.ms"),
         logger: this.options.logging.component("raft"),
         ...(this.options.metrics ? { metrics: this.options.metrics } : {}),
       });

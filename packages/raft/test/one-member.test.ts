@@ -108,6 +108,58 @@ async function until(what: string, condition: () => boolean): Promise<void> {
 }
 
 describe("a one-member group on a host", () => {
+  it("lets a lazy proposal's fsync round linger (lazySyncMs) until something needs durability now", async () => {
+    const start = (lazySyncMs: number) =>
+      RaftNodeHost.start({
+        nodeId: 1,
+        clusterId: "test",
+        secret: "a-secret-of-at-least-16-characters",
+        listen: { host: "127.0.0.1", port: 0 },
+        peers: new Map(),
+        hardStateStore: new MemoryHardStateStore(),
+        tickMs: 10,
+        raft: { noopOnlyWhenUncommitted: true },
+        lazySyncMs,
+      });
+    const host = await start(60_000);
+    try {
+      const log = new MemoryLogStorage(makeConfig([1]));
+      const written: number[] = [];
+      host.addGroup(5, { log, onWritten: (offset) => written.push(offset) });
+      host.campaign(5);
+      // Past the election's own round (it would carry anything proposed along with it).
+      await host.startProposal(5, payload, 1).committed;
+      const syncsBefore = log.syncs;
+      const lazy = host.startProposal(5, payload, 1, "lazy");
+      let lazyCommitted = false;
+      void lazy.committed.then(() => {
+        lazyCommitted = true;
+      });
+      await until("the lazy write", () => written.includes(lazy.lastOffset));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(lazyCommitted).toBe(false);
+      expect(log.syncs).toBe(syncsBefore);
+      // A proposal someone waits on starts the round at once, and the lazy one commits with it.
+      await host.startProposal(5, payload, 1).committed;
+      expect(lazyCommitted).toBe(true);
+      expect(log.syncs).toBe(syncsBefore + 1);
+    } finally {
+      await host.stop();
+    }
+    const lingering = await start(30);
+    try {
+      const log = new MemoryLogStorage(makeConfig([1]));
+      lingering.addGroup(6, { log });
+      lingering.campaign(6);
+      await lingering.startProposal(6, payload, 1).committed;
+      // Alone, a lazy proposal commits once the linger is over.
+      const lazy = lingering.startProposal(6, payload, 1, "lazy");
+      expect(await lazy.committed).toMatchObject({ lastOffset: lazy.lastOffset });
+    } finally {
+      await lingering.stop();
+    }
+  });
+
   it("starts the next fsync round while one is still syncing, and still commits in order", async () => {
     const host = await RaftNodeHost.start({
       nodeId: 1,

@@ -31,6 +31,8 @@ export interface RaftGroupsOptions {
   readonly tickMs: number;
   readonly electionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
+  /** raft.flush.linger.ms: how long an fsync round may wait when only acks=0/1 writes need it. */
+  readonly flushLingerMs?: number;
   readonly logger: Logger;
   /** raftka_raft_elections_started_total / _won_total follow the host's real election counts. */
   readonly metrics?: RaftkaMetrics;
@@ -108,6 +110,7 @@ export class RaftGroups {
         // A partition's commit index is re-learned at start (its state machine is the log): no StableStore
         // fsync per round for it. Written at a clean stop, so a clean restart adds no no-op.
         persistCommitIndexEachRound: false,
+        lazySyncMs: options.flushLingerMs ?? 0,
       });
       return new RaftGroups(host, stable, options.metrics);
     } catch (error) {

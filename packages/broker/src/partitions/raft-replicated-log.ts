@@ -228,7 +228,9 @@ export class RaftReplicatedLog implements ReplicatedLog {
       for (const { position, size, recordCount } of this.splitForProposal(records)) {
         if (options.logAppendTime !== undefined) stampLogAppendTime(records, position, options.logAppendTime);
         const batch = records.subarray(position, position + size);
-        const proposal = this.options.raft.host.startProposal(this.group, batch, recordCount);
+        // acks=0/1 answer at the write: their commit may wait for a lingering fsync round.
+        const durability = options.acks === -1 ? "now" : "lazy";
+        const proposal = this.options.raft.host.startProposal(this.group, batch, recordCount, durability);
         // Entries commit in order and fail together: the last one's outcome is the append's.
         last?.committed.catch(() => {});
         first ??= proposal;

@@ -296,6 +296,10 @@ const table = {
     category: "replication",
     doc: "A follower that hears nothing from its leader for a random time between this and twice this starts an election. Sets how fast failover is.",
   }),
+  "raft.flush.linger.ms": setting(ms(0, "INT", 10_000), 5, {
+    category: "replication",
+    doc: "How long a Raft fsync round may wait to gather more writes when only acks=0/1 produce needs it (acks=all, offset commits and Raft's own messages start it at once). Spares thousands of fsyncs per second under acks=1 load; such records become visible to consumers (the high watermark) up to this much later. 0 fsyncs as soon as anything is written.",
+  }),
   "raft.heartbeat.interval.ms": setting(ms(1, "INT"), 100, {
     category: "replication",
     doc: "How often a leader tells its followers it is alive (coalesced per node pair). Must be well below raft.election.timeout.ms.",

@@ -46,6 +46,13 @@ export interface RaftHostOptions {
    * state machine is not the log (the controller) re-apply more. Default true.
    */
   readonly persistCommitIndexEachRound?: boolean;
+  /**
+   * How long (ms) an fsync round may wait to gather more when only lazy proposals (see
+   * `startProposal`) need it: writes nobody waits on then share rounds instead of fsyncing one round
+   * after another. Anything else (a proposal waited on, a vote, a state machine, a peer) starts the
+   * round at once. Their commit (a partition's high watermark) may lag by up to this. Default 0.
+   */
+  readonly lazySyncMs?: number;
 }
 
 export interface LeaderBalancerOptions {
@@ -174,6 +181,9 @@ export class RaftNodeHost {
   private roundCollecting = false;
   /** The last batch id a round covers. */
   private coveredUpTo = -1;
+  /** Something collected needs durability soon: the next round starts without lingering. */
+  private syncDue = false;
+  private lingerTimer: NodeJS.Timeout | undefined;
   /** Settles when every round started so far has completed (rounds complete in order). */
   private round: Promise<void> = Promise.resolve();
   private processScheduled = false;
@@ -409,6 +419,7 @@ export class RaftNodeHost {
       return Promise.reject(error);
     }
     if (!result.ok) return Promise.reject(new NotLeaderError(group, result.leader, result.error));
+    this.syncDue = true;
     this.driver.touch(group);
     this.schedule();
     return this.trackProposal(state, result);
@@ -417,11 +428,19 @@ export class RaftNodeHost {
   /**
    * Like `propose`, but answers synchronously where the entry went (throws NotLeaderError when this
    * node does not lead the group), so a caller can wait for the local write (acks=1) or the commit.
+   * With durability "lazy" the fsync round that commits it may linger (`lazySyncMs`).
    */
-  startProposal(group: GroupId, payload: Uint8Array, recordCount = 1): StartedProposal {
+  startProposal(
+    group: GroupId,
+    payload: Uint8Array,
+    recordCount = 1,
+    durability: "now" | "lazy" = "now",
+  ): StartedProposal {
     const state = this.groupState(group);
     const result = state.core.propose(payload, recordCount);
     if (!result.ok) throw new NotLeaderError(group, result.leader, result.error);
+    // "lazy": the caller answers its client at the write (acks=1) and needs the commit only eventually.
+    if (durability === "now") this.syncDue = true;
     this.driver.touch(group);
     this.schedule();
     const accepted = { firstOffset: result.firstOffset, lastOffset: result.lastOffset, term: result.term };
@@ -460,6 +479,7 @@ export class RaftNodeHost {
     }
     if (!result.ok)
       return Promise.reject(new NotLeaderError(group, result.leader, result.error, result.detail));
+    this.syncDue = true;
     this.driver.touch(group);
     this.schedule();
     return this.trackProposal(state, result);
@@ -479,6 +499,7 @@ export class RaftNodeHost {
     const context = this.nextReadContext++;
     return new Promise<number>((resolve, reject) => {
       this.reads.set(context, { group, resolve, reject });
+      this.syncDue = true;
       state.core.readIndex(context);
       this.driver.touch(group);
       this.schedule();
@@ -530,6 +551,7 @@ export class RaftNodeHost {
       await this.handOverLeadership(options.timeoutMs ?? 5_000);
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.lingerTimer !== undefined) clearTimeout(this.lingerTimer);
     await this.transport.stop();
     await this.round;
     // A deferred state is newer than a pending one of the same group (a pending one clears it).
@@ -755,6 +777,17 @@ export class RaftNodeHost {
     const state = this.groups.get(item.group);
     if (state === undefined) return;
     const { ready } = item;
+    if (
+      state.stateMachine !== undefined ||
+      ready.snapshot !== undefined ||
+      ready.messagesAfterPersist.length > 0 ||
+      ready.leadership !== undefined ||
+      ready.readResults.length > 0 ||
+      (ready.mustPersist && ready.entries.length === 0)
+    ) {
+      // Only a leader's lazily proposed entries may wait for a lingering round.
+      this.syncDue = true;
+    }
     if (ready.snapshot !== undefined || ready.entries.length > 0) {
       const written = state.log.write(ready);
       // The fsync round awaits (and reports) a failure; until then it must not count as unhandled.
@@ -808,12 +841,27 @@ export class RaftNodeHost {
     const upTo = this.driver.lastBatchId();
     if (upTo <= this.coveredUpTo || this.driver.pendingBatches() === 0) return;
     const previous = this.round;
-    this.coveredUpTo = upTo;
     if (!this.driver.syncNeeded(upTo)) {
       // Nothing here needs the disk (a commit-index-only hard state rides along with the next round).
+      this.coveredUpTo = upTo;
       this.round = previous.then(() => this.finishRound(upTo, false));
       return;
     }
+    const linger = this.options.lazySyncMs ?? 0;
+    if (!this.syncDue && linger > 0) {
+      this.lingerTimer ??= setTimeout(() => {
+        this.lingerTimer = undefined;
+        this.syncDue = true;
+        this.process();
+      }, linger);
+      return;
+    }
+    this.syncDue = false;
+    if (this.lingerTimer !== undefined) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = undefined;
+    }
+    this.coveredUpTo = upTo;
     this.roundCollecting = true;
     const logs = [...this.touchedLogs];
     const hardStates = this.pendingHardStates;
@@ -930,6 +978,7 @@ export class RaftNodeHost {
     for (const state of this.groups.values()) this.failPending(state, error);
     this.balancer = undefined;
     if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.lingerTimer !== undefined) clearTimeout(this.lingerTimer);
     void this.transport.stop();
     for (const listener of this.failureListeners.splice(0)) listener(error);
   }
