@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 source scripts/lib/ensure-tools.sh
 ensure_node_modules
 build_all
-exec node packages/cli/dist/main.js start "$@"
+# The broker's V8 flags (packages/cli/src/node-flags.ts says why; the broker warns when one is missing).
+exec node --initial-old-space-size=128 packages/cli/dist/main.js start "$@"

@@ -15,6 +15,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+// The V8 flags the broker ships with (packages/cli/src/node-flags.ts).
+const { BROKER_NODE_FLAGS } = await import(join(repository, "packages", "cli", "dist", "node-flags.js"));
 const { ApiKey, KafkaConnection } = await import(
   join(repository, "packages", "protocol", "dist", "index.js")
 );
@@ -153,6 +155,7 @@ await stopProcess(sink.child);
 const dataDir = await mkdtemp(join(tmpdir(), "raftka-bench-"));
 const brokerArgs = [
   ...(options["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${options["cpu-prof"]}`] : []),
+  ...BROKER_NODE_FLAGS,
   join(repository, "packages", "cli", "dist", "main.js"),
   "start",
   "--listeners=PLAINTEXT://127.0.0.1:0",

@@ -24,6 +24,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+// The V8 flags the broker ships with (packages/cli/src/node-flags.ts).
+const { BROKER_NODE_FLAGS } = await import(join(repository, "packages", "cli", "dist", "node-flags.js"));
 const requireFromE2e = createRequire(join(repository, "tests", "e2e", "package.json"));
 const { Kafka, logLevel } = requireFromE2e("kafkajs");
 const protocol = await import(join(repository, "packages", "protocol", "dist", "index.js")).catch((error) => {
@@ -64,6 +66,7 @@ async function startBrokerProcess(dataDir) {
   const child = spawn(
     process.execPath,
     [
+      ...BROKER_NODE_FLAGS,
       join(repository, "packages", "cli", "dist", "main.js"),
       "start",
       "--listeners=PLAINTEXT://127.0.0.1:0",

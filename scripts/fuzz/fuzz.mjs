@@ -19,6 +19,8 @@ import { sampleRequests } from "./corpus.mjs";
 import { createRandom, mutateBytes, mutateFields } from "./mutate.mjs";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+// The V8 flags the broker ships with (packages/cli/src/node-flags.ts).
+const { BROKER_NODE_FLAGS } = await import(join(repository, "packages", "cli", "dist", "node-flags.js"));
 const protocol = await import(join(repository, "packages", "protocol", "dist", "index.js")).catch((error) => {
   console.error(`cannot load @raftka/protocol (${error.message}); run \`pnpm build\` first`);
   process.exit(1);
@@ -60,6 +62,7 @@ const broker = spawn(
   process.execPath,
   [
     ...brokerNodeArgs,
+    ...BROKER_NODE_FLAGS,
     join(repository, "packages", "cli", "dist", "main.js"),
     "start",
     "--listeners=PLAINTEXT://127.0.0.1:0",

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { BROKER_NODE_FLAGS } from "@raftka/cli";
 
 /** The repository root, from tests/e2e/harness. */
 export const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -70,7 +71,12 @@ async function spawnBroker(
     "log.dirs": dataDir,
     ...options.settings,
   };
-  const args = [raftkaMain, "start", ...Object.entries(settings).map(([key, value]) => `--${key}=${value}`)];
+  const args = [
+    ...BROKER_NODE_FLAGS,
+    raftkaMain,
+    "start",
+    ...Object.entries(settings).map(([key, value]) => `--${key}=${value}`),
+  ];
   const child = spawn(process.execPath, args, {
     cwd: repositoryRoot,
     env: { ...process.env, ...options.env },

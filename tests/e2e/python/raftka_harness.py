@@ -56,7 +56,8 @@ class RaftkaBroker:
         }
         settings.update(self.settings)
         node = shutil.which("node") or "node"
-        args = [node, RAFTKA_MAIN, "start"] + ["--%s=%s" % (key, value) for key, value in settings.items()]
+        # The broker's V8 flags, as packages/cli/src/node-flags.ts lists them.
+        args = [node, "--initial-old-space-size=128", RAFTKA_MAIN, "start"] + ["--%s=%s" % (key, value) for key, value in settings.items()]
         self.logs = []
         self.process = subprocess.Popen(
             args, cwd=REPOSITORY_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -7,6 +7,7 @@ import {
   loadConfig,
   type RaftkaConfig,
 } from "@raftka/monitoring";
+import { BROKER_NODE_FLAGS, missingBrokerNodeFlags } from "../node-flags.js";
 
 /** Exit codes scripts can rely on. */
 export const ExitCode = {
@@ -64,6 +65,13 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   const logger = logging.root;
   const metrics = createMetricsFromConfig(config, { version, logger: logging.component("admin") });
   logger.info({ version, config: config.toLoggable() }, "starting");
+  const missingFlags = missingBrokerNodeFlags();
+  if (missingFlags.length > 0) {
+    logger.warn(
+      { missingFlags },
+      `Node was started without ${missingFlags.join(" ")}: under load the broker may spend up to half again as much CPU on garbage collection; start it with scripts/start.sh or \`node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``,
+    );
+  }
   process.on("unhandledRejection", (reason) => {
     logger.error(
       { err: reason },
