@@ -1,0 +1,224 @@
+#!/usr/bin/env node
+// What producing costs the broker, compared across variants in alternating runs: per run a fresh broker
+// process takes acks=1, acks=all and idempotent (acks=all) load from the librdkafka load generator, and
+// this prints records/s, the broker's CPU per MiB (all threads, from /proc), its share of GC pauses and
+// the mean Produce handling time (raftka_kafka_request_handle_seconds). Throughput alone moves with
+// whatever else the shared machine runs; CPU per MiB moves far less. Asserts nothing.
+//
+//   bash scripts/bench/broker.sh --records 1   # once: installs librdkafka-dev, builds the load generator
+//   node scripts/bench/produce-cost.mjs [--pairs 3] [--records 600000] [--record-bytes 1024] [--partitions 8]
+//        --variant NAME[:key=value,...][@/other/checkout][+node-flag ...] (repeatable; default: one variant)
+//
+// Examples:
+//   --variant raft --variant local:raft.partitions.enable=false
+//   --variant head --variant base@/tmp/wt-base          (a checkout of another commit, built)
+//   --variant flags --variant noflags+                  (`+` alone: start Node without the broker's flags)
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs, promisify } from "node:util";
+
+const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const { values: options } = parseArgs({
+  options: {
+    pairs: { type: "string", default: "3" },
+    records: { type: "string", default: "600000" },
+    "record-bytes": { type: "string", default: "1024" },
+    partitions: { type: "string", default: "8" },
+    variant: { type: "string", multiple: true, default: ["default"] },
+  },
+});
+const loadgenPath = join(repository, "node_modules", ".cache", "raftka-bench", "loadgen");
+if (!existsSync(loadgenPath)) {
+  console.error(`no load generator at ${loadgenPath}: run \`bash scripts/bench/broker.sh --records 1\` once`);
+  process.exit(1);
+}
+const records = Number(options.records);
+const recordBytes = Number(options["record-bytes"]);
+const partitions = Number(options.partitions);
+const say = (text) => process.stderr.write(`[produce-cost] ${text}\n`);
+
+/** NAME[:k=v,...][@checkout][+flags]: settings, another checkout, Node flags instead of the broker's. */
+async function parseVariant(text) {
+  let rest = text;
+  let nodeFlags;
+  const plus = rest.indexOf("+");
+  if (plus >= 0) {
+    nodeFlags = rest
+      .slice(plus + 1)
+      .split(" ")
+      .filter(Boolean);
+    rest = rest.slice(0, plus);
+  }
+  let checkout = repository;
+  const at = rest.indexOf("@");
+  if (at >= 0) {
+    checkout = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+  }
+  const [name, settingsText = ""] = rest.split(":");
+  const settings = settingsText.split(",").filter(Boolean);
+  if (nodeFlags === undefined) {
+    const flagsModule = join(checkout, "packages", "cli", "dist", "node-flags.js");
+    nodeFlags = existsSync(flagsModule) ? [...(await import(flagsModule)).BROKER_NODE_FLAGS] : [];
+  }
+  return { name, settings, checkout, nodeFlags };
+}
+
+function startBroker(variant, dataDir) {
+  const child = spawn(
+    process.execPath,
+    [
+      ...variant.nodeFlags,
+      join(variant.checkout, "packages", "cli", "dist", "main.js"),
+      "start",
+      "--listeners=PLAINTEXT://127.0.0.1:0",
+      "--admin.listener=127.0.0.1:0",
+      `--log.dirs=${dataDir}`,
+      "--log.level=warn",
+      ...variant.settings.map((setting) => `--${setting}`),
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const ready = new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the broker exited with ${code} before it was ready`)));
+    createInterface({ input: child.stdout }).on("line", (text) => {
+      try {
+        const line = JSON.parse(text);
+        if (line.msg === "ready") resolve(line);
+      } catch {
+        // not JSON: ignore
+      }
+    });
+  });
+  return { child, ready };
+}
+
+async function cpuSeconds(pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** GC pause seconds and Produce handling (sum, count) from the broker's /metrics. */
+async function scrape(adminPort) {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const sum = (predicate) =>
+    text
+      .split("\n")
+      .filter(predicate)
+      .reduce((total, line) => total + Number(line.split(" ").pop()), 0);
+  return {
+    gcSeconds: sum((line) => line.startsWith("nodejs_gc_duration_seconds_sum")),
+    handleSum: sum(
+      (line) => line.startsWith("raftka_kafka_request_handle_seconds_sum") && line.includes('"Produce"'),
+    ),
+    handleCount: sum(
+      (line) => line.startsWith("raftka_kafka_request_handle_seconds_count") && line.includes('"Produce"'),
+    ),
+  };
+}
+
+const LOADS = [
+  { key: "acks1", acks: "1", extra: [] },
+  { key: "acksAll", acks: "-1", extra: [] },
+  { key: "idempotent", acks: "-1", extra: ["-X", "enable.idempotence=true"] },
+];
+
+async function runOnce(variant) {
+  const dataDir = await mkdtemp(join(tmpdir(), "raftka-produce-cost-"));
+  const { child, ready } = startBroker(variant, dataDir);
+  try {
+    const line = await ready;
+    const protocol = await import(join(variant.checkout, "packages", "protocol", "dist", "index.js"));
+    const connection = await protocol.KafkaConnection.connect("127.0.0.1", line.kafkaPort);
+    await connection.send(protocol.ApiKey.CreateTopics, 7, {
+      timeoutMs: 10_000,
+      validateOnly: false,
+      topics: LOADS.map(({ key }) => ({
+        name: key,
+        numPartitions: partitions,
+        replicationFactor: 1,
+        assignments: [],
+        configs: [],
+      })),
+    });
+    await connection.close();
+    const result = {};
+    for (const load of LOADS) {
+      const cpuBefore = await cpuSeconds(child.pid);
+      const before = await scrape(line.adminPort);
+      const { stdout } = await promisify(execFile)(
+        loadgenPath,
+        [
+          "produce",
+          ...["-b", `127.0.0.1:${line.kafkaPort}`, "-t", load.key, "-p", String(partitions)],
+          ...["-n", String(records), "-s", String(recordBytes), "-a", load.acks, ...load.extra],
+        ],
+        { maxBuffer: 1 << 20, timeout: 900_000 },
+      );
+      const cpu = (await cpuSeconds(child.pid)) - cpuBefore;
+      const after = await scrape(line.adminPort);
+      const produced = JSON.parse(stdout.trim().split("\n").at(-1));
+      if (produced.failed > 0) throw new Error(`${produced.failed} records failed: ${produced.firstError}`);
+      result[load.key] = {
+        recordsPerSecond: produced.recordsPerSecond,
+        cpuMsPerMiB: (1000 * cpu) / ((records * recordBytes) / (1 << 20)),
+        gcShare: cpu > 0 ? (after.gcSeconds - before.gcSeconds) / cpu : 0,
+        handleMs:
+          (1000 * (after.handleSum - before.handleSum)) / Math.max(1, after.handleCount - before.handleCount),
+      };
+    }
+    return result;
+  } finally {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await exited;
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+const variants = await Promise.all(options.variant.map(parseVariant));
+const pairs = Number(options.pairs);
+const runs = new Map(variants.map((variant) => [variant.name, []]));
+say(
+  `${records} records of ${recordBytes} bytes over ${partitions} partitions per load; ${pairs} alternating rounds`,
+);
+for (let round = 1; round <= pairs; round++) {
+  for (const variant of variants) {
+    say(`round ${round}/${pairs}: ${variant.name}`);
+    runs.get(variant.name).push(await runOnce(variant));
+  }
+}
+
+const range = (values, digits = 0) => {
+  const low = Math.min(...values).toFixed(digits);
+  const high = Math.max(...values).toFixed(digits);
+  return low === high ? low : `${low}-${high}`;
+};
+console.log("variant      load         records/s (k)   CPU ms/MiB   GC share   Produce handling ms");
+for (const variant of variants) {
+  for (const { key } of LOADS) {
+    const results = runs.get(variant.name).map((run) => run[key]);
+    console.log(
+      [
+        variant.name.padEnd(12),
+        key.padEnd(12),
+        range(results.map((r) => r.recordsPerSecond / 1000)).padStart(15),
+        range(
+          results.map((r) => r.cpuMsPerMiB),
+          2,
+        ).padStart(12),
+        range(results.map((r) => 100 * r.gcShare)).padStart(9) + "%",
+        range(
+          results.map((r) => r.handleMs),
+          1,
+        ).padStart(21),
+      ].join(" "),
+    );
+  }
+}
