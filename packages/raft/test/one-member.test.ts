@@ -92,6 +92,14 @@ describe("a one-member group", () => {
   });
 });
 
+/** Syncs that wait until the test releases them, oldest first. */
+class HeldSyncStorage extends MemoryLogStorage {
+  readonly held: Array<() => void> = [];
+  override sync(): Promise<void> {
+    return new Promise((resolve) => this.held.push(resolve));
+  }
+}
+
 async function until(what: string, condition: () => boolean): Promise<void> {
   for (let attempt = 0; attempt < 500 && !condition(); attempt++) {
     await new Promise((resolve) => setTimeout(resolve, 2));
@@ -149,6 +157,43 @@ describe("a one-member group on a host", () => {
       expect(await lazy.committed).toMatchObject({ lastOffset: lazy.lastOffset });
     } finally {
       await lingering.stop();
+    }
+  });
+
+  it("reports a commit as soon as its own fsync round ends, not with a later round of other groups", async () => {
+    const host = await RaftNodeHost.start({
+      nodeId: 1,
+      clusterId: "test",
+      secret: "a-secret-of-at-least-16-characters",
+      listen: { host: "127.0.0.1", port: 0 },
+      peers: new Map(),
+      hardStateStore: new MemoryHardStateStore(),
+      tickMs: 10,
+      raft: { noopOnlyWhenUncommitted: true },
+      persistCommitIndexEachRound: false,
+    });
+    const a = new HeldSyncStorage(makeConfig([1]));
+    const b = new HeldSyncStorage(makeConfig([1]));
+    try {
+      const commitsOfA: number[] = [];
+      host.addGroup(7, { log: a, onCommit: (commit) => commitsOfA.push(commit) });
+      host.addGroup(8, { log: b });
+      host.campaign(7);
+      host.campaign(8);
+      const first = host.startProposal(7, payload, 1);
+      await until("A's round", () => a.held.length === 1);
+      // B writes while A's round is in flight: its entries wait for the next round.
+      // Settled only by the stop below (SHUTTING_DOWN): its round is held on purpose.
+      host.startProposal(8, payload, 1).committed.catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      a.held.shift()!();
+      await until("B's round", () => b.held.length === 1);
+      // B's round is still syncing, yet A's entry is already committed and reported.
+      expect(await first.committed).toMatchObject({ lastOffset: first.lastOffset });
+      expect(commitsOfA).toEqual([first.lastOffset]);
+    } finally {
+      for (const release of [...a.held, ...b.held]) release();
+      await host.stop();
     }
   });
 

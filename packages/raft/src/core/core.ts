@@ -534,6 +534,13 @@ export class RaftCore {
   get membership(): ClusterConfig {
     return this.config;
   }
+  /**
+   * The commit index as far as this node's own log is durable: a log whose state machine is the log
+   * (a partition) may expose it as its high watermark now, without waiting for the next ready.
+   */
+  get durableCommitIndex(): number {
+    return this.persistableCommit();
+  }
   get lastOffset(): number {
     return this.log.lastOffset();
   }

@@ -897,11 +897,18 @@ export class RaftNodeHost {
           state.stateMachine.apply(ready.committedEntries);
           state.applied = ready.committedEntries[ready.committedEntries.length - 1]!.lastOffset;
         }
-      } else if (ready.commitIndex > state.applied) {
-        state.applied = ready.commitIndex;
-        state.onCommit?.(ready.commitIndex);
+        this.settleProposals(state, ready.commitIndex);
+      } else {
+        // Advancing this ready may just have committed its entries (a lone voter commits on its own
+        // fsync): report that now rather than with the next ready, which another group's writes could
+        // hold back for a whole further fsync round.
+        const commit = Math.max(ready.commitIndex, state.core.durableCommitIndex);
+        if (commit > state.applied) {
+          state.applied = commit;
+          state.onCommit?.(commit);
+        }
+        this.settleProposals(state, commit);
       }
-      this.settleProposals(state, ready.commitIndex);
       if (state.waitingReads.length > 0) this.releaseReads(state);
     }
   }
