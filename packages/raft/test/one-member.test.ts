@@ -5,6 +5,7 @@ import {
   makeConfig,
   NO_NODE,
   RaftCore,
+  type RaftHostOptions,
   RaftNodeHost,
   type Ready,
   SeededRandom,
@@ -107,20 +108,24 @@ async function until(what: string, condition: () => boolean): Promise<void> {
   if (!condition()) throw new Error(`timed out waiting for ${what}`);
 }
 
+/** A node host with no peers: its groups are one-member groups. */
+function startOneNodeHost(options: Partial<RaftHostOptions>): Promise<RaftNodeHost> {
+  return RaftNodeHost.start({
+    nodeId: 1,
+    clusterId: "test",
+    secret: "a-secret-of-at-least-16-characters",
+    listen: { host: "127.0.0.1", port: 0 },
+    peers: new Map(),
+    hardStateStore: new MemoryHardStateStore(),
+    tickMs: 10,
+    raft: { noopOnlyWhenUncommitted: true },
+    ...options,
+  });
+}
+
 describe("a one-member group on a host", () => {
   it("lets a lazy proposal's fsync round linger (lazySyncMs) until something needs durability now", async () => {
-    const start = (lazySyncMs: number) =>
-      RaftNodeHost.start({
-        nodeId: 1,
-        clusterId: "test",
-        secret: "a-secret-of-at-least-16-characters",
-        listen: { host: "127.0.0.1", port: 0 },
-        peers: new Map(),
-        hardStateStore: new MemoryHardStateStore(),
-        tickMs: 10,
-        raft: { noopOnlyWhenUncommitted: true },
-        lazySyncMs,
-      });
+    const start = (lazySyncMs: number) => startOneNodeHost({ lazySyncMs });
     const host = await start(60_000);
     try {
       const log = new MemoryLogStorage(makeConfig([1]));
@@ -161,17 +166,7 @@ describe("a one-member group on a host", () => {
   });
 
   it("reports a commit as soon as its own fsync round ends, not with a later round of other groups", async () => {
-    const host = await RaftNodeHost.start({
-      nodeId: 1,
-      clusterId: "test",
-      secret: "a-secret-of-at-least-16-characters",
-      listen: { host: "127.0.0.1", port: 0 },
-      peers: new Map(),
-      hardStateStore: new MemoryHardStateStore(),
-      tickMs: 10,
-      raft: { noopOnlyWhenUncommitted: true },
-      persistCommitIndexEachRound: false,
-    });
+    const host = await startOneNodeHost({ persistCommitIndexEachRound: false });
     const a = new HeldSyncStorage(makeConfig([1]));
     const b = new HeldSyncStorage(makeConfig([1]));
     try {
@@ -199,17 +194,7 @@ describe("a one-member group on a host", () => {
 
   it("reports writes and commits, and with persistCommitIndexEachRound=false saves a moved commit index only at stop", async () => {
     const hardStates = new MemoryHardStateStore();
-    const host = await RaftNodeHost.start({
-      nodeId: 1,
-      clusterId: "test",
-      secret: "a-secret-of-at-least-16-characters",
-      listen: { host: "127.0.0.1", port: 0 },
-      peers: new Map(),
-      hardStateStore: hardStates,
-      tickMs: 10,
-      raft: { noopOnlyWhenUncommitted: true },
-      persistCommitIndexEachRound: false,
-    });
+    const host = await startOneNodeHost({ hardStateStore: hardStates, persistCommitIndexEachRound: false });
     try {
       const written: number[] = [];
       const commits: number[] = [];
