@@ -192,6 +192,36 @@ describe("a one-member group on a host", () => {
     }
   });
 
+  it("starts the next fsync round while one is still syncing, and still commits in order", async () => {
+    const host = await startOneNodeHost({ persistCommitIndexEachRound: false });
+    const log = new HeldSyncStorage(makeConfig([1]));
+    try {
+      const commits: number[] = [];
+      host.addGroup(4, { log, onCommit: (commit) => commits.push(commit) });
+      host.campaign(4);
+      // An empty log skips the no-op: the election writes no entry, so nothing of the log syncs yet.
+      await until("the election", () => host.isLeader(4));
+      const first = host.startProposal(4, payload, 1);
+      await until("the first proposal's round", () => log.held.length === 1);
+      const second = host.startProposal(4, payload, 1);
+      // The first round's fsync has not finished, yet the second round already syncs.
+      await until("the second proposal's round", () => log.held.length === 2);
+      const settled: string[] = [];
+      void first.committed.then(() => settled.push("first"));
+      void second.committed.then(() => settled.push("second"));
+      log.held[1]!();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(settled).toEqual([]);
+      log.held[0]!();
+      await until("both commits", () => settled.length === 2);
+      expect(settled).toEqual(["first", "second"]);
+      expect(commits).toEqual([first.lastOffset, second.lastOffset]);
+    } finally {
+      for (const release of log.held) release();
+      await host.stop();
+    }
+  });
+
   it("reports writes and commits, and with persistCommitIndexEachRound=false saves a moved commit index only at stop", async () => {
     const hardStates = new MemoryHardStateStore();
     const host = await startOneNodeHost({ hardStateStore: hardStates, persistCommitIndexEachRound: false });

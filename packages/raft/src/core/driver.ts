@@ -203,9 +203,9 @@ export class MultiRaftDriver {
     return this.queue.length;
   }
 
-  /** Whether any written batch still needs an fsync before it can complete. */
-  syncNeeded(): boolean {
-    return this.queue.some((batch) => batch.needsSync);
+  /** Whether any written batch (up to `upTo`) still needs an fsync before it can complete. */
+  syncNeeded(upTo = Number.POSITIVE_INFINITY): boolean {
+    return this.queue.some((batch) => batch.id <= upTo && batch.needsSync);
   }
 
   lastBatchId(): number {

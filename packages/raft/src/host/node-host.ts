@@ -174,10 +174,17 @@ export class RaftNodeHost {
   /** Commit-only hard states held back until stop (`persistCommitIndexEachRound: false`). */
   private readonly deferredHardStates = new Map<GroupId, HardState>();
   private touchedLogs = new Set<GroupState>();
+  /**
+   * A round is waiting for its writes to land; the next one starts once they have, so its writes
+   * overlap this round's fsyncs (measured: waiting for the writes took a third of each round).
+   */
+  private roundCollecting = false;
+  /** The last batch id a round covers. */
+  private coveredUpTo = -1;
   /** Something collected needs durability soon: the next round starts without lingering. */
   private syncDue = false;
   private lingerTimer: NodeJS.Timeout | undefined;
-  private roundInFlight = false;
+  /** Settles when every round started so far has completed (rounds complete in order). */
   private round: Promise<void> = Promise.resolve();
   private processScheduled = false;
   private timer: NodeJS.Timeout | undefined;
@@ -760,7 +767,7 @@ export class RaftNodeHost {
       const batch = this.driver.collect();
       for (const item of batch.readies) this.write(item);
       for (const [to, messages] of batch.outbound) this.transport.send(to, messages);
-      if (!this.roundInFlight) this.startRound();
+      if (!this.roundCollecting) this.startRound();
     } catch (error) {
       this.fail(error as Error);
     }
@@ -825,14 +832,19 @@ export class RaftNodeHost {
     }
   }
 
-  /** One fsync round covering everything written so far, then release what waited for it. */
+  /**
+   * One fsync round covering everything collected since the last round: once its writes have landed
+   * it fsyncs and the next round may start collecting, so writes land while the disk fsyncs; rounds
+   * complete (releasing what waited for them) in order.
+   */
   private startRound(): void {
-    if (this.driver.pendingBatches() === 0) return;
     const upTo = this.driver.lastBatchId();
-    if (!this.driver.syncNeeded()) {
+    if (upTo <= this.coveredUpTo || this.driver.pendingBatches() === 0) return;
+    const previous = this.round;
+    if (!this.driver.syncNeeded(upTo)) {
       // Nothing here needs the disk (a commit-index-only hard state rides along with the next round).
-      this.completed(this.driver.complete(upTo));
-      this.schedule();
+      this.coveredUpTo = upTo;
+      this.round = previous.then(() => this.finishRound(upTo, false));
       return;
     }
     const linger = this.options.lazySyncMs ?? 0;
@@ -849,38 +861,49 @@ export class RaftNodeHost {
       clearTimeout(this.lingerTimer);
       this.lingerTimer = undefined;
     }
-    this.roundInFlight = true;
+    this.coveredUpTo = upTo;
+    this.roundCollecting = true;
     const logs = [...this.touchedLogs];
     const hardStates = this.pendingHardStates;
     this.touchedLogs = new Set();
     this.pendingHardStates = new Map();
     const writes = logs.map((state) => state.pendingWrite);
     for (const state of logs) state.pendingWrite = undefined;
-    const durable = Promise.all([
-      Promise.all(writes).then(() => Promise.all(logs.map((state) => state.log.sync()))),
-      hardStates.size > 0 ? this.hardStates.saveMany(hardStates) : undefined,
-    ]);
-    this.round = durable.then(
-      () => {},
-      () => {},
-    );
-    durable.then(
+    const landed = Promise.all(writes);
+    landed.then(
       () => {
-        this.roundInFlight = false;
-        this.syncRounds++;
-        if (this.stopped) return;
+        this.roundCollecting = false;
+        if (this.stopped || this.failure !== undefined) return;
         try {
-          this.completed(this.driver.complete(upTo));
+          this.startRound();
         } catch (error) {
           this.fail(error as Error);
-          return;
         }
-        this.process();
       },
+      () => {},
+    );
+    const durable = Promise.all([
+      landed.then(() => Promise.all(logs.map((state) => state.log.sync()))),
+      hardStates.size > 0 ? this.hardStates.saveMany(hardStates) : undefined,
+    ]);
+    this.round = Promise.all([durable, previous]).then(
+      () => this.finishRound(upTo, true),
       (error: Error) => {
         if (!this.stopped) this.fail(error);
       },
     );
+  }
+
+  private finishRound(upTo: number, synced: boolean): void {
+    if (synced) this.syncRounds++;
+    if (this.stopped || this.failure !== undefined) return;
+    try {
+      this.completed(this.driver.complete(upTo));
+    } catch (error) {
+      this.fail(error as Error);
+      return;
+    }
+    this.process();
   }
 
   private completed(completion: DriverCompletion): void {
