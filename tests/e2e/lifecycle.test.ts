@@ -104,6 +104,20 @@ describe("raftka start refuses invalid configuration", () => {
   });
 });
 
+describe("the broker's Node flags", () => {
+  it("warns at start, naming the flag and how to start, when Node runs without them", async () => {
+    const withFlags = await track(startBroker());
+    expect(withFlags.logs.filter((line) => line.missingFlags !== undefined)).toEqual([]);
+    await withFlags.cleanup();
+
+    const without = await track(startBroker({ nodeFlags: [] }));
+    const warning = without.logs.find((line) => line.missingFlags !== undefined);
+    expect(warning?.level).toBe("warn");
+    expect(warning?.missingFlags).toEqual(["--initial-old-space-size=128"]);
+    expect(String(warning?.msg)).toContain("scripts/start.sh");
+  });
+});
+
 describe("configuration layering through a real start", () => {
   it("takes the file, then RAFTKA_* variables, then flags, each overriding the one before", async () => {
     const directory = await temporaryDirectory();

@@ -21,6 +21,8 @@ export interface StartBrokerOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** How long to wait for the "ready" line (default 60 s). */
   readonly readyTimeoutMs?: number;
+  /** Node flags for the broker process (default: the ones it ships with, BROKER_NODE_FLAGS). */
+  readonly nodeFlags?: readonly string[];
 }
 
 export interface LogLine {
@@ -72,7 +74,7 @@ async function spawnBroker(
     ...options.settings,
   };
   const args = [
-    ...BROKER_NODE_FLAGS,
+    ...(options.nodeFlags ?? BROKER_NODE_FLAGS),
     raftkaMain,
     "start",
     ...Object.entries(settings).map(([key, value]) => `--${key}=${value}`),
