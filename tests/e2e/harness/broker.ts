@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { BROKER_NODE_FLAGS } from "@raftka/cli";
+// The flags themselves, not the CLI package: the e2e suites start the built CLI as a process.
+import { BROKER_NODE_FLAGS } from "../../../packages/cli/src/node-flags.js";
 
 /** The repository root, from tests/e2e/harness. */
 export const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
