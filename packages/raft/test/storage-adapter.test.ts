@@ -47,14 +47,22 @@ async function openGroup(
     flushScheduler: scheduler,
     initialOffset: 0,
   });
-  const raftLog = await PartitionRaftLog.open({
-    log,
-    stable,
-    keyPrefix: raftKeyPrefix(group),
-    initialConfig: config,
-    cacheBytes,
-    adoptLogStart,
-  });
+  let raftLog: PartitionRaftLog;
+  try {
+    raftLog = await PartitionRaftLog.open({
+      log,
+      stable,
+      keyPrefix: raftKeyPrefix(group),
+      initialConfig: config,
+      cacheBytes,
+      adoptLogStart,
+    });
+  } catch (error) {
+    // A refused log must not leave its files open behind the test.
+    await log.close();
+    await stable.close();
+    throw error;
+  }
   open.push(stable, raftLog);
   return { stable, log, raftLog };
 }
