@@ -111,6 +111,17 @@ function singleVoter(raftLog: PartitionRaftLog, hardState = { term: 0, vote: NO_
   return core;
 }
 
+/** Group 1 with three committed entries whose Kafka log start then moved past them without Raft. */
+async function moveLogStartBehindRaft(): Promise<void> {
+  const { log, raftLog } = await openGroup(1, makeConfig([1]));
+  const core = singleVoter(raftLog);
+  await drive(core, raftLog);
+  for (let index = 0; index < 3; index++) core.propose(batch(1, `d${index}`), 1);
+  await drive(core, raftLog);
+  await log.advanceLogStartOffset(2);
+  await closeAll();
+}
+
 describe("PartitionRaftLog", () => {
   it("stores data entries as stamped client batches and noop/config entries as control batches, and reopens", async () => {
     const { raftLog, log, stable } = await openGroup(1, makeConfig([1]));
@@ -352,25 +363,13 @@ describe("PartitionRaftLog", () => {
   });
 
   it("refuses a log whose prefix was deleted behind Raft's back, saying how to recover", async () => {
-    const { log, raftLog } = await openGroup(1, makeConfig([1]));
-    const core = singleVoter(raftLog);
-    await drive(core, raftLog);
-    for (let index = 0; index < 3; index++) core.propose(batch(1, `d${index}`), 1);
-    await drive(core, raftLog);
-    await log.advanceLogStartOffset(2);
-    await closeAll();
+    await moveLogStartBehindRaft();
     await expect(openGroup(1, makeConfig([1]))).rejects.toThrow(RaftStorageError);
     await expect(openGroup(2, makeConfig([1]))).resolves.toBeDefined();
   });
 
   it("with adoptLogStart, starts the Raft log at a log start moved while the log was not a Raft group", async () => {
-    const { log, raftLog } = await openGroup(1, makeConfig([1]));
-    const core = singleVoter(raftLog);
-    await drive(core, raftLog);
-    for (let index = 0; index < 3; index++) core.propose(batch(1, `d${index}`), 1);
-    await drive(core, raftLog);
-    await log.advanceLogStartOffset(2);
-    await closeAll();
+    await moveLogStartBehindRaft();
     const adopted = await openGroup(1, makeConfig([1]), undefined, join(directory, "stable"), true);
     expect(adopted.raftLog.snapshotMeta()).toMatchObject({ offset: 1, term: 1 });
     expect(adopted.raftLog.lastOffset()).toBe(3);
