@@ -154,6 +154,7 @@ export class Broker {
       registry: this.registry,
       maxRequestBytes: () => options.config.get("socket.request.max.bytes"),
       idleTimeoutMs: () => options.config.get("connections.max.idle.ms"),
+      queuedMaxRequestBytes: () => options.config.get("queued.max.request.bytes"),
       logger: this.serverLogger,
       metrics: new RequestMetrics(options.metrics),
       ...(faults ? { faults } : {}),

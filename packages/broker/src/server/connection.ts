@@ -11,6 +11,7 @@ import {
 } from "@raftka/protocol";
 import { type ApiHandler, type ApiRegistry, apiName, type RequestContext } from "./api-registry.js";
 import type { FaultInjector } from "./fault-injection.js";
+import type { RequestMemoryBudget } from "./request-memory-budget.js";
 import { forEachErrorCode, type RequestMetrics } from "./request-metrics.js";
 
 /**
@@ -28,6 +29,8 @@ export interface ConnectionOptions {
   readonly maxRequestBytes: number;
   /** `connections.max.idle.ms`. */
   readonly idleTimeoutMs: number;
+  /** `queued.max.request.bytes`, shared by every connection of the node. */
+  readonly budget: RequestMemoryBudget;
   readonly logger: Logger;
   readonly metrics: RequestMetrics;
   readonly onClose: (connection: Connection) => void;
@@ -55,6 +58,7 @@ export class Connection {
   private drainWaiters: (() => void)[] = [];
   private closeWhenDrained = false;
   private readonly closedController = new AbortController();
+  private readonly onBudgetRecovered = () => this.updateBackpressure();
 
   constructor(
     private readonly socket: Socket,
@@ -78,6 +82,8 @@ export class Connection {
       }
     });
     socket.on("close", () => this.onClosed());
+    // A connection opened while the node holds its limit of request bytes waits like the others.
+    this.updateBackpressure();
   }
 
   get id(): number {
@@ -174,8 +180,24 @@ export class Connection {
       connectionClosed: this.closedController.signal,
     };
     const startedAt = performance.now();
-    const finish = (response: unknown) => this.complete(slot, header, response, startedAt);
-    const failed = (error: unknown) => this.handlerFailed(header, error);
+    // The frame's bytes count against the node's budget until its handler is done with them.
+    const budget = this.options.budget;
+    const charged = frame.length;
+    budget.charge(charged);
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      budget.release(charged);
+    };
+    const finish = (response: unknown) => {
+      release();
+      this.complete(slot, header, response, startedAt);
+    };
+    const failed = (error: unknown) => {
+      release();
+      this.handlerFailed(header, error);
+    };
     try {
       const result = handler.handle(request as never, context);
       if (result instanceof Promise) result.then(finish, failed);
@@ -258,19 +280,33 @@ export class Connection {
     else this.closeWhenDrained = true;
   }
 
-  /** Stops reading while too much is in flight or unsent; resumes once both are down to half the limit. */
+  /**
+   * Stops reading while too much is in flight or unsent, here or (request bytes) on the whole node;
+   * resumes once each is down to half its limit.
+   */
   private updateBackpressure(): void {
     if (this.closed || this.stopped) return;
     const unsent = this.socket.writableLength;
+    const budget = this.options.budget;
     if (!this.readingPaused) {
-      if (this.slots.length >= MAX_IN_FLIGHT_REQUESTS || unsent >= MAX_PENDING_RESPONSE_BYTES) {
+      if (
+        this.slots.length >= MAX_IN_FLIGHT_REQUESTS ||
+        unsent >= MAX_PENDING_RESPONSE_BYTES ||
+        budget.exhausted()
+      ) {
         this.readingPaused = true;
         this.socket.pause();
       }
-    } else if (this.slots.length <= MAX_IN_FLIGHT_REQUESTS / 2 && unsent <= MAX_PENDING_RESPONSE_BYTES / 2) {
+    } else if (
+      this.slots.length <= MAX_IN_FLIGHT_REQUESTS / 2 &&
+      unsent <= MAX_PENDING_RESPONSE_BYTES / 2 &&
+      budget.recovered()
+    ) {
       this.readingPaused = false;
       this.socket.resume();
     }
+    // Other connections' requests may be what holds the budget: their release has to wake this one.
+    if (this.readingPaused && !budget.recovered()) budget.whenRecovered(this.onBudgetRecovered);
   }
 
   /**
@@ -311,6 +347,7 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.slots.length = 0;
+    this.options.budget.forget(this.onBudgetRecovered);
     this.closedController.abort();
     for (const resolve of this.drainWaiters.splice(0)) resolve();
     this.options.onClose(this);

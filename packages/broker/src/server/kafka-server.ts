@@ -3,6 +3,7 @@ import type { Logger } from "@raftka/monitoring";
 import type { ApiRegistry } from "./api-registry.js";
 import { Connection } from "./connection.js";
 import type { FaultInjector } from "./fault-injection.js";
+import { RequestMemoryBudget } from "./request-memory-budget.js";
 import type { RequestMetrics } from "./request-metrics.js";
 
 export interface ListenerSpec {
@@ -20,6 +21,8 @@ export interface KafkaServerOptions {
   readonly registry: ApiRegistry;
   readonly maxRequestBytes: () => number;
   readonly idleTimeoutMs: () => number;
+  /** `queued.max.request.bytes`: -1 for no limit. */
+  readonly queuedMaxRequestBytes: () => number;
   readonly logger: Logger;
   readonly metrics: RequestMetrics;
   /** Test-only fault injection, handed to every connection. */
@@ -32,8 +35,13 @@ export class KafkaServer {
   private readonly connections = new Set<Connection>();
   private readonly bound: BoundListener[] = [];
   private nextConnectionId = 1;
+  private readonly budget: RequestMemoryBudget;
 
-  constructor(private readonly options: KafkaServerOptions) {}
+  constructor(private readonly options: KafkaServerOptions) {
+    this.budget = new RequestMemoryBudget(options.queuedMaxRequestBytes, (held) =>
+      options.metrics.requestBytesHeld(held),
+    );
+  }
 
   get listeners(): readonly BoundListener[] {
     return this.bound;
@@ -82,6 +90,7 @@ export class KafkaServer {
       registry: this.options.registry,
       maxRequestBytes: this.options.maxRequestBytes(),
       idleTimeoutMs: this.options.idleTimeoutMs(),
+      budget: this.budget,
       logger: this.options.logger,
       metrics: this.options.metrics,
       ...(this.options.faults ? { faults: this.options.faults } : {}),

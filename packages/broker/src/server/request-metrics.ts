@@ -75,4 +75,8 @@ export class RequestMetrics {
   connectionClosed(listener: string): void {
     this.metrics?.kafka.connections.dec({ listener });
   }
+
+  requestBytesHeld(bytes: number): void {
+    this.metrics?.kafka.requestBytesHeld.set(bytes);
+  }
 }

@@ -355,6 +355,11 @@ const table = {
     category: "requests",
     doc: "Largest request frame accepted; a larger one closes the connection.",
   }),
+  "queued.max.request.bytes": setting(bytes(-1, "LONG"), 67_108_864, {
+    category: "requests",
+    dynamic: true,
+    doc: "Bytes of requests the node holds while handling them; at this limit every connection stops reading until half of it is free (a larger request still runs alone). -1 means no limit. Kafka's default is -1, but Kafka reads one request per connection at a time where Raftka pipelines up to 256.",
+  }),
   "message.max.bytes": setting(bytes(0), 1_048_588, {
     category: "requests",
     dynamic: true,

@@ -92,6 +92,11 @@ export const pushedMetricDefinitions = {
       "Bytes of Kafka response frames sent, by API.",
       ["api"],
     ),
+    requestBytesHeld: gauge(
+      "raftka_kafka_request_held_bytes",
+      "Bytes of Kafka requests being handled now; connections stop reading while this is at queued.max.request.bytes.",
+      [],
+    ),
     connections: gauge("raftka_kafka_connections", "Client connections open now, by listener.", ["listener"]),
     connectionsAccepted: counter(
       "raftka_kafka_connections_accepted_total",

@@ -1,0 +1,59 @@
+/**
+ * `queued.max.request.bytes`: how many bytes of requests the whole node holds while their handlers run.
+ * Connections pipeline requests, so without a node-wide bound a few producers sending large requests
+ * faster than the disk takes them (acks=all) hold hundreds of MiB of request buffers at once. Over the
+ * limit, connections stop reading; the kernel's socket buffers and TCP flow control then hold the
+ * clients back. A request is charged once read, so one larger than the limit still runs (alone).
+ */
+export class RequestMemoryBudget {
+  private held = 0;
+  private readonly waiting = new Set<() => void>();
+
+  /** `limit` of -1 means no limit. `changed` sees every new total (for the metric). */
+  constructor(
+    private readonly limit: () => number,
+    private readonly changed: (heldBytes: number) => void = () => {},
+  ) {}
+
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  /** Whether connections should stop reading now. */
+  exhausted(): boolean {
+    const limit = this.limit();
+    return limit >= 0 && this.held >= limit;
+  }
+
+  /** Whether paused connections may read again: hysteresis, so that they do not flap around the limit. */
+  recovered(): boolean {
+    const limit = this.limit();
+    return limit < 0 || this.held <= limit / 2;
+  }
+
+  charge(bytes: number): void {
+    this.held += bytes;
+    this.changed(this.held);
+  }
+
+  release(bytes: number): void {
+    this.held -= bytes;
+    if (this.held < 0)
+      throw new Error(`request memory budget released ${-this.held} bytes more than charged`);
+    this.changed(this.held);
+    if (this.waiting.size > 0 && this.recovered()) {
+      const resumes = [...this.waiting];
+      this.waiting.clear();
+      for (const resume of resumes) resume();
+    }
+  }
+
+  /** Calls `resume` once, the next time the budget has recovered. */
+  whenRecovered(resume: () => void): void {
+    this.waiting.add(resume);
+  }
+
+  forget(resume: () => void): void {
+    this.waiting.delete(resume);
+  }
+}
