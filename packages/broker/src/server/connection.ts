@@ -180,11 +180,14 @@ export class Connection {
       connectionClosed: this.closedController.signal,
     };
     const startedAt = performance.now();
-    // The frame's bytes count against the node's budget until its handler is done with them.
+    // A Produce frame (its records are slices of it) counts against the node's budget until its handler
+    // is done with it; a Produce always ends, committed, failed or timed out. Requests that may park for
+    // minutes (long-poll Fetch, JoinGroup) are small and must not hold the budget meanwhile: with
+    // them counted, a few parked ones stopped every connection on the node.
     const budget = this.options.budget;
-    const charged = frame.length;
-    budget.charge(charged);
-    let held = true;
+    const charged = header.apiKey === ApiKey.Produce ? frame.length : 0;
+    let held = charged > 0;
+    if (held) budget.charge(charged);
     const release = () => {
       if (!held) return;
       held = false;

@@ -1,7 +1,7 @@
 /**
- * `queued.max.request.bytes`: how many bytes of requests the whole node holds while their handlers run.
- * Connections pipeline requests, so without a node-wide bound a few producers sending large requests
- * faster than the disk takes them (acks=all) hold hundreds of MiB of request buffers at once. Over the
+ * `queued.max.request.bytes`: how many bytes of Produce requests the whole node holds while their
+ * handlers run. Connections pipeline requests, so without a node-wide bound a few producers sending
+ * faster than the disk takes acks=all writes hold hundreds of MiB of request buffers at once. Over the
  * limit, connections stop reading; the kernel's socket buffers and TCP flow control then hold the
  * clients back. A request is charged once read, so one larger than the limit still runs (alone).
  */
