@@ -39,6 +39,8 @@ const { values: options } = parseArgs({
     "cpu-prof": { type: "string" },
     // Broker settings for this run, e.g. --broker-setting raft.partitions.enable=false (repeatable).
     "broker-setting": { type: "string", multiple: true, default: [] },
+    // librdkafka producer settings for every produce run, e.g. --loadgen-setting linger.ms=1 (repeatable).
+    "loadgen-setting": { type: "string", multiple: true, default: [] },
   },
 });
 const records = Number(options.records);
@@ -96,6 +98,7 @@ async function loadgen(mode, bootstrap, topic, extra = []) {
 
 function produce(bootstrap, topic, acks, count = records, rate = 0) {
   const args = ["-n", String(count), "-s", String(recordBytes), "-a", String(acks)];
+  for (const setting of options["loadgen-setting"]) args.push("-X", setting);
   if (rate > 0) args.push("-r", String(Math.round(rate)));
   return loadgen("produce", bootstrap, topic, args).then((result) => {
     if (result.failed > 0) throw new Error(`${result.failed} records failed: ${result.firstError}`);
