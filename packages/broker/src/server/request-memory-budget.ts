@@ -15,10 +15,6 @@ export class RequestMemoryBudget {
     private readonly changed: (heldBytes: number) => void = () => {},
   ) {}
 
-  get heldBytes(): number {
-    return this.held;
-  }
-
   /** Whether connections should stop reading now. */
   exhausted(): boolean {
     const limit = this.limit();
