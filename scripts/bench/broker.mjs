@@ -10,6 +10,10 @@
 // run's rate can exceed what the disk writes per second, and then the half-rate run measures a queue.
 //
 //   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5] [--json]
+//   bash scripts/bench/broker.sh --bootstrap HOST:PORT [--broker-pid PID]
+// The second form measures a broker that is already running, for example on another machine so that the
+// load generator does not share its cores; the broker's CPU, RSS and run-queue wait are read from /proc
+// only when --broker-pid names it on this machine.
 // (broker.sh installs librdkafka-dev, builds the load generator and the packages, then runs this.)
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -41,6 +45,9 @@ const { values: options } = parseArgs({
     "broker-setting": { type: "string", multiple: true, default: [] },
     // librdkafka producer settings for every produce run, e.g. --loadgen-setting linger.ms=1 (repeatable).
     "loadgen-setting": { type: "string", multiple: true, default: [] },
+    // A running broker to measure instead of starting one (topics get a per-run suffix).
+    bootstrap: { type: "string" },
+    "broker-pid": { type: "string" },
   },
 });
 const records = Number(options.records);
@@ -106,8 +113,8 @@ function produce(bootstrap, topic, acks, count = records, rate = 0) {
   });
 }
 
-async function createTopic(port, name, count) {
-  const connection = await KafkaConnection.connect("127.0.0.1", port);
+async function createTopic({ host, port }, name, count) {
+  const connection = await KafkaConnection.connect(host, port);
   const response = await connection.send(ApiKey.CreateTopics, 7, {
     timeoutMs: 10_000,
     validateOnly: false,
@@ -127,8 +134,12 @@ async function mainThreadSchedule(pid) {
   return { ranMs: fields[0] / 1e6, waitedMs: fields[1] / 1e6 };
 }
 
-/** Runs `measure` and adds the broker main thread's CPU and run-queue wait during it to its result. */
+/**
+ * Runs `measure` and adds the broker main thread's CPU and run-queue wait during it to its result (when
+ * the broker's pid is known).
+ */
 async function withSchedule(pid, measure) {
+  if (pid === undefined) return measure();
   const before = await mainThreadSchedule(pid);
   const result = await measure();
   const after = await mainThreadSchedule(pid);
@@ -171,7 +182,7 @@ const startSink = () =>
  * One unmeasured full-speed run first, so that neither the sink's nor the broker's first measured run
  * is the one that runs their code before V8 has optimised it.
  */
-const warmUp = (bootstrap) => produce(bootstrap, "bench-warm-up", 1);
+const warmUp = (bootstrap, topic = "bench-warm-up") => produce(bootstrap, topic, 1);
 
 say(`null sink: acks=1, acks=all; short and for about ${halfRateSeconds} s`);
 const sink = await startSink();
@@ -188,81 +199,122 @@ results.sinkAcksAllSustained = await produce(
 );
 await stopProcess(sink.child);
 
-const dataDir = await mkdtemp(join(tmpdir(), "raftka-bench-"));
-const brokerArgs = [
-  ...(options["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${options["cpu-prof"]}`] : []),
-  ...BROKER_NODE_FLAGS,
-  join(repository, "packages", "cli", "dist", "main.js"),
-  "start",
-  "--listeners=PLAINTEXT://127.0.0.1:0",
-  "--admin.listener=127.0.0.1:0",
-  `--log.dirs=${dataDir}`,
-  "--log.level=warn",
-  ...options["broker-setting"].map((setting) => `--${setting}`),
-];
-const broker = await startProcess(brokerArgs, (line) => line.msg === "ready");
-const port = broker.line.kafkaPort;
-const bootstrap = `127.0.0.1:${port}`;
+/** The broker under test: started here, or already running (--bootstrap). */
+async function brokerUnderTest() {
+  if (options.bootstrap !== undefined) {
+    if (options["broker-setting"].length > 0 || options["cpu-prof"] !== undefined) {
+      throw new Error(
+        "--broker-setting and --cpu-prof apply to a broker this script starts; drop --bootstrap",
+      );
+    }
+    const match = /^(.+):(\d+)$/.exec(options.bootstrap);
+    if (match === null) throw new Error(`--bootstrap ${options.bootstrap}: expected HOST:PORT`);
+    const runId = Date.now().toString(36);
+    return {
+      host: match[1],
+      port: Number(match[2]),
+      bootstrap: options.bootstrap,
+      pid: options["broker-pid"] === undefined ? undefined : Number(options["broker-pid"]),
+      // Topics of earlier runs stay on a broker that outlives this script; these get fresh names.
+      topic: (name) => `${name}-${runId}`,
+      stop: async () => {},
+    };
+  }
+  const dataDir = await mkdtemp(join(tmpdir(), "raftka-bench-"));
+  const brokerArgs = [
+    ...(options["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${options["cpu-prof"]}`] : []),
+    ...BROKER_NODE_FLAGS,
+    join(repository, "packages", "cli", "dist", "main.js"),
+    "start",
+    "--listeners=PLAINTEXT://127.0.0.1:0",
+    "--admin.listener=127.0.0.1:0",
+    `--log.dirs=${dataDir}`,
+    "--log.level=warn",
+    ...options["broker-setting"].map((setting) => `--${setting}`),
+  ];
+  const { child, line } = await startProcess(brokerArgs, (ready) => ready.msg === "ready");
+  return {
+    host: "127.0.0.1",
+    port: line.kafkaPort,
+    bootstrap: `127.0.0.1:${line.kafkaPort}`,
+    pid: child.pid,
+    topic: (name) => name,
+    stop: async () => {
+      await stopProcess(child);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const broker = await brokerUnderTest();
+const { bootstrap, pid } = broker;
+const topicOf = broker.topic;
 try {
   say("broker: warm-up run");
-  await createTopic(port, "bench-warm-up", partitions);
-  await warmUp(bootstrap);
-  for (const [key, topic, acks] of [
+  await createTopic(broker, topicOf("bench-warm-up"), partitions);
+  await warmUp(bootstrap, topicOf("bench-warm-up"));
+  for (const [key, name, acks] of [
     ["brokerAcks1", "bench-acks1", 1],
     ["brokerAcksAll", "bench-acks-all", -1],
   ]) {
+    const topic = topicOf(name);
     say(`broker: ${topic} at full speed`);
-    await createTopic(port, topic, partitions);
-    const cpuBefore = await cpuSeconds(broker.child.pid);
-    results[key] = await withSchedule(broker.child.pid, () => produce(bootstrap, topic, acks));
+    await createTopic(broker, topic, partitions);
+    const cpuBefore = pid === undefined ? undefined : await cpuSeconds(pid);
+    results[key] = await withSchedule(pid, () => produce(bootstrap, topic, acks));
     // CPU the broker spent per MiB: unlike throughput, barely moved by other load on the machine.
-    const cpu = (await cpuSeconds(broker.child.pid)) - cpuBefore;
-    results[key].brokerCpuMsPerMiB = (1000 * cpu) / ((records * recordBytes) / (1 << 20));
+    if (cpuBefore !== undefined) {
+      const cpu = (await cpuSeconds(pid)) - cpuBefore;
+      results[key].brokerCpuMsPerMiB = (1000 * cpu) / ((records * recordBytes) / (1 << 20));
+    }
   }
   // After both short runs, so that the gigabytes these write do not slow the short acks=all run.
-  for (const [key, topic, acks] of [
-    ["brokerAcks1", "bench-acks1", 1],
-    ["brokerAcksAll", "bench-acks-all", -1],
+  for (const [key, name, acks] of [
+    ["brokerAcks1", "bench-acks1-sustained", 1],
+    ["brokerAcksAll", "bench-acks-all-sustained", -1],
   ]) {
+    const topic = topicOf(name);
     const sustained = sustainedRecords(results[key]);
-    say(`broker: ${topic}-sustained at full speed, ${sustained} records (about ${halfRateSeconds} s)`);
-    await createTopic(port, `${topic}-sustained`, partitions);
-    results[`${key}Sustained`] = await withSchedule(broker.child.pid, () =>
-      produce(bootstrap, `${topic}-sustained`, acks, sustained),
-    );
+    say(`broker: ${topic} at full speed, ${sustained} records (about ${halfRateSeconds} s)`);
+    await createTopic(broker, topic, partitions);
+    results[`${key}Sustained`] = await withSchedule(pid, () => produce(bootstrap, topic, acks, sustained));
   }
   // Long enough (--half-rate-seconds) that the p99 is the steady state's, not the first requests'.
-  for (const [key, source, topic, acks] of [
+  for (const [key, source, name, acks] of [
     ["brokerAcks1HalfRate", "brokerAcks1Sustained", "bench-acks1-half", 1],
     ["brokerAcksAllHalfRate", "brokerAcksAllSustained", "bench-acks-all-half", -1],
   ]) {
+    const topic = topicOf(name);
     const rate = results[source].recordsPerSecond / 2;
     say(`broker: ${topic} at half the maximum sustained rate (${Math.round(rate)} records/s)`);
-    await createTopic(port, topic, partitions);
-    results[key] = await withSchedule(broker.child.pid, () =>
+    await createTopic(broker, topic, partitions);
+    results[key] = await withSchedule(pid, () =>
       produce(bootstrap, topic, acks, Math.max(20_000, Math.round(rate * halfRateSeconds)), rate),
     );
   }
   // The sustained topic, not the short one: reading 200,000 records takes a few tenths of a second, too
   // short a run to compare with anything.
   const consumed = results.brokerAcks1Sustained.records;
-  say(`broker: consume everything bench-acks1-sustained holds (${consumed} records)`);
-  results.consume = await withSchedule(broker.child.pid, () =>
-    loadgen("consume", bootstrap, "bench-acks1-sustained", ["-n", String(consumed)]),
+  const consumedTopic = topicOf("bench-acks1-sustained");
+  say(`broker: consume everything ${consumedTopic} holds (${consumed} records)`);
+  results.consume = await withSchedule(pid, () =>
+    loadgen("consume", bootstrap, consumedTopic, ["-n", String(consumed)]),
   );
 
   say("broker: RSS with 100 partitions under acks=1 load");
-  await createTopic(port, "bench-100", 100);
-  let maxRss = await rssMiB(broker.child.pid);
+  const wide = topicOf("bench-100");
+  await createTopic(broker, wide, 100);
+  let maxRss = pid === undefined ? undefined : await rssMiB(pid);
   const sampler = setInterval(() => {
-    rssMiB(broker.child.pid).then(
+    if (pid === undefined) return;
+    rssMiB(pid).then(
       (rss) => {
         maxRss = Math.max(maxRss, rss);
       },
       () => {},
     );
   }, 100);
-  const loaded = await loadgen("produce", bootstrap, "bench-100", [
+  const loaded = await loadgen("produce", bootstrap, wide, [
     "-p",
     "100",
     "-n",
@@ -273,10 +325,9 @@ try {
     "1",
   ]);
   clearInterval(sampler);
-  results.rss100 = { maxRssMiB: Math.round(maxRss), underLoad: loaded };
+  results.rss100 = { maxRssMiB: maxRss === undefined ? null : Math.round(maxRss), underLoad: loaded };
 } finally {
-  await stopProcess(broker.child);
-  await rm(dataDir, { recursive: true, force: true });
+  await broker.stop();
 }
 
 // The floor at the broker's half rates: the same client and machine with a sink that stores nothing.
@@ -338,8 +389,12 @@ if (options.json) {
     row("broker, acks=all at half sustained", results.brokerAcksAllHalfRate),
     row("null sink, acks=all at that rate", results.sinkAcksAllHalfRate),
     row("broker, consume", results.consume),
-    `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s)`,
-    `broker CPU per MiB produced at full speed: acks=1 ${results.brokerAcks1.brokerCpuMsPerMiB.toFixed(1)} ms, acks=all ${results.brokerAcksAll.brokerCpuMsPerMiB.toFixed(1)} ms`,
+    pid === undefined
+      ? "broker RSS and CPU per MiB: not measured (give --broker-pid when the broker runs on this machine)"
+      : [
+          `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s)`,
+          `broker CPU per MiB produced at full speed: acks=1 ${results.brokerAcks1.brokerCpuMsPerMiB.toFixed(1)} ms, acks=all ${results.brokerAcksAll.brokerCpuMsPerMiB.toFixed(1)} ms`,
+        ].join("\n"),
     "",
     "targets: acks=1 >= 80% of the null sink; acks=all >= 50%; p99 <= 10 ms at half max rate;",
     "         consume >= produce rate; RSS < 300 MiB",
