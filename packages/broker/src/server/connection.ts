@@ -7,7 +7,8 @@ import {
   decodeRequestHeader,
   ErrorCode,
   encodeResponseFrame,
-  FrameSplitter,
+  FrameReader,
+  feedSocket,
 } from "@raftka/protocol";
 import { type ApiHandler, type ApiRegistry, apiName, type RequestContext } from "./api-registry.js";
 import type { FaultInjector } from "./fault-injection.js";
@@ -49,7 +50,7 @@ interface ResponseSlot {
  * request order. Anything wrong with the bytes closes this connection only, with a log line saying why.
  */
 export class Connection {
-  private readonly splitter: FrameSplitter;
+  private readonly reader: FrameReader;
   private readonly slots: ResponseSlot[] = [];
   private readonly clientAddress: string;
   private readingPaused = false;
@@ -64,7 +65,7 @@ export class Connection {
     private readonly socket: Socket,
     private readonly options: ConnectionOptions,
   ) {
-    this.splitter = new FrameSplitter(options.maxRequestBytes);
+    this.reader = new FrameReader(options.maxRequestBytes);
     this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.setTimeout(options.idleTimeoutMs, () => {
@@ -74,7 +75,7 @@ export class Connection {
       );
       this.destroy();
     });
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    feedSocket(socket, this.reader, (length) => this.onRead(length));
     socket.on("drain", () => this.updateBackpressure());
     socket.on("error", (error: NodeJS.ErrnoException) => {
       if (error.code !== "ECONNRESET" && error.code !== "EPIPE") {
@@ -84,6 +85,7 @@ export class Connection {
     socket.on("close", () => this.onClosed());
     // A connection opened while the node holds its limit of request bytes waits like the others.
     this.updateBackpressure();
+    if (!this.readingPaused) socket.resume();
   }
 
   get id(): number {
@@ -115,11 +117,11 @@ export class Connection {
     if (!this.closed) this.socket.destroy();
   }
 
-  private onData(chunk: Buffer): void {
+  private onRead(length: number): void {
     if (this.stopped) return;
     let frames: Buffer[];
     try {
-      frames = this.splitter.push(chunk);
+      frames = this.reader.filled(length);
     } catch (error) {
       this.reject(`unreadable frame: ${(error as Error).message}`);
       return;

@@ -53,7 +53,9 @@ export class KafkaServer {
 
   async listen(listeners: readonly ListenerSpec[]): Promise<readonly BoundListener[]> {
     for (const listener of listeners) {
-      const server = createServer({ noDelay: true }, (socket) => this.accept(socket, listener.name));
+      const server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
+        this.accept(socket, listener.name),
+      );
       await new Promise<void>((resolve, reject) => {
         const onError = (error: NodeJS.ErrnoException) => {
           const hint =
