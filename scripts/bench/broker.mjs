@@ -25,7 +25,9 @@ import { parseArgs, promisify } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 // The V8 flags the broker ships with (packages/cli/src/node-flags.ts).
-const { BROKER_NODE_FLAGS } = await import(join(repository, "packages", "cli", "dist", "node-flags.js"));
+const { BROKER_NODE_FLAGS, brokerEnvironment } = await import(
+  join(repository, "packages", "cli", "dist", "node-flags.js")
+);
 const { ApiKey, KafkaConnection } = await import(
   join(repository, "packages", "protocol", "dist", "index.js")
 );
@@ -69,7 +71,10 @@ for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exi
  * milliseconds into the floor that the broker's latencies are compared with.
  */
 function startProcess(args, isReady) {
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: brokerEnvironment(),
+  });
   children.add(child);
   child.once("exit", () => children.delete(child));
   return new Promise((resolve, reject) => {

@@ -25,7 +25,9 @@ import { parseArgs, promisify } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 // The V8 flags the broker ships with (packages/cli/src/node-flags.ts).
-const { BROKER_NODE_FLAGS } = await import(join(repository, "packages", "cli", "dist", "node-flags.js"));
+const { BROKER_NODE_FLAGS, brokerEnvironment } = await import(
+  join(repository, "packages", "cli", "dist", "node-flags.js")
+);
 const requireFromE2e = createRequire(join(repository, "tests", "e2e", "package.json"));
 const { Kafka, logLevel } = requireFromE2e("kafkajs");
 const protocol = await import(join(repository, "packages", "protocol", "dist", "index.js")).catch((error) => {
@@ -75,7 +77,7 @@ async function startBrokerProcess(dataDir) {
       "--group.initial.rebalance.delay.ms=0",
       "--group.min.session.timeout.ms=1000",
     ],
-    { stdio: ["ignore", "pipe", "inherit"] },
+    { stdio: ["ignore", "pipe", "inherit"], env: brokerEnvironment() },
   );
   const ready = await new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).on("line", (text) => {

@@ -2,7 +2,8 @@
 // What producing costs the broker, compared across variants in alternating runs: per run a fresh broker
 // process takes acks=1, acks=all and idempotent (acks=all) load from the librdkafka load generator, and
 // this prints records/s, the broker's CPU per MiB (all threads, from /proc), its share of GC pauses and
-// the mean Produce handling time (raftka_kafka_request_handle_seconds). Throughput alone moves with
+// the mean Produce handling time (raftka_kafka_request_handle_seconds) and its peak
+// resident memory so far (VmHWM). Throughput alone moves with
 // whatever else the shared machine runs; CPU per MiB moves far less. Asserts nothing.
 //
 //   bash scripts/bench/broker.sh --records 1   # once: installs librdkafka-dev, builds the load generator
@@ -13,6 +14,7 @@
 //   --variant raft --variant local:raft.partitions.enable=false
 //   --variant head --variant base@/tmp/wt-base          (a checkout of another commit, built)
 //   --variant flags --variant noflags+                  (`+` alone: start Node without the broker's flags)
+//   --variant malloc:env.MALLOC_ARENA_MAX=2             (`env.NAME=value`: the broker's environment)
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -61,12 +63,22 @@ async function parseVariant(text) {
     rest = rest.slice(0, at);
   }
   const [name, settingsText = ""] = rest.split(":");
-  const settings = settingsText.split(",").filter(Boolean);
-  if (nodeFlags === undefined) {
-    const flagsModule = join(checkout, "packages", "cli", "dist", "node-flags.js");
-    nodeFlags = existsSync(flagsModule) ? [...(await import(flagsModule)).BROKER_NODE_FLAGS] : [];
-  }
-  return { name, settings, checkout, nodeFlags };
+  const entries = settingsText.split(",").filter(Boolean);
+  const settings = entries.filter((entry) => !entry.startsWith("env."));
+  const environment = Object.fromEntries(
+    entries
+      .filter((entry) => entry.startsWith("env."))
+      .map((entry) => {
+        const equals = entry.indexOf("=");
+        return [entry.slice("env.".length, equals), entry.slice(equals + 1)];
+      }),
+  );
+  const flagsModule = join(checkout, "packages", "cli", "dist", "node-flags.js");
+  const processSettings = existsSync(flagsModule) ? await import(flagsModule) : {};
+  nodeFlags ??= [...(processSettings.BROKER_NODE_FLAGS ?? [])];
+  // The checkout's own environment for its broker (GLIBC_TUNABLES), if it has one.
+  const baseEnvironment = processSettings.brokerEnvironment?.(process.env) ?? process.env;
+  return { name, settings, environment: { ...baseEnvironment, ...environment }, checkout, nodeFlags };
 }
 
 function startBroker(variant, dataDir) {
@@ -82,7 +94,7 @@ function startBroker(variant, dataDir) {
       "--log.level=warn",
       ...variant.settings.map((setting) => `--${setting}`),
     ],
-    { stdio: ["ignore", "pipe", "inherit"] },
+    { stdio: ["ignore", "pipe", "inherit"], env: variant.environment },
   );
   const ready = new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`the broker exited with ${code} before it was ready`)));
@@ -102,6 +114,12 @@ async function cpuSeconds(pid) {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The broker's peak resident memory so far (VmHWM), MiB. */
+async function peakRssMiB(pid) {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
 /** GC pause seconds and Produce handling (sum, count) from the broker's /metrics. */
@@ -171,6 +189,7 @@ async function runOnce(variant) {
         gcShare: cpu > 0 ? (after.gcSeconds - before.gcSeconds) / cpu : 0,
         handleMs:
           (1000 * (after.handleSum - before.handleSum)) / Math.max(1, after.handleCount - before.handleCount),
+        peakRssMiB: await peakRssMiB(child.pid),
       };
     }
     return result;
@@ -200,7 +219,9 @@ const range = (values, digits = 0) => {
   const high = Math.max(...values).toFixed(digits);
   return low === high ? low : `${low}-${high}`;
 };
-console.log("variant      load         records/s (k)   CPU ms/MiB   GC share   Produce handling ms");
+console.log(
+  "variant      load         records/s (k)   CPU ms/MiB   GC share   Produce handling ms   peak RSS MiB",
+);
 for (const variant of variants) {
   for (const { key } of LOADS) {
     const results = runs.get(variant.name).map((run) => run[key]);
@@ -218,6 +239,7 @@ for (const variant of variants) {
           results.map((r) => r.handleMs),
           1,
         ).padStart(21),
+        range(results.map((r) => r.peakRssMiB)).padStart(14),
       ].join(" "),
     );
   }

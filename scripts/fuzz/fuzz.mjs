@@ -20,7 +20,9 @@ import { createRandom, mutateBytes, mutateFields } from "./mutate.mjs";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 // The V8 flags the broker ships with (packages/cli/src/node-flags.ts).
-const { BROKER_NODE_FLAGS } = await import(join(repository, "packages", "cli", "dist", "node-flags.js"));
+const { BROKER_NODE_FLAGS, brokerEnvironment } = await import(
+  join(repository, "packages", "cli", "dist", "node-flags.js")
+);
 const protocol = await import(join(repository, "packages", "protocol", "dist", "index.js")).catch((error) => {
   console.error(`cannot load @raftka/protocol (${error.message}); run \`pnpm build\` first`);
   process.exit(1);
@@ -74,7 +76,7 @@ const broker = spawn(
     // Mutated Metadata requests would otherwise create a topic per mutated name.
     "--auto.create.topics.enable=false",
   ],
-  { stdio: ["ignore", "pipe", "pipe"] },
+  { stdio: ["ignore", "pipe", "pipe"], env: brokerEnvironment() },
 );
 // The broker must not outlive the fuzzer, however the fuzzer ends.
 process.on("exit", () => {

@@ -104,7 +104,7 @@ describe("raftka start refuses invalid configuration", () => {
   });
 });
 
-describe("the broker's Node flags", () => {
+describe("the broker's Node flags and glibc tunables", () => {
   it("warns at start, naming the flag and how to start, when Node runs without them", async () => {
     const withFlags = await track(startBroker());
     expect(withFlags.logs.filter((line) => line.missingFlags !== undefined)).toEqual([]);
@@ -114,6 +114,21 @@ describe("the broker's Node flags", () => {
     const warning = without.logs.find((line) => line.missingFlags !== undefined);
     expect(warning?.level).toBe("warn");
     expect(warning?.missingFlags).toEqual(["--initial-old-space-size=128"]);
+    expect(String(warning?.msg)).toContain("scripts/start.sh");
+  });
+
+  it("warns at start, naming the glibc tunables, when the process runs without them", async () => {
+    const withTunables = await track(startBroker());
+    expect(withTunables.logs.filter((line) => line.missingTunables !== undefined)).toEqual([]);
+    await withTunables.cleanup();
+
+    const without = await track(startBroker({ withoutGlibcTunables: true, env: { GLIBC_TUNABLES: "" } }));
+    const warning = without.logs.find((line) => line.missingTunables !== undefined);
+    expect(warning?.level).toBe("warn");
+    expect(warning?.missingTunables).toEqual([
+      "glibc.malloc.mmap_threshold=8388608",
+      "glibc.malloc.trim_threshold=67108864",
+    ]);
     expect(String(warning?.msg)).toContain("scripts/start.sh");
   });
 });

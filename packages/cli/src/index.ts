@@ -6,4 +6,10 @@ export type { CliIo } from "./context.js";
 export { CliError, ExitCode, OperationFailedError, UnreachableError, UsageError } from "./errors.js";
 export { Interrupts } from "./interrupts.js";
 export { murmur2, partitionForKey } from "./kafka/partitioner.js";
-export { BROKER_NODE_FLAGS, missingBrokerNodeFlags } from "./node-flags.js";
+export {
+  BROKER_GLIBC_TUNABLES,
+  BROKER_NODE_FLAGS,
+  brokerEnvironment,
+  missingBrokerGlibcTunables,
+  missingBrokerNodeFlags,
+} from "./node-flags.js";

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { BROKER_NODE_FLAGS, missingBrokerNodeFlags } from "../src/index.js";
+import {
+  BROKER_GLIBC_TUNABLES,
+  BROKER_NODE_FLAGS,
+  brokerEnvironment,
+  missingBrokerGlibcTunables,
+  missingBrokerNodeFlags,
+} from "../src/index.js";
 
 describe("the broker's Node flags", () => {
   it("reports the flags a process was started without", () => {
@@ -8,5 +14,29 @@ describe("the broker's Node flags", () => {
     expect(missingBrokerNodeFlags(["--inspect", ...BROKER_NODE_FLAGS])).toEqual([]);
     // Another value is not the flag the broker was measured with.
     expect(missingBrokerNodeFlags(["--initial-old-space-size=16"])).toEqual([...BROKER_NODE_FLAGS]);
+  });
+});
+
+describe("the broker's glibc tunables", () => {
+  it("reports the tunables an environment lacks", () => {
+    expect(missingBrokerGlibcTunables({})).toEqual([...BROKER_GLIBC_TUNABLES]);
+    expect(missingBrokerGlibcTunables({ GLIBC_TUNABLES: BROKER_GLIBC_TUNABLES.join(":") })).toEqual([]);
+    expect(
+      missingBrokerGlibcTunables({
+        GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=8388608:glibc.malloc.arena_max=2",
+      }),
+    ).toEqual(["glibc.malloc.trim_threshold=67108864"]);
+  });
+
+  it("adds them in front of the caller's, so that the caller's settings win", () => {
+    expect(brokerEnvironment({ PATH: "/bin" })).toEqual({
+      PATH: "/bin",
+      GLIBC_TUNABLES: BROKER_GLIBC_TUNABLES.join(":"),
+    });
+    const environment = brokerEnvironment({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0" });
+    expect(environment.GLIBC_TUNABLES).toBe(
+      `${BROKER_GLIBC_TUNABLES.join(":")}:glibc.malloc.trim_threshold=0`,
+    );
+    expect(missingBrokerGlibcTunables(environment)).toEqual([]);
   });
 });

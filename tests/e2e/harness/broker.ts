@@ -5,7 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 // The flags themselves, not the CLI package: the e2e suites start the built CLI as a process.
-import { BROKER_NODE_FLAGS } from "../../../packages/cli/src/node-flags.js";
+import { BROKER_NODE_FLAGS, brokerEnvironment } from "../../../packages/cli/src/node-flags.js";
 
 /** The repository root, from tests/e2e/harness. */
 export const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -24,6 +24,8 @@ export interface StartBrokerOptions {
   readonly readyTimeoutMs?: number;
   /** Node flags for the broker process (default: the ones it ships with, BROKER_NODE_FLAGS). */
   readonly nodeFlags?: readonly string[];
+  /** Start without the broker's GLIBC_TUNABLES (default false: with them, as scripts/start.sh starts it). */
+  readonly withoutGlibcTunables?: boolean;
 }
 
 export interface LogLine {
@@ -82,7 +84,9 @@ async function spawnBroker(
   ];
   const child = spawn(process.execPath, args, {
     cwd: repositoryRoot,
-    env: { ...process.env, ...options.env },
+    env: options.withoutGlibcTunables
+      ? { ...process.env, ...options.env }
+      : brokerEnvironment({ ...process.env, ...options.env }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: LogLine[] = [];

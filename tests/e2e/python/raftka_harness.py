@@ -59,8 +59,14 @@ class RaftkaBroker:
         # The broker's V8 flags, as packages/cli/src/node-flags.ts lists them.
         args = [node, "--initial-old-space-size=128", RAFTKA_MAIN, "start"] + ["--%s=%s" % (key, value) for key, value in settings.items()]
         self.logs = []
+        # And its glibc malloc settings, first so that any already in the environment win.
+        env = dict(os.environ)
+        env["GLIBC_TUNABLES"] = ":".join(
+            ["glibc.malloc.mmap_threshold=8388608", "glibc.malloc.trim_threshold=67108864"]
+            + ([env["GLIBC_TUNABLES"]] if env.get("GLIBC_TUNABLES") else [])
+        )
         self.process = subprocess.Popen(
-            args, cwd=REPOSITORY_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            args, cwd=REPOSITORY_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         ready = threading.Event()
 

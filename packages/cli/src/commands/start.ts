@@ -7,7 +7,12 @@ import {
   loadConfig,
   type RaftkaConfig,
 } from "@raftka/monitoring";
-import { BROKER_NODE_FLAGS, missingBrokerNodeFlags } from "../node-flags.js";
+import {
+  BROKER_GLIBC_TUNABLES,
+  BROKER_NODE_FLAGS,
+  missingBrokerGlibcTunables,
+  missingBrokerNodeFlags,
+} from "../node-flags.js";
 
 /** Exit codes scripts can rely on. */
 export const ExitCode = {
@@ -70,6 +75,13 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     logger.warn(
       { missingFlags },
       `Node was started without ${missingFlags.join(" ")}: under load the broker may spend up to half again as much CPU on garbage collection; start it with scripts/start.sh or \`node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``,
+    );
+  }
+  const missingTunables = missingBrokerGlibcTunables();
+  if (missingTunables.length > 0) {
+    logger.warn(
+      { missingTunables },
+      `the broker was started without GLIBC_TUNABLES=${missingTunables.join(":")}: large produce requests may cost up to a third more CPU; start it with scripts/start.sh or \`GLIBC_TUNABLES=${BROKER_GLIBC_TUNABLES.join(":")} node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``,
     );
   }
   process.on("unhandledRejection", (reason) => {
