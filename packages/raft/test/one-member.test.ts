@@ -101,6 +101,20 @@ class HeldSyncStorage extends MemoryLogStorage {
   }
 }
 
+/** Writes that wait, while `holding`, until the test releases them, oldest first. */
+class HeldWriteStorage extends MemoryLogStorage {
+  holding = false;
+  readonly held: Array<() => void> = [];
+  override async write(ready: Ready): Promise<void> {
+    if (this.holding) await new Promise<void>((resolve) => this.held.push(resolve));
+    return super.write(ready);
+  }
+  releaseAll(): void {
+    this.holding = false;
+    for (const release of this.held.splice(0)) release();
+  }
+}
+
 async function until(what: string, condition: () => boolean): Promise<void> {
   for (let attempt = 0; attempt < 500 && !condition(); attempt++) {
     await new Promise((resolve) => setTimeout(resolve, 2));
@@ -162,6 +176,35 @@ describe("a one-member group on a host", () => {
       expect(await lazy.committed).toMatchObject({ lastOffset: lazy.lastOffset });
     } finally {
       await lingering.stop();
+    }
+  });
+
+  it("does not let a proposal someone waits on linger when the round before it started without it", async () => {
+    const host = await startOneNodeHost({ lazySyncMs: 60_000 });
+    try {
+      const log = new HeldWriteStorage(makeConfig([1]));
+      host.addGroup(8, { log });
+      host.campaign(8);
+      await host.startProposal(8, payload, 1).committed;
+      log.holding = true;
+      // A round whose writes are still landing, and a lazy write collected behind it.
+      const first = host.startProposal(8, payload, 1);
+      await until("the first round's write", () => log.held.length === 1);
+      const lazy = host.startProposal(8, payload, 1, "lazy");
+      await until("the lazy write", () => log.held.length === 2);
+      // Proposed, not yet collected, when the first round's writes land and the next round starts
+      // (covering only the lazy write): it must not be left to the 60 s linger.
+      const waitedOn = host.startProposal(8, payload, 1);
+      let committed = false;
+      void waitedOn.committed.then(() => {
+        committed = true;
+      });
+      log.releaseAll();
+      await first.committed;
+      await lazy.committed;
+      await until("the waited-on proposal's commit", () => committed);
+    } finally {
+      await host.stop();
     }
   });
 
