@@ -19,15 +19,15 @@ import { execFile, execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-// The V8 flags the broker ships with (packages/cli/src/node-flags.ts).
-const { BROKER_NODE_FLAGS, brokerEnvironment } = await import(
-  join(repository, "packages", "cli", "dist", "node-flags.js")
+const { brokerProcessSettings, readyLine, spawnBroker } = await import(
+  join(repository, "scripts", "lib", "broker-process.mjs")
 );
+// The V8 flags and environment the broker ships with (packages/cli/src/node-flags.ts).
+const brokerProcess = await brokerProcessSettings(repository);
 const { ApiKey, KafkaConnection } = await import(
   join(repository, "packages", "protocol", "dist", "index.js")
 );
@@ -65,29 +65,11 @@ process.on("exit", () => {
 });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
 
-/**
- * Starts a Node process that prints a JSON line with a port; resolves with it and the child. The null sink
- * runs with the broker's V8 flags too: without them its own major GCs (one every ~100 ms under load) put
- * milliseconds into the floor that the broker's latencies are compared with.
- */
-function startProcess(args, isReady) {
-  const child = spawn(process.execPath, args, {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: brokerEnvironment(),
-  });
+/** Tracks `child` so that it cannot outlive the benchmark; resolves with its ready line and itself. */
+async function started(child, isReady) {
   children.add(child);
   child.once("exit", () => children.delete(child));
-  return new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code} before it was ready`)));
-    createInterface({ input: child.stdout }).on("line", (text) => {
-      try {
-        const line = JSON.parse(text);
-        if (isReady(line)) resolve({ child, line });
-      } catch {
-        // not JSON: ignore
-      }
-    });
-  });
+  return { child, line: await readyLine(child, { isReady }) };
 }
 
 async function stopProcess(child) {
@@ -173,14 +155,22 @@ const results = {};
 say(`${records} records of ${recordBytes} bytes over ${partitions} partitions per short run`);
 /** Records for a full-speed run that lasts about --half-rate-seconds, from the short run's rate. */
 const sustainedRecords = (short) => Math.max(records, Math.round(short.recordsPerSecond * halfRateSeconds));
+/**
+ * The null sink runs with the broker's V8 flags and environment too: without the flags its own major GCs
+ * (one every ~100 ms under load) put milliseconds into the floor the broker's latencies are compared with.
+ */
 const startSink = () =>
-  startProcess(
-    [
-      ...BROKER_NODE_FLAGS,
-      join(repository, "scripts", "bench", "null-sink.mjs"),
-      "--partitions",
-      String(partitions),
-    ],
+  started(
+    spawn(
+      process.execPath,
+      [
+        ...brokerProcess.nodeFlags,
+        join(repository, "scripts", "bench", "null-sink.mjs"),
+        "--partitions",
+        String(partitions),
+      ],
+      { stdio: ["ignore", "pipe", "inherit"], env: brokerProcess.environment() },
+    ),
     (line) => line.port,
   );
 /**
@@ -226,18 +216,15 @@ async function brokerUnderTest() {
     };
   }
   const dataDir = await mkdtemp(join(tmpdir(), "raftka-bench-"));
-  const brokerArgs = [
-    ...(options["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${options["cpu-prof"]}`] : []),
-    ...BROKER_NODE_FLAGS,
-    join(repository, "packages", "cli", "dist", "main.js"),
-    "start",
-    "--listeners=PLAINTEXT://127.0.0.1:0",
-    "--admin.listener=127.0.0.1:0",
-    `--log.dirs=${dataDir}`,
-    "--log.level=warn",
-    ...options["broker-setting"].map((setting) => `--${setting}`),
-  ];
-  const { child, line } = await startProcess(brokerArgs, (ready) => ready.msg === "ready");
+  const { child, line } = await started(
+    await spawnBroker({
+      checkout: repository,
+      dataDir,
+      settings: ["log.level=warn", ...options["broker-setting"]],
+      nodeArgs: options["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${options["cpu-prof"]}`] : [],
+    }),
+    (ready) => ready.msg === "ready",
+  );
   return {
     host: "127.0.0.1",
     port: line.kafkaPort,

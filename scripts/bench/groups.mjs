@@ -14,20 +14,16 @@
 // 3. Idempotent producer throughput relative to a plain producer, both with acks=all, in the same run
 //    (two alternating runs each), driven by the librdkafka load generator (scripts/bench/loadgen/loadgen.c,
 //    compiled here with cc). Short runs are dominated by start-up noise: keep --records at a million or so.
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-// The V8 flags the broker ships with (packages/cli/src/node-flags.ts).
-const { BROKER_NODE_FLAGS, brokerEnvironment } = await import(
-  join(repository, "packages", "cli", "dist", "node-flags.js")
-);
+const { readyLine, spawnBroker } = await import(join(repository, "scripts", "lib", "broker-process.mjs"));
 const requireFromE2e = createRequire(join(repository, "tests", "e2e", "package.json"));
 const { Kafka, logLevel } = requireFromE2e("kafkajs");
 const protocol = await import(join(repository, "packages", "protocol", "dist", "index.js")).catch((error) => {
@@ -65,31 +61,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A broker process on free ports with its own data directory; resolves once it logged "ready". */
 async function startBrokerProcess(dataDir) {
-  const child = spawn(
-    process.execPath,
-    [
-      ...BROKER_NODE_FLAGS,
-      join(repository, "packages", "cli", "dist", "main.js"),
-      "start",
-      "--listeners=PLAINTEXT://127.0.0.1:0",
-      "--admin.listener=127.0.0.1:0",
-      `--log.dirs=${dataDir}`,
-      "--group.initial.rebalance.delay.ms=0",
-      "--group.min.session.timeout.ms=1000",
-    ],
-    { stdio: ["ignore", "pipe", "inherit"], env: brokerEnvironment() },
-  );
-  const ready = await new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).on("line", (text) => {
-      try {
-        const line = JSON.parse(text);
-        if (line.msg === "ready") resolve(line);
-      } catch {}
-    });
-    child.once("exit", (code) =>
-      reject(new Error(`the broker exited with code ${code} before it was ready`)),
-    );
+  const child = await spawnBroker({
+    checkout: repository,
+    dataDir,
+    settings: ["group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=1000"],
   });
+  const ready = await readyLine(child);
   // Never leave the broker behind, however this script ends.
   process.once("exit", () => child.kill("SIGKILL"));
   for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => process.exit(130));

@@ -15,16 +15,18 @@
 //   --variant head --variant base@/tmp/wt-base          (a checkout of another commit, built)
 //   --variant flags --variant noflags+                  (`+` alone: start Node without the broker's flags)
 //   --variant malloc:env.MALLOC_ARENA_MAX=2             (`env.NAME=value`: the broker's environment)
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const { brokerProcessSettings, readyLine, spawnBroker } = await import(
+  join(repository, "scripts", "lib", "broker-process.mjs")
+);
 const { values: options } = parseArgs({
   options: {
     pairs: { type: "string", default: "3" },
@@ -73,41 +75,21 @@ async function parseVariant(text) {
         return [entry.slice("env.".length, equals), entry.slice(equals + 1)];
       }),
   );
-  const flagsModule = join(checkout, "packages", "cli", "dist", "node-flags.js");
-  const processSettings = existsSync(flagsModule) ? await import(flagsModule) : {};
-  nodeFlags ??= [...(processSettings.BROKER_NODE_FLAGS ?? [])];
-  // The checkout's own environment for its broker (GLIBC_TUNABLES), if it has one.
-  const baseEnvironment = processSettings.brokerEnvironment?.(process.env) ?? process.env;
-  return { name, settings, environment: { ...baseEnvironment, ...environment }, checkout, nodeFlags };
+  // The checkout's own V8 flags and environment (GLIBC_TUNABLES) for its broker, where it has them.
+  const own = await brokerProcessSettings(checkout);
+  nodeFlags ??= own.nodeFlags;
+  return { name, settings, environment: { ...own.environment(), ...environment }, checkout, nodeFlags };
 }
 
-function startBroker(variant, dataDir) {
-  const child = spawn(
-    process.execPath,
-    [
-      ...variant.nodeFlags,
-      join(variant.checkout, "packages", "cli", "dist", "main.js"),
-      "start",
-      "--listeners=PLAINTEXT://127.0.0.1:0",
-      "--admin.listener=127.0.0.1:0",
-      `--log.dirs=${dataDir}`,
-      "--log.level=warn",
-      ...variant.settings.map((setting) => `--${setting}`),
-    ],
-    { stdio: ["ignore", "pipe", "inherit"], env: variant.environment },
-  );
-  const ready = new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`the broker exited with ${code} before it was ready`)));
-    createInterface({ input: child.stdout }).on("line", (text) => {
-      try {
-        const line = JSON.parse(text);
-        if (line.msg === "ready") resolve(line);
-      } catch {
-        // not JSON: ignore
-      }
-    });
+async function startBroker(variant, dataDir) {
+  const child = await spawnBroker({
+    checkout: variant.checkout,
+    dataDir,
+    settings: ["log.level=warn", ...variant.settings],
+    nodeFlags: variant.nodeFlags,
+    env: variant.environment,
   });
-  return { child, ready };
+  return { child, ready: readyLine(child) };
 }
 
 async function cpuSeconds(pid) {
@@ -149,7 +131,7 @@ const LOADS = [
 
 async function runOnce(variant) {
   const dataDir = await mkdtemp(join(tmpdir(), "raftka-produce-cost-"));
-  const { child, ready } = startBroker(variant, dataDir);
+  const { child, ready } = await startBroker(variant, dataDir);
   try {
     const line = await ready;
     const protocol = await import(join(variant.checkout, "packages", "protocol", "dist", "index.js"));

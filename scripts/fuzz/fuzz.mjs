@@ -6,23 +6,18 @@
 //   pnpm build && pnpm fuzz --frames 1000000 [--seed 42] [--connections 4]
 //
 // Exit code 0: every frame was sent and the broker survived; 1: a finding (the seed to replay it is printed).
-import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { sampleRequests } from "./corpus.mjs";
 import { createRandom, mutateBytes, mutateFields } from "./mutate.mjs";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-// The V8 flags the broker ships with (packages/cli/src/node-flags.ts).
-const { BROKER_NODE_FLAGS, brokerEnvironment } = await import(
-  join(repository, "packages", "cli", "dist", "node-flags.js")
-);
+const { readyLine, spawnBroker } = await import(join(repository, "scripts", "lib", "broker-process.mjs"));
 const protocol = await import(join(repository, "packages", "protocol", "dist", "index.js")).catch((error) => {
   console.error(`cannot load @raftka/protocol (${error.message}); run \`pnpm build\` first`);
   process.exit(1);
@@ -60,24 +55,19 @@ log(`seed ${seed} (replay with --seed ${seed}), ${totalFrames} frames on ${conne
 const dataDir = await mkdtemp(join(tmpdir(), "raftka-fuzz-"));
 // FUZZ_BROKER_NODE_ARGS="--cpu-prof" profiles the broker under fuzzing.
 const brokerNodeArgs = (process.env.FUZZ_BROKER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-const broker = spawn(
-  process.execPath,
-  [
-    ...brokerNodeArgs,
-    ...BROKER_NODE_FLAGS,
-    join(repository, "packages", "cli", "dist", "main.js"),
-    "start",
-    "--listeners=PLAINTEXT://127.0.0.1:0",
-    "--admin.listener=127.0.0.1:0",
-    `--log.dirs=${dataDir}`,
+const broker = await spawnBroker({
+  checkout: repository,
+  dataDir,
+  nodeArgs: brokerNodeArgs,
+  settings: [
     // Warn level: every rejected connection is an info line, and there are hundreds of thousands.
-    "--log.level=warn",
-    "--socket.request.max.bytes=1048576",
+    "log.level=warn",
+    "socket.request.max.bytes=1048576",
     // Mutated Metadata requests would otherwise create a topic per mutated name.
-    "--auto.create.topics.enable=false",
+    "auto.create.topics.enable=false",
   ],
-  { stdio: ["ignore", "pipe", "pipe"], env: brokerEnvironment() },
-);
+  stdio: ["ignore", "pipe", "pipe"],
+});
 // The broker must not outlive the fuzzer, however the fuzzer ends.
 process.on("exit", () => {
   broker.kill("SIGKILL");
@@ -104,25 +94,17 @@ const brokerExited = new Promise((resolve) => {
 });
 broker.stderr.setEncoding("utf8");
 broker.stderr.on("data", (text) => brokerLines.push(text));
-const ready = new Promise((resolve, reject) => {
-  createInterface({ input: broker.stdout }).on("line", (text) => {
-    let line;
-    try {
-      line = JSON.parse(text);
-    } catch {
-      brokerLines.push(text);
-      return;
-    }
-    if (line.msg === "ready") resolve(line);
+const ready = readyLine(broker, {
+  onLine: (line, text) => {
+    if (line === undefined) brokerLines.push(text);
     else if (line.level === "error" || line.level === "fatal") {
       findings.push(
         `broker logged ${line.level}: ${line.msg} ${line.err ? JSON.stringify(line.err).slice(0, 3000) : ""}`,
       );
     }
-  });
-  void brokerExited.then(() =>
-    reject(new Error(`broker exited before it was ready:\n${brokerLines.join("")}`)),
-  );
+  },
+}).catch(() => {
+  throw new Error(`broker exited before it was ready:\n${brokerLines.join("")}`);
 });
 const { kafkaPort } = await ready;
 log(`broker ready on port ${kafkaPort}`);
