@@ -24,9 +24,9 @@ export function missingBrokerNodeFlags(execArgv: readonly string[] = process.exe
  * mmap and returns it to the kernel when freed, so the kernel zero-fills and maps each page again as the
  * socket read touches it. `mmap_threshold=8 MiB` serves them from the heap, where freed ones are reused,
  * and `trim_threshold=64 MiB` keeps up to 64 MiB of freed heap instead of returning it after every burst.
- * Measured with 8 partitions of 1 KiB records (scripts/bench/produce-cost.mjs): acks=1 cost 1.01-1.11 ms
- * of CPU per MiB against 1.33-1.54 before direct reads, which without these settings gained nothing
- * reliable (1.09-1.57); peak RSS 178-258 MiB against 168-240.
+ * Measured with 8 partitions of 1 KiB records (scripts/bench/produce-cost.mjs, docs/benchmarks.md):
+ * acks=1 cost 1.02-1.19 ms of CPU per MiB with them, 1.11-1.67 without them in three series of rounds,
+ * and 1.43-1.69 before direct reads; peak RSS is about 40 MiB higher.
  */
 export const BROKER_GLIBC_TUNABLES: readonly string[] = [
   "glibc.malloc.mmap_threshold=8388608",

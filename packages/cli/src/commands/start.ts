@@ -81,7 +81,7 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   if (missingTunables.length > 0) {
     logger.warn(
       { missingTunables },
-      `the broker was started without GLIBC_TUNABLES=${missingTunables.join(":")}: large produce requests may cost up to a third more CPU; start it with scripts/start.sh or \`GLIBC_TUNABLES=${BROKER_GLIBC_TUNABLES.join(":")} node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``,
+      `the broker was started without GLIBC_TUNABLES=${missingTunables.join(":")}: large produce requests may cost 10-50% more CPU; start it with scripts/start.sh or \`GLIBC_TUNABLES=${BROKER_GLIBC_TUNABLES.join(":")} node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``,
     );
   }
   process.on("unhandledRejection", (reason) => {

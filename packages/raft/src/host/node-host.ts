@@ -186,7 +186,7 @@ export class RaftNodeHost {
   /**
    * Something proposed but not yet collected needs durability soon. Kept apart from syncDue because a
    * round that starts before the next collect does not cover it: clearing one flag for both let such a
-   * proposal (acks=all) wait out the whole linger (measured: 5-9 ms added at the p99).
+   * proposal (acks=all) wait out the whole linger (measured: 5-9 ms instead of one fsync round).
    */
   private syncWanted = false;
   private lingerTimer: NodeJS.Timeout | undefined;
