@@ -154,6 +154,20 @@ async function rssMiB(pid) {
 // ---- runs --------------------------------------------------------------------------------------------
 
 /**
+ * Runs `run` (a produce run of `count` records) and, with the broker's pid, adds the broker's CPU per MiB
+ * to its result: unlike throughput, barely moved by other load on the machine.
+ */
+async function withCpuPerMiB(brokerPid, count, run) {
+  const before = brokerPid === undefined ? undefined : await cpuSeconds(brokerPid);
+  const result = await run();
+  if (before !== undefined) {
+    const cpu = (await cpuSeconds(brokerPid)) - before;
+    result.brokerCpuMsPerMiB = (1000 * cpu) / ((count * recordBytes) / (1 << 20));
+  }
+  return result;
+}
+
+/**
  * KiB of freed memory this VM has handed back to its host so far (virtio-balloon free page reporting), or
  * undefined where the kernel does not report. A page-cache page the kernel later takes from such memory
  * costs a host page fault: writing 1 GB into the page cache took 0.16 s of system CPU in backed memory and
@@ -270,13 +284,9 @@ try {
     const topic = topicOf(name);
     say(`broker: ${topic} at full speed`);
     await createTopic(broker, topic, partitions);
-    const cpuBefore = pid === undefined ? undefined : await cpuSeconds(pid);
-    results[key] = await withSchedule(pid, () => produce(bootstrap, topic, acks));
-    // CPU the broker spent per MiB: unlike throughput, barely moved by other load on the machine.
-    if (cpuBefore !== undefined) {
-      const cpu = (await cpuSeconds(pid)) - cpuBefore;
-      results[key].brokerCpuMsPerMiB = (1000 * cpu) / ((records * recordBytes) / (1 << 20));
-    }
+    results[key] = await withCpuPerMiB(pid, records, () =>
+      withSchedule(pid, () => produce(bootstrap, topic, acks)),
+    );
   }
   // After both short runs, so that the gigabytes these write do not slow the short acks=all run.
   for (const [key, name, acks] of [
@@ -287,12 +297,9 @@ try {
     const sustained = sustainedRecords(results[key]);
     say(`broker: ${topic} at full speed, ${sustained} records (about ${halfRateSeconds} s)`);
     await createTopic(broker, topic, partitions);
-    const cpuBefore = pid === undefined ? undefined : await cpuSeconds(pid);
-    results[`${key}Sustained`] = await withSchedule(pid, () => produce(bootstrap, topic, acks, sustained));
-    if (cpuBefore !== undefined) {
-      const cpu = (await cpuSeconds(pid)) - cpuBefore;
-      results[`${key}Sustained`].brokerCpuMsPerMiB = (1000 * cpu) / ((sustained * recordBytes) / (1 << 20));
-    }
+    results[`${key}Sustained`] = await withCpuPerMiB(pid, sustained, () =>
+      withSchedule(pid, () => produce(bootstrap, topic, acks, sustained)),
+    );
   }
   // Long enough (--half-rate-seconds) that the p99 is the steady state's, not the first requests'.
   for (const [key, source, name, acks] of [
@@ -414,7 +421,7 @@ if (options.json) {
           `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s)`,
           `broker CPU per MiB produced at full speed: acks=1 ${results.brokerAcks1.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcks1Sustained.brokerCpuMsPerMiB.toFixed(1)}), acks=all ${results.brokerAcksAll.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcksAllSustained.brokerCpuMsPerMiB.toFixed(1)})`,
         ].join("\n"),
-    results.reportedToHostGiB === undefined
+    results.reportedToHostGiB === undefined || pid === undefined
       ? ""
       : `this VM handed ${results.reportedToHostGiB.toFixed(1)} GiB of freed memory back to its host during the run: page-cache pages the broker then writes into such memory cost a host page fault each (docs/benchmarks.md)`,
     "",
