@@ -2,9 +2,9 @@
 // What producing costs the broker, compared across variants in alternating runs: per run a fresh broker
 // process takes acks=1, acks=all and idempotent (acks=all) load from the librdkafka load generator, and
 // this prints records/s, the broker's CPU per MiB (all threads, from /proc), its share of GC pauses and
-// the mean Produce handling time (raftka_kafka_request_handle_seconds) and its peak
-// resident memory so far (VmHWM). Throughput alone moves with
-// whatever else the shared machine runs; CPU per MiB moves far less. Asserts nothing.
+// the mean Produce handling time (raftka_kafka_request_handle_seconds) and its peak resident memory so far
+// (VmHWM). Throughput alone moves with whatever else the shared machine runs; CPU per MiB moves far less.
+// Asserts nothing.
 //
 //   bash scripts/bench/broker.sh --records 1   # once: installs librdkafka-dev, builds the load generator
 //   node scripts/bench/produce-cost.mjs [--pairs 3] [--records 600000] [--record-bytes 1024] [--partitions 8]
@@ -14,7 +14,7 @@
 //   --variant raft --variant local:raft.partitions.enable=false
 //   --variant head --variant base@/tmp/wt-base          (a checkout of another commit, built)
 //   --variant flags --variant noflags+                  (`+` alone: start Node without the broker's flags)
-//   --variant malloc:env.MALLOC_ARENA_MAX=2             (`env.NAME=value`: the broker's environment)
+//   --variant now --variant bare:env.GLIBC_TUNABLES=     (`env.NAME=value`: the broker's environment)
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";

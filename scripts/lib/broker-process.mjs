@@ -32,7 +32,9 @@ export async function spawnBroker({
   env,
   stdio = ["ignore", "pipe", "inherit"],
 }) {
-  const own = await brokerProcessSettings(checkout);
+  // The checkout's own flags and environment, unless the caller gave both.
+  const own =
+    nodeFlags !== undefined && env !== undefined ? undefined : await brokerProcessSettings(checkout);
   return spawn(
     process.execPath,
     [
