@@ -169,6 +169,47 @@ describe("Fetch", () => {
     expect(second!.highWatermark).toBe(3n);
   });
 
+  it("fills max.bytes across partitions in request order with whole batches", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "budgeted", 4);
+    const sizes: number[][] = [[], [], [], []];
+    for (let round = 0; round < 3; round++) {
+      for (let partition = 0; partition < 4; partition++) {
+        const bytes = batch([`p${partition}-${round}-`.padEnd(400, "z")]);
+        sizes[partition]!.push(bytes.length);
+        await produce("budgeted", bytes, 7, partition);
+      }
+    }
+    // Partition 0 asks for 10 bytes and gets its first batch anyway; the others ask for two batches each.
+    // Their reads start before partition 0's answer is known, but the last one's limit at its turn is
+    // what the budget has left: one batch.
+    const size = sizes[0]![0]!;
+    const partitionMaxBytes = [10, 2 * size, 2 * size, 2 * size];
+    const maxBytes = 10 + 6 * size;
+    const response = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest(
+        partitionMaxBytes.map((limit, partition) => ({
+          topic: "budgeted",
+          partition,
+          offset: 0n,
+          maxBytes: limit,
+        })),
+        { maxBytes },
+      ),
+    );
+    const batches = response.responses[0]!.partitions.map((data) => sliceBatches(data.records!).batches);
+    expect(new Set(sizes.flat())).toEqual(new Set([size]));
+    expect(batches.map((entries) => entries.length)).toEqual([1, 2, 2, 1]);
+    for (const [partition, entries] of batches.entries()) {
+      const values = entries.map((entry) => decodeRecordBatch(entry.bytes).records[0]!.value!.toString());
+      expect(values.map((value) => value.slice(0, 5))).toEqual(
+        entries.map((_, round) => `p${partition}-${round}-`),
+      );
+    }
+  });
+
   it("answers OFFSET_OUT_OF_RANGE beyond the log end and fences stale leader epochs", async () => {
     const connection = await node.connect();
     await createTopic(connection, "ranges");

@@ -20,6 +20,7 @@ import {
   type SessionPartition,
 } from "./fetch-sessions.js";
 import type { LongPoll } from "./long-poll.js";
+import { PartitionReadAhead } from "./read-ahead.js";
 
 const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 const INT32_MAX = 0x7fffffff;
@@ -208,8 +209,9 @@ function emptyPartition(partition: number, errorCode: number): FetchResponsePart
 }
 
 /**
- * Reads the partitions in request order within the response budget. Partitions are read one after
- * another because each one's limit depends on what the earlier ones returned.
+ * Reads the partitions in request order within the response budget. Each one's limit depends on what the
+ * earlier ones returned, so the answer is built in order; the reads themselves start ahead of their turn
+ * (PartitionReadAhead) and are cut to that limit.
  */
 async function readPartitions(
   services: BrokerServices,
@@ -220,56 +222,25 @@ async function readPartitions(
   let budget = options.maxBytes;
   let firstWithData = true;
   const image = services.controller.image;
-  for (const partition of partitions) {
-    const topic = options.byTopicId ? image.topicById(partition.topicId) : image.topic(partition.topic);
-    const log = topic ? services.partitions.partition(topic.name, partition.partition) : undefined;
-    const fail = (errorCode: number): PartitionResult => ({
-      partition,
-      data: emptyPartition(partition.partition, errorCode),
-      log,
-      bytes: 0,
-    });
-    if (!topic || !log) {
-      results.push(
-        fail(options.byTopicId && !topic ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
-      );
+  const check = (partition: SessionPartition) => checkPartition(services, image, partition, options);
+  const readAhead = new PartitionReadAhead(partitions.length, (index) => {
+    const partition = partitions[index]!;
+    const checked = check(partition);
+    return "readable" in checked
+      ? { log: checked.readable.log, fetchOffset: partition.fetchOffset, maxBytes: partition.maxBytes }
+      : undefined;
+  });
+  for (const [index, partition] of partitions.entries()) {
+    const checked = check(partition);
+    if ("answer" in checked) {
+      readAhead.discard(index);
+      results.push(checked.answer);
       continue;
     }
-    if (options.replicaId >= 0 || !log.isLeader) {
-      // Single node: no broker fetches as a follower, and this node leads every partition it hosts.
-      results.push(fail(ErrorCode.NOT_LEADER_OR_FOLLOWER));
-      continue;
-    }
-    if (partition.currentLeaderEpoch >= 0 && partition.currentLeaderEpoch !== log.leaderEpoch) {
-      results.push(
-        fail(
-          partition.currentLeaderEpoch < log.leaderEpoch
-            ? ErrorCode.FENCED_LEADER_EPOCH
-            : ErrorCode.UNKNOWN_LEADER_EPOCH,
-        ),
-      );
-      continue;
-    }
-    const highWatermark = log.highWatermark;
-    const base = {
-      partitionIndex: partition.partition,
-      highWatermark: BigInt(highWatermark),
-      lastStableOffset: BigInt(highWatermark),
-      logStartOffset: BigInt(log.logStartOffset),
-      abortedTransactions: [],
-      preferredReadReplica: -1,
-    };
-    if (partition.fetchOffset < log.logStartOffset || partition.fetchOffset > log.logEndOffset) {
-      results.push({
-        partition,
-        data: { ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null },
-        log,
-        bytes: 0,
-      });
-      continue;
-    }
+    const { log, base, topicName } = checked.readable;
     const limit = firstWithData ? partition.maxBytes : Math.min(partition.maxBytes, budget);
-    if (partition.fetchOffset >= highWatermark || limit <= 0) {
+    if (limit <= 0) {
+      readAhead.discard(index);
       results.push({
         partition,
         data: { ...base, errorCode: ErrorCode.NONE, records: Buffer.alloc(0) },
@@ -278,13 +249,14 @@ async function readPartitions(
       });
       continue;
     }
+    readAhead.fill(index, budget - limit);
     let records: Buffer;
     try {
-      records = (await log.read(partition.fetchOffset, Math.max(limit, 1))).records;
+      records = await readAhead.take(index, log, partition.fetchOffset, Math.max(limit, 1));
     } catch (error) {
       const mapped = toPartitionFailure(error, (unexpected) =>
         services.logger.error(
-          { err: unexpected, topic: topic.name, partition: partition.partition },
+          { err: unexpected, topic: topicName, partition: partition.partition },
           "fetch read failed",
         ),
       );
@@ -308,4 +280,74 @@ async function readPartitions(
     results.push({ partition, data, log, bytes: visible.records.length });
   }
   return results;
+}
+
+type CheckedPartition =
+  | { readonly answer: PartitionResult }
+  | {
+      readonly readable: {
+        readonly log: ReplicatedLog;
+        readonly topicName: string;
+        readonly base: Omit<FetchResponsePartitionData, "errorCode" | "records">;
+      };
+    };
+
+/** What a partition answers without reading (an error, or nothing new yet), or that it has records to read. */
+function checkPartition(
+  services: BrokerServices,
+  image: BrokerServices["controller"]["image"],
+  partition: SessionPartition,
+  options: { replicaId: number; byTopicId: boolean },
+): CheckedPartition {
+  const topic = options.byTopicId ? image.topicById(partition.topicId) : image.topic(partition.topic);
+  const log = topic ? services.partitions.partition(topic.name, partition.partition) : undefined;
+  const fail = (errorCode: number): CheckedPartition => ({
+    answer: { partition, data: emptyPartition(partition.partition, errorCode), log, bytes: 0 },
+  });
+  if (!topic || !log) {
+    return fail(
+      options.byTopicId && !topic ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    );
+  }
+  if (options.replicaId >= 0 || !log.isLeader) {
+    // Single node: no broker fetches as a follower, and this node leads every partition it hosts.
+    return fail(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+  }
+  if (partition.currentLeaderEpoch >= 0 && partition.currentLeaderEpoch !== log.leaderEpoch) {
+    return fail(
+      partition.currentLeaderEpoch < log.leaderEpoch
+        ? ErrorCode.FENCED_LEADER_EPOCH
+        : ErrorCode.UNKNOWN_LEADER_EPOCH,
+    );
+  }
+  const highWatermark = log.highWatermark;
+  const base = {
+    partitionIndex: partition.partition,
+    highWatermark: BigInt(highWatermark),
+    lastStableOffset: BigInt(highWatermark),
+    logStartOffset: BigInt(log.logStartOffset),
+    abortedTransactions: [],
+    preferredReadReplica: -1,
+  };
+  if (partition.fetchOffset < log.logStartOffset || partition.fetchOffset > log.logEndOffset) {
+    return {
+      answer: {
+        partition,
+        data: { ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null },
+        log,
+        bytes: 0,
+      },
+    };
+  }
+  if (partition.fetchOffset >= highWatermark) {
+    return {
+      answer: {
+        partition,
+        data: { ...base, errorCode: ErrorCode.NONE, records: Buffer.alloc(0) },
+        log,
+        bytes: 0,
+      },
+    };
+  }
+  return { readable: { log, base, topicName: topic.name } };
 }
