@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiKey, KafkaConnection } from "@raftka/protocol";
 import { afterEach, describe, expect, it } from "vitest";
+import { ownMemoryCgroup, reportsFreePagesToHost } from "../../packages/cli/src/memory-cgroup.js";
 import { type RunningBroker, raftkaMain, repositoryRoot, startBroker } from "./harness/broker.js";
 
 // Starting and stopping `raftka start` as a real process: configuration errors, layering of the
@@ -130,6 +131,32 @@ describe("the broker's Node flags and glibc tunables", () => {
       "glibc.malloc.trim_threshold=67108864",
     ]);
     expect(String(warning?.msg)).toContain("scripts/start.sh");
+  });
+
+  it("advises a memory limit on a VM that reports free pages to its host, and not within a limit", async () => {
+    // The machine's own answer: on this CI's VMs free page reporting is on, elsewhere the advice is absent.
+    const reporting = reportsFreePagesToHost();
+    const unlimited = await track(startBroker());
+    const advice = unlimited.logs.filter((line) => line.memoryLimit === "none");
+    expect(advice.length).toBe(reporting ? 1 : 0);
+    if (reporting) expect(String(advice[0]?.msg)).toContain("docs/operations.md");
+    await unlimited.cleanup();
+
+    const own = ownMemoryCgroup();
+    if (own === undefined) throw new Error("this test needs a cgroup memory controller (Linux, as root)");
+    const cgroup = join(own.mount, own.path, `raftka-lifecycle-${process.pid}`);
+    await mkdir(cgroup, { recursive: true });
+    directories.push(cgroup);
+    await writeFile(
+      join(cgroup, own.version === 1 ? "memory.limit_in_bytes" : "memory.max"),
+      String(2 ** 30),
+    );
+    const limited = await track(startBroker({ cgroup }));
+    expect(
+      (await readFile(`/proc/${limited.pid}/cgroup`, "utf8")).includes(`/raftka-lifecycle-${process.pid}`),
+    ).toBe(true);
+    expect(limited.logs.filter((line) => line.memoryLimit !== undefined)).toEqual([]);
+    await limited.cleanup();
   });
 });
 

@@ -7,6 +7,12 @@ export { CliError, ExitCode, OperationFailedError, UnreachableError, UsageError 
 export { Interrupts } from "./interrupts.js";
 export { murmur2, partitionForKey } from "./kafka/partitioner.js";
 export {
+  memoryLimitBytes,
+  ownMemoryCgroup,
+  pageCacheAdvice,
+  reportsFreePagesToHost,
+} from "./memory-cgroup.js";
+export {
   BROKER_GLIBC_TUNABLES,
   BROKER_NODE_FLAGS,
   brokerEnvironment,

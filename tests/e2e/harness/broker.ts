@@ -26,6 +26,8 @@ export interface StartBrokerOptions {
   readonly nodeFlags?: readonly string[];
   /** Start without the broker's GLIBC_TUNABLES (default false: with them, as scripts/start.sh starts it). */
   readonly withoutGlibcTunables?: boolean;
+  /** A cgroup directory to start the process in (its `cgroup.procs` gets the pid before Node starts). */
+  readonly cgroup?: string;
 }
 
 export interface LogLine {
@@ -82,7 +84,15 @@ async function spawnBroker(
     "start",
     ...Object.entries(settings).map(([key, value]) => `--${key}=${value}`),
   ];
-  const child = spawn(process.execPath, args, {
+  // In a cgroup: a shell joins it and then becomes Node, so that Node runs in it from its first allocation.
+  const [command, commandArgs] =
+    options.cgroup === undefined
+      ? [process.execPath, args]
+      : [
+          "/bin/sh",
+          ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', options.cgroup, process.execPath, ...args],
+        ];
+  const child = spawn(command, commandArgs, {
     cwd: repositoryRoot,
     env: options.withoutGlibcTunables
       ? { ...process.env, ...options.env }

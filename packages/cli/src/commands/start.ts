@@ -7,6 +7,7 @@ import {
   loadConfig,
   type RaftkaConfig,
 } from "@raftka/monitoring";
+import { pageCacheAdvice } from "../memory-cgroup.js";
 import {
   BROKER_GLIBC_TUNABLES,
   BROKER_NODE_FLAGS,
@@ -84,6 +85,8 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
       `the broker was started without GLIBC_TUNABLES=${missingTunables.join(":")}: large produce requests may cost 10-50% more CPU; start it with scripts/start.sh or \`GLIBC_TUNABLES=${BROKER_GLIBC_TUNABLES.join(":")} node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``,
     );
   }
+  const pageCache = pageCacheAdvice();
+  if (pageCache !== undefined) logger.warn({ memoryLimit: "none" }, pageCache);
   process.on("unhandledRejection", (reason) => {
     logger.error(
       { err: reason },
