@@ -10,11 +10,16 @@
 // The half-rate runs last that long too, so their rate is half of the sustained maximum: half of the short
 // run's rate can exceed what the machine writes per second, and then the half-rate run measures a queue.
 //
-//   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5] [--json]
+//   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5]
+//                                [--memory-limit 2GiB|none] [--json]
 //   bash scripts/bench/broker.sh --bootstrap HOST:PORT [--broker-pid PID]
 // The second form measures a broker that is already running, for example on another machine so that the
 // load generator does not share its cores; the broker's CPU, RSS and run-queue wait are read from /proc
 // only when --broker-pid names it on this machine.
+// The null sink and the broker run in a memory cgroup (--memory-limit, 2 GiB by default, page cache included)
+// as they would in a container, and the broker's warm-up fills it: page cache the kernel reclaims and reuses
+// within the limit stays backed on a VM that hands freed memory back to its host, where fresh pages cost a
+// host page fault each. `--memory-limit none` measures the unbounded page cache (docs/benchmarks.md).
 // (broker.sh installs librdkafka-dev, builds the load generator and the packages, then runs this.)
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -30,6 +35,9 @@ const { brokerProcessSettings, readyLine, spawnBroker } = await import(
 );
 // The V8 flags and environment the broker ships with (packages/cli/src/node-flags.ts).
 const brokerProcess = await brokerProcessSettings(repository);
+const { createMemoryCgroup, parseMemoryLimit } = await import(
+  join(repository, "scripts", "lib", "memory-cgroup.mjs")
+);
 const { ApiKey, KafkaConnection } = await import(
   join(repository, "packages", "protocol", "dist", "index.js")
 );
@@ -43,6 +51,9 @@ const { values: options } = parseArgs({
       default: join(repository, "node_modules", ".cache", "raftka-bench", "loadgen"),
     },
     "half-rate-seconds": { type: "string", default: "5" },
+    // One memory cgroup of this size (page cache included) holds the null sink and then the broker; "none"
+    // runs them without one.
+    "memory-limit": { type: "string", default: "2GiB" },
     json: { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
     // Broker settings for this run, e.g. --broker-setting raft.partitions.enable=false (repeatable).
@@ -59,6 +70,9 @@ const recordBytes = Number(options["record-bytes"]);
 const partitions = Number(options.partitions);
 const halfRateSeconds = Number(options["half-rate-seconds"]);
 const say = (text) => process.stderr.write(`[bench] ${text}\n`);
+const memoryLimit = parseMemoryLimit(options["memory-limit"]);
+const cgroup = memoryLimit === undefined ? undefined : await createMemoryCgroup("raftka-bench", memoryLimit);
+if (cgroup?.unavailable) say(`running without a memory limit: ${cgroup.unavailable}`);
 
 const children = new Set();
 // Neither the broker nor the null sink may outlive the benchmark, however it ends.
@@ -70,6 +84,7 @@ for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exi
 /** Tracks `child` so that it cannot outlive the benchmark; resolves with its ready line and itself. */
 async function started(child, isReady) {
   children.add(child);
+  if (cgroup?.add) await cgroup.add(child.pid);
   child.once("exit", () => children.delete(child));
   return { child, line: await readyLine(child, { isReady }) };
 }
@@ -274,9 +289,12 @@ const broker = await brokerUnderTest();
 const { bootstrap, pid } = broker;
 const topicOf = broker.topic;
 try {
-  say("broker: warm-up run");
+  // In a memory cgroup the warm-up also fills the limit with page cache, so that every measured run writes
+  // into pages the kernel reclaims from the broker's older data, as on a broker that has been running.
+  const warmUpRecords = cgroup?.add ? Math.max(records, Math.ceil(memoryLimit / recordBytes)) : records;
+  say(`broker: warm-up run (${warmUpRecords} records)`);
   await createTopic(broker, topicOf("bench-warm-up"), partitions);
-  await warmUp(bootstrap, topicOf("bench-warm-up"));
+  await produce(bootstrap, topicOf("bench-warm-up"), 1, warmUpRecords);
   for (const [key, name, acks] of [
     ["brokerAcks1", "bench-acks1", 1],
     ["brokerAcksAll", "bench-acks-all", -1],
@@ -315,12 +333,22 @@ try {
     );
   }
   // The sustained topic, not the short one: reading 200,000 records takes a few tenths of a second, too
-  // short a run to compare with anything.
+  // short a run to compare with anything. Within a memory limit most of it has left the page cache: this
+  // is a consumer catching up from disk.
   const consumed = results.brokerAcks1Sustained.records;
   const consumedTopic = topicOf("bench-acks1-sustained");
   say(`broker: consume everything ${consumedTopic} holds (${consumed} records)`);
   results.consume = await withSchedule(pid, () =>
     loadgen("consume", bootstrap, consumedTopic, ["-n", String(consumed)]),
+  );
+  // A consumer close behind the producers reads from the page cache: half the memory limit, just written.
+  const tailRecords = Math.min(consumed, cgroup?.add ? Math.floor(memoryLimit / 2 / recordBytes) : consumed);
+  const tailTopic = topicOf("bench-tail");
+  say(`broker: consume ${tailRecords} records just produced to ${tailTopic}, from the page cache`);
+  await createTopic(broker, tailTopic, partitions);
+  await produce(bootstrap, tailTopic, 1, tailRecords);
+  results.consumeTail = await withSchedule(pid, () =>
+    loadgen("consume", bootstrap, tailTopic, ["-n", String(tailRecords)]),
   );
 
   say("broker: RSS with 100 partitions under acks=1 load");
@@ -376,12 +404,16 @@ try {
   }
 }
 
+const cgroupPeakBytes = cgroup?.peakBytes?.();
+await cgroup?.remove?.();
+results.memoryCgroup = cgroup?.add ? { limitBytes: memoryLimit, peakBytes: cgroupPeakBytes } : null;
+
 // ---- report ------------------------------------------------------------------------------------------
 
 const ratio = (value, base) => (base > 0 ? `${Math.round((100 * value) / base)}%` : "-");
 const row = (label, result, base) =>
   [
-    label.padEnd(34),
+    label.padEnd(45),
     result.mibPerSecond.toFixed(1).padStart(8),
     String(result.recordsPerSecond).padStart(10),
     result.latencyMs ? result.latencyMs.p50.toFixed(2).padStart(8) : "".padStart(8),
@@ -401,7 +433,7 @@ if (options.json) {
   console.log(JSON.stringify(results, null, 2));
 } else {
   const lines = [
-    `${"".padEnd(34)}    MiB/s  records/s   p50 ms   p99 ms  p999 ms  vs sink   cpu ms  wait ms`,
+    `${"".padEnd(45)}    MiB/s  records/s   p50 ms   p99 ms  p999 ms  vs sink   cpu ms  wait ms`,
     row("null sink, acks=1", results.sinkAcks1),
     row("null sink, acks=all", results.sinkAcksAll),
     row("broker, acks=1", results.brokerAcks1, results.sinkAcks1),
@@ -414,13 +446,17 @@ if (options.json) {
     row("null sink, acks=1 at that rate", results.sinkAcks1HalfRate),
     row("broker, acks=all at half sustained", results.brokerAcksAllHalfRate),
     row("null sink, acks=all at that rate", results.sinkAcksAllHalfRate),
-    row("broker, consume", results.consume),
+    row("broker, consume (catch-up, all of sustained)", results.consume),
+    row("broker, consume (just written)", results.consumeTail),
     pid === undefined
       ? "broker RSS and CPU per MiB: not measured (give --broker-pid when the broker runs on this machine)"
       : [
           `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s)`,
           `broker CPU per MiB produced at full speed: acks=1 ${results.brokerAcks1.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcks1Sustained.brokerCpuMsPerMiB.toFixed(1)}), acks=all ${results.brokerAcksAll.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcksAllSustained.brokerCpuMsPerMiB.toFixed(1)})`,
         ].join("\n"),
+    cgroup?.add
+      ? `${options.bootstrap === undefined ? "the null sink and the broker" : "the null sink"} ran in a memory cgroup limited to ${options["memory-limit"]}, page cache included (peak ${(cgroupPeakBytes / (1 << 30)).toFixed(1)} GiB), as in a container; --memory-limit none runs without one`
+      : "the null sink and the broker ran without a memory limit: the page cache grew into fresh memory",
     results.reportedToHostGiB === undefined || pid === undefined
       ? ""
       : `this VM handed ${results.reportedToHostGiB.toFixed(1)} GiB of freed memory back to its host during the run: page-cache pages the broker then writes into such memory cost a host page fault each (docs/benchmarks.md)`,

@@ -3,7 +3,7 @@
 # load generator and the packages, then runs the benchmark once and prints its numbers.
 #
 #   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5]
-#                                [--json] [--cpu-prof DIR] [--broker-setting key=value ...]
+#                                [--memory-limit 2GiB|none] [--json] [--cpu-prof DIR] [--broker-setting key=value ...]
 #                                [--loadgen-setting key=value ...] [--bootstrap HOST:PORT [--broker-pid PID]]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
