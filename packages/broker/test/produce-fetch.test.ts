@@ -169,6 +169,31 @@ describe("Fetch", () => {
     expect(second!.highWatermark).toBe(3n);
   });
 
+  it("bounds the first partition by max.bytes too, however large its own limit", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "first-bounded", 1);
+    const sizes: number[] = [];
+    for (let index = 0; index < 6; index++) {
+      const bytes = batch([`r${index}-`.padEnd(1000, "q")]);
+      sizes.push(bytes.length);
+      await produce("first-bounded", bytes);
+    }
+    const fetchWith = async (maxBytes: number) => {
+      const response = await connection.send(
+        ApiKey.Fetch,
+        11,
+        fetchRequest([{ topic: "first-bounded", partition: 0, offset: 0n, maxBytes: 0x7fffffff }], {
+          maxBytes,
+        }),
+      );
+      return sliceBatches(response.responses[0]!.partitions[0]!.records!).batches.length;
+    };
+    expect(await fetchWith(sizes[0]! + sizes[1]! + 10)).toBe(2);
+    // Less than one batch: still the first whole batch, so a consumer always makes progress.
+    expect(await fetchWith(10)).toBe(1);
+    expect(await fetchWith(50 * 1024 * 1024)).toBe(6);
+  });
+
   it("fills max.bytes across partitions in request order with whole batches", async () => {
     const connection = await node.connect();
     await createTopic(connection, "budgeted", 4);

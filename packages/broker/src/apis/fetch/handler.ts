@@ -238,7 +238,9 @@ async function readPartitions(
       continue;
     }
     const { log, base, topicName } = checked.readable;
-    const limit = firstWithData ? partition.maxBytes : Math.min(partition.maxBytes, budget);
+    // As Kafka: within what is left of max.bytes, and a first partition with data always gets one batch
+    // (the read returns at least one whole batch, and the check below lets the first one exceed).
+    const limit = Math.min(partition.maxBytes, firstWithData ? Math.max(budget, 1) : budget);
     if (limit <= 0) {
       readAhead.discard(index);
       results.push({
