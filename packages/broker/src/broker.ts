@@ -21,6 +21,7 @@ import { describeConfigsHandler } from "./apis/describe-configs/handler.js";
 import { FetchSessionCache } from "./apis/fetch/fetch-sessions.js";
 import { fetchHandler } from "./apis/fetch/handler.js";
 import { LongPoll } from "./apis/fetch/long-poll.js";
+import { ReadBufferPool } from "./apis/fetch/read-buffer-pool.js";
 import { listOffsetsHandler } from "./apis/list-offsets/handler.js";
 import { metadataHandler } from "./apis/metadata/handler.js";
 import { offsetForLeaderEpochHandler } from "./apis/offset-for-leader-epoch/handler.js";
@@ -115,6 +116,8 @@ const METADATA_LOG_CONFIG = {
 export class Broker {
   readonly registry = new ApiRegistry();
   readonly longPoll = new LongPoll();
+  /** Buffers Fetch reads records into (public for tests: whether they come back). */
+  readonly readBuffers = new ReadBufferPool();
   private readonly logger: Logger;
   private readonly serverLogger: Logger;
   private readonly now: () => number;
@@ -334,7 +337,7 @@ export class Broker {
       apiVersionsHandler(this.registry),
       metadataHandler(services),
       produceHandler(services),
-      fetchHandler(services, { sessions, longPoll: this.longPoll }),
+      fetchHandler(services, { sessions, longPoll: this.longPoll, readBuffers: this.readBuffers }),
       listOffsetsHandler(services),
       createTopicsHandler(services),
       deleteTopicsHandler(services),
@@ -412,6 +415,7 @@ export class Broker {
     await this.metadataLog?.close();
     await this.raftGroups?.stop();
     this.flushScheduler.close();
+    this.readBuffers.close();
     await this.admin.close();
     this.logger.info("shutdown complete: every log flushed and closed");
   }

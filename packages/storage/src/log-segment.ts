@@ -584,9 +584,10 @@ export class LogSegment {
     offset: number,
     maxBytes: number,
     limitOffset: number,
+    allocate: (size: number) => Buffer = Buffer.allocUnsafe,
   ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit"> {
     await this.ensureIndexesLoaded();
-    return this.logFile.use((handle) => this.readWith(handle, offset, maxBytes, limitOffset));
+    return this.logFile.use((handle) => this.readWith(handle, offset, maxBytes, limitOffset, allocate));
   }
 
   private async readWith(
@@ -594,6 +595,7 @@ export class LogSegment {
     offset: number,
     maxBytes: number,
     limitOffset: number,
+    allocate: (size: number) => Buffer,
   ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit"> {
     const sizeNow = this.size;
     const start = this.offsetIndex!.lookup(
@@ -605,7 +607,7 @@ export class LogSegment {
       sizeNow - start.position,
       Math.max(maxBytes, READ_AHEAD_BYTES) + this.settings.indexIntervalBytes,
     );
-    let buffer = Buffer.allocUnsafe(Math.max(0, guess));
+    let buffer = allocate(Math.max(0, guess));
     let bufferStart = start.position;
     let bufferLength = await readFully(handle, buffer, 0, buffer.length, bufferStart);
     let at = 0;
@@ -636,7 +638,7 @@ export class LogSegment {
     const wanted = Math.min(sizeNow - (bufferStart + at), Math.max(maxBytes, found.size));
     if (at + wanted > bufferLength) {
       bufferStart += at;
-      buffer = Buffer.allocUnsafe(wanted);
+      buffer = allocate(wanted);
       bufferLength = await readFully(handle, buffer, 0, wanted, bufferStart);
       at = 0;
     }

@@ -70,6 +70,9 @@ export interface AppendResult {
   logStartOffset: number;
 }
 
+/** Where a read puts the bytes it reads: a buffer of exactly `size` bytes the caller may reuse later. */
+export type ReadBufferAllocator = (size: number) => Buffer;
+
 export interface ReadResult {
   /** Whole record batches, possibly empty; may start before the requested offset (its batch). */
   records: Buffer;
@@ -753,6 +756,7 @@ export class PartitionLog {
     fromOffset: number,
     maxBytes: number,
     upToOffset: number = this.logEndOffsetValue,
+    allocate?: ReadBufferAllocator,
   ): Promise<ReadResult> {
     requireOffset("fromOffset", fromOffset);
     requireOffset("upToOffset", upToOffset);
@@ -774,11 +778,11 @@ export class PartitionLog {
       const segment = this.segments[index]!;
       if (!segment.acquire()) {
         // Deleted under us (retention or truncation): look the offset up again.
-        return this.read(fromOffset, maxBytes, upToOffset);
+        return this.read(fromOffset, maxBytes, upToOffset, allocate);
       }
       let result: Awaited<ReturnType<LogSegment["read"]>>;
       try {
-        result = await segment.read(fromOffset, maxBytes, limit);
+        result = await segment.read(fromOffset, maxBytes, limit, allocate);
       } finally {
         segment.release();
       }

@@ -3,6 +3,7 @@ import {
   type LogConfig,
   type LogEvent,
   PartitionLog,
+  type ReadBufferAllocator,
   type RetentionResult,
 } from "@raftka/storage";
 import type {
@@ -138,8 +139,12 @@ export class LocalReplicatedLog implements ReplicatedLog {
     });
   }
 
-  async read(fromOffset: number, maxBytes: number): Promise<ReplicatedReadResult> {
-    const result = await this.log.read(fromOffset, maxBytes, this.highWatermarkValue);
+  async read(
+    fromOffset: number,
+    maxBytes: number,
+    allocate?: ReadBufferAllocator,
+  ): Promise<ReplicatedReadResult> {
+    const result = await this.log.read(fromOffset, maxBytes, this.highWatermarkValue, allocate);
     return { records: result.records, nextOffset: result.nextOffset };
   }
 

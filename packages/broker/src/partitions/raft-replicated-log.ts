@@ -19,6 +19,7 @@ import {
   type LogConfig,
   type LogEvent,
   PartitionLog,
+  type ReadBufferAllocator,
   RecordBatchTooLargeError,
   type RetentionResult,
   stampLogAppendTime,
@@ -272,8 +273,12 @@ export class RaftReplicatedLog implements ReplicatedLog {
     });
   }
 
-  async read(fromOffset: number, maxBytes: number): Promise<ReplicatedReadResult> {
-    const result = await this.log.read(fromOffset, maxBytes, this.highWatermark);
+  async read(
+    fromOffset: number,
+    maxBytes: number,
+    allocate?: ReadBufferAllocator,
+  ): Promise<ReplicatedReadResult> {
+    const result = await this.log.read(fromOffset, maxBytes, this.highWatermark, allocate);
     return { records: result.records, nextOffset: result.nextOffset };
   }
 

@@ -1,4 +1,4 @@
-import type { LogConfig, RetentionResult } from "@raftka/storage";
+import type { LogConfig, ReadBufferAllocator, RetentionResult } from "@raftka/storage";
 
 /** Kafka's `acks`: 0 (nobody waits), 1 (the leader's local append), -1 (committed: the high watermark passed it). */
 export type Acks = 0 | 1 | -1;
@@ -76,8 +76,11 @@ export interface ReplicatedLog {
    * append is done (acks 0 and 1) or once the high watermark has passed the last record (acks -1).
    */
   append(records: Buffer, options: ReplicatedAppendOptions): Promise<ReplicatedAppendResult>;
-  /** Whole batches from the one containing `fromOffset`, never reaching the high watermark. */
-  read(fromOffset: number, maxBytes: number): Promise<ReplicatedReadResult>;
+  /**
+   * Whole batches from the one containing `fromOffset`, never reaching the high watermark; read into
+   * buffers from `allocate` where given (Fetch reuses them once the response is written).
+   */
+  read(fromOffset: number, maxBytes: number, allocate?: ReadBufferAllocator): Promise<ReplicatedReadResult>;
   /** First committed batch with a max timestamp >= `timestamp`; the offset is that batch's base offset. */
   offsetForTimestamp(timestamp: number): Promise<{ offset: number; timestamp: number } | undefined>;
   /** Largest timestamp in the log and the base offset of the batch that holds it; offset -1 when empty. */

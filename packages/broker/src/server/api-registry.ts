@@ -11,6 +11,11 @@ export interface RequestContext {
   readonly clientAddress: string;
   /** Aborted when the connection closes: long waits (parked fetches) stop holding resources for nobody. */
   readonly connectionClosed: AbortSignal;
+  /**
+   * Runs `callback` once the socket has taken every byte of this request's response, so that buffers the
+   * response points into may be reused. Never runs if the response is not written (connection closed).
+   */
+  onResponseWritten(callback: () => void): void;
 }
 
 /**

@@ -42,6 +42,8 @@ export interface ConnectionOptions {
 /** One request's place in the response order; filled when its handler finishes. */
 interface ResponseSlot {
   chunks: Buffer[] | null;
+  /** What runs once the socket has taken the response (RequestContext.onResponseWritten). */
+  written: (() => void)[] | null;
 }
 
 /**
@@ -170,7 +172,7 @@ export class Connection {
     }
     this.options.metrics.received(name, frame.length + 4, (performance.now() - readAt) / 1000);
     const expectsResponse = handler.expectsResponse?.(request as never) ?? true;
-    const slot: ResponseSlot | null = expectsResponse ? { chunks: null } : null;
+    const slot: ResponseSlot | null = expectsResponse ? { chunks: null, written: null } : null;
     if (slot) this.slots.push(slot);
     const context: RequestContext = {
       apiVersion: header.apiVersion,
@@ -180,6 +182,11 @@ export class Connection {
       connectionId: this.options.id,
       clientAddress: this.clientAddress,
       connectionClosed: this.closedController.signal,
+      onResponseWritten: (callback) => {
+        if (slot === null) return;
+        slot.written ??= [];
+        slot.written.push(callback);
+      },
     };
     const startedAt = performance.now();
     // A Produce frame (its records are slices of it) counts against the node's budget until its handler
@@ -268,8 +275,13 @@ export class Connection {
     if (this.slots[0]?.chunks == null) return;
     this.socket.cork();
     while (this.slots.length > 0 && this.slots[0]!.chunks !== null) {
-      const chunks = this.slots.shift()!.chunks!;
-      for (const chunk of chunks) this.socket.write(chunk);
+      const { chunks, written } = this.slots.shift()!;
+      const last = chunks!.length - 1;
+      for (const [index, chunk] of chunks!.entries()) {
+        if (index === last && written !== null)
+          this.socket.write(chunk, (error) => afterWrite(error, written));
+        else this.socket.write(chunk);
+      }
     }
     this.socket.uncork();
     if (this.slots.length === 0) {
@@ -326,6 +338,7 @@ export class Connection {
           { apiKey: ApiKey.ApiVersions, minVersion: handler.minVersion, maxVersion: handler.maxVersion },
         ],
       }),
+      written: null,
     };
     this.slots.push(slot);
     this.writeReadyResponses();
@@ -357,4 +370,10 @@ export class Connection {
     for (const resolve of this.drainWaiters.splice(0)) resolve();
     this.options.onClose(this);
   }
+}
+
+/** A response's write callbacks run only when the socket took it all; after an error nothing may reuse it. */
+function afterWrite(error: Error | null | undefined, written: readonly (() => void)[]): void {
+  if (error) return;
+  for (const callback of written) callback();
 }

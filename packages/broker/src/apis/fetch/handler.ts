@@ -21,6 +21,7 @@ import {
 } from "./fetch-sessions.js";
 import type { LongPoll } from "./long-poll.js";
 import { PartitionReadAhead } from "./read-ahead.js";
+import { FetchReadBuffers, type ReadBufferPool } from "./read-buffer-pool.js";
 
 const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 const INT32_MAX = 0x7fffffff;
@@ -36,6 +37,8 @@ interface PartitionResult {
 export interface FetchHandlerOptions {
   readonly sessions: FetchSessionCache;
   readonly longPoll: LongPoll;
+  /** Buffers the records are read into, reused once each response is written. */
+  readonly readBuffers: ReadBufferPool;
 }
 
 /**
@@ -118,7 +121,10 @@ async function handleFetch(
   const replicaId = request.replicaState?.replicaId ?? request.replicaId ?? -1;
   const maxBytes = Math.min(request.maxBytes ?? INT32_MAX, services.config.get("fetch.max.bytes"));
   const readCommitted = (request.isolationLevel ?? 0) === READ_COMMITTED;
-  const read = () => readPartitions(services, fetchContext.partitions, { maxBytes, replicaId, byTopicId });
+  const buffers = new FetchReadBuffers(options.readBuffers);
+  context.onResponseWritten(() => buffers.giveBack());
+  const read = () =>
+    readPartitions(services, fetchContext.partitions, { maxBytes, replicaId, byTopicId }, buffers);
 
   let results = await read();
   let available = 0;
@@ -217,19 +223,24 @@ async function readPartitions(
   services: BrokerServices,
   partitions: readonly SessionPartition[],
   options: { maxBytes: number; replicaId: number; byTopicId: boolean },
+  buffers: FetchReadBuffers,
 ): Promise<PartitionResult[]> {
   const results: PartitionResult[] = [];
   let budget = options.maxBytes;
   let firstWithData = true;
   const image = services.controller.image;
   const check = (partition: SessionPartition) => checkPartition(services, image, partition, options);
-  const readAhead = new PartitionReadAhead(partitions.length, (index) => {
-    const partition = partitions[index]!;
-    const checked = check(partition);
-    return "readable" in checked
-      ? { log: checked.readable.log, fetchOffset: partition.fetchOffset, maxBytes: partition.maxBytes }
-      : undefined;
-  });
+  const readAhead = new PartitionReadAhead(
+    partitions.length,
+    (index) => {
+      const partition = partitions[index]!;
+      const checked = check(partition);
+      return "readable" in checked
+        ? { log: checked.readable.log, fetchOffset: partition.fetchOffset, maxBytes: partition.maxBytes }
+        : undefined;
+    },
+    (log, fetchOffset, maxBytes) => buffers.read((allocate) => log.read(fetchOffset, maxBytes, allocate)),
+  );
   for (const [index, partition] of partitions.entries()) {
     const checked = check(partition);
     if ("answer" in checked) {

@@ -1,10 +1,17 @@
-import type { ReplicatedLog } from "../../partitions/replicated-log.js";
+import type { ReplicatedLog, ReplicatedReadResult } from "../../partitions/replicated-log.js";
 
 /** At most this many partition reads of one Fetch are in flight at once. */
 const MAX_READS_IN_FLIGHT = 8;
 /** A record batch's size field (after the 8-byte base offset) and what the size does not count. */
 const BATCH_SIZE_FIELD_OFFSET = 8;
 const LOG_OVERHEAD = 12;
+
+/** Reads up to `maxBytes` of whole batches of `log` from `fetchOffset`. */
+export type PartitionRead = (
+  log: ReplicatedLog,
+  fetchOffset: number,
+  maxBytes: number,
+) => Promise<ReplicatedReadResult>;
 
 type ReadOutcome = { readonly records: Buffer } | { readonly error: unknown };
 
@@ -31,10 +38,14 @@ export class PartitionReadAhead {
   private next = 0;
   private bytesInFlight = 0;
 
-  /** `candidate(i)` is partition i's read, or undefined where partition i reads nothing. */
+  /**
+   * `candidate(i)` is partition i's read, or undefined where partition i reads nothing; `read` reads
+   * (Fetch passes one that reads into pooled buffers).
+   */
   constructor(
     private readonly count: number,
     private readonly candidate: (index: number) => ReadAheadCandidate | undefined,
+    private readonly read: PartitionRead = (log, fetchOffset, maxBytes) => log.read(fetchOffset, maxBytes),
   ) {}
 
   /**
@@ -57,7 +68,7 @@ export class PartitionReadAhead {
   /** Partition `index`'s records for `limit` bytes: the read started ahead, cut to `limit`, or a new read. */
   async take(index: number, log: ReplicatedLog, fetchOffset: number, limit: number): Promise<Buffer> {
     const ahead = this.started.get(index);
-    if (ahead === undefined) return (await log.read(fetchOffset, limit)).records;
+    if (ahead === undefined) return (await this.read(log, fetchOffset, limit)).records;
     this.started.delete(index);
     const outcome = await ahead.outcome;
     this.bytesInFlight -= ahead.bytes;
@@ -74,7 +85,7 @@ export class PartitionReadAhead {
   }
 
   private start(read: ReadAheadCandidate): Promise<ReadOutcome> {
-    return read.log.read(read.fetchOffset, Math.max(read.maxBytes, 1)).then(
+    return this.read(read.log, read.fetchOffset, Math.max(read.maxBytes, 1)).then(
       ({ records }) => ({ records }),
       (error: unknown) => ({ error }),
     );
