@@ -248,7 +248,8 @@ async function readPartitions(
       results.push(checked.answer);
       continue;
     }
-    const { log, base, topicName } = checked.readable;
+    const { log, topicName, highWatermark } = checked.readable;
+    const base = partitionBase(partition, log, highWatermark);
     // As Kafka: within what is left of max.bytes, and a first partition with data always gets one batch
     // (the read returns at least one whole batch, and the check below lets the first one exceed).
     const limit = Math.min(partition.maxBytes, firstWithData ? Math.max(budget, 1) : budget);
@@ -301,7 +302,7 @@ type CheckedPartition =
       readonly readable: {
         readonly log: ReplicatedLog;
         readonly topicName: string;
-        readonly base: Omit<FetchResponsePartitionData, "errorCode" | "records">;
+        readonly highWatermark: number;
       };
     };
 
@@ -334,19 +335,15 @@ function checkPartition(
     );
   }
   const highWatermark = log.highWatermark;
-  const base = {
-    partitionIndex: partition.partition,
-    highWatermark: BigInt(highWatermark),
-    lastStableOffset: BigInt(highWatermark),
-    logStartOffset: BigInt(log.logStartOffset),
-    abortedTransactions: [],
-    preferredReadReplica: -1,
-  };
   if (partition.fetchOffset < log.logStartOffset || partition.fetchOffset > log.logEndOffset) {
     return {
       answer: {
         partition,
-        data: { ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null },
+        data: {
+          ...partitionBase(partition, log, highWatermark),
+          errorCode: ErrorCode.OFFSET_OUT_OF_RANGE,
+          records: null,
+        },
         log,
         bytes: 0,
       },
@@ -356,11 +353,31 @@ function checkPartition(
     return {
       answer: {
         partition,
-        data: { ...base, errorCode: ErrorCode.NONE, records: Buffer.alloc(0) },
+        data: {
+          ...partitionBase(partition, log, highWatermark),
+          errorCode: ErrorCode.NONE,
+          records: Buffer.alloc(0),
+        },
         log,
         bytes: 0,
       },
     };
   }
-  return { readable: { log, base, topicName: topic.name } };
+  return { readable: { log, topicName: topic.name, highWatermark } };
+}
+
+/** The fields of a partition's answer that do not depend on what was read. */
+function partitionBase(
+  partition: SessionPartition,
+  log: ReplicatedLog,
+  highWatermark: number,
+): Omit<FetchResponsePartitionData, "errorCode" | "records"> {
+  return {
+    partitionIndex: partition.partition,
+    highWatermark: BigInt(highWatermark),
+    lastStableOffset: BigInt(highWatermark),
+    logStartOffset: BigInt(log.logStartOffset),
+    abortedTransactions: [],
+    preferredReadReplica: -1,
+  };
 }
