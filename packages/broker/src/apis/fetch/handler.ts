@@ -335,34 +335,18 @@ function checkPartition(
     );
   }
   const highWatermark = log.highWatermark;
+  const answer = (errorCode: number, records: Buffer | null): CheckedPartition => ({
+    answer: {
+      partition,
+      data: { ...partitionBase(partition, log, highWatermark), errorCode, records },
+      log,
+      bytes: 0,
+    },
+  });
   if (partition.fetchOffset < log.logStartOffset || partition.fetchOffset > log.logEndOffset) {
-    return {
-      answer: {
-        partition,
-        data: {
-          ...partitionBase(partition, log, highWatermark),
-          errorCode: ErrorCode.OFFSET_OUT_OF_RANGE,
-          records: null,
-        },
-        log,
-        bytes: 0,
-      },
-    };
+    return answer(ErrorCode.OFFSET_OUT_OF_RANGE, null);
   }
-  if (partition.fetchOffset >= highWatermark) {
-    return {
-      answer: {
-        partition,
-        data: {
-          ...partitionBase(partition, log, highWatermark),
-          errorCode: ErrorCode.NONE,
-          records: Buffer.alloc(0),
-        },
-        log,
-        bytes: 0,
-      },
-    };
-  }
+  if (partition.fetchOffset >= highWatermark) return answer(ErrorCode.NONE, Buffer.alloc(0));
   return { readable: { log, topicName: topic.name, highWatermark } };
 }
 
