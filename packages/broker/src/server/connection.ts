@@ -277,11 +277,9 @@ export class Connection {
     while (this.slots.length > 0 && this.slots[0]!.chunks !== null) {
       const { chunks, written } = this.slots.shift()!;
       const last = chunks!.length - 1;
-      for (const [index, chunk] of chunks!.entries()) {
-        if (index === last && written !== null)
-          this.socket.write(chunk, (error) => afterWrite(error, written));
-        else this.socket.write(chunk);
-      }
+      for (let index = 0; index < last; index++) this.socket.write(chunks![index]!);
+      if (written === null) this.socket.write(chunks![last]!);
+      else this.socket.write(chunks![last]!, (error) => afterWrite(error, written));
     }
     this.socket.uncork();
     if (this.slots.length === 0) {
