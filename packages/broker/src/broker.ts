@@ -21,7 +21,6 @@ import { describeConfigsHandler } from "./apis/describe-configs/handler.js";
 import { FetchSessionCache } from "./apis/fetch/fetch-sessions.js";
 import { fetchHandler } from "./apis/fetch/handler.js";
 import { LongPoll } from "./apis/fetch/long-poll.js";
-import { ReadBufferPool } from "./apis/fetch/read-buffer-pool.js";
 import { listOffsetsHandler } from "./apis/list-offsets/handler.js";
 import { metadataHandler } from "./apis/metadata/handler.js";
 import { offsetForLeaderEpochHandler } from "./apis/offset-for-leader-epoch/handler.js";
@@ -42,6 +41,7 @@ import { TopicMetrics } from "./partitions/topic-metrics.js";
 import { acceptAllProducers } from "./produce-hooks.js";
 import { producerStateExtension } from "./producer-state/producer-state-extension.js";
 import { ApiRegistry } from "./server/api-registry.js";
+import { BufferPool } from "./server/buffer-pool.js";
 import { FaultInjector } from "./server/fault-injection.js";
 import { type BoundListener, KafkaServer } from "./server/kafka-server.js";
 import { RequestMetrics } from "./server/request-metrics.js";
@@ -116,8 +116,8 @@ const METADATA_LOG_CONFIG = {
 export class Broker {
   readonly registry = new ApiRegistry();
   readonly longPoll = new LongPoll();
-  /** Buffers Fetch reads records into (public for tests: whether they come back). */
-  readonly readBuffers = new ReadBufferPool();
+  /** Buffers Fetch reads records into and large Produce frames arrive in (public for tests: whether they come back). */
+  readonly buffers = new BufferPool();
   private readonly logger: Logger;
   private readonly serverLogger: Logger;
   private readonly now: () => number;
@@ -160,6 +160,7 @@ export class Broker {
       queuedMaxRequestBytes: () => options.config.get("queued.max.request.bytes"),
       logger: this.serverLogger,
       metrics: new RequestMetrics(options.metrics),
+      buffers: this.buffers,
       ...(faults ? { faults } : {}),
     });
   }
@@ -337,7 +338,7 @@ export class Broker {
       apiVersionsHandler(this.registry),
       metadataHandler(services),
       produceHandler(services),
-      fetchHandler(services, { sessions, longPoll: this.longPoll, readBuffers: this.readBuffers }),
+      fetchHandler(services, { sessions, longPoll: this.longPoll, buffers: this.buffers }),
       listOffsetsHandler(services),
       createTopicsHandler(services),
       deleteTopicsHandler(services),
@@ -415,7 +416,7 @@ export class Broker {
     await this.metadataLog?.close();
     await this.raftGroups?.stop();
     this.flushScheduler.close();
-    this.readBuffers.close();
+    this.buffers.close();
     await this.admin.close();
     this.logger.info("shutdown complete: every log flushed and closed");
   }

@@ -1,7 +1,8 @@
 import { ApiKey, decodeRecordBatch, sliceBatches, validateRecordBatch } from "@raftka/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FetchReadBuffers, ReadBufferPool } from "../src/apis/fetch/read-buffer-pool.js";
+import { FetchReadBuffers } from "../src/apis/fetch/fetch-read-buffers.js";
 import type { ReplicatedReadResult } from "../src/partitions/replicated-log.js";
+import { BufferPool } from "../src/server/buffer-pool.js";
 import {
   batch,
   createTopic,
@@ -11,9 +12,9 @@ import {
   type TestBroker,
 } from "./helpers.js";
 
-describe("ReadBufferPool", () => {
+describe("BufferPool", () => {
   it("hands a given-back buffer out again, once, and never one it did not make", () => {
-    const pool = new ReadBufferPool(4 * 1024 * 1024);
+    const pool = new BufferPool(4 * 1024 * 1024);
     const first = pool.take(1_000_000);
     expect(first.length).toBe(1_000_000);
     pool.give(first);
@@ -30,7 +31,7 @@ describe("ReadBufferPool", () => {
   });
 
   it("keeps at most its idle limit and leaves large reads unpooled", () => {
-    const pool = new ReadBufferPool(3 * 1024 * 1024);
+    const pool = new BufferPool(3 * 1024 * 1024);
     const taken = [0, 1, 2, 3].map(() => pool.take(1024 * 1024));
     for (const buffer of taken) pool.give(buffer);
     expect(pool.idle).toBeLessThanOrEqual(3 * 1024 * 1024);
@@ -44,7 +45,7 @@ describe("ReadBufferPool", () => {
 
 describe("FetchReadBuffers", () => {
   it("gives a buffer back only after the read that fills it has finished", async () => {
-    const pool = new ReadBufferPool();
+    const pool = new BufferPool();
     const buffers = new FetchReadBuffers(pool);
     let finish: (result: ReplicatedReadResult) => void = () => {};
     let filled: Buffer | undefined;
@@ -129,6 +130,6 @@ describe("Fetch with reused read buffers", () => {
     }
     expect(batches).toBeGreaterThan(400);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(node.broker.readBuffers.idle).toBeGreaterThan(0);
+    expect(node.broker.buffers.idle).toBeGreaterThan(0);
   });
 });

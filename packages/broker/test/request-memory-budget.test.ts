@@ -3,6 +3,7 @@ import { Logging } from "@raftka/monitoring";
 import { ApiKey, ErrorCode, KafkaConnection } from "@raftka/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiRegistry } from "../src/server/api-registry.js";
+import { BufferPool } from "../src/server/buffer-pool.js";
 import { KafkaServer } from "../src/server/kafka-server.js";
 import { RequestMemoryBudget } from "../src/server/request-memory-budget.js";
 import { RequestMetrics } from "../src/server/request-metrics.js";
@@ -105,6 +106,7 @@ describe("queued.max.request.bytes on the listener", () => {
       queuedMaxRequestBytes: () => 2000,
       logger: new Logging({ level: "info", destination: quiet }).component("server"),
       metrics: new RequestMetrics(undefined),
+      buffers: new BufferPool(),
     });
     [{ boundPort: port }] = await server.listen([{ name: "PLAINTEXT", host: "127.0.0.1", port: 0 }]);
   });

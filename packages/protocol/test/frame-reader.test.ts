@@ -82,10 +82,37 @@ describe("FrameReader", () => {
     expect(frame!.buffer).toBe(direct.buffer);
   });
 
+  it("takes each frame's buffer from the allocator it was given, once the size is known", () => {
+    const sizes: number[] = [];
+    const backing = Buffer.alloc(3 << 20, 0xee);
+    const reader = new FrameReader(2 << 20, {
+      allocate: (size) => {
+        sizes.push(size);
+        return backing.subarray(0, size);
+      },
+    });
+    const payload = Buffer.alloc(100_000, 9);
+    const stream = frameOf(payload);
+    for (let offset = 0; offset < stream.length; ) {
+      const target = reader.readBuffer();
+      const length = Math.min(target.length, stream.length - offset, 40_000);
+      stream.copy(target, 0, offset, offset + length);
+      offset += length;
+      const frames = reader.filled(length);
+      if (offset < stream.length) expect(frames).toEqual([]);
+      else {
+        expect(frames).toHaveLength(1);
+        expect(frames[0]!.buffer).toBe(backing.buffer);
+        expect(frames[0]!.equals(payload)).toBe(true);
+      }
+    }
+    expect(sizes).toEqual([100_000]);
+  });
+
   it("keeps readers that share the staging buffer apart", () => {
     const staging = Buffer.allocUnsafe(64 * 1024);
-    const a = new FrameReader(1 << 20, staging);
-    const b = new FrameReader(1 << 20, staging);
+    const a = new FrameReader(1 << 20, { staging });
+    const b = new FrameReader(1 << 20, { staging });
     const streamA = Buffer.concat([
       frameOf(Buffer.from("from a, first")),
       frameOf(Buffer.from("from a, second")),

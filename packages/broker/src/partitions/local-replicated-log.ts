@@ -51,6 +51,8 @@ export class LocalReplicatedLog implements ReplicatedLog {
   readonly topicPartition: TopicPartition;
   readonly leaderId: number;
   readonly isLeader = true;
+  /** Storage writes an append's buffers and keeps none of them. */
+  readonly releasesAppendedRecords = true;
   readonly leaderEpoch: number;
   readonly replicas: readonly number[];
   readonly inSyncReplicas: readonly number[];

@@ -135,7 +135,8 @@ export class RaftReplicatedLog implements ReplicatedLog {
         stable: options.raft.stable,
         keyPrefix: raftKeyPrefix(options.group),
         initialConfig: { voters: [options.nodeId], learners: [] },
-        // Entries are kept in memory only to send them to followers; a one-member group has none.
+        // Entries are kept in memory only to send them to followers; a one-member group has none (and
+        // Produce reuses a request's frame once its append resolved: releasesAppendedRecords).
         cacheBytes: 0,
         // Retention may have moved the log start while the partition ran without Raft.
         adoptLogStart: true,
@@ -207,6 +208,11 @@ export class RaftReplicatedLog implements ReplicatedLog {
 
   get committedBytes(): number {
     return this.committedBytesValue;
+  }
+
+  /** The core drops a written entry's payload in a one-member group, and the Raft log caches none. */
+  get releasesAppendedRecords(): boolean {
+    return this.options.raft.host.releasesWrittenPayloads(this.group);
   }
 
   /** Resolves once this node leads the group and its term's first entry is committed. */

@@ -70,6 +70,12 @@ export interface ReplicatedLog {
   readonly highWatermark: number;
   /** Running total of committed batch bytes since the log was opened (long-poll `min.bytes` accounting). */
   readonly committedBytes: number;
+  /**
+   * Whether the log keeps no reference to an append's records once the append has resolved, so that the
+   * caller may reuse their memory (Produce gives its request's frame back to the node's pool). False where
+   * the log keeps them, for followers to fetch for one.
+   */
+  readonly releasesAppendedRecords: boolean;
 
   /**
    * Appends whole v2 batches as the leader (offsets and epoch are stamped in place). Resolves once the local

@@ -16,6 +16,13 @@ export interface RequestContext {
    * response points into may be reused. Never runs if the response is not written (connection closed).
    */
   onResponseWritten(callback: () => void): void;
+  /**
+   * Lets the node reuse the buffer this request arrived in once the handler has finished and `released`
+   * resolves to true. Only a handler that knows every reference to the request's bytes (its records)
+   * has ended by then may call it: without the call the buffer is left to the garbage collector, which
+   * is right for a request whose bytes live on (a JoinGroup's member metadata, for one).
+   */
+  releaseRequestBufferWhen(released: Promise<boolean>): void;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   feedSocket,
 } from "@raftka/protocol";
 import { type ApiHandler, type ApiRegistry, apiName, type RequestContext } from "./api-registry.js";
+import type { BufferPool } from "./buffer-pool.js";
 import type { FaultInjector } from "./fault-injection.js";
 import type { RequestMemoryBudget } from "./request-memory-budget.js";
 import { forEachErrorCode, type RequestMetrics } from "./request-metrics.js";
@@ -37,7 +38,12 @@ export interface ConnectionOptions {
   readonly onClose: (connection: Connection) => void;
   /** Test-only fault injection (test.fault.injection.enable); absent in normal operation. */
   readonly faults?: FaultInjector;
+  /** The node's buffer pool: large frames are read into its buffers (see releaseRequestBufferWhen). */
+  readonly buffers: BufferPool;
 }
+
+/** Frames from this size up (in practice Produce requests) are read into pooled buffers. */
+const POOLED_FRAME_MIN_BYTES = 64 * 1024;
 
 /** One request's place in the response order; filled when its handler finishes. */
 interface ResponseSlot {
@@ -67,7 +73,10 @@ export class Connection {
     private readonly socket: Socket,
     private readonly options: ConnectionOptions,
   ) {
-    this.reader = new FrameReader(options.maxRequestBytes);
+    const buffers = options.buffers;
+    this.reader = new FrameReader(options.maxRequestBytes, {
+      allocate: (size) => (size >= POOLED_FRAME_MIN_BYTES ? buffers.take(size) : Buffer.allocUnsafe(size)),
+    });
     this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.setTimeout(options.idleTimeoutMs, () => {
@@ -174,6 +183,7 @@ export class Connection {
     const expectsResponse = handler.expectsResponse?.(request as never) ?? true;
     const slot: ResponseSlot | null = expectsResponse ? { chunks: null, written: null } : null;
     if (slot) this.slots.push(slot);
+    let frameReleased: Promise<boolean> | undefined;
     const context: RequestContext = {
       apiVersion: header.apiVersion,
       correlationId: header.correlationId,
@@ -186,6 +196,9 @@ export class Connection {
         if (slot === null) return;
         slot.written ??= [];
         slot.written.push(callback);
+      },
+      releaseRequestBufferWhen: (released) => {
+        frameReleased = released;
       },
     };
     const startedAt = performance.now();
@@ -205,6 +218,13 @@ export class Connection {
     const finish = (response: unknown) => {
       release();
       this.complete(slot, header, response, startedAt);
+      // A failed handler may have left anything behind: its frame is never reused.
+      frameReleased?.then(
+        (released) => {
+          if (released) this.options.buffers.give(frame);
+        },
+        () => {},
+      );
     };
     const failed = (error: unknown) => {
       release();

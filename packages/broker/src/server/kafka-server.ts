@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "@raftka/monitoring";
 import type { ApiRegistry } from "./api-registry.js";
+import type { BufferPool } from "./buffer-pool.js";
 import { Connection } from "./connection.js";
 import type { FaultInjector } from "./fault-injection.js";
 import { RequestMemoryBudget } from "./request-memory-budget.js";
@@ -27,6 +28,8 @@ export interface KafkaServerOptions {
   readonly metrics: RequestMetrics;
   /** Test-only fault injection, handed to every connection. */
   readonly faults?: FaultInjector;
+  /** The node's buffer pool, which large request frames are read into. */
+  readonly buffers: BufferPool;
 }
 
 /** The Kafka listeners: accepts connections and hands each one to a Connection. */
@@ -93,6 +96,7 @@ export class KafkaServer {
       maxRequestBytes: this.options.maxRequestBytes(),
       idleTimeoutMs: this.options.idleTimeoutMs(),
       budget: this.budget,
+      buffers: this.options.buffers,
       logger: this.options.logger,
       metrics: this.options.metrics,
       ...(this.options.faults ? { faults: this.options.faults } : {}),

@@ -10,6 +10,16 @@ const STAGING_BYTES = 64 * 1024;
  */
 let sharedStaging: Buffer | undefined;
 
+export interface FrameReaderOptions {
+  /** The buffer small reads land in (default: one shared by every reader in the process). */
+  readonly staging?: Buffer;
+  /**
+   * Where a frame's buffer comes from once its size is known (default `Buffer.allocUnsafe`); the broker
+   * takes large ones from a pool and gives them back once nothing refers to the request any more.
+   */
+  readonly allocate?: (size: number) => Buffer;
+}
+
 /**
  * Splits a byte stream into Kafka frames (int32 size prefix, then that many bytes), choosing where each
  * socket read lands: once a frame's size is known, the rest of a large frame is read straight into that
@@ -27,14 +37,17 @@ export class FrameReader {
   private frameFilled = 0;
   private lastReadBuffer: Buffer;
   private failure: FrameSizeError | null = null;
+  private readonly allocate: (size: number) => Buffer;
 
   constructor(
     readonly maxFrameSize: number,
-    staging?: Buffer,
+    options: FrameReaderOptions = {},
   ) {
     if (!Number.isInteger(maxFrameSize) || maxFrameSize < 0) {
       throw new RangeError(`maxFrameSize must be a non-negative integer, got ${maxFrameSize}`);
     }
+    this.allocate = options.allocate ?? Buffer.allocUnsafe;
+    const staging = options.staging;
     if (staging === undefined) {
       sharedStaging ??= Buffer.allocUnsafeSlow(STAGING_BYTES);
       this.staging = sharedStaging;
@@ -96,7 +109,7 @@ export class FrameReader {
         this.failure = new FrameSizeError(size, this.maxFrameSize, prefix);
         throw this.failure;
       }
-      this.frame = Buffer.allocUnsafe(size);
+      this.frame = this.allocate(size);
       this.frameFilled = 0;
       if (size === 0) frames.push(this.completeFrame());
     }

@@ -472,7 +472,7 @@ export class RaftCore {
       if (this.role === "leader") this.broadcastHeartbeat(false);
     }
     const seq = ++this.readySeq;
-    const { snapshot, after, entries } = this.log.takeUnhanded(seq, this.mayReleasePayloads());
+    const { snapshot, after, entries } = this.log.takeUnhanded(seq, this.releasesWrittenPayloads());
     let hardState: HardState | undefined;
     const termOrVoteChanged = this.term !== this.lastHardState.term || this.vote !== this.lastHardState.vote;
     const commit = this.persistableCommit();
@@ -1561,8 +1561,11 @@ export class RaftCore {
     return Math.min(this.commit, this.log.stableOffset());
   }
 
-  /** Nobody can ask the core for an entry's payload: no member to send it to, no state machine to apply it. */
-  private mayReleasePayloads(): boolean {
+  /**
+   * Whether entries handed over now lose their payload (RaftOptions.releaseWrittenPayloads applies): nobody
+   * can ask the core for it, with no member to send it to and no state machine to apply it.
+   */
+  releasesWrittenPayloads(): boolean {
     return (
       this.options.releaseWrittenPayloads &&
       !this.options.deliverCommittedEntries &&

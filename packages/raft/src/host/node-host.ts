@@ -527,6 +527,14 @@ export class RaftNodeHost {
     return this.groups.get(group)?.core.isLeader() ?? false;
   }
 
+  /**
+   * Whether the group's core drops an entry's payload once the entry is handed to the log (see
+   * RaftOptions.releaseWrittenPayloads): then only the log's own cache, if any, keeps it after the write.
+   */
+  releasesWrittenPayloads(group: GroupId): boolean {
+    return this.groups.get(group)?.core.releasesWrittenPayloads() ?? false;
+  }
+
   commitIndex(group: GroupId): number {
     return this.groupState(group).core.commitIndex;
   }

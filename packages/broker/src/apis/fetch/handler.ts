@@ -8,9 +8,11 @@ import {
 } from "@raftka/protocol";
 import type { ReplicatedLog } from "../../partitions/replicated-log.js";
 import type { ApiHandler, RequestContext } from "../../server/api-registry.js";
+import type { BufferPool } from "../../server/buffer-pool.js";
 import type { BrokerServices } from "../../services.js";
 import { toPartitionFailure } from "../errors.js";
 import { hideInternalControlBatches } from "./control-batches.js";
+import { FetchReadBuffers } from "./fetch-read-buffers.js";
 import {
   type FetchContext,
   type FetchSessionCache,
@@ -21,7 +23,6 @@ import {
 } from "./fetch-sessions.js";
 import type { LongPoll } from "./long-poll.js";
 import { PartitionReadAhead } from "./read-ahead.js";
-import { FetchReadBuffers, type ReadBufferPool } from "./read-buffer-pool.js";
 
 const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 const INT32_MAX = 0x7fffffff;
@@ -38,7 +39,7 @@ export interface FetchHandlerOptions {
   readonly sessions: FetchSessionCache;
   readonly longPoll: LongPoll;
   /** Buffers the records are read into, reused once each response is written. */
-  readonly readBuffers: ReadBufferPool;
+  readonly buffers: BufferPool;
 }
 
 /**
@@ -121,7 +122,7 @@ async function handleFetch(
   const replicaId = request.replicaState?.replicaId ?? request.replicaId ?? -1;
   const maxBytes = Math.min(request.maxBytes ?? INT32_MAX, services.config.get("fetch.max.bytes"));
   const readCommitted = (request.isolationLevel ?? 0) === READ_COMMITTED;
-  const buffers = new FetchReadBuffers(options.readBuffers);
+  const buffers = new FetchReadBuffers(options.buffers);
   context.onResponseWritten(() => buffers.giveBack());
   const read = () =>
     readPartitions(services, fetchContext.partitions, { maxBytes, replicaId, byTopicId }, buffers);

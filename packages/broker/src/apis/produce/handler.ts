@@ -43,6 +43,8 @@ function handleProduce(
 ): ProduceResponse | Promise<ProduceResponse> {
   const acks = request.acks;
   const now = services.now();
+  // One entry per append: whether the log let go of the records once it resolved.
+  const appendsReleased: Promise<boolean>[] = [];
   const topics = request.topicData.map((topicData) => {
     const hosted = services.partitions.topic(topicData.name);
     return {
@@ -63,10 +65,18 @@ function handleProduce(
               context.apiVersion,
               now,
               request.timeoutMs,
+              appendsReleased,
             ),
       ),
     };
   });
+  // The request's records are slices of its frame: the frame may be reused once no log holds them,
+  // which an acks=all answer that timed out does not show (its write may still be queued).
+  context.releaseRequestBufferWhen(
+    appendsReleased.length === 0
+      ? Promise.resolve(true)
+      : Promise.all(appendsReleased).then((released) => released.every(Boolean)),
+  );
   const build = (resolved: { name: string; partitions: PartitionResponse[] }[]): ProduceResponse => ({
     responses: resolved.map((topic) => ({ name: topic.name, partitionResponses: topic.partitions })),
     throttleTimeMs: 0,
@@ -100,6 +110,7 @@ function producePartition(
   version: number,
   now: number,
   timeoutMs: number,
+  appendsReleased: Promise<boolean>[],
 ): PartitionResponse | Promise<PartitionResponse> {
   const index = partitionData.index;
   if (!hosted) {
@@ -154,10 +165,17 @@ function producePartition(
     );
   }
 
+  const releasesRecords = log.releasesAppendedRecords;
   const appended = log.append(prepared.records, {
     acks,
     ...(logAppendTime === undefined ? {} : { logAppendTime }),
   });
+  appendsReleased.push(
+    appended.then(
+      () => releasesRecords && log.releasesAppendedRecords,
+      () => false,
+    ),
+  );
   const answeredAppend = appended.then(
     (result): PartitionResponse => {
       services.producerState.appended(topicPartition, header, result.baseOffset);

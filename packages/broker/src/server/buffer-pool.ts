@@ -1,8 +1,6 @@
-import type { ReplicatedReadResult } from "../../partitions/replicated-log.js";
-
-/** Pooled buffers come in multiples of this, so that reads of slightly different sizes share them. */
+/** Pooled buffers come in multiples of this, so that requests of slightly different sizes share them. */
 const SIZE_CLASS_BYTES = 64 * 1024;
-/** Larger reads are rare (a partition limit above the usual 1 MiB) and allocated as before. */
+/** Larger buffers are rare (a partition limit or a Produce request above the usual 1 MiB) and not pooled. */
 const MAX_POOLED_BYTES = 8 * 1024 * 1024;
 /** Free bytes the pool keeps; what a burst gives back beyond this is left to the garbage collector. */
 const DEFAULT_IDLE_LIMIT_BYTES = 32 * 1024 * 1024;
@@ -10,12 +8,13 @@ const DEFAULT_IDLE_LIMIT_BYTES = 32 * 1024 * 1024;
 const IDLE_RELEASE_MS = 5_000;
 
 /**
- * Buffers that Fetch reads records into, reused once their response is written. A consumer reading at
- * a gigabyte per second otherwise allocates that much in fresh buffers, which V8 counts as external
- * memory: it answered with a scavenge every few milliseconds and a mark-compact every ~70 MB, about 40%
- * of the broker's CPU while consuming (docs/benchmarks.md).
+ * The node's reusable large buffers: those Fetch reads records into (back once the response is written)
+ * and the frames large Produce requests arrive in (back once their records are written). A consumer or
+ * producers moving a gigabyte per second otherwise allocate that much in fresh buffers, which V8 counts
+ * as external memory: it answered with a scavenge every few milliseconds and a mark-compact every ~70 MB,
+ * about 40% of the broker's CPU while consuming (docs/benchmarks.md).
  */
-export class ReadBufferPool {
+export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   /** Buffers this pool made (a small `Buffer.allocUnsafe` shares Node's pool and must never come back). */
   private readonly own = new WeakSet<ArrayBuffer>();
@@ -78,44 +77,5 @@ export class ReadBufferPool {
   close(): void {
     clearInterval(this.idleCheck);
     this.clear();
-  }
-}
-
-/**
- * The buffers one Fetch's reads took from the pool. They go back once the response is written, each
- * only after the read that filled it has finished: a read started ahead and then not used may still be
- * running when the response leaves.
- */
-export class FetchReadBuffers {
-  private readonly reads: Promise<readonly Buffer[]>[] = [];
-
-  constructor(private readonly pool: ReadBufferPool) {}
-
-  /** Runs `read` with an allocator from the pool and remembers what it took. */
-  read(
-    read: (allocate: (size: number) => Buffer) => Promise<ReplicatedReadResult>,
-  ): Promise<ReplicatedReadResult> {
-    const taken: Buffer[] = [];
-    const result = read((size) => {
-      const buffer = this.pool.take(size);
-      taken.push(buffer);
-      return buffer;
-    });
-    this.reads.push(
-      result.then(
-        () => taken,
-        () => taken,
-      ),
-    );
-    return result;
-  }
-
-  /** Call once nothing refers to the records any more (the response is written). */
-  giveBack(): void {
-    for (const read of this.reads.splice(0)) {
-      void read.then((taken) => {
-        for (const buffer of taken) this.pool.give(buffer);
-      });
-    }
   }
 }
