@@ -43,6 +43,33 @@ describe("BufferPool", () => {
   });
 });
 
+describe("BufferPool sizes", () => {
+  it("serves a request from the smallest free buffer at most twice its size", () => {
+    const pool = new BufferPool(16 * 1024 * 1024);
+    const large = pool.take(3 * 1024 * 1024);
+    const medium = pool.take(1_500_000);
+    const small = pool.take(1_100_000);
+    for (const buffer of [large, medium, small]) pool.give(buffer);
+    expect(pool.take(1_000_000).buffer).toBe(small.buffer);
+    expect(pool.take(1_000_000).buffer).toBe(medium.buffer);
+    // Three times the size: left free for a request it suits.
+    expect(pool.take(1_000_000).buffer).not.toBe(large.buffer);
+    expect(pool.take(2_000_000).buffer).toBe(large.buffer);
+    pool.close();
+  });
+
+  it("lets the buffers free the longest go first when over its idle limit", () => {
+    const pool = new BufferPool(2 * 1024 * 1024);
+    const [first, second, third] = [0, 1, 2].map(() => pool.take(1024 * 1024));
+    for (const buffer of [first!, second!, third!]) pool.give(buffer);
+    expect(pool.idle).toBe(2 * 1024 * 1024);
+    expect(pool.take(1024 * 1024).buffer).toBe(third!.buffer);
+    expect(pool.take(1024 * 1024).buffer).toBe(second!.buffer);
+    expect(pool.take(1024 * 1024).buffer).not.toBe(first!.buffer);
+    pool.close();
+  });
+});
+
 describe("FetchReadBuffers", () => {
   it("gives a buffer back only after the read that fills it has finished", async () => {
     const pool = new BufferPool();

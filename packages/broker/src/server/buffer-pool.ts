@@ -15,7 +15,8 @@ const IDLE_RELEASE_MS = 5_000;
  * about 40% of the broker's CPU while consuming (docs/benchmarks.md).
  */
 export class BufferPool {
-  private readonly free = new Map<number, Buffer[]>();
+  /** Free buffers, the one given back last at the end. */
+  private readonly free: Buffer[] = [];
   /** Buffers this pool made (a small `Buffer.allocUnsafe` shares Node's pool and must never come back). */
   private readonly own = new WeakSet<ArrayBuffer>();
   /** Buffers handed out and not yet given back: giving one back twice would hand it out twice. */
@@ -32,35 +33,47 @@ export class BufferPool {
     this.idleCheck.unref();
   }
 
-  /** A buffer of exactly `size` bytes: the front of a pooled one, or a fresh one where it is not pooled. */
+  /**
+   * A buffer of exactly `size` bytes: the front of the smallest free one that fits and is at most twice
+   * as large (frames and reads vary in size; an exact match only would leave most free buffers unused),
+   * or a fresh one.
+   */
   take(size: number): Buffer {
     if (size === 0 || size > MAX_POOLED_BYTES) return Buffer.allocUnsafe(size);
     this.tookSinceCheck = true;
     const capacity = Math.ceil(size / SIZE_CLASS_BYTES) * SIZE_CLASS_BYTES;
-    let whole = this.free.get(capacity)?.pop();
-    if (whole === undefined) {
+    const free = this.free;
+    let best = -1;
+    for (let index = free.length - 1; index >= 0; index--) {
+      const length = free[index]!.length;
+      if (length < capacity || length > 2 * capacity) continue;
+      if (best < 0 || length < free[best]!.length) best = index;
+      if (length === capacity) break;
+    }
+    let whole: Buffer;
+    if (best >= 0) {
+      whole = free.splice(best, 1)[0]!;
+      this.idleBytes -= whole.length;
+    } else {
       whole = Buffer.allocUnsafeSlow(capacity);
       this.own.add(whole.buffer as ArrayBuffer);
-    } else {
-      this.idleBytes -= capacity;
     }
     this.leased.add(whole.buffer as ArrayBuffer);
     return whole.subarray(0, size);
   }
 
-  /** Gives back what `take` returned; only once nothing reads into it or writes from it any more. */
+  /**
+   * Gives back what `take` returned; only once nothing reads into it or writes from it any more. Over
+   * the idle limit, the buffers free the longest go first: the latest ones fit what the node does now.
+   */
   give(buffer: Buffer): void {
     const backing = buffer.buffer as ArrayBuffer;
     if (!this.own.has(backing) || !this.leased.has(backing)) return;
     this.leased.delete(backing);
     const capacity = backing.byteLength;
-    if (this.idleBytes + capacity > this.idleLimitBytes) return;
-    let list = this.free.get(capacity);
-    if (list === undefined) {
-      list = [];
-      this.free.set(capacity, list);
-    }
-    list.push(Buffer.from(backing, 0, capacity));
+    if (capacity > this.idleLimitBytes) return;
+    while (this.idleBytes + capacity > this.idleLimitBytes) this.idleBytes -= this.free.shift()!.length;
+    this.free.push(Buffer.from(backing, 0, capacity));
     this.idleBytes += capacity;
   }
 
@@ -70,7 +83,7 @@ export class BufferPool {
 
   /** Lets every free buffer go. */
   clear(): void {
-    this.free.clear();
+    this.free.length = 0;
     this.idleBytes = 0;
   }
 
