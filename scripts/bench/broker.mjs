@@ -24,7 +24,7 @@
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
@@ -63,6 +63,9 @@ const { values: options } = parseArgs({
     // A running broker to measure instead of starting one (topics get a per-run suffix).
     bootstrap: { type: "string" },
     "broker-pid": { type: "string" },
+    // The load generator on CPU 0, the null sink and the broker on the other CPUs: the client then takes
+    // no CPU from the server, as when it runs on another machine.
+    "split-cpus": { type: "boolean", default: false },
   },
 });
 const records = Number(options.records);
@@ -73,6 +76,10 @@ const say = (text) => process.stderr.write(`[bench] ${text}\n`);
 const memoryLimit = parseMemoryLimit(options["memory-limit"]);
 const cgroup = memoryLimit === undefined ? undefined : await createMemoryCgroup("raftka-bench", memoryLimit);
 if (cgroup?.unavailable) say(`running without a memory limit: ${cgroup.unavailable}`);
+
+const cpuCount = availableParallelism();
+if (options["split-cpus"] && cpuCount < 2) throw new Error("--split-cpus needs at least two CPUs; run without it");
+const serverCpus = cpuCount === 2 ? "1" : `1-${cpuCount - 1}`;
 
 const children = new Set();
 // Neither the broker nor the null sink may outlive the benchmark, however it ends.
@@ -85,6 +92,8 @@ for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exi
 async function started(child, isReady) {
   children.add(child);
   if (cgroup?.add) await cgroup.add(child.pid);
+  // Threads started later (libuv's pool) inherit the main thread's CPUs.
+  if (options["split-cpus"]) execFileSync("taskset", ["-a", "-p", "-c", serverCpus, String(child.pid)]);
   child.once("exit", () => children.delete(child));
   return { child, line: await readyLine(child, { isReady }) };
 }
@@ -99,9 +108,10 @@ async function stopProcess(child) {
 async function loadgen(mode, bootstrap, topic, extra = []) {
   // Each run starts with the previous runs' data on disk, so their writeback does not land in this one.
   execFileSync("sync");
+  const args = [mode, "-b", bootstrap, "-t", topic, "-p", String(partitions), ...extra];
   const { stdout } = await promisify(execFile)(
-    options.loadgen,
-    [mode, "-b", bootstrap, "-t", topic, "-p", String(partitions), ...extra],
+    options["split-cpus"] ? "taskset" : options.loadgen,
+    options["split-cpus"] ? ["-c", "0", options.loadgen, ...args] : args,
     { maxBuffer: 1 << 20, timeout: 900_000 },
   );
   return JSON.parse(stdout.trim().split("\n").at(-1));
@@ -407,6 +417,7 @@ try {
 const cgroupPeakBytes = cgroup?.peakBytes?.();
 await cgroup?.remove?.();
 results.memoryCgroup = cgroup?.add ? { limitBytes: memoryLimit, peakBytes: cgroupPeakBytes } : null;
+results.splitCpus = options["split-cpus"] ? { loadGenerator: "0", server: serverCpus } : null;
 
 // ---- report ------------------------------------------------------------------------------------------
 
@@ -457,6 +468,9 @@ if (options.json) {
     cgroup?.add
       ? `${options.bootstrap === undefined ? "the null sink and the broker" : "the null sink"} ran in a memory cgroup limited to ${options["memory-limit"]}, page cache included (peak ${(cgroupPeakBytes / (1 << 30)).toFixed(1)} GiB), as in a container; --memory-limit none runs without one`
       : "the null sink and the broker ran without a memory limit: the page cache grew into fresh memory",
+    options["split-cpus"]
+      ? `split CPUs: the load generator ran on CPU 0, the null sink${options.bootstrap === undefined ? " and the broker" : ""} on CPU ${serverCpus}`
+      : "",
     results.reportedToHostGiB === undefined || pid === undefined
       ? ""
       : `this VM handed ${results.reportedToHostGiB.toFixed(1)} GiB of freed memory back to its host during the run: page-cache pages the broker then writes into such memory cost a host page fault each (docs/benchmarks.md)`,

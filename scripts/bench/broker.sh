@@ -4,7 +4,7 @@
 #
 #   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5]
 #                                [--memory-limit 2GiB|none] [--json] [--cpu-prof DIR] [--broker-setting key=value ...]
-#                                [--loadgen-setting key=value ...] [--bootstrap HOST:PORT [--broker-pid PID]]
+#                                [--loadgen-setting key=value ...] [--split-cpus] [--bootstrap HOST:PORT [--broker-pid PID]]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/ensure-tools.sh
