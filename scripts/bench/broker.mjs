@@ -78,7 +78,8 @@ const cgroup = memoryLimit === undefined ? undefined : await createMemoryCgroup(
 if (cgroup?.unavailable) say(`running without a memory limit: ${cgroup.unavailable}`);
 
 const cpuCount = availableParallelism();
-if (options["split-cpus"] && cpuCount < 2) throw new Error("--split-cpus needs at least two CPUs; run without it");
+if (options["split-cpus"] && cpuCount < 2)
+  throw new Error("--split-cpus needs at least two CPUs; run without it");
 const serverCpus = cpuCount === 2 ? "1" : `1-${cpuCount - 1}`;
 
 const children = new Set();

@@ -17,6 +17,14 @@ export function sampleRequests(protocol, target) {
         { key: null, value: null, timestamp: now + 1 },
       ],
     });
+  // Above 64 KiB a Produce request is read into a pooled buffer, reused once its records are written.
+  const large = encodeRecordBatch({
+    records: Array.from({ length: 20 }, (_, index) => ({
+      key: `k${index}`,
+      value: "v".repeat(4000),
+      timestamp: now + index,
+    })),
+  });
   const legacy = legacyMessageSet(now);
   const fetchPartition = (partition) => ({
     partition,
@@ -44,12 +52,14 @@ export function sampleRequests(protocol, target) {
     configurationKeys: null,
   });
   return {
-    // Produce: v2 batches, a legacy message set (for v0-2), and compressed data.
+    // Produce: v2 batches, a legacy message set (for v0-2), compressed data, and large requests.
     0: [
       produce(topic, 0, records(), -1),
       produce(topic, 1, records(CompressionType.Gzip), 1),
       produce(topic, 2, records(), 0),
       produce(topic, 0, legacy, 1),
+      produce(topic, 1, large, 1),
+      produce(topic, 2, large, -1),
     ],
     1: [fetch(0, -1), fetch(0, 0), fetch(1, 1)],
     2: [-1n, -2n, -3n, BigInt(now)].map((timestamp) => ({
