@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const { ApiKey, decodeRequestBody, decodeRequestHeader, encodeResponseFrame, FrameReader, feedSocket } =
   await import(join(repository, "packages", "protocol", "dist", "index.js"));
-const { BufferPool } = await import(
+const { BufferPool, frameAllocator } = await import(
   join(repository, "packages", "broker", "dist", "server", "buffer-pool.js")
 );
 const { values } = parseArgs({ options: { partitions: { type: "string", default: "8" } } });
@@ -86,12 +86,9 @@ function answer(apiKey, request, version) {
 // Frames are read as the broker reads them (FrameReader, straight into large frames' own buffers, which
 // come from a pool and go back to it), so the comparison measures storing and replicating, not a
 // different way of reading the socket. Nothing here outlives the answer: every frame goes back at once.
-const POOLED_FRAME_MIN_BYTES = 64 * 1024;
 const buffers = new BufferPool();
 const server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) => {
-  const reader = new FrameReader(256 << 20, {
-    allocate: (size) => (size >= POOLED_FRAME_MIN_BYTES ? buffers.take(size) : Buffer.allocUnsafe(size)),
-  });
+  const reader = new FrameReader(256 << 20, { allocate: frameAllocator(buffers) });
   socket.on("error", () => {});
   const onRead = (length) => {
     socket.cork();

@@ -7,6 +7,17 @@ const DEFAULT_IDLE_LIMIT_BYTES = 32 * 1024 * 1024;
 /** A pool nobody took from for this long lets its buffers go, so an idle node gives the memory back. */
 const IDLE_RELEASE_MS = 5_000;
 
+/** Request frames from this size up (in practice Produce requests) are read into pooled buffers. */
+const POOLED_FRAME_MIN_BYTES = 64 * 1024;
+
+/**
+ * Where a connection's FrameReader puts each request: large frames in buffers from `pool`, the rest in
+ * plain allocations, since most requests never give their frame back (only Produce does).
+ */
+export function frameAllocator(pool: BufferPool): (size: number) => Buffer {
+  return (size) => (size >= POOLED_FRAME_MIN_BYTES ? pool.take(size) : Buffer.allocUnsafe(size));
+}
+
 /**
  * The node's reusable large buffers: those Fetch reads records into (back once the response is written)
  * and the frames large Produce requests arrive in (back once their records are written). A consumer or

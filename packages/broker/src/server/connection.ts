@@ -11,7 +11,7 @@ import {
   feedSocket,
 } from "@raftka/protocol";
 import { type ApiHandler, type ApiRegistry, apiName, type RequestContext } from "./api-registry.js";
-import type { BufferPool } from "./buffer-pool.js";
+import { type BufferPool, frameAllocator } from "./buffer-pool.js";
 import type { FaultInjector } from "./fault-injection.js";
 import type { RequestMemoryBudget } from "./request-memory-budget.js";
 import { forEachErrorCode, type RequestMetrics } from "./request-metrics.js";
@@ -42,9 +42,6 @@ export interface ConnectionOptions {
   readonly buffers: BufferPool;
 }
 
-/** Frames from this size up (in practice Produce requests) are read into pooled buffers. */
-const POOLED_FRAME_MIN_BYTES = 64 * 1024;
-
 /** One request's place in the response order; filled when its handler finishes. */
 interface ResponseSlot {
   chunks: Buffer[] | null;
@@ -73,10 +70,7 @@ export class Connection {
     private readonly socket: Socket,
     private readonly options: ConnectionOptions,
   ) {
-    const buffers = options.buffers;
-    this.reader = new FrameReader(options.maxRequestBytes, {
-      allocate: (size) => (size >= POOLED_FRAME_MIN_BYTES ? buffers.take(size) : Buffer.allocUnsafe(size)),
-    });
+    this.reader = new FrameReader(options.maxRequestBytes, { allocate: frameAllocator(options.buffers) });
     this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.setTimeout(options.idleTimeoutMs, () => {
