@@ -1,6 +1,7 @@
+import { connect as connectSocket, type Socket } from "node:net";
 import { Writable } from "node:stream";
 import { Logging } from "@raftka/monitoring";
-import { ApiKey, ErrorCode, KafkaConnection } from "@raftka/protocol";
+import { ApiKey, ErrorCode, encodeRequestFrame, KafkaConnection } from "@raftka/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiRegistry } from "../src/server/api-registry.js";
 import { BufferPool } from "../src/server/buffer-pool.js";
@@ -51,6 +52,24 @@ describe("RequestMemoryBudget", () => {
     expect(budget.exhausted()).toBe(false);
   });
 
+  it("tells its listeners each time it becomes exhausted, once", () => {
+    const budget = new RequestMemoryBudget(() => 100);
+    let told = 0;
+    const stop = budget.onExhausted(() => told++);
+    budget.charge(60);
+    expect(told).toBe(0);
+    budget.charge(60);
+    budget.charge(60);
+    expect(told).toBe(1);
+    budget.release(180);
+    budget.charge(100);
+    expect(told).toBe(2);
+    stop();
+    budget.release(100);
+    budget.charge(100);
+    expect(told).toBe(2);
+  });
+
   it("refuses to release more than was charged", () => {
     const budget = new RequestMemoryBudget(() => 100);
     budget.charge(10);
@@ -63,6 +82,8 @@ describe("queued.max.request.bytes on the listener", () => {
   let server: KafkaServer;
   let port: number;
   const parked: (() => void)[] = [];
+  /** Every total the budget reported (raftka_kafka_request_held_bytes). */
+  const held: number[] = [];
   const connections: KafkaConnection[] = [];
 
   beforeAll(async () => {
@@ -105,7 +126,9 @@ describe("queued.max.request.bytes on the listener", () => {
       idleTimeoutMs: () => 60_000,
       queuedMaxRequestBytes: () => 2000,
       logger: new Logging({ level: "info", destination: quiet }).component("server"),
-      metrics: new RequestMetrics(undefined),
+      metrics: Object.assign(new RequestMetrics(undefined), {
+        requestBytesHeld: (bytes: number) => held.push(bytes),
+      }),
       buffers: new BufferPool(),
     });
     [{ boundPort: port }] = await server.listen([{ name: "PLAINTEXT", host: "127.0.0.1", port: 0 }]);
@@ -142,6 +165,63 @@ describe("queued.max.request.bytes on the listener", () => {
     await Promise.all(inFlight);
     expect((await versions).errorCode).toBe(ErrorCode.NONE);
     expect(events).toEqual(["released", "produce 1", "produce 2", "produce 3", "api versions"]);
+  });
+
+  it("charges large frames while they arrive, and reads one client's at a time once they exhaust it", async () => {
+    const frames = [1, 2, 3].map((n) =>
+      Buffer.concat(
+        encodeRequestFrame(ApiKey.Produce, 9, n, "raw", produceRequest("t", 0, Buffer.alloc(100_000, n))),
+      ),
+    );
+    const sockets: Socket[] = [];
+    const answers: Promise<void>[] = [];
+    await Promise.all(
+      frames.map(
+        (frame) =>
+          new Promise<void>((ready) => {
+            const socket = connectSocket(port, "127.0.0.1", () => {
+              // Only the size prefix and the first bytes: every frame has started before any is complete.
+              socket.write(frame.subarray(0, 1000));
+              answers.push(new Promise((answered) => socket.once("data", () => answered())));
+              ready();
+            });
+            sockets.push(socket);
+          }),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    held.length = 0;
+    for (const [index, socket] of sockets.entries()) socket.write(frames[index]!.subarray(1000));
+    await expect.poll(() => parked.length).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The other two frames were not taken while the first one held the budget.
+    expect(parked.length).toBe(1);
+    for (let answered = 0; answered < 3; answered++) {
+      await expect.poll(() => parked.length).toBe(1);
+      parked.splice(0)[0]!();
+    }
+    await Promise.all(answers);
+    const frameBytes = frames[0]!.length - 4;
+    expect(Math.max(...held)).toBe(frameBytes);
+    expect(held.at(-1)).toBe(0);
+    for (const socket of sockets) socket.destroy();
+  });
+
+  it("gives back the charge of a large frame whose client went away before sending it all", async () => {
+    const frame = Buffer.concat(
+      encodeRequestFrame(ApiKey.Produce, 9, 1, "raw", produceRequest("t", 0, Buffer.alloc(100_000, 7))),
+    );
+    held.length = 0;
+    const socket = connectSocket(port, "127.0.0.1", () => socket.write(frame.subarray(0, 50_000)));
+    await expect.poll(() => held.at(-1)).toBe(frame.length - 4);
+    socket.destroy();
+    await expect.poll(() => held.at(-1)).toBe(0);
+    // The node reads other clients again.
+    const versions = await (await connect()).send(ApiKey.ApiVersions, 3, {
+      clientSoftwareName: "raftka-test",
+      clientSoftwareVersion: "1.0",
+    });
+    expect(versions.errorCode).toBe(ErrorCode.NONE);
   });
 
   it("still runs a request larger than the whole limit", async () => {

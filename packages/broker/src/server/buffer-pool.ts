@@ -8,7 +8,7 @@ const DEFAULT_IDLE_LIMIT_BYTES = 32 * 1024 * 1024;
 const IDLE_RELEASE_MS = 5_000;
 
 /** Request frames from this size up (in practice Produce requests) are read into pooled buffers. */
-const POOLED_FRAME_MIN_BYTES = 64 * 1024;
+export const POOLED_FRAME_MIN_BYTES = 64 * 1024;
 
 /**
  * Where a connection's FrameReader puts each request: large frames in buffers from `pool`, the rest in

@@ -11,7 +11,7 @@ import {
   feedSocket,
 } from "@raftka/protocol";
 import { type ApiHandler, type ApiRegistry, apiName, type RequestContext } from "./api-registry.js";
-import { type BufferPool, frameAllocator } from "./buffer-pool.js";
+import { type BufferPool, frameAllocator, POOLED_FRAME_MIN_BYTES } from "./buffer-pool.js";
 import type { FaultInjector } from "./fault-injection.js";
 import type { RequestMemoryBudget } from "./request-memory-budget.js";
 import { forEachErrorCode, type RequestMetrics } from "./request-metrics.js";
@@ -42,6 +42,12 @@ export interface ConnectionOptions {
   readonly buffers: BufferPool;
 }
 
+/**
+ * Frames from this size up are charged to the node's budget as soon as their buffer is taken, so that
+ * clients announcing large frames cannot make the node hold more than the budget while they arrive.
+ */
+const LARGE_FRAME_BYTES = POOLED_FRAME_MIN_BYTES;
+
 /** One request's place in the response order; filled when its handler finishes. */
 interface ResponseSlot {
   chunks: Buffer[] | null;
@@ -65,12 +71,26 @@ export class Connection {
   private closeWhenDrained = false;
   private readonly closedController = new AbortController();
   private readonly onBudgetRecovered = () => this.updateBackpressure();
+  /** Large frames charged to the budget whose requests have not been handled yet (arriving, mostly). */
+  private unhandledFrameBytes = 0;
+  private readonly stopWatchingBudget: () => void;
 
   constructor(
     private readonly socket: Socket,
     private readonly options: ConnectionOptions,
   ) {
-    this.reader = new FrameReader(options.maxRequestBytes, { allocate: frameAllocator(options.buffers) });
+    const allocateFrame = frameAllocator(options.buffers);
+    this.reader = new FrameReader(options.maxRequestBytes, {
+      allocate: (size) => {
+        if (size >= LARGE_FRAME_BYTES) {
+          options.budget.charge(size);
+          this.unhandledFrameBytes += size;
+        }
+        return allocateFrame(size);
+      },
+    });
+    // Stop reading as soon as the budget runs out, before the next read takes another large frame.
+    this.stopWatchingBudget = options.budget.onExhausted(() => this.updateBackpressure());
     this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.setTimeout(options.idleTimeoutMs, () => {
@@ -139,13 +159,24 @@ export class Connection {
   }
 
   private handleFrame(frame: Buffer): void {
+    const precharged = frame.length >= LARGE_FRAME_BYTES;
+    if (precharged) this.unhandledFrameBytes -= frame.length;
+    const keptCharge = this.dispatch(frame, precharged);
+    if (precharged && !keptCharge) this.options.budget.release(frame.length);
+  }
+
+  /**
+   * Decodes the request and hands it to its handler. Returns whether the request holds the frame's charge
+   * (a Produce, until its handler is done); a large frame was charged when its buffer was taken.
+   */
+  private dispatch(frame: Buffer, precharged: boolean): boolean {
     const readAt = performance.now();
     let header: DecodedRequestHeader;
     try {
       header = decodeRequestHeader(frame);
     } catch (error) {
       this.reject(`unreadable request header: ${(error as Error).message}`);
-      return;
+      return false;
     }
     const handler = this.options.registry.get(header.apiKey);
     const name = apiName(header.apiKey);
@@ -157,21 +188,21 @@ export class Connection {
     ) {
       if (header.apiKey === ApiKey.ApiVersions && handler !== undefined) {
         this.answerUnsupportedApiVersions(header, handler);
-        return;
+        return false;
       }
       this.reject(
         handler === undefined
           ? `API key ${header.apiKey} (${name}) is not served by this broker (correlation id ${header.correlationId}); the client must use the APIs listed in ApiVersions`
           : `${name} version ${header.apiVersion} is not supported (this broker serves ${handler.minVersion}-${handler.maxVersion}, correlation id ${header.correlationId}); the client must pick a version from ApiVersions`,
       );
-      return;
+      return false;
     }
     let request: unknown;
     try {
       request = decodeRequestBody(header.apiKey as ApiKey, header, frame);
     } catch (error) {
       this.reject(`malformed request: ${(error as Error).message}`);
-      return;
+      return false;
     }
     this.options.metrics.received(name, frame.length + 4, (performance.now() - readAt) / 1000);
     const expectsResponse = handler.expectsResponse?.(request as never) ?? true;
@@ -203,7 +234,8 @@ export class Connection {
     const budget = this.options.budget;
     const charged = header.apiKey === ApiKey.Produce ? frame.length : 0;
     let held = charged > 0;
-    if (held) budget.charge(charged);
+    const holdsCharge = held;
+    if (held && !precharged) budget.charge(charged);
     const release = () => {
       if (!held) return;
       held = false;
@@ -231,6 +263,7 @@ export class Connection {
     } catch (error) {
       failed(error);
     }
+    return holdsCharge;
   }
 
   private complete(
@@ -317,11 +350,13 @@ export class Connection {
     if (this.closed || this.stopped) return;
     const unsent = this.socket.writableLength;
     const budget = this.options.budget;
+    // A frame that is arriving holds its charge: stopping it would hold the budget for good.
+    const arriving = this.unhandledFrameBytes > 0;
     if (!this.readingPaused) {
       if (
         this.slots.length >= MAX_IN_FLIGHT_REQUESTS ||
         unsent >= MAX_PENDING_RESPONSE_BYTES ||
-        budget.exhausted()
+        (budget.exhausted() && !arriving)
       ) {
         this.readingPaused = true;
         this.socket.pause();
@@ -329,7 +364,7 @@ export class Connection {
     } else if (
       this.slots.length <= MAX_IN_FLIGHT_REQUESTS / 2 &&
       unsent <= MAX_PENDING_RESPONSE_BYTES / 2 &&
-      budget.recovered()
+      (budget.recovered() || arriving)
     ) {
       this.readingPaused = false;
       this.socket.resume();
@@ -378,6 +413,10 @@ export class Connection {
     this.closed = true;
     this.slots.length = 0;
     this.options.budget.forget(this.onBudgetRecovered);
+    this.stopWatchingBudget();
+    // Frames charged and never handled: the one arriving, or any the connection stopped before.
+    if (this.unhandledFrameBytes > 0) this.options.budget.release(this.unhandledFrameBytes);
+    this.unhandledFrameBytes = 0;
     this.closedController.abort();
     for (const resolve of this.drainWaiters.splice(0)) resolve();
     this.options.onClose(this);
