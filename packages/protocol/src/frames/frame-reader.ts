@@ -62,11 +62,6 @@ export class FrameReader {
     return this.sizePrefixBytes + (this.frame === null ? 0 : this.frameFilled);
   }
 
-  /** The size of the frame being received, whose buffer is taken already; 0 between frames. */
-  get pendingFrameSize(): number {
-    return this.frame === null ? 0 : this.frame.length;
-  }
-
   /** Where the next read should put its bytes (at most this buffer's length). */
   readBuffer(): Buffer {
     const frame = this.frame;
