@@ -17,6 +17,9 @@ const RECORDS = 300;
 const LAGGING_GROUP = "lagging";
 const LAGGED_TOPIC = "lagged";
 const LAGGED_RECORDS = 90;
+const LARGE_TOPIC = "large-batches";
+// One Produce of this many 100 kB records to one partition: an append large enough to be written direct.
+const LARGE_RECORDS = 8;
 
 const total = (samples: Sample[]) => samples.reduce((sum, sample) => sum + sample.value, 0);
 const equalsTotal = (expected: number) => (samples: Sample[]) =>
@@ -48,6 +51,14 @@ beforeAll(async () => {
       })),
     });
   }
+  await producer.send({
+    topic: LARGE_TOPIC,
+    acks: -1,
+    messages: Array.from({ length: LARGE_RECORDS }, (_, index) => ({
+      partition: 0,
+      value: Buffer.alloc(100_000, index),
+    })),
+  });
   await producer.disconnect();
   const consumed = raftka("topic", "consume", TOPIC, "-e");
   expect(consumed.code, consumed.stderr).toBe(0);
@@ -120,6 +131,20 @@ describe("Prometheus scraping a broker after a workload", () => {
     const [bytesOut] = await prometheus.query(`raftka_topic_bytes_out_total{topic="${TOPIC}"}`);
     expect(bytesIn!.value).toBeGreaterThan(RECORDS * 10);
     expect(bytesOut!.value).toBe(bytesIn!.value);
+  });
+
+  it("counts appended bytes by how they reached the disk: large appends past the page cache", async () => {
+    // The large Produce went direct but for its partial pages; the small ones through the page cache.
+    const [direct] = await prometheus.queryUntil(
+      'raftka_log_appended_bytes_total{path="direct"}',
+      (samples) => (samples[0]?.value ?? 0) > LARGE_RECORDS * 100_000 - 8192,
+    );
+    const [pageCache] = await prometheus.query('raftka_log_appended_bytes_total{path="page_cache"}');
+    expect(pageCache!.value).toBeGreaterThan(RECORDS * 10);
+    const [bytesIn] = await prometheus.query(`raftka_topic_bytes_in_total{topic="${LARGE_TOPIC}"}`);
+    expect(direct!.value).toBeLessThanOrEqual(bytesIn!.value);
+    const [enabled] = await prometheus.query("raftka_log_direct_writes_enabled");
+    expect(enabled!.value).toBe(1);
   });
 
   it("has request series per API: counts, errors by code, latency histograms, bytes, connections", async () => {

@@ -9,7 +9,7 @@ import {
   type RaftkaMetrics,
   readinessCheckNames,
 } from "@raftka/monitoring";
-import { FlushScheduler } from "@raftka/storage";
+import { DirectWrites, FlushScheduler } from "@raftka/storage";
 import { alterConfigsHandler, incrementalAlterConfigsHandler } from "./apis/alter-configs/handler.js";
 import { apiVersionsHandler } from "./apis/api-versions/handler.js";
 import { createPartitionsHandler } from "./apis/create-partitions/handler.js";
@@ -210,6 +210,24 @@ export class Broker {
     this.adminAddressValue = await this.admin.listen(config.get("admin.listener"));
 
     const clusterId = await loadOrCreateMetaProperties(logDirs, nodeId);
+    const directWrites = new DirectWrites({ enabled: config.get("log.direct.io.enable") });
+    directWrites.onDisabled((reason) => {
+      storageLogger.warn(
+        { reason },
+        "appends go through the page cache from now on: the file system refused a direct write (set log.direct.io.enable=false to skip the attempt)",
+      );
+      this.options.metrics?.storage.directWritesEnabled.set(0);
+    });
+    if (this.options.metrics) {
+      const storageMetrics = this.options.metrics.storage;
+      storageMetrics.directWritesEnabled.set(directWrites.enabled ? 1 : 0);
+      const direct = storageMetrics.appendedBytes.labels({ path: "direct" });
+      const pageCache = storageMetrics.appendedBytes.labels({ path: "page_cache" });
+      directWrites.onAppend((directBytes, pageCacheBytes) => {
+        if (directBytes > 0) direct.inc(directBytes);
+        if (pageCacheBytes > 0) pageCache.inc(pageCacheBytes);
+      });
+    }
     const metadataDirectory = join(logDirs[0]!, `${METADATA_TOPIC}-0`);
     const metrics = this.options.metrics;
     const observeCommitLatency = metrics
@@ -238,6 +256,7 @@ export class Broker {
       leaderEpoch: 0,
       config: METADATA_LOG_CONFIG,
       flushScheduler: this.flushScheduler,
+      directWrites,
       now: this.now,
       ...(observeCommitLatency ? { observeCommitLatency } : {}),
     });
@@ -258,6 +277,7 @@ export class Broker {
       logDirs,
       config,
       flushScheduler: this.flushScheduler,
+      directWrites,
       now: this.now,
       logger: storageLogger,
       ...(raft ? { raft } : {}),

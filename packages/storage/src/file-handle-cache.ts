@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { constants, readFileSync } from "node:fs";
 import { type FileHandle, open, rename } from "node:fs/promises";
 import { describeCause, invariant, KafkaStorageError } from "./errors.js";
 import type { SyncableFile } from "./flush-scheduler.js";
@@ -36,6 +36,11 @@ export interface CachedFileOptions {
   directory?: boolean;
   /** An eviction's fsync failed: the owner must stop trusting what it wrote to this file. */
   onSyncError?: (error: KafkaStorageError) => void;
+  /**
+   * Opened for direct writes (O_DIRECT), beside the file's ordinary descriptor. Never marked dirty:
+   * a direct write reports its errors itself, and the ordinary descriptor's fsync makes it durable.
+   */
+  direct?: boolean;
 }
 
 /** A dirty file pinned for a flush round; `release` once its fsync is done. */
@@ -204,7 +209,7 @@ export class CachedFile {
   private createNext = false;
   /** @internal When its last user released it (Date.now()). */
   idleSince = 0;
-  private readonly flags: "r" | "r+";
+  private readonly flags: "r" | "r+" | number;
 
   /** @internal */
   constructor(
@@ -212,7 +217,7 @@ export class CachedFile {
     private currentPath: string,
     private readonly options: CachedFileOptions,
   ) {
-    this.flags = options.directory ? "r" : "r+";
+    this.flags = options.directory ? "r" : options.direct ? constants.O_RDWR | constants.O_DIRECT : "r+";
   }
 
   get path(): string {

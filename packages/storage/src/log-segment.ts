@@ -1,5 +1,13 @@
 import { type FileHandle, open, stat, unlink } from "node:fs/promises";
 import { scanBatches } from "./batch-scanner.js";
+import {
+  DIRECT_WRITE_ALIGNMENT,
+  DIRECT_WRITE_CHUNK_BYTES,
+  DIRECT_WRITE_MAX_CHUNKS,
+  DIRECT_WRITE_MIN_BYTES,
+  type DirectWrites,
+  refusesDirectWrites,
+} from "./direct-writes.js";
 import { invariant, type KafkaStorageError } from "./errors.js";
 import type { CachedFile, FileHandleCache, FileTakenForSync } from "./file-handle-cache.js";
 import { isNotFound, readFully, writevFully } from "./fs-util.js";
@@ -31,6 +39,8 @@ export interface SegmentSettings {
   onIndexRebuilt?: (baseOffset: number, reason: string) => void;
   /** An fsync the descriptor cache made (to close one of this log's files) failed. */
   onSyncError?: (error: KafkaStorageError) => void;
+  /** Whether large appends bypass the page cache; the node's switch and staging buffers. */
+  directWrites?: DirectWrites;
 }
 
 export interface SegmentRecovery {
@@ -77,6 +87,13 @@ export class LogSegment {
   /** The last offset index entry, read when the segment was loaded (before its index is). */
   private tailIndexEntry: { relativeOffset: number; position: number } = { relativeOffset: 0, position: 0 };
   private readonly logFile: CachedFile;
+  /** The log file opened for direct writes, used by appends only (see writeDirect). */
+  private readonly directLogFile: CachedFile;
+  /**
+   * The bytes of the log file's last partial page, [size rounded down to a page, size), kept by direct
+   * appends so that the next one can rewrite that page whole; undefined when not known.
+   */
+  private lastPartialPage: Buffer | undefined;
   private readonly indexFile: CachedFile;
   private readonly timeIndexFile: CachedFile;
   // The active segment's index entries reach their files lazily (at roll, truncation and clean
@@ -97,6 +114,7 @@ export class LogSegment {
     this.paths = segmentPaths(directory, baseOffset);
     const onSyncError = (error: KafkaStorageError) => this.settings.onSyncError?.(error);
     this.logFile = settings.files.file(this.paths.log, { onSyncError });
+    this.directLogFile = settings.files.file(this.paths.log, { direct: true });
     this.indexFile = settings.files.file(this.paths.index, { onSyncError });
     this.timeIndexFile = settings.files.file(this.paths.timeIndex, { onSyncError });
     this.size = size;
@@ -478,11 +496,16 @@ export class LogSegment {
       position += batch.sizeInBytes;
     }
     try {
-      await this.logFile.use(async (handle) => {
-        await writevFully(handle, buffers, before.size);
-        this.logFile.markDirty();
-      });
+      if (!(await this.writeDirect(buffers, before.size, position))) {
+        this.lastPartialPage = undefined;
+        await this.logFile.use(async (handle) => {
+          await writevFully(handle, buffers, before.size);
+          this.logFile.markDirty();
+        });
+        this.settings.directWrites?.recordAppend(0, position - before.size);
+      }
     } catch (error) {
+      this.lastPartialPage = undefined;
       this.nextOffset = before.nextOffset;
       this.maxTimestamp = before.maxTimestamp;
       this.offsetOfMaxTimestamp = before.offsetOfMaxTimestamp;
@@ -494,6 +517,95 @@ export class LogSegment {
     }
     this.size = position;
     this.lastModifiedMs = nowMs;
+  }
+
+  /**
+   * Writes an append's whole pages with direct writes, from the page that holds `start` when its first
+   * bytes are known (else from the next page boundary, the bytes before it through the page cache),
+   * and the partial page at the end through the page cache, so that the file never holds more than
+   * the log's bytes. False if the append is too small, or direct writes are off (then nothing was
+   * written). A direct write over the page the previous append left partial makes the kernel write
+   * that page back first; it stays correct because the rewrite carries the same bytes.
+   */
+  private async writeDirect(buffers: Buffer[], start: number, end: number): Promise<boolean> {
+    const direct = this.settings.directWrites;
+    if (direct === undefined || !direct.enabled) return false;
+    const page = DIRECT_WRITE_ALIGNMENT;
+    const known = this.lastPartialPage;
+    const directStart = known !== undefined ? start - known.length : Math.ceil(start / page) * page;
+    const directEnd = Math.floor(end / page) * page;
+    if (directEnd - directStart < DIRECT_WRITE_MIN_BYTES) return false;
+    const head: Buffer[] = [];
+    const tail: Buffer[] = [];
+    const chunks: Buffer[] = [];
+    let staging: Buffer[] = [];
+    try {
+      const count = Math.ceil((directEnd - directStart) / DIRECT_WRITE_CHUNK_BYTES);
+      const taken = direct.takeStaging(count);
+      if (taken === undefined) return false;
+      staging = taken;
+      for (let index = 0; index < count; index++) {
+        const from = directStart + index * DIRECT_WRITE_CHUNK_BYTES;
+        chunks.push(taken[index]!.subarray(0, Math.min(DIRECT_WRITE_CHUNK_BYTES, directEnd - from)));
+      }
+      // Scatter the append's bytes: before directStart (page cache), into the staging buffers, after
+      // directEnd (page cache). The pieces outside are views; the staging buffers are copies.
+      let position = start;
+      if (known !== undefined) known.copy(chunks[0]!, 0);
+      for (const buffer of buffers) {
+        let offset = 0;
+        while (offset < buffer.length) {
+          const at = position + offset;
+          if (at < directStart) {
+            const length = Math.min(buffer.length - offset, directStart - at);
+            head.push(buffer.subarray(offset, offset + length));
+            offset += length;
+          } else if (at < directEnd) {
+            const chunk = chunks[Math.floor((at - directStart) / DIRECT_WRITE_CHUNK_BYTES)]!;
+            const into = (at - directStart) % DIRECT_WRITE_CHUNK_BYTES;
+            offset += buffer.copy(
+              chunk,
+              into,
+              offset,
+              offset + Math.min(buffer.length - offset, chunk.length - into),
+            );
+          } else {
+            tail.push(buffer.subarray(offset));
+            offset = buffer.length;
+          }
+        }
+        position += buffer.length;
+      }
+      if (head.length > 0) {
+        await this.logFile.use(async (handle) => {
+          await writevFully(handle, head, start);
+          this.logFile.markDirty();
+        });
+      }
+      try {
+        for (let first = 0; first < chunks.length; first += DIRECT_WRITE_MAX_CHUNKS) {
+          const group = chunks.slice(first, first + DIRECT_WRITE_MAX_CHUNKS);
+          const at = directStart + first * DIRECT_WRITE_CHUNK_BYTES;
+          await this.directLogFile.use((handle) => writevFully(handle, group, at));
+        }
+      } catch (error) {
+        if (!refusesDirectWrites(error)) throw error;
+        direct.disable(`a direct write to ${this.paths.log} was refused (${(error as Error).message})`);
+        await this.directLogFile.close();
+        return false;
+      }
+      // Always taken: the fsync that makes the direct writes durable (the new file size) goes through it.
+      await this.logFile.use(async (handle) => {
+        if (tail.length > 0) await writevFully(handle, tail, directEnd);
+        this.logFile.markDirty();
+      });
+      this.lastPartialPage = Buffer.concat(tail, end - directEnd);
+      const pageCacheBytes = end - directEnd + Math.max(0, directStart - start);
+      direct.recordAppend(end - start - pageCacheBytes, pageCacheBytes);
+      return true;
+    } finally {
+      direct.giveStaging(staging);
+    }
   }
 
   /** Writes the index entries not yet in the index files. */
@@ -528,6 +640,8 @@ export class LogSegment {
    * restart without a scan) and returns the files the next flush must make durable.
    */
   async closeForAppends(): Promise<void> {
+    await this.directLogFile.close();
+    this.lastPartialPage = undefined;
     await this.ensureIndexesLoaded();
     this.appendFinalTimeIndexEntry();
     await this.persistIndexes();
@@ -687,6 +801,7 @@ export class LogSegment {
     if (!hit) return { nextOffset: this.nextOffset, removedBytes: 0 };
     const cut = hit.position;
     const removedBytes = this.size - cut;
+    this.lastPartialPage = undefined;
     await truncateFile(this.logFile, cut);
     this.size = cut;
     const relative = hit.header.baseOffset - this.baseOffset;
@@ -730,6 +845,8 @@ export class LogSegment {
     if (this.references === 0) resolve();
     // An index load in flight must finish before its files change names.
     await this.indexLoad?.catch(() => undefined);
+    // Only appends use it, and a segment being deleted takes none.
+    await this.directLogFile.close();
     const renamed: SegmentPaths = {
       log: this.paths.log + DELETED_SUFFIX,
       index: this.paths.index + DELETED_SUFFIX,
@@ -765,7 +882,12 @@ export class LogSegment {
 
   /** Closes the segment's descriptors (once their current users are done). */
   async close(): Promise<void> {
-    await Promise.all([this.logFile.close(), this.indexFile.close(), this.timeIndexFile.close()]);
+    await Promise.all([
+      this.logFile.close(),
+      this.directLogFile.close(),
+      this.indexFile.close(),
+      this.timeIndexFile.close(),
+    ]);
   }
 
   /**

@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { type AppendBatch, parseAppendBatches } from "./append-batches.js";
 import { CoalescingCheckpointWriter, readCheckpoint } from "./checkpoint-file.js";
 import { DEFAULT_LOG_CONFIG, type LogConfig, maxIndexEntries, resolveLogConfig } from "./config.js";
+import { type DirectWrites, defaultDirectWrites } from "./direct-writes.js";
 import {
   describeCause,
   InvalidRecordError,
@@ -143,6 +144,8 @@ export interface PartitionLogOptions {
    * logs than it may open files needs every log on the same cache.
    */
   fileHandleCache?: FileHandleCache;
+  /** Whether large appends bypass the page cache, and their staging buffers; defaults to the process-wide one. */
+  directWrites?: DirectWrites;
   /** Clock (ms since epoch) for segment ages, retention and LogAppendTime defaults. */
   now?: () => number;
   /** First offset of a brand-new log (ignored when the directory already holds one). */
@@ -273,6 +276,7 @@ export class PartitionLog {
     const settings: SegmentSettings = {
       indexIntervalBytes: config.indexIntervalBytes,
       files: options.fileHandleCache ?? defaultFileHandleCache(),
+      directWrites: options.directWrites ?? defaultDirectWrites(),
     };
     const onEvent = options.onEvent ?? (() => {});
     const key = resolve(directory);

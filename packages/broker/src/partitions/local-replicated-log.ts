@@ -1,4 +1,5 @@
 import {
+  type DirectWrites,
   type FlushScheduler,
   type LogConfig,
   type LogEvent,
@@ -24,6 +25,8 @@ export interface LocalReplicatedLogOptions {
   readonly leaderEpoch: number;
   readonly config?: Partial<LogConfig>;
   readonly flushScheduler: FlushScheduler;
+  /** Whether large appends bypass the page cache (log.direct.io.enable); the process-wide default if absent. */
+  readonly directWrites?: DirectWrites;
   readonly now?: () => number;
   readonly onEvent?: (event: LogEvent) => void;
 }
@@ -82,6 +85,7 @@ export class LocalReplicatedLog implements ReplicatedLog {
     const log = await PartitionLog.open(directory, {
       config: { ...options.config, flushBeforeAck: false },
       flushScheduler: options.flushScheduler,
+      ...(options.directWrites ? { directWrites: options.directWrites } : {}),
       ...(options.now ? { now: options.now } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });

@@ -1,4 +1,4 @@
-import type { FlushScheduler, LogConfig, LogEvent } from "@raftka/storage";
+import type { DirectWrites, FlushScheduler, LogConfig, LogEvent } from "@raftka/storage";
 import { LocalReplicatedLog } from "./local-replicated-log.js";
 import type { RaftGroups } from "./raft-groups.js";
 import { RaftReplicatedLog } from "./raft-replicated-log.js";
@@ -13,6 +13,8 @@ export interface OpenReplicatedLogOptions {
   readonly leaderEpoch: number;
   readonly config: Partial<LogConfig>;
   readonly flushScheduler: FlushScheduler;
+  /** Whether large appends bypass the page cache (log.direct.io.enable); the process-wide default if absent. */
+  readonly directWrites?: DirectWrites;
   readonly now: () => number;
   readonly onEvent?: (event: LogEvent) => void;
   /** Seconds from a Raft proposal to its commit. */
@@ -32,6 +34,7 @@ export function openReplicatedLog(
     nodeId: options.nodeId,
     config: options.config,
     flushScheduler: options.flushScheduler,
+    ...(options.directWrites ? { directWrites: options.directWrites } : {}),
     now: options.now,
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   };

@@ -1,7 +1,7 @@
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger, LogStatsProvider, PartitionLogStats, RaftkaConfig } from "@raftka/monitoring";
-import type { FlushScheduler, LogEvent } from "@raftka/storage";
+import type { DirectWrites, FlushScheduler, LogEvent } from "@raftka/storage";
 import type { MetadataDelta, MetadataImage, PartitionImage, TopicImage } from "../metadata/image.js";
 import { METADATA_TOPIC } from "../metadata/topic-names.js";
 import { logConfigFor } from "./log-config.js";
@@ -24,6 +24,8 @@ export interface PartitionManagerOptions {
   readonly logDirs: readonly string[];
   readonly config: RaftkaConfig;
   readonly flushScheduler: FlushScheduler;
+  /** Whether large appends bypass the page cache (log.direct.io.enable); the process-wide default if absent. */
+  readonly directWrites?: DirectWrites;
   readonly now: () => number;
   readonly logger: Logger;
   /** How many partition logs are opened (recovered) at once at start-up. */
@@ -256,6 +258,7 @@ export class PartitionManager implements LogStatsProvider {
       leaderEpoch: partition.leaderEpoch,
       config,
       flushScheduler: this.options.flushScheduler,
+      ...(this.options.directWrites ? { directWrites: this.options.directWrites } : {}),
       now: this.options.now,
       onEvent,
       ...(this.options.observeCommitLatency

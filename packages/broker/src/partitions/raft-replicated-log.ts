@@ -13,6 +13,7 @@ import {
   BATCH_LENGTH_POSITION,
   CorruptRecordError,
   checkBatch,
+  type DirectWrites,
   type FlushScheduler,
   LAST_OFFSET_DELTA_POSITION,
   LOG_OVERHEAD,
@@ -43,6 +44,8 @@ export interface RaftReplicatedLogOptions {
   readonly raft: RaftGroups;
   readonly config?: Partial<LogConfig>;
   readonly flushScheduler: FlushScheduler;
+  /** Whether large appends bypass the page cache (log.direct.io.enable); the process-wide default if absent. */
+  readonly directWrites?: DirectWrites;
   readonly now?: () => number;
   readonly onEvent?: (event: LogEvent) => void;
   /** Seconds from a leader's proposal to its commit (raftka_raft_commit_latency_seconds). */
@@ -125,6 +128,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
     const log = await PartitionLog.open(directory, {
       config: storageConfig(options.config ?? {}),
       flushScheduler: options.flushScheduler,
+      ...(options.directWrites ? { directWrites: options.directWrites } : {}),
       ...(options.now ? { now: options.now } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });

@@ -124,6 +124,18 @@ export const pushedMetricDefinitions = {
       ["topic"],
     ),
   },
+  storage: {
+    appendedBytes: counter(
+      "raftka_log_appended_bytes_total",
+      "Bytes appended to partition logs, by how they reached the file: `direct` (O_DIRECT, past the page cache) or `page_cache`. Large appends go direct unless log.direct.io.enable is false, the file system refused it, or the node's staging buffers were all in use.",
+      ["path"],
+    ),
+    directWritesEnabled: gauge(
+      "raftka_log_direct_writes_enabled",
+      "1 while large appends are written with O_DIRECT; 0 if log.direct.io.enable is false or the file system refused a direct write.",
+      [],
+    ),
+  },
   raft: {
     electionsStarted: counter(
       "raftka_raft_elections_started_total",

@@ -92,6 +92,7 @@ export class RaftkaMetrics implements PushedMetrics {
   readonly node!: PushedMetrics["node"];
   readonly kafka!: PushedMetrics["kafka"];
   readonly topics!: PushedMetrics["topics"];
+  readonly storage!: PushedMetrics["storage"];
   readonly raft!: PushedMetrics["raft"];
 
   private readonly collected: CollectedGauges;
