@@ -7,8 +7,12 @@
 
 /** File offsets and lengths of direct writes are multiples of this (a page; any logical block divides it). */
 export const DIRECT_WRITE_ALIGNMENT = 4096;
-/** Below this many whole pages, an append goes through the page cache: a direct write would not pay for its extra calls. */
-export const DIRECT_WRITE_MIN_BYTES = 128 * 1024;
+/**
+ * Below this many whole pages, an append goes through the page cache: a direct write costs up to three
+ * calls instead of one and waits for the disk, which at half the maximum rate cost more CPU and latency
+ * than it saved (docs/benchmarks.md).
+ */
+export const DIRECT_WRITE_MIN_BYTES = 512 * 1024;
 /** Staging buffers all have this size, so that any append can reuse any of them; a write takes several. */
 export const DIRECT_WRITE_CHUNK_BYTES = 256 * 1024;
 /** One direct write carries at most this many staging buffers; larger appends take several writes. */
@@ -20,7 +24,7 @@ const CHUNK_PAGES = DIRECT_WRITE_CHUNK_BYTES / WASM_PAGE_BYTES;
 declare const WebAssembly: {
   Memory: new (descriptor: { initial: number; maximum?: number }) => { buffer: ArrayBuffer };
 };
-const DEFAULT_MAX_STAGING_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MAX_STAGING_BYTES = 8 * 1024 * 1024;
 
 export interface DirectWritesOptions {
   /** False writes every append through the page cache (log.direct.io.enable=false). */

@@ -83,9 +83,9 @@ describe("direct writes", () => {
       const next = random(20261205);
       // Sizes that put page boundaries anywhere, one append over the largest single direct write, and
       // small ones in between that go through the page cache.
-      const sizes = [300_001, 1_500_003, 7_777, 640_000, 129_000, 3_000_000, 55, 2_000_001];
+      const sizes = [600_001, 1_500_003, 7_777, 640_000, 529_000, 3_000_000, 55, 2_000_001];
       sizes.push(DIRECT_WRITE_CHUNK_BYTES * DIRECT_WRITE_MAX_CHUNKS + 12_345);
-      for (let index = 0; index < 12; index++) sizes.push(Math.floor(next() * 1_200_000) + 1);
+      for (let index = 0; index < 12; index++) sizes.push(Math.floor(next() * 1_200_000) + 600_000);
       const batches = sizes.map((size, index) => bigBatch(`b${index}`, size));
       await appendAll(log, batches);
       await log.flush();
@@ -152,12 +152,12 @@ describe("direct writes", () => {
 
   it("go through the page cache when the node's staging buffers are taken", async () => {
     await withTempDir(async (directory) => {
-      const directWrites = new DirectWrites({ maxStagingBytes: 2 * DIRECT_WRITE_CHUNK_BYTES });
+      const directWrites = new DirectWrites({ maxStagingBytes: 4 * DIRECT_WRITE_CHUNK_BYTES });
       const log = await openLog(directory, { directWrites });
       const batches = [
-        bigBatch("fits", 400_000),
+        bigBatch("fits", 700_000),
         bigBatch("too-big", 2_000_000),
-        bigBatch("fits-again", 300_000),
+        bigBatch("fits-again", 800_000),
       ];
       await appendAll(log, batches, 1);
       expect(directWrites.stats.stagingShortfalls).toBe(1);

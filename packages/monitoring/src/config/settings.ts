@@ -268,7 +268,7 @@ const table = {
   }),
   "log.direct.io.enable": setting(boolean(), true, {
     category: "log",
-    doc: "Write the whole pages of large appends (128 KiB and more) with O_DIRECT, past the page cache: the broker spends less CPU per byte produced (docs/benchmarks.md), the page cache keeps what consumers read rather than what producers wrote, and consumers of just-written data read it from disk. Turned off for the node, with a warning in the log, if the file system refuses a direct write.",
+    doc: "Write the whole pages of large appends (512 KiB and more) with O_DIRECT, past the page cache: the broker spends less CPU per byte produced (docs/benchmarks.md), the page cache keeps what consumers read rather than what producers wrote, and consumers of just-written data read it from disk. Turned off for the node, with a warning in the log, if the file system refuses a direct write.",
   }),
   "log.flush.interval.messages": setting(integer({ min: 1, width: "LONG" }), LONG_MAX, {
     category: "log",
