@@ -29,7 +29,7 @@ const DEFAULT_MAX_STAGING_BYTES = 8 * 1024 * 1024;
 export interface DirectWritesOptions {
   /** False writes every append through the page cache (log.direct.io.enable=false). */
   enabled?: boolean;
-  /** Staging memory the node may hold, in use and idle together (it is kept once allocated). */
+  /** Staging memory of the node, allocated at the first direct write and kept (at least one chunk). */
   maxStagingBytes?: number;
 }
 
@@ -46,14 +46,15 @@ export class DirectWrites {
   private enabledValue: boolean;
   private disabledBecause: string | undefined;
   private readonly maxChunks: number;
-  private allocatedChunks = 0;
-  private readonly free: Buffer[] = [];
+  /** Free staging chunks; undefined until the first direct write allocates them all. */
+  private free: Buffer[] | undefined;
   private readonly disabledListeners: Array<(reason: string) => void> = [];
 
   constructor(options: DirectWritesOptions = {}) {
     this.enabledValue = options.enabled ?? true;
-    this.maxChunks = Math.floor(
-      (options.maxStagingBytes ?? DEFAULT_MAX_STAGING_BYTES) / DIRECT_WRITE_CHUNK_BYTES,
+    this.maxChunks = Math.max(
+      1,
+      Math.floor((options.maxStagingBytes ?? DEFAULT_MAX_STAGING_BYTES) / DIRECT_WRITE_CHUNK_BYTES),
     );
     if (!this.enabledValue) this.disabledBecause = "log.direct.io.enable is false";
   }
@@ -89,31 +90,47 @@ export class DirectWrites {
     if (!this.enabledValue) return;
     this.enabledValue = false;
     this.disabledBecause = reason;
-    this.free.length = 0;
+    this.free = [];
     for (const listener of this.disabledListeners) listener(reason);
   }
 
   /**
-   * `count` aligned staging buffers of DIRECT_WRITE_CHUNK_BYTES each, or undefined when that would take
-   * the node past its staging limit (the append then goes through the page cache instead of waiting).
-   * Give them back once their write is done.
+   * `count` aligned staging buffers of DIRECT_WRITE_CHUNK_BYTES each, or undefined when fewer are free
+   * (the append then goes through the page cache instead of waiting). Give them back once their write
+   * is done.
    */
   takeStaging(count: number): Buffer[] | undefined {
-    if (this.free.length + (this.maxChunks - this.allocatedChunks) < count) {
+    if (this.free === undefined) this.free = this.allocateStaging();
+    if (this.free.length < count) {
       this.stats.stagingShortfalls++;
       return undefined;
     }
-    const chunks = this.free.splice(Math.max(0, this.free.length - count));
-    while (chunks.length < count) {
-      chunks.push(Buffer.from(new WebAssembly.Memory({ initial: CHUNK_PAGES, maximum: CHUNK_PAGES }).buffer));
-      this.allocatedChunks++;
-    }
-    return chunks;
+    return this.free.splice(this.free.length - count);
   }
 
   giveStaging(chunks: Buffer[]): void {
-    if (!this.enabledValue) return;
-    for (const chunk of chunks) this.free.push(chunk);
+    if (this.enabledValue) this.free?.push(...chunks);
+  }
+
+  /**
+   * All of the node's staging at once, as one WebAssembly memory cut into chunks: one reservation of
+   * address space (each memory reserves several GiB for its guard region), and memory becomes resident
+   * only as chunks are first written. Chunks are reused last-in first-out, so a light load touches few.
+   */
+  private allocateStaging(): Buffer[] {
+    const pages = this.maxChunks * CHUNK_PAGES;
+    let memory: Buffer;
+    try {
+      memory = Buffer.from(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer);
+    } catch (error) {
+      this.disable(`no memory for the staging buffers of direct writes (${(error as Error).message})`);
+      return [];
+    }
+    const chunks: Buffer[] = [];
+    for (let index = this.maxChunks - 1; index >= 0; index--) {
+      chunks.push(memory.subarray(index * DIRECT_WRITE_CHUNK_BYTES, (index + 1) * DIRECT_WRITE_CHUNK_BYTES));
+    }
+    return chunks;
   }
 }
 

@@ -168,6 +168,25 @@ describe("direct writes", () => {
     });
   });
 
+  it("turn off for the node when their staging memory cannot be had, and lose nothing", async () => {
+    await withTempDir(async (directory) => {
+      // More than one WebAssembly memory may hold (4 GiB): the allocation fails as an exhausted address space would.
+      const directWrites = new DirectWrites({ maxStagingBytes: 8 * 1024 * 1024 * 1024 });
+      const reasons: string[] = [];
+      directWrites.onDisabled((reason) => reasons.push(reason));
+      const log = await openLog(directory, { directWrites });
+      const batches = [bigBatch("m0", 900_000), bigBatch("m1", 700_000)];
+      await appendAll(log, batches, 1);
+      expect(reasons).toEqual([expect.stringMatching(/no memory for the staging buffers/)]);
+      expect(directWrites.stats).toMatchObject({
+        directBytes: 0,
+        pageCacheBytes: batches[0]!.length + batches[1]!.length,
+      });
+      expect(await readValues(log)).toEqual(batches.flatMap((batch) => valuesOf(batch)));
+      await log.close();
+    });
+  });
+
   it("turn off for the node when the file system refuses them, and lose nothing", async () => {
     // ramfs has no O_DIRECT: opening a file with it fails with EINVAL, as on some network and FUSE file systems.
     const directory = await mkdtemp(join(tmpdir(), "raftka-ramfs-"));
