@@ -33,7 +33,8 @@ function raftka(...args: string[]): { code: number | null; stdout: string; stder
 }
 
 beforeAll(async () => {
-  broker = await startBroker();
+  // Direct writes on, so that the appended-bytes series shows both paths.
+  broker = await startBroker({ settings: { "log.direct.io.enable": true } });
   prometheus = await startPrometheus([`127.0.0.1:${broker.adminPort}`]);
   kafka = kafkaClient(broker.bootstrap);
 

@@ -44,8 +44,8 @@ async function metricValue(
 }
 
 describe.each([
-  ["by default", {}, true],
-  ["with log.direct.io.enable=false", { "log.direct.io.enable": false }, false],
+  ["with log.direct.io.enable=true", { "log.direct.io.enable": true }, true],
+  ["by default", {}, false],
 ])("a large Produce %s", (_name, settings, direct) => {
   it(`is written ${direct ? "past" : "through"} the page cache and reads back whole`, async () => {
     const node = await startTestBroker(settings);

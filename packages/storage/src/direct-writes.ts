@@ -1,8 +1,10 @@
 /**
- * Appends bypass the page cache (O_DIRECT) when a node allows it: a buffered write costs the broker a
+ * Appends bypass the page cache (O_DIRECT) when a node asks for it: a buffered write costs the broker a
  * copy into the page cache, the page cache's bookkeeping, writeback in fdatasync and, within a memory
  * limit, reclaim, which together were about half of its CPU per produced byte. A direct write hands the
- * disk the bytes from an aligned staging buffer instead (docs/architecture.md, "Storage").
+ * disk the bytes from an aligned staging buffer instead. Off by default: a direct write that allocates
+ * blocks waits for the file system's journal and the disk, so acks=1 answers wait for them too, and on a
+ * disk with stalls the acks=1 p99 suffers (docs/architecture.md, "Storage"; docs/benchmarks.md).
  */
 
 /** File offsets and lengths of direct writes are multiples of this (a page; any logical block divides it). */
@@ -27,7 +29,7 @@ declare const WebAssembly: {
 const DEFAULT_MAX_STAGING_BYTES = 8 * 1024 * 1024;
 
 export interface DirectWritesOptions {
-  /** False writes every append through the page cache (log.direct.io.enable=false). */
+  /** True lets large appends bypass the page cache (log.direct.io.enable); off unless asked for. */
   enabled?: boolean;
   /** Staging memory of the node, allocated at the first direct write and kept (at least one chunk). */
   maxStagingBytes?: number;
@@ -51,7 +53,7 @@ export class DirectWrites {
   private readonly disabledListeners: Array<(reason: string) => void> = [];
 
   constructor(options: DirectWritesOptions = {}) {
-    this.enabledValue = options.enabled ?? true;
+    this.enabledValue = options.enabled ?? false;
     this.maxChunks = Math.max(
       1,
       Math.floor((options.maxStagingBytes ?? DEFAULT_MAX_STAGING_BYTES) / DIRECT_WRITE_CHUNK_BYTES),

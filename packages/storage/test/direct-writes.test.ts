@@ -78,7 +78,7 @@ describe("direct writes", () => {
   it("write large appends past the page cache, byte for byte, and leave the file exactly as long as the log", async () => {
     await withTempDir(async (directory) => {
       // Room for the append over the largest single direct write (the default limit would send it through the page cache).
-      const directWrites = new DirectWrites({ maxStagingBytes: 64 * 1024 * 1024 });
+      const directWrites = new DirectWrites({ enabled: true, maxStagingBytes: 64 * 1024 * 1024 });
       const log = await openLog(directory, { directWrites });
       const next = random(20261205);
       // Sizes that put page boundaries anywhere, one append over the largest single direct write, and
@@ -124,7 +124,7 @@ describe("direct writes", () => {
 
   it("continue correctly after the log reopens and after a truncation", async () => {
     await withTempDir(async (directory) => {
-      const directWrites = new DirectWrites();
+      const directWrites = new DirectWrites({ enabled: true });
       let log = await openLog(directory, { directWrites });
       const first = [bigBatch("x0", 700_001), bigBatch("x1", 333_333)];
       await appendAll(log, first, 1);
@@ -152,7 +152,7 @@ describe("direct writes", () => {
 
   it("go through the page cache when the node's staging buffers are taken", async () => {
     await withTempDir(async (directory) => {
-      const directWrites = new DirectWrites({ maxStagingBytes: 4 * DIRECT_WRITE_CHUNK_BYTES });
+      const directWrites = new DirectWrites({ enabled: true, maxStagingBytes: 4 * DIRECT_WRITE_CHUNK_BYTES });
       const log = await openLog(directory, { directWrites });
       const batches = [
         bigBatch("fits", 700_000),
@@ -171,7 +171,7 @@ describe("direct writes", () => {
   it("turn off for the node when their staging memory cannot be had, and lose nothing", async () => {
     await withTempDir(async (directory) => {
       // More than one WebAssembly memory may hold (4 GiB): the allocation fails as an exhausted address space would.
-      const directWrites = new DirectWrites({ maxStagingBytes: 8 * 1024 * 1024 * 1024 });
+      const directWrites = new DirectWrites({ enabled: true, maxStagingBytes: 8 * 1024 * 1024 * 1024 });
       const reasons: string[] = [];
       directWrites.onDisabled((reason) => reasons.push(reason));
       const log = await openLog(directory, { directWrites });
@@ -199,7 +199,7 @@ describe("direct writes", () => {
       );
     }
     try {
-      const directWrites = new DirectWrites();
+      const directWrites = new DirectWrites({ enabled: true });
       const reasons: string[] = [];
       directWrites.onDisabled((reason) => reasons.push(reason));
       const log = await openLog(join(directory, "p-0"), { directWrites });
