@@ -46,7 +46,6 @@ export class DirectWrites {
   readonly stats = { directBytes: 0, pageCacheBytes: 0, stagingShortfalls: 0 };
   private readonly appendListeners: Array<(directBytes: number, pageCacheBytes: number) => void> = [];
   private enabledValue: boolean;
-  private disabledBecause: string | undefined;
   private readonly maxChunks: number;
   /** Free staging chunks; undefined until the first direct write allocates them all. */
   private free: Buffer[] | undefined;
@@ -58,16 +57,10 @@ export class DirectWrites {
       1,
       Math.floor((options.maxStagingBytes ?? DEFAULT_MAX_STAGING_BYTES) / DIRECT_WRITE_CHUNK_BYTES),
     );
-    if (!this.enabledValue) this.disabledBecause = "log.direct.io.enable is false";
   }
 
   get enabled(): boolean {
     return this.enabledValue;
-  }
-
-  /** Why appends go through the page cache, if they do. */
-  get disabledReason(): string | undefined {
-    return this.disabledBecause;
   }
 
   /** Called once if the file system turns out to refuse direct writes. */
@@ -91,7 +84,6 @@ export class DirectWrites {
   disable(reason: string): void {
     if (!this.enabledValue) return;
     this.enabledValue = false;
-    this.disabledBecause = reason;
     this.free = [];
     for (const listener of this.disabledListeners) listener(reason);
   }
@@ -139,12 +131,4 @@ export class DirectWrites {
 /** True for the error a file system gives when it cannot do a direct write as asked. */
 export function refusesDirectWrites(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === "EINVAL";
-}
-
-let sharedDirectWrites: DirectWrites | undefined;
-
-/** The process-wide switch logs use unless given one: one node, one policy. */
-export function defaultDirectWrites(): DirectWrites {
-  sharedDirectWrites ??= new DirectWrites();
-  return sharedDirectWrites;
 }

@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { type AppendBatch, parseAppendBatches } from "./append-batches.js";
 import { CoalescingCheckpointWriter, readCheckpoint } from "./checkpoint-file.js";
 import { DEFAULT_LOG_CONFIG, type LogConfig, maxIndexEntries, resolveLogConfig } from "./config.js";
-import { type DirectWrites, defaultDirectWrites } from "./direct-writes.js";
+import type { DirectWrites } from "./direct-writes.js";
 import {
   describeCause,
   InvalidRecordError,
@@ -144,7 +144,7 @@ export interface PartitionLogOptions {
    * logs than it may open files needs every log on the same cache.
    */
   fileHandleCache?: FileHandleCache;
-  /** Whether large appends bypass the page cache, and their staging buffers; defaults to the process-wide one. */
+  /** Lets large appends bypass the page cache, with the node's staging buffers; without it, none do. */
   directWrites?: DirectWrites;
   /** Clock (ms since epoch) for segment ages, retention and LogAppendTime defaults. */
   now?: () => number;
@@ -276,7 +276,7 @@ export class PartitionLog {
     const settings: SegmentSettings = {
       indexIntervalBytes: config.indexIntervalBytes,
       files: options.fileHandleCache ?? defaultFileHandleCache(),
-      directWrites: options.directWrites ?? defaultDirectWrites(),
+      ...(options.directWrites ? { directWrites: options.directWrites } : {}),
     };
     const onEvent = options.onEvent ?? (() => {});
     const key = resolve(directory);
