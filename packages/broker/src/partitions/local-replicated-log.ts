@@ -25,7 +25,7 @@ export interface LocalReplicatedLogOptions {
   readonly leaderEpoch: number;
   readonly config?: Partial<LogConfig>;
   readonly flushScheduler: FlushScheduler;
-  /** Whether large appends bypass the page cache (log.direct.io.enable); the process-wide default if absent. */
+  /** Lets large appends bypass the page cache (log.direct.io.enable); without it, none do. */
   readonly directWrites?: DirectWrites;
   readonly now?: () => number;
   readonly onEvent?: (event: LogEvent) => void;

@@ -24,7 +24,7 @@ export interface PartitionManagerOptions {
   readonly logDirs: readonly string[];
   readonly config: RaftkaConfig;
   readonly flushScheduler: FlushScheduler;
-  /** Whether large appends bypass the page cache (log.direct.io.enable); the process-wide default if absent. */
+  /** Lets large appends bypass the page cache (log.direct.io.enable); without it, none do. */
   readonly directWrites?: DirectWrites;
   readonly now: () => number;
   readonly logger: Logger;

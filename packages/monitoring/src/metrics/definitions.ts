@@ -127,7 +127,7 @@ export const pushedMetricDefinitions = {
   storage: {
     appendedBytes: counter(
       "raftka_log_appended_bytes_total",
-      "Bytes appended to partition logs, by how they reached the file: `direct` (O_DIRECT, past the page cache) or `page_cache`. Large appends go direct unless log.direct.io.enable is false, the file system refused it, or the node's staging buffers were all in use.",
+      "Bytes appended to partition logs, by how they reached the file: `direct` (O_DIRECT, past the page cache) or `page_cache`. With log.direct.io.enable=true large appends go direct, unless the file system refused it or the node's staging buffers were all in use.",
       ["path"],
     ),
     directWritesEnabled: gauge(
