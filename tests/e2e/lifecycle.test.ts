@@ -6,6 +6,7 @@ import { ApiKey, KafkaConnection } from "@raftka/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { ownMemoryCgroup, reportsFreePagesToHost } from "../../packages/cli/src/memory-cgroup.js";
 import { type RunningBroker, raftkaMain, repositoryRoot, startBroker } from "./harness/broker.js";
+import { kafkaClient } from "./harness/kafkajs.js";
 
 // Starting and stopping `raftka start` as a real process: configuration errors, layering of the
 // configuration sources, graceful shutdown with work in flight, and the second signal.
@@ -131,6 +132,32 @@ describe("the broker's Node flags and glibc tunables", () => {
       "glibc.malloc.trim_threshold=67108864",
     ]);
     expect(String(warning?.msg)).toContain("scripts/start.sh");
+  });
+
+  it("names its CRC-32C implementation at start, and warns when it is the slower fallback", async () => {
+    const native = await track(startBroker());
+    const starting = native.logs.find((line) => line.msg === "starting");
+    expect(starting?.crc32c).toBe("native-sse4.2");
+    expect(native.logs.filter((line) => line.level === "warn" && line.crc32c !== undefined)).toEqual([]);
+    await native.cleanup();
+
+    const fallback = await track(startBroker({ env: { RAFTKA_CRC32C_NATIVE: "false" } }));
+    const warning = fallback.logs.find((line) => line.level === "warn" && line.crc32c !== undefined);
+    expect(warning?.crc32c).toBe("@node-rs/crc32");
+    expect(String(warning?.msg)).toContain("pnpm build");
+    // Every produced batch's CRC is still checked: kafkajs's batches pass, and are stored.
+    const kafka = kafkaClient(fallback.bootstrap);
+    const producer = kafka.producer();
+    await producer.connect();
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await producer.send({ topic: "crc-fallback", acks: -1, messages: [{ value: "a" }, { value: "b" }] });
+      expect(await admin.fetchTopicOffsets("crc-fallback")).toMatchObject([{ partition: 0, high: "2" }]);
+    } finally {
+      await producer.disconnect();
+      await admin.disconnect();
+    }
   });
 
   it("advises a memory limit on a VM that reports free pages to its host, and not within a limit", async () => {

@@ -84,11 +84,12 @@ describe("loading", () => {
     expect(effectiveLogRetentionMs(config)).toBe(5 * 60_000);
   });
 
-  it("ignores the raftka CLI's own variables, so a shell that exports them can still start a node", () => {
+  it("ignores the raftka CLI's own variables and those read at load time, so a shell that exports them can still start a node", () => {
     const config = loadConfig({
       env: {
         RAFTKA_BROKERS: "localhost:9092",
         RAFTKA_ADMIN_URL: "http://localhost:9644",
+        RAFTKA_CRC32C_NATIVE: "false",
         RAFTKA_NUM_PARTITIONS: "4",
       },
     });

@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rmdir, stat } from "node:fs/pro
 import { dirname, join, relative, sep } from "node:path";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { crc32c } from "@node-rs/crc32";
+import { crc32c } from "@raftka/crc32c";
 import { fsyncDirectory, isNotFound, readFully, unlinkIfExists } from "./fs-util.js";
 import {
   type ByteRange,

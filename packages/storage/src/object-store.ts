@@ -1,7 +1,7 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
-import { crc32c } from "@node-rs/crc32";
+import { crc32c } from "@raftka/crc32c";
 import { StorageError } from "./errors.js";
 
 /** A stored object's description, as `head` and `put` return it. */

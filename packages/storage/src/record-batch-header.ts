@@ -1,4 +1,4 @@
-import { crc32c } from "@node-rs/crc32";
+import { crc32c } from "@raftka/crc32c";
 import { CorruptRecordError } from "./errors.js";
 
 // Fixed positions of the record batch v2 header fields (Kafka's DefaultRecordBatch). Storage reads

@@ -10,7 +10,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { crc32c } from "@node-rs/crc32";
+import { crc32c } from "@raftka/crc32c";
 import {
   bodyChecksum,
   bodySize,

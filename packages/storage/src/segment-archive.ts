@@ -4,7 +4,7 @@ import { mkdir, open, rename, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { crc32c } from "@node-rs/crc32";
+import { crc32c } from "@raftka/crc32c";
 import { CompressStream, DecompressStream } from "zstd-napi";
 import { InvalidRequestError } from "./errors.js";
 import { fsyncDirectory, unlinkIfExists } from "./fs-util.js";

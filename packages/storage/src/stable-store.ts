@@ -1,6 +1,6 @@
 import { type FileHandle, open, readFile, rename } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { crc32c } from "@node-rs/crc32";
+import { crc32c } from "@raftka/crc32c";
 import { describeCause, InvalidRequestError, KafkaStorageError, StorageError } from "./errors.js";
 import { FlushScheduler, type FlushTarget, type FlushWork } from "./flush-scheduler.js";
 import { fsyncDirectory, isNotFound, unlinkIfExists, writevFully } from "./fs-util.js";

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Broker } from "@raftka/broker";
+import { crc32cImplementation } from "@raftka/crc32c";
 import {
   ConfigError,
   createLoggingFromConfig,
@@ -70,7 +71,13 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   const logging = createLoggingFromConfig(config);
   const logger = logging.root;
   const metrics = createMetricsFromConfig(config, { version, logger: logging.component("admin") });
-  logger.info({ version, config: config.toLoggable() }, "starting");
+  logger.info({ version, crc32c: crc32cImplementation, config: config.toLoggable() }, "starting");
+  if (crc32cImplementation !== "native-sse4.2" && process.arch === "x64") {
+    logger.warn(
+      { crc32c: crc32cImplementation },
+      "CRC-32C runs on @node-rs/crc32, about 4x slower than the native build: produce costs up to a tenth more CPU; run `pnpm build` (it says why the native build failed) and restart",
+    );
+  }
   const missingFlags = missingBrokerNodeFlags();
   if (missingFlags.length > 0) {
     logger.warn(

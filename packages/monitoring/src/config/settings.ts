@@ -502,6 +502,12 @@ export const CONFIG_FILE_VARIABLE = "RAFTKA_CONFIG";
  */
 export const CLIENT_ENVIRONMENT_VARIABLES: readonly string[] = ["RAFTKA_BROKERS", "RAFTKA_ADMIN_URL"];
 
+/**
+ * Variables a module reads once as the process loads it, before any configuration exists; not node
+ * settings. `RAFTKA_CRC32C_NATIVE=false`: CRC-32C on @node-rs/crc32 instead of the native build, to compare.
+ */
+export const PROCESS_ENVIRONMENT_VARIABLES: readonly string[] = ["RAFTKA_CRC32C_NATIVE"];
+
 const environmentNames = new Map<string, SettingKey>();
 for (const key of brokerSettings.keys()) {
   const name = environmentVariableFor(key);
@@ -509,7 +515,8 @@ for (const key of brokerSettings.keys()) {
   if (
     environmentNames.has(name) ||
     name === CONFIG_FILE_VARIABLE ||
-    CLIENT_ENVIRONMENT_VARIABLES.includes(name)
+    CLIENT_ENVIRONMENT_VARIABLES.includes(name) ||
+    PROCESS_ENVIRONMENT_VARIABLES.includes(name)
   ) {
     throw new Error(`settings ${environmentNames.get(name)} and ${key} share ${name}: rename one`);
   }

@@ -8,6 +8,7 @@ import {
   CONFIG_FILE_VARIABLE,
   environmentVariableFor,
   isSettingKey,
+  PROCESS_ENVIRONMENT_VARIABLES,
   settingDefinition,
   settingKeyForEnvironmentVariable,
 } from "./settings.js";
@@ -133,7 +134,8 @@ export function readEnvironment(environment: Readonly<Record<string, string | un
   const knownVariables = [...brokerSettings.keys()].map(environmentVariableFor);
   for (const [variable, value] of Object.entries(environment)) {
     if (!variable.startsWith("RAFTKA_") || variable === CONFIG_FILE_VARIABLE || value === undefined) continue;
-    if (CLIENT_ENVIRONMENT_VARIABLES.includes(variable)) continue;
+    if (CLIENT_ENVIRONMENT_VARIABLES.includes(variable) || PROCESS_ENVIRONMENT_VARIABLES.includes(variable))
+      continue;
     const key = settingKeyForEnvironmentVariable(variable);
     if (key === undefined) {
       problems.push({

@@ -33,7 +33,9 @@ Later sources win: **defaults < config file < environment < command-line flags**
   \`{"log.dirs": ["/var/lib/raftka"], "log.segment.bytes": 536870912}\`. A key may appear only once.
 - **Environment**: \`RAFTKA_\` + the key in upper case with \`.\` as \`_\`
   (\`log.segment.bytes\` → \`RAFTKA_LOG_SEGMENT_BYTES\`). Any other \`RAFTKA_*\` variable is an error,
-  except the CLI's own ${CLIENT_ENVIRONMENT_VARIABLES.map((name) => `\`${name}\``).join(" and ")}, which nodes ignore.
+  except the CLI's own ${CLIENT_ENVIRONMENT_VARIABLES.map((name) => `\`${name}\``).join(" and ")}, which nodes ignore,
+  and \`RAFTKA_CRC32C_NATIVE=false\`, read as the process loads: CRC-32C on @node-rs/crc32 instead of the
+  native build (\`packages/crc32c\`), to compare the two.
 - **Flags**: \`--log.segment.bytes=536870912\` or \`--log.segment.bytes 536870912\`; a boolean flag
   alone (\`--auto.create.topics.enable\`) means \`true\`.
 - An empty value (\`s3.endpoint=\`) unsets an optional setting; for any other setting it is an error.

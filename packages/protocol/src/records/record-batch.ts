@@ -1,4 +1,4 @@
-import crc from "@node-rs/crc32";
+import { crc32c } from "@raftka/crc32c";
 import { ErrorCode } from "../errors/error-codes.js";
 import { CompressionType } from "./compression.js";
 import { corrupt, RecordBatchError } from "./errors.js";
@@ -140,7 +140,7 @@ export function readRecordBatchHeader(batch: Buffer): RecordBatchHeader {
 
 /** CRC32C over attributes..end, the range the v2 batch CRC covers. */
 export function computeBatchCrc(batch: Buffer): number {
-  return crc.crc32c(batch.subarray(ATTRIBUTES_POSITION)) >>> 0;
+  return crc32c(batch.subarray(ATTRIBUTES_POSITION));
 }
 
 export interface ValidateOptions {

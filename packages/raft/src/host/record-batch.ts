@@ -1,4 +1,4 @@
-import { crc32c } from "@node-rs/crc32";
+import { crc32c } from "@raftka/crc32c";
 import {
   ATTRIBUTES_POSITION,
   BATCH_HEADER_SIZE,

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from "node:tls";
-import { crc32c } from "@node-rs/crc32";
+import { crc32c } from "@raftka/crc32c";
 import type { Message, NodeId } from "../core/types.js";
 import { decodeMessages, encodeMessages, FrameDecodeError, Reader, Writer } from "./codec.js";
 import { type RaftLogger, silentLogger } from "./logger.js";
