@@ -4,6 +4,11 @@
 // null sink for acks=1 and acks=all (fsync on), p99 at half the maximum sustained rate, the consume rate, and
 // the broker's RSS with 100 partitions under load. Asserts nothing: the targets are printed next to the numbers.
 //
+// The acks=1 runs alternate: null sink, broker, null sink, broker, --pairs times (3), and the pair with the
+// median ratio is reported. The null sink alone moved between 0.86 and 1.19 million records/s from one run to
+// the next on this VM, so one comparison said little, and a sink measured a minute before the broker said
+// as much about that minute as about the broker.
+//
 // Two maximum rates per acks setting: a short run of --records (the broker's and the client's CPU path; it
 // fits in memory that is still cheap to write into) and a run at full speed for --half-rate-seconds (what
 // the machine sustains; on this VM, page-cache pages that each cost a host page fault, not the disk).
@@ -11,7 +16,7 @@
 // run's rate can exceed what the machine writes per second, and then the half-rate run measures a queue.
 //
 //   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5]
-//                                [--memory-limit 2GiB|none] [--json]
+//                                [--pairs 3] [--memory-limit 2GiB|none] [--json]
 //   bash scripts/bench/broker.sh --bootstrap HOST:PORT [--broker-pid PID]
 // The second form measures a broker that is already running, for example on another machine so that the
 // load generator does not share its cores; the broker's CPU, RSS and run-queue wait are read from /proc
@@ -66,16 +71,25 @@ const { values: options } = parseArgs({
     // The load generator on CPU 0, the null sink and the broker on the other CPUs: the client then takes
     // no CPU from the server, as when it runs on another machine.
     "split-cpus": { type: "boolean", default: false },
+    // acks=1 runs, short and sustained, alternate between the null sink and the broker this many times;
+    // the pair with the median ratio is reported (the null sink alone moves by a fifth between runs).
+    pairs: { type: "string", default: "3" },
   },
 });
 const records = Number(options.records);
 const recordBytes = Number(options["record-bytes"]);
 const partitions = Number(options.partitions);
 const halfRateSeconds = Number(options["half-rate-seconds"]);
+const pairs = Number(options.pairs);
+if (!Number.isInteger(pairs) || pairs < 1)
+  throw new Error(`--pairs ${options.pairs}: expected a whole number from 1`);
 const say = (text) => process.stderr.write(`[bench] ${text}\n`);
 const memoryLimit = parseMemoryLimit(options["memory-limit"]);
 const cgroup = memoryLimit === undefined ? undefined : await createMemoryCgroup("raftka-bench", memoryLimit);
 if (cgroup?.unavailable) say(`running without a memory limit: ${cgroup.unavailable}`);
+// The null sink runs beside the broker (the acks=1 runs alternate), in a cgroup of its own: its memory
+// must not take from the broker's page cache.
+const sinkCgroup = cgroup?.add ? await createMemoryCgroup("raftka-bench-sink", memoryLimit) : undefined;
 
 const cpuCount = availableParallelism();
 if (options["split-cpus"] && cpuCount < 2)
@@ -90,9 +104,9 @@ process.on("exit", () => {
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
 
 /** Tracks `child` so that it cannot outlive the benchmark; resolves with its ready line and itself. */
-async function started(child, isReady) {
+async function started(child, isReady, group = cgroup) {
   children.add(child);
-  if (cgroup?.add) await cgroup.add(child.pid);
+  if (group?.add) await group.add(child.pid);
   // Threads started later (libuv's pool) inherit the main thread's CPUs.
   if (options["split-cpus"]) execFileSync("taskset", ["-a", "-p", "-c", serverCpus, String(child.pid)]);
   child.once("exit", () => children.delete(child));
@@ -230,6 +244,7 @@ const startSink = () =>
       { stdio: ["ignore", "pipe", "inherit"], env: brokerProcess.environment() },
     ),
     (line) => line.port,
+    sinkCgroup,
   );
 /**
  * One unmeasured full-speed run first, so that neither the sink's nor the broker's first measured run
@@ -237,20 +252,19 @@ const startSink = () =>
  */
 const warmUp = (bootstrap, topic = "bench-warm-up") => produce(bootstrap, topic, 1);
 
-say(`null sink: acks=1, acks=all; short and for about ${halfRateSeconds} s`);
+say(
+  `null sink: acks=all, short and for about ${halfRateSeconds} s (its acks=1 runs alternate with the broker's)`,
+);
 const sink = await startSink();
 const sinkBootstrap = `127.0.0.1:${sink.line.port}`;
 await warmUp(sinkBootstrap);
-results.sinkAcks1 = await produce(sinkBootstrap, "bench", 1);
 results.sinkAcksAll = await produce(sinkBootstrap, "bench", -1);
-results.sinkAcks1Sustained = await produce(sinkBootstrap, "bench", 1, sustainedRecords(results.sinkAcks1));
 results.sinkAcksAllSustained = await produce(
   sinkBootstrap,
   "bench",
   -1,
   sustainedRecords(results.sinkAcksAll),
 );
-await stopProcess(sink.child);
 
 /** The broker under test: started here, or already running (--bootstrap). */
 async function brokerUnderTest() {
@@ -306,28 +320,57 @@ try {
   say(`broker: warm-up run (${warmUpRecords} records)`);
   await createTopic(broker, topicOf("bench-warm-up"), partitions);
   await produce(bootstrap, topicOf("bench-warm-up"), 1, warmUpRecords);
-  for (const [key, name, acks] of [
-    ["brokerAcks1", "bench-acks1", 1],
-    ["brokerAcksAll", "bench-acks-all", -1],
-  ]) {
-    const topic = topicOf(name);
+  {
+    const topic = topicOf("bench-acks-all");
     say(`broker: ${topic} at full speed`);
     await createTopic(broker, topic, partitions);
-    results[key] = await withCpuPerMiB(pid, records, () =>
-      withSchedule(pid, () => produce(bootstrap, topic, acks)),
+    results.brokerAcksAll = await withCpuPerMiB(pid, records, () =>
+      withSchedule(pid, () => produce(bootstrap, topic, -1)),
     );
   }
-  // After both short runs, so that the gigabytes these write do not slow the short acks=all run.
-  for (const [key, name, acks] of [
-    ["brokerAcks1", "bench-acks1-sustained", 1],
-    ["brokerAcksAll", "bench-acks-all-sustained", -1],
-  ]) {
-    const topic = topicOf(name);
-    const sustained = sustainedRecords(results[key]);
+  // After the short acks=all run, so that the gigabytes these write do not slow it. Each pair measures the
+  // null sink and then the broker, short and sustained, within seconds of each other.
+  results.acks1Pairs = [];
+  for (let pair = 1; pair <= pairs; pair++) {
+    const measured = {};
+    say(`pair ${pair} of ${pairs}: acks=1 at full speed, null sink then broker, short then sustained`);
+    measured.sinkShort = await produce(sinkBootstrap, "bench", 1);
+    const shortTopic = topicOf(`bench-acks1-${pair}`);
+    await createTopic(broker, shortTopic, partitions);
+    measured.brokerShort = await withCpuPerMiB(pid, records, () =>
+      withSchedule(pid, () => produce(bootstrap, shortTopic, 1)),
+    );
+    measured.sinkSustained = await produce(sinkBootstrap, "bench", 1, sustainedRecords(measured.sinkShort));
+    const sustained = sustainedRecords(measured.brokerShort);
+    measured.sustainedTopic = topicOf(`bench-acks1-sustained-${pair}`);
+    say(
+      `pair ${pair} of ${pairs}: broker, ${measured.sustainedTopic}, ${sustained} records (about ${halfRateSeconds} s)`,
+    );
+    await createTopic(broker, measured.sustainedTopic, partitions);
+    measured.brokerSustained = await withCpuPerMiB(pid, sustained, () =>
+      withSchedule(pid, () => produce(bootstrap, measured.sustainedTopic, 1, sustained)),
+    );
+    results.acks1Pairs.push(measured);
+  }
+  const medianPair = (broker, sink) =>
+    [...results.acks1Pairs].sort(
+      (a, b) =>
+        a[broker].recordsPerSecond / a[sink].recordsPerSecond -
+        b[broker].recordsPerSecond / b[sink].recordsPerSecond,
+    )[Math.floor((results.acks1Pairs.length - 1) / 2)];
+  const shortPair = medianPair("brokerShort", "sinkShort");
+  const sustainedPair = medianPair("brokerSustained", "sinkSustained");
+  results.sinkAcks1 = shortPair.sinkShort;
+  results.brokerAcks1 = shortPair.brokerShort;
+  results.sinkAcks1Sustained = sustainedPair.sinkSustained;
+  results.brokerAcks1Sustained = sustainedPair.brokerSustained;
+  {
+    const topic = topicOf("bench-acks-all-sustained");
+    const sustained = sustainedRecords(results.brokerAcksAll);
     say(`broker: ${topic} at full speed, ${sustained} records (about ${halfRateSeconds} s)`);
     await createTopic(broker, topic, partitions);
-    results[`${key}Sustained`] = await withCpuPerMiB(pid, sustained, () =>
-      withSchedule(pid, () => produce(bootstrap, topic, acks, sustained)),
+    results.brokerAcksAllSustained = await withCpuPerMiB(pid, sustained, () =>
+      withSchedule(pid, () => produce(bootstrap, topic, -1, sustained)),
     );
   }
   // Long enough (--half-rate-seconds) that the p99 is the steady state's, not the first requests'.
@@ -346,8 +389,8 @@ try {
   // The sustained topic, not the short one: reading 200,000 records takes a few tenths of a second, too
   // short a run to compare with anything. Within a memory limit most of it has left the page cache: this
   // is a consumer catching up from disk.
-  const consumed = results.brokerAcks1Sustained.records;
-  const consumedTopic = topicOf("bench-acks1-sustained");
+  const consumed = sustainedPair.brokerSustained.records;
+  const consumedTopic = sustainedPair.sustainedTopic;
   say(`broker: consume everything ${consumedTopic} holds (${consumed} records)`);
   results.consume = await withSchedule(pid, () =>
     loadgen("consume", bootstrap, consumedTopic, ["-n", String(consumed)]),
@@ -393,9 +436,7 @@ try {
 
 // The floor at the broker's half rates: the same client and machine with a sink that stores nothing.
 {
-  const halfSink = await startSink();
   try {
-    await warmUp(`127.0.0.1:${halfSink.line.port}`);
     for (const [key, source, acks] of [
       ["sinkAcks1HalfRate", "brokerAcks1HalfRate", 1],
       ["sinkAcksAllHalfRate", "brokerAcksAllHalfRate", -1],
@@ -403,7 +444,7 @@ try {
       const rate = results[source].recordsPerSecond;
       say(`null sink: acks=${acks === 1 ? "1" : "all"} at the broker's half rate (${rate} records/s)`);
       results[key] = await produce(
-        `127.0.0.1:${halfSink.line.port}`,
+        sinkBootstrap,
         "bench",
         acks,
         Math.max(20_000, Math.round(rate * halfRateSeconds)),
@@ -411,12 +452,13 @@ try {
       );
     }
   } finally {
-    await stopProcess(halfSink.child);
+    await stopProcess(sink.child);
   }
 }
 
 const cgroupPeakBytes = cgroup?.peakBytes?.();
 await cgroup?.remove?.();
+await sinkCgroup?.remove?.();
 results.memoryCgroup = cgroup?.add ? { limitBytes: memoryLimit, peakBytes: cgroupPeakBytes } : null;
 results.splitCpus = options["split-cpus"] ? { loadGenerator: "0", server: serverCpus } : null;
 
@@ -436,6 +478,11 @@ const row = (label, result, base) =>
       ? `${String(result.brokerMainThread.ranMs).padStart(8)} ${String(result.brokerMainThread.waitedForCpuMs).padStart(8)}`
       : "",
   ].join(" ");
+
+const pairRatios = (broker, sink) =>
+  results.acks1Pairs
+    .map((pair) => ratio(pair[broker].recordsPerSecond, pair[sink].recordsPerSecond))
+    .join(", ");
 
 const reportedAtEnd = reportedToHostKiB();
 results.reportedToHostGiB =
@@ -472,6 +519,7 @@ if (options.json) {
     options["split-cpus"]
       ? `split CPUs: the load generator ran on CPU 0, the null sink${options.bootstrap === undefined ? " and the broker" : ""} on CPU ${serverCpus}`
       : "",
+    `acks=1 against the null sink in ${pairs} alternating pairs (the acks=1 rows above are the median pair's): short ${pairRatios("brokerShort", "sinkShort")}; sustained ${pairRatios("brokerSustained", "sinkSustained")}`,
     results.reportedToHostGiB === undefined || pid === undefined
       ? ""
       : `this VM handed ${results.reportedToHostGiB.toFixed(1)} GiB of freed memory back to its host during the run: page-cache pages the broker then writes into such memory cost a host page fault each (docs/benchmarks.md)`,
