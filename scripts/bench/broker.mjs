@@ -435,25 +435,23 @@ try {
 }
 
 // The floor at the broker's half rates: the same client and machine with a sink that stores nothing.
-{
-  try {
-    for (const [key, source, acks] of [
-      ["sinkAcks1HalfRate", "brokerAcks1HalfRate", 1],
-      ["sinkAcksAllHalfRate", "brokerAcksAllHalfRate", -1],
-    ]) {
-      const rate = results[source].recordsPerSecond;
-      say(`null sink: acks=${acks === 1 ? "1" : "all"} at the broker's half rate (${rate} records/s)`);
-      results[key] = await produce(
-        sinkBootstrap,
-        "bench",
-        acks,
-        Math.max(20_000, Math.round(rate * halfRateSeconds)),
-        rate,
-      );
-    }
-  } finally {
-    await stopProcess(sink.child);
+try {
+  for (const [key, source, acks] of [
+    ["sinkAcks1HalfRate", "brokerAcks1HalfRate", 1],
+    ["sinkAcksAllHalfRate", "brokerAcksAllHalfRate", -1],
+  ]) {
+    const rate = results[source].recordsPerSecond;
+    say(`null sink: acks=${acks === 1 ? "1" : "all"} at the broker's half rate (${rate} records/s)`);
+    results[key] = await produce(
+      sinkBootstrap,
+      "bench",
+      acks,
+      Math.max(20_000, Math.round(rate * halfRateSeconds)),
+      rate,
+    );
   }
+} finally {
+  await stopProcess(sink.child);
 }
 
 const cgroupPeakBytes = cgroup?.peakBytes?.();

@@ -9,7 +9,7 @@ import {
   type RaftkaMetrics,
   readinessCheckNames,
 } from "@raftka/monitoring";
-import { DirectWrites, FlushScheduler } from "@raftka/storage";
+import { DirectWrites, FlushScheduler, preallocation } from "@raftka/storage";
 import { alterConfigsHandler, incrementalAlterConfigsHandler } from "./apis/alter-configs/handler.js";
 import { apiVersionsHandler } from "./apis/api-versions/handler.js";
 import { createPartitionsHandler } from "./apis/create-partitions/handler.js";
@@ -125,6 +125,8 @@ export class Broker {
   private readonly admin: AdminServer;
   private readonly server: KafkaServer;
   private metadataLog: ReplicatedLog | undefined;
+  /** Stops this node's warning when a file system refuses block reservations (the listener is process-wide). */
+  private stopListeningToPreallocation: (() => void) | undefined;
   private raftGroups: RaftGroups | undefined;
   private partitionManager: PartitionManager | undefined;
   private servicesValue: BrokerServices | undefined;
@@ -218,6 +220,17 @@ export class Broker {
       );
       this.options.metrics?.storage.directWritesEnabled.set(0);
     });
+    if (config.get("log.preallocate")) {
+      const unavailable = preallocation.unavailableReason;
+      if (unavailable !== undefined) {
+        storageLogger.warn({ reason: unavailable }, "segment files do not reserve blocks ahead of appends");
+      } else {
+        const stopListening = preallocation.onDisabled((reason) =>
+          storageLogger.warn({ reason }, "segment files stop reserving blocks ahead of appends"),
+        );
+        this.stopListeningToPreallocation = stopListening;
+      }
+    }
     if (this.options.metrics) {
       const storageMetrics = this.options.metrics.storage;
       storageMetrics.directWritesEnabled.set(directWrites.enabled ? 1 : 0);
@@ -434,6 +447,7 @@ export class Broker {
     await this.stopExtensions();
     await this.partitionManager?.close();
     await this.metadataLog?.close();
+    this.stopListeningToPreallocation?.();
     await this.raftGroups?.stop();
     this.flushScheduler.close();
     this.buffers.close();

@@ -28,6 +28,11 @@ export interface LogConfig {
   flushBeforeAck: boolean;
   /** Verify each appended batch's CRC32C (cheap, hardware-accelerated); off only if the caller already did. */
   verifyCrcOnAppend: boolean;
+  /**
+   * `preallocate` (`log.preallocate`): reserve disk blocks ahead of large appends to the active segment
+   * (fallocate, keeping the file's size), so that appends skip the file system's delayed allocation.
+   */
+  preallocate: boolean;
 }
 
 const NEVER = Number.MAX_SAFE_INTEGER;
@@ -44,7 +49,13 @@ export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
   flushMs: NEVER,
   flushBeforeAck: false,
   verifyCrcOnAppend: true,
+  preallocate: true,
 });
+
+const booleanFields = ["flushBeforeAck", "verifyCrcOnAppend", "preallocate"] as const;
+type BooleanField = (typeof booleanFields)[number];
+const isBooleanField = (field: keyof LogConfig): field is BooleanField =>
+  (booleanFields as readonly string[]).includes(field);
 
 const OFFSET_INDEX_ENTRY_SIZE = 8;
 // Positions in the offset index are int32, so a segment can never be 2 GiB or larger.
@@ -59,7 +70,7 @@ interface Bound {
   allowMinusOne?: boolean;
 }
 
-const numericBounds: Record<Exclude<keyof LogConfig, "flushBeforeAck" | "verifyCrcOnAppend">, Bound> = {
+const numericBounds: Record<Exclude<keyof LogConfig, BooleanField>, Bound> = {
   segmentBytes: { min: MIN_SEGMENT_BYTES, max: MAX_SEGMENT_BYTES },
   segmentMs: { min: 1, max: NEVER },
   segmentIndexBytes: { min: 4 * OFFSET_INDEX_ENTRY_SIZE, max: MAX_SEGMENT_BYTES },
@@ -81,6 +92,7 @@ const topicConfigKeys: Record<string, keyof LogConfig> = {
   "flush.ms": "flushMs",
   "raftka.flush.before.ack": "flushBeforeAck",
   "raftka.verify.crc.on.append": "verifyCrcOnAppend",
+  preallocate: "preallocate",
 };
 
 /** Kafka topic config keys this package understands (others belong to the broker, e.g. cleanup.policy). */
@@ -117,7 +129,7 @@ export function validateLogConfig(config: LogConfig): void {
       throw new InvalidConfigError(`log config ${key} is ${value}; set it within ${range}`);
     }
   }
-  for (const key of ["flushBeforeAck", "verifyCrcOnAppend"] as const) {
+  for (const key of booleanFields) {
     if (typeof config[key] !== "boolean") {
       throw new InvalidConfigError(`log config ${key} must be true or false, got ${String(config[key])}`);
     }
@@ -142,7 +154,7 @@ export function parseTopicConfig(entries: Record<string, string | null | undefin
     }
     if (raw === null || raw === undefined) continue;
     const text = raw.trim();
-    if (field === "flushBeforeAck" || field === "verifyCrcOnAppend") {
+    if (isBooleanField(field)) {
       if (text !== "true" && text !== "false") {
         throw new InvalidConfigError(`topic config ${name}='${raw}' must be 'true' or 'false'`);
       }

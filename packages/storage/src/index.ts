@@ -8,6 +8,7 @@ export * from "./leader-epoch-cache.js";
 export * from "./local-directory-object-store.js";
 export * from "./object-store.js";
 export * from "./partition-log.js";
+export { preallocation } from "./preallocation.js";
 export * from "./record-batch-header.js";
 export * from "./retention.js";
 export * from "./s3-object-store.js";

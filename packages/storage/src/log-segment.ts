@@ -11,6 +11,7 @@ import {
 import { invariant, type KafkaStorageError } from "./errors.js";
 import type { CachedFile, FileHandleCache, FileTakenForSync } from "./file-handle-cache.js";
 import { isNotFound, readFully, writevFully } from "./fs-util.js";
+import { preallocation } from "./preallocation.js";
 import {
   BATCH_HEADER_SIZE,
   type BatchHeader,
@@ -41,6 +42,10 @@ export interface SegmentSettings {
   onSyncError?: (error: KafkaStorageError) => void;
   /** Whether large appends bypass the page cache; the node's switch and staging buffers. */
   directWrites?: DirectWrites;
+  /** Reserve disk blocks ahead of large appends (`preallocate`); off when unset. */
+  preallocate?: boolean;
+  /** The log's `segment.bytes`: no block is reserved past it. */
+  segmentBytes?: number;
 }
 
 export interface SegmentRecovery {
@@ -55,6 +60,15 @@ export interface SegmentRecovery {
 // Relative offsets in the indexes are int32.
 export const MAX_RELATIVE_OFFSET = 2 ** 31 - 1;
 const RECOVERY_CHUNK_SIZE = 1024 * 1024;
+/**
+ * Appends from this size up reserve blocks ahead of themselves, eight appends' worth within these
+ * bounds: partitions that take large appends are the busy ones, and a node with thousands of quiet
+ * partitions reserves nothing for them.
+ */
+const PREALLOCATE_MIN_APPEND_BYTES = 256 * 1024;
+const PREALLOCATE_APPENDS_AHEAD = 8;
+const PREALLOCATE_MAX_BYTES = 32 * 1024 * 1024;
+const PAGE_BYTES = 4096;
 const READ_AHEAD_BYTES = 32 * 1024;
 
 /**
@@ -96,6 +110,10 @@ export class LogSegment {
   private lastPartialPage: Buffer | undefined;
   private readonly indexFile: CachedFile;
   private readonly timeIndexFile: CachedFile;
+  /** End of the blocks this process reserved in the log file (0: none known). */
+  private reservedEnd = 0;
+  /** The reservation under way, if one is: truncation and rolling wait for it. */
+  private reserving: Promise<void> | undefined;
   // The active segment's index entries reach their files lazily (at roll, truncation and clean
   // shutdown), not per append: after a crash the active segment is rescanned and its indexes rebuilt
   // anyway, so writing them eagerly would cost two extra syscalls per append for nothing.
@@ -517,6 +535,45 @@ export class LogSegment {
     }
     this.size = position;
     this.lastModifiedMs = nowMs;
+    this.reserveAhead(position - before.size);
+  }
+
+  /**
+   * After a large append, reserves the blocks the next few will need (see `preallocation`), in the
+   * background: appends never wait for it, and if it is late or fails they are the same, only dearer.
+   */
+  private reserveAhead(appendedBytes: number): void {
+    const settings = this.settings;
+    if (!settings.preallocate || this.reserving !== undefined || appendedBytes < PREALLOCATE_MIN_APPEND_BYTES)
+      return;
+    const ahead = Math.min(PREALLOCATE_MAX_BYTES, appendedBytes * PREALLOCATE_APPENDS_AHEAD);
+    if (this.reservedEnd - this.size >= ahead / 2) return;
+    const limit = settings.segmentBytes ?? Number.MAX_SAFE_INTEGER;
+    const start = Math.max(this.reservedEnd, Math.floor(this.size / PAGE_BYTES) * PAGE_BYTES);
+    const end = Math.min(limit, this.size + ahead);
+    if (end <= start || preallocation.unavailableReason !== undefined) return;
+    this.reserving = this.logFile
+      .use((handle) => preallocation.reserve(handle.fd, start, end - start))
+      .then(
+        (reserved) => {
+          if (reserved) this.reservedEnd = end;
+        },
+        () => {},
+      )
+      .finally(() => {
+        this.reserving = undefined;
+      });
+  }
+
+  /**
+   * Gives back the blocks reserved past the end of the log (truncating a file to its own size frees
+   * them), so that a closed segment takes no more disk than its bytes.
+   */
+  private async releaseReservation(): Promise<void> {
+    await this.reserving;
+    if (this.reservedEnd <= this.size) return;
+    this.reservedEnd = 0;
+    await this.logFile.use((handle) => handle.truncate(this.size));
   }
 
   /**
@@ -640,6 +697,7 @@ export class LogSegment {
    * restart without a scan) and returns the files the next flush must make durable.
    */
   async closeForAppends(): Promise<void> {
+    await this.releaseReservation();
     await this.directLogFile.close();
     this.lastPartialPage = undefined;
     await this.ensureIndexesLoaded();
@@ -802,6 +860,9 @@ export class LogSegment {
     const cut = hit.position;
     const removedBytes = this.size - cut;
     this.lastPartialPage = undefined;
+    // Truncating also frees the blocks reserved past the cut.
+    await this.reserving;
+    this.reservedEnd = 0;
     await truncateFile(this.logFile, cut);
     this.size = cut;
     const relative = hit.header.baseOffset - this.baseOffset;

@@ -275,6 +275,8 @@ export class PartitionLog {
     const now = options.now ?? Date.now;
     const settings: SegmentSettings = {
       indexIntervalBytes: config.indexIntervalBytes,
+      preallocate: config.preallocate,
+      segmentBytes: config.segmentBytes,
       files: options.fileHandleCache ?? defaultFileHandleCache(),
       ...(options.directWrites ? { directWrites: options.directWrites } : {}),
     };
@@ -366,6 +368,8 @@ export class PartitionLog {
   updateConfig(overrides: Partial<LogConfig>): LogConfig {
     this.config = resolveLogConfig(overrides, this.config);
     this.settings.indexIntervalBytes = this.config.indexIntervalBytes;
+    this.settings.preallocate = this.config.preallocate;
+    this.settings.segmentBytes = this.config.segmentBytes;
     return this.config;
   }
 

@@ -16,6 +16,7 @@ const storageSettings: readonly (readonly [TopicSettingKey, keyof LogConfig])[] 
   ["retention.bytes", "retentionBytes"],
   ["flush.messages", "flushMessages"],
   ["flush.ms", "flushMs"],
+  ["preallocate", "preallocate"],
 ];
 
 /** The storage config of a partition of a topic with these overrides, broker settings filling the rest. */
@@ -25,7 +26,7 @@ export function logConfigFor(config: RaftkaConfig, overrides: TopicConfigOverrid
     verifyCrcOnAppend: false,
   };
   for (const [key, field] of storageSettings) {
-    result[field] = topicSettingValue(config, overrides, key) as number;
+    result[field] = topicSettingValue(config, overrides, key) as number | boolean;
   }
   return result as Partial<LogConfig>;
 }

@@ -9,7 +9,15 @@ import {
   timestampTypes,
 } from "./settings.js";
 import { unknownNameMessage } from "./suggest.js";
-import { integer, type KafkaConfigType, LONG_MAX, list, oneOf, type ValueType } from "./value-types.js";
+import {
+  boolean,
+  integer,
+  type KafkaConfigType,
+  LONG_MAX,
+  list,
+  oneOf,
+  type ValueType,
+} from "./value-types.js";
 
 /** A broker setting a topic setting falls back to; `scale` converts its unit to the topic key's unit. */
 interface BrokerSynonym {
@@ -99,6 +107,11 @@ const table = {
     integer({ min: 1 }),
     ["min.insync.replicas"],
     "In-sync replicas needed for an acks=all write.",
+  ),
+  preallocate: topicSetting(
+    boolean(),
+    ["log.preallocate"],
+    "Reserve disk blocks ahead of large appends to the active segment.",
   ),
   "retention.bytes": topicSetting(
     integer({ min: -1, width: "LONG", unit: "bytes" }),
