@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
@@ -11,7 +10,7 @@ import {
   PartitionLog,
   type PartitionLogOptions,
 } from "../src/index.js";
-import { makeBatch, valuesOf, withTempDir } from "./helpers.js";
+import { makeBatch, valuesOf, withRamfs, withTempDir } from "./helpers.js";
 
 function openLog(directory: string, options: PartitionLogOptions) {
   return PartitionLog.open(directory, { flushScheduler: new FlushScheduler(), ...options });
@@ -189,16 +188,7 @@ describe("direct writes", () => {
 
   it("turn off for the node when the file system refuses them, and lose nothing", async () => {
     // ramfs has no O_DIRECT: opening a file with it fails with EINVAL, as on some network and FUSE file systems.
-    const directory = await mkdtemp(join(tmpdir(), "raftka-ramfs-"));
-    try {
-      execFileSync("mount", ["-t", "ramfs", "ramfs", directory]);
-    } catch (error) {
-      await rm(directory, { recursive: true, force: true });
-      throw new Error(
-        `this test mounts a ramfs and needs root (run the suite as root, as CI does): ${error}`,
-      );
-    }
-    try {
+    await withRamfs(async (directory) => {
       const directWrites = new DirectWrites({ enabled: true });
       const reasons: string[] = [];
       directWrites.onDisabled((reason) => reasons.push(reason));
@@ -211,9 +201,6 @@ describe("direct writes", () => {
       expect(directWrites.stats.directBytes).toBe(0);
       expect(await readValues(log)).toEqual(batches.flatMap((batch) => valuesOf(batch)));
       await log.close();
-    } finally {
-      execFileSync("umount", [directory]);
-      await rm(directory, { recursive: true, force: true });
-    }
+    });
   });
 });

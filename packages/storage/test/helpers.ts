@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -145,6 +146,26 @@ export function records(prefix: string, count: number, timestamp?: number): Test
     value: `${prefix}-${index}`,
     ...(timestamp === undefined ? {} : { timestamp }),
   }));
+}
+
+/**
+ * Runs `run` in a fresh ramfs mount: a real file system without O_DIRECT or fallocate, as some network
+ * and FUSE file systems are. Mounting needs root, as CI runs the suite.
+ */
+export async function withRamfs<T>(run: (directory: string) => Promise<T>): Promise<T> {
+  const directory = await mkdtemp(join(tmpdir(), "raftka-ramfs-"));
+  try {
+    execFileSync("mount", ["-t", "ramfs", "ramfs", directory]);
+  } catch (error) {
+    await rm(directory, { recursive: true, force: true });
+    throw new Error(`this test mounts a ramfs and needs root (run the suite as root, as CI does): ${error}`);
+  }
+  try {
+    return await run(directory);
+  } finally {
+    execFileSync("umount", [directory]);
+    await rm(directory, { recursive: true, force: true });
+  }
 }
 
 export async function withTempDir<T>(run: (directory: string) => Promise<T>): Promise<T> {
