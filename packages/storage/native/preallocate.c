@@ -3,8 +3,8 @@
  *
  * Why: an append into blocks that are already allocated skips ext4's delayed allocation (a block
  * reservation per write, the allocator and extent tree updates at writeback). Writing 3 GiB of 1 MiB
- * appends with an fdatasync after each took 0.21-0.23 ms of CPU per MiB with blocks reserved ahead
- * and 0.30 without, and the machine as a whole a quarter less (docs/benchmarks.md). KEEP_SIZE reserves
+ * appends with an fdatasync after each took 0.24-0.27 ms of CPU per MiB with blocks reserved ahead
+ * and 0.31-0.34 without (scripts/bench/segment-writes.mjs, docs/benchmarks.md). KEEP_SIZE reserves
  * the blocks without moving the end of the file, so the file still holds exactly the log.
  */
 #define _GNU_SOURCE

@@ -21,7 +21,7 @@ const disabledListeners = new Set<(reason: string) => void>();
 /**
  * Reserves disk blocks for the byte range of a segment file ahead of its appends, without moving the
  * end of the file (fallocate with FALLOC_FL_KEEP_SIZE). Appends into reserved blocks skip ext4's delayed
- * allocation: about a quarter less kernel CPU per byte written (docs/benchmarks.md). Purely an
+ * allocation: about a fifth less kernel CPU per byte written (docs/benchmarks.md). Purely an
  * optimisation: where it cannot be done the appends are the same, only dearer.
  */
 export const preallocation = {
