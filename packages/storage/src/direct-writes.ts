@@ -2,9 +2,9 @@
  * Appends bypass the page cache (O_DIRECT) when a node asks for it: a buffered write costs the broker a
  * copy into the page cache, the page cache's bookkeeping, writeback in fdatasync and, within a memory
  * limit, reclaim, which together were about half of its CPU per produced byte. A direct write hands the
- * disk the bytes from an aligned staging buffer instead. Off by default: a direct write that allocates
- * blocks waits for the file system's journal and the disk, so acks=1 answers wait for them too, and on a
- * disk with stalls the acks=1 p99 suffers (docs/architecture.md, "Storage"; docs/benchmarks.md).
+ * disk the bytes from an aligned staging buffer instead. Off by default: a direct write waits for the
+ * disk, so acks=1 answers wait for it too, and on a disk with stalls the acks=1 p99 suffers
+ * (docs/architecture.md, "Storage"; docs/benchmarks.md).
  */
 
 /** File offsets and lengths of direct writes are multiples of this (a page; any logical block divides it). */
