@@ -567,11 +567,12 @@ export class LogSegment {
 
   /**
    * Gives back the blocks reserved past the end of the log (truncating a file to its own size frees
-   * them), so that a closed segment takes no more disk than its bytes.
+   * them), so that a closed segment takes no more disk than its bytes: this process's reservations, and
+   * any an earlier one left on a segment that was active when it stopped.
    */
   private async releaseReservation(): Promise<void> {
     await this.reserving;
-    if (this.reservedEnd <= this.size) return;
+    if (this.reservedEnd <= this.size && !this.settings.preallocate) return;
     this.reservedEnd = 0;
     await this.logFile.use((handle) => handle.truncate(this.size));
   }

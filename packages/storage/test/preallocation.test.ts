@@ -119,6 +119,27 @@ describe("block reservation ahead of appends (preallocate)", () => {
     });
   });
 
+  it("a segment rolled after a restart gives back what the process before reserved", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory, { config: { segmentBytes: 2 * MiB } });
+      const first = bigBatch("p0", 900_000);
+      await append(log, first);
+      const [path] = await logFiles(directory);
+      expect(await allocatedBeyond(path!, MiB + 512 * 1024)).toBeGreaterThan(MiB + 512 * 1024);
+      await log.close();
+      // Small appends reserve nothing of their own; the roll at segment.bytes must still free the old tail.
+      const reopened = await openLog(directory, { config: { segmentBytes: 2 * MiB } });
+      const small = Array.from({ length: 12 }, (_, index) => bigBatch(`q${index}`, 100_000));
+      for (const batch of small) await append(reopened, batch);
+      const files = await logFiles(directory);
+      expect(files.length).toBeGreaterThan(1);
+      const closed = await usage(files[0]!);
+      expect(closed.allocated).toBeLessThanOrEqual(roundUpToPage(closed.size));
+      expect(await readValues(reopened)).toEqual([first, ...small].flatMap((batch) => valuesOf(batch)));
+      await reopened.close();
+    });
+  });
+
   it("truncation frees the reservation with the truncated bytes", async () => {
     await withTempDir(async (directory) => {
       const log = await openLog(directory);
