@@ -51,8 +51,8 @@ interface Waiter {
  *
  * Why rounds rather than letting each log re-flush the moment its own fsync ends: measured with
  * scripts/bench/storage-append.mjs (8 busy logs), unaligned flushes cost about 25% more fsyncs, each
- * covering less, and lowered durable append throughput; aligned fsyncs share the file system's journal
- * commits.
+ * covering less, and lowered durable append throughput (that machine's ext4 has no journal; on one
+ * that has, aligned fsyncs also share its commits).
  */
 export class FlushScheduler {
   private readonly syncFile: (file: SyncableFile) => Promise<void>;
