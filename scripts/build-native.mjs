@@ -15,7 +15,7 @@ const addons = [
     source: "packages/crc32c/native/crc32c.c",
     output: "packages/crc32c/build/crc32c.node",
     builds: process.arch === "x64",
-    fallback: "CRC-32C will use @node-rs/crc32 (about 4x slower)",
+    fallback: "CRC-32C will use @node-rs/crc32 (2.5-4x slower)",
   },
   {
     name: "preallocate",

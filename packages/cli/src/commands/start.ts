@@ -75,7 +75,7 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   if (crc32cImplementation !== "native-sse4.2" && process.arch === "x64") {
     logger.warn(
       { crc32c: crc32cImplementation },
-      "CRC-32C runs on @node-rs/crc32, about 4x slower than the native build: produce costs up to a tenth more CPU; run `pnpm build` (it says why the native build failed) and restart",
+      "CRC-32C runs on @node-rs/crc32, 2.5-4x slower than the native build: produce costs a tenth to a fifth more broker CPU; run `pnpm build` (it says why the native build failed) and restart",
     );
   }
   const missingFlags = missingBrokerNodeFlags();
