@@ -222,7 +222,12 @@ export class Broker {
     });
     if (config.get("log.preallocate")) {
       const unavailable = preallocation.unavailableReason;
-      if (unavailable !== undefined) {
+      if (unavailable !== undefined && !preallocation.availableOnThisPlatform) {
+        storageLogger.info(
+          { reason: unavailable },
+          "segment files do not reserve blocks ahead of appends: only Linux offers it; nothing to do",
+        );
+      } else if (unavailable !== undefined) {
         storageLogger.warn(
           { reason: unavailable },
           "segment files do not reserve blocks ahead of appends: appends cost about a quarter more kernel CPU; see the reason, or set log.preallocate=false to silence this",

@@ -1,10 +1,17 @@
 import { createRequire } from "node:module";
+import { platform } from "node:os";
 
 interface NativeBinding {
   preallocate(fd: number, offset: number, length: number): Promise<void>;
 }
 
+/** fallocate(FALLOC_FL_KEEP_SIZE) is Linux's; elsewhere the addon is not built (scripts/build-native.mjs). */
+const availableOnThisPlatform = platform() === "linux";
+
 function loadNative(): { binding?: NativeBinding; missing?: string } {
+  if (!availableOnThisPlatform) {
+    return { missing: `block reservation uses Linux's fallocate, and this node runs on ${platform()}` };
+  }
   try {
     return { binding: createRequire(import.meta.url)("../build/preallocate.node") as NativeBinding };
   } catch (error) {
@@ -25,6 +32,9 @@ const disabledListeners = new Set<(reason: string) => void>();
  * optimisation: where it cannot be done the appends are the same, only dearer.
  */
 export const preallocation = {
+  /** False where reservations cannot exist (not Linux): their absence there is no fault to warn about. */
+  availableOnThisPlatform,
+
   /** Why blocks are not reserved on this node (no addon, or a file system without fallocate); else undefined. */
   get unavailableReason(): string | undefined {
     return unsupported;
