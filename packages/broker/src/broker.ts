@@ -30,6 +30,7 @@ import { Controller } from "./metadata/controller.js";
 import { type MetadataDelta, MetadataImage } from "./metadata/image.js";
 import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
+import { DiskSpaceGuard } from "./partitions/disk-space-guard.js";
 import { openReplicatedLog } from "./partitions/open-replicated-log.js";
 import { PartitionManager } from "./partitions/partition-manager.js";
 import { METADATA_GROUP_ID, RaftGroups } from "./partitions/raft-groups.js";
@@ -100,6 +101,9 @@ export interface BrokerOptions {
 /** The node's StableStore (Raft hard states and partition group ids), in the first log dir. */
 const RAFT_STABLE_STORE_FILE = "raft-stable-store";
 
+/** How often each log directory's free space is compared with log.dir.min.free.bytes. */
+const DISK_SPACE_CHECK_INTERVAL_MS = 1000;
+
 /** The metadata log's storage settings: never deleted by retention, small segments (it is replayed at start). */
 const METADATA_LOG_CONFIG = {
   segmentBytes: 64 * 1024 * 1024,
@@ -133,6 +137,7 @@ export class Broker {
   private adminAddressValue: { host: string; port: number } | undefined;
   private advertised: Listener[] = [];
   private retention: RetentionService | undefined;
+  private diskSpaceGuard: DiskSpaceGuard | undefined;
   private stopping: Promise<void> | undefined;
   private readonly startedExtensions: BrokerExtension[] = [];
 
@@ -325,6 +330,19 @@ export class Broker {
         if (delta.brokerConfigChanges.length > 0) this.applyBrokerConfigs(image, delta);
       },
     });
+    const diskSpace = new DiskSpaceGuard({
+      logDirs,
+      minFreeBytes: () => config.get("log.dir.min.free.bytes"),
+      intervalMs: DISK_SPACE_CHECK_INTERVAL_MS,
+      logger: storageLogger,
+      onLow: () => void this.retention?.runOnce().catch(() => {}),
+      onStateChange: (dir, refusing) =>
+        this.options.metrics?.storage.produceRefused.set({ dir }, refusing ? 1 : 0),
+    });
+    for (const dir of logDirs) this.options.metrics?.storage.produceRefused.set({ dir }, 0);
+    // Before the listeners: a node started on a nearly full disk refuses its first Produce already.
+    await diskSpace.start();
+    this.diskSpaceGuard = diskSpace;
     this.servicesValue = {
       nodeId,
       clusterId,
@@ -337,6 +355,7 @@ export class Broker {
       now: this.now,
       advertisedListeners: () => this.advertised,
       producerState: acceptAllProducers,
+      diskSpace,
     };
     const metadataLog: ReplicatedLog = this.metadataLog;
     function* hostedLogs(): Iterable<ReplicatedLog> {
@@ -450,6 +469,7 @@ export class Broker {
     this.logger.info("shutting down: no new connections or requests; answering requests in flight");
     this.admin.readiness.set(readinessCheckNames.listenersUp, { ready: false, reason: "shutting down" });
     await this.retention?.stop();
+    this.diskSpaceGuard?.stop();
     this.server.stopAccepting();
     this.longPoll.wakeAll();
     for (const extension of this.startedExtensions) extension.answerParked?.();
@@ -482,6 +502,7 @@ export class Broker {
   /** Start-up failed half-way: release what was opened. */
   private async abort(): Promise<void> {
     this.server.destroy();
+    this.diskSpaceGuard?.stop();
     await this.stopExtensions();
     await this.partitionManager?.close().catch(() => {});
     await this.metadataLog?.close().catch(() => {});

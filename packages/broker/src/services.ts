@@ -20,4 +20,9 @@ export interface BrokerServices {
   advertisedListeners(): readonly Listener[];
   /** Per-batch producer checks on the produce path (idempotence); the default accepts everything. */
   producerState: ProducerStateCheck;
+  /**
+   * Whether `bytes` more may be appended to the partition kept in `partitionDirectory` (undefined), or
+   * why not: its disk is short of space (log.dir.min.free.bytes).
+   */
+  readonly diskSpace: { admit(partitionDirectory: string, bytes: number): string | undefined };
 }

@@ -1,24 +1,11 @@
-import { execFileSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ApiKey, ErrorCode } from "@raftka/protocol";
 import { describe, expect, it } from "vitest";
-import { batch, createTopic, produceRequest, startTestBroker } from "./helpers.js";
+import { batch, createTopic, produceRequest, startTestBroker, withScratchMount } from "./helpers.js";
 
 // Its own file: a refusal turns block reservations off for the whole process.
 describe("a node whose log directory refuses fallocate", () => {
   it("warns once, says what to do, and keeps taking large Produce requests", async () => {
-    const directory = await mkdtemp(join(tmpdir(), "raftka-ramfs-"));
-    try {
-      execFileSync("mount", ["-t", "ramfs", "ramfs", directory]);
-    } catch (error) {
-      await rm(directory, { recursive: true, force: true });
-      throw new Error(
-        `this test mounts a ramfs and needs root (run the suite as root, as CI does): ${error}`,
-      );
-    }
-    try {
+    await withScratchMount("ramfs", "", async (directory) => {
       const node = await startTestBroker({}, directory);
       try {
         const connection = await node.connect();
@@ -40,9 +27,6 @@ describe("a node whose log directory refuses fallocate", () => {
       } finally {
         await node.stop();
       }
-    } finally {
-      execFileSync("umount", [directory]);
-      await rm(directory, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -82,6 +82,7 @@ describe("alert rules", () => {
         "RaftkaUnderReplicatedPartitions",
         "RaftkaConsumerLagHigh",
         "RaftkaDiskAlmostFull",
+        "RaftkaProduceRefusedDiskLow",
       ]),
     );
     for (const rule of rules) {

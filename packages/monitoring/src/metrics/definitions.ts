@@ -130,6 +130,11 @@ export const pushedMetricDefinitions = {
       "Bytes appended to partition logs, by how they reached the file: `direct` (O_DIRECT, past the page cache) or `page_cache`. With log.direct.io.enable=true large appends go direct, unless the file system refused it or the node's staging buffers were all in use.",
       ["path"],
     ),
+    produceRefused: gauge(
+      "raftka_log_dir_produce_refused",
+      "1 while Produce to the partitions of the log directory is refused because its file system has less than log.dir.min.free.bytes free.",
+      ["dir"],
+    ),
     directWritesEnabled: gauge(
       "raftka_log_direct_writes_enabled",
       "1 while large appends are written with O_DIRECT; 0 if log.direct.io.enable is false or the file system refused a direct write.",

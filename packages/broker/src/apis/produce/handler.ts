@@ -144,6 +144,8 @@ function producePartition(
       `this broker does not lead ${topicName}-${index}; refresh metadata`,
     );
   }
+  const noSpace = services.diskSpace.admit(log.directory, partitionData.records?.length ?? 0);
+  if (noSpace !== undefined) return failure(index, ErrorCode.KAFKA_STORAGE_ERROR, noSpace);
   const prepared = prepareRecords(partitionData.records, version, hosted.settings, now);
   if (!prepared.ok) return failure(index, prepared.errorCode, prepared.message);
 

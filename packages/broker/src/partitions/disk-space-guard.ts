@@ -1,0 +1,187 @@
+import { statfs } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import type { Logger } from "@raftka/monitoring";
+
+export interface DiskSpaceGuardOptions {
+  readonly logDirs: readonly string[];
+  /** `log.dir.min.free.bytes`, read at every check so that a change applies at the next one. */
+  readonly minFreeBytes: () => number;
+  readonly intervalMs: number;
+  readonly logger: Logger;
+  /**
+   * Free bytes of a directory's file system, undefined for one without a size (ramfs); tests give
+   * their own. Defaults to statfs.
+   */
+  readonly freeBytes?: (directory: string) => Promise<number | undefined>;
+  /** A log directory (as configured) went under the minimum: retention can start freeing space now. */
+  readonly onLow?: (directory: string) => void;
+  /** Whether a log directory (as configured) refuses Produce now, on every change (for a metric). */
+  readonly onStateChange?: (directory: string, refusing: boolean) => void;
+}
+
+interface LogDirectoryState {
+  /** As configured, for logs and metrics. */
+  readonly configured: string;
+  /** Resolved, to match partition directories. */
+  readonly resolved: string;
+  /** Free bytes at the last check; undefined when unknown or the file system has no size. */
+  free: number | undefined;
+  /** Bytes admitted since the last check: the free space they will take is not in `free` yet. */
+  admitted: number;
+  /** Why Produce is refused now, or undefined. */
+  refusal: string | undefined;
+}
+
+/**
+ * Refuses Produce to the partitions of a log directory whose file system has less than
+ * `log.dir.min.free.bytes` free, as Redpanda's `storage_min_free_bytes` does. The disk then never fills
+ * under the logs: an append that meets a full disk stops every Raft group of the node until a restart,
+ * and a broker cannot even start on a disk with no space left. What is refused is only client Produce;
+ * the space left serves offset commits, the metadata log and segment rolls, so consumers and admin
+ * calls (deleting topics, lowering retention) keep working while producers retry.
+ *
+ * The file system is asked every `intervalMs`; in between, each admitted batch is subtracted from what
+ * it said, because a producer on a fast disk can write the whole margin in less than one interval.
+ */
+export class DiskSpaceGuard {
+  private readonly directories: readonly LogDirectoryState[];
+  /** Partition directory → its log directory's state, filled as partitions produce. */
+  private readonly byPartition = new Map<string, LogDirectoryState | undefined>();
+  private readonly freeBytes: (directory: string) => Promise<number | undefined>;
+  private minimum = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: DiskSpaceGuardOptions) {
+    this.directories = options.logDirs.map((configured) => ({
+      configured,
+      resolved: resolve(configured),
+      free: undefined,
+      admitted: 0,
+      refusal: undefined,
+    }));
+    this.freeBytes = options.freeBytes ?? freeBytesOf;
+  }
+
+  /** Checks every log directory once, then every `intervalMs`. */
+  async start(): Promise<void> {
+    await this.check();
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /**
+   * Whether `bytes` more may be appended to the partition kept in `partitionDirectory`: undefined if
+   * so (and they are counted), else why not.
+   */
+  admit(partitionDirectory: string, bytes: number): string | undefined {
+    let state = this.byPartition.get(partitionDirectory);
+    if (state === undefined && !this.byPartition.has(partitionDirectory)) {
+      const logDirectory = dirname(resolve(partitionDirectory));
+      state = this.directories.find((directory) => directory.resolved === logDirectory);
+      this.byPartition.set(partitionDirectory, state);
+    }
+    if (state === undefined) return undefined;
+    if (state.refusal !== undefined) return state.refusal;
+    if (state.free !== undefined && state.free - state.admitted - bytes < this.minimum) {
+      this.update(
+        state,
+        this.describeRefusal(state, state.free - state.admitted),
+        state.free - state.admitted,
+      );
+      return state.refusal;
+    }
+    state.admitted += bytes;
+    return undefined;
+  }
+
+  /** One check of every log directory (also what the timer runs). */
+  check(): Promise<void> {
+    this.checking ??= this.checkAll().finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.check().finally(() => this.schedule());
+    }, this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  private async checkAll(): Promise<void> {
+    this.minimum = this.options.minFreeBytes();
+    // Partitions come and go with topics; the map is rebuilt as they produce.
+    this.byPartition.clear();
+    for (const state of this.directories) {
+      // Admitted before the statfs call: either in what it reports, or still being written.
+      const admittedBefore = state.admitted;
+      try {
+        state.free = await this.freeBytes(state.resolved);
+      } catch (error) {
+        // Not knowing is no reason to refuse: the appends themselves report a disk that fails.
+        state.free = undefined;
+        this.options.logger.warn(
+          { dir: state.configured, err: error },
+          "could not read the free space of a log directory; Produce is not limited by it until it can be read",
+        );
+      }
+      state.admitted -= admittedBefore;
+      // Once refusing, a tenth more than the minimum before taking Produce again: no flapping at the line.
+      const needed = state.refusal === undefined ? this.minimum : this.minimum * 1.1;
+      const estimate = state.free === undefined ? undefined : state.free - state.admitted;
+      this.update(
+        state,
+        estimate !== undefined && estimate < needed ? this.describeRefusal(state, estimate) : undefined,
+        estimate,
+      );
+    }
+  }
+
+  private describeRefusal(state: LogDirectoryState, free: number): string {
+    return (
+      `log directory ${state.configured} has ${formatBytes(Math.max(0, free))} free, under ` +
+      `log.dir.min.free.bytes (${formatBytes(this.minimum)}): Produce is refused until space is freed; ` +
+      "delete topics or lower their retention.bytes / retention.ms, or give the disk more space"
+    );
+  }
+
+  /** `free`: the free bytes the decision was made on (the last check's less what was admitted since). */
+  private update(state: LogDirectoryState, refusal: string | undefined, free: number | undefined): void {
+    const before = state.refusal;
+    state.refusal = refusal;
+    if ((before === undefined) === (refusal === undefined)) return;
+    const fields = { dir: state.configured, freeBytes: free, minFreeBytes: this.minimum };
+    if (refusal !== undefined) {
+      this.options.logger.warn(fields, refusal);
+      this.options.onLow?.(state.configured);
+    } else {
+      this.options.logger.info(
+        fields,
+        `taking Produce to ${state.configured} again: its file system has log.dir.min.free.bytes free`,
+      );
+    }
+    this.options.onStateChange?.(state.configured, refusal !== undefined);
+  }
+}
+
+async function freeBytesOf(directory: string): Promise<number | undefined> {
+  const fileSystem = await statfs(directory);
+  // A file system of no size (ramfs and the like) reports nothing free, and never fills.
+  if (fileSystem.blocks === 0) return undefined;
+  return fileSystem.bavail * fileSystem.bsize;
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${bytes} bytes`;
+}

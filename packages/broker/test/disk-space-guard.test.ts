@@ -1,0 +1,150 @@
+import { Writable } from "node:stream";
+import { Logging } from "@raftka/monitoring";
+import { describe, expect, it } from "vitest";
+import { DiskSpaceGuard } from "../src/partitions/disk-space-guard.js";
+
+const MiB = 1024 * 1024;
+
+/** A guard over two log directories whose free space the test sets, with its log lines and callbacks. */
+function guardOver(free: Map<string, number | Error | "no size">, minFreeBytes: { value: number }) {
+  const logLines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString("utf8").split("\n")) if (line) logLines.push(JSON.parse(line));
+      callback();
+    },
+  });
+  const low: string[] = [];
+  const states: [string, boolean][] = [];
+  const guard = new DiskSpaceGuard({
+    logDirs: ["data/a", "/var/lib/raftka/b"],
+    minFreeBytes: () => minFreeBytes.value,
+    intervalMs: 60_000,
+    logger: new Logging({ level: "info", destination }).component("storage"),
+    freeBytes: async (directory) => {
+      const value = free.get(directory.endsWith("/a") ? "a" : "b");
+      if (value instanceof Error) throw value;
+      if (value === "no size") return undefined;
+      return value!;
+    },
+    onLow: (directory) => low.push(directory),
+    onStateChange: (directory, refusing) => states.push([directory, refusing]),
+  });
+  return { guard, logLines, low, states };
+}
+
+describe("DiskSpaceGuard", () => {
+  it("refuses the partitions of a directory under log.dir.min.free.bytes, and only those, saying what to do", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 100 * MiB],
+      ["b", 5000 * MiB],
+    ]);
+    const { guard, logLines, low, states } = guardOver(free, { value: 1024 * MiB });
+    await guard.check();
+    // A relative log directory matches partitions by their resolved path.
+    const refusal = guard.admit(`${process.cwd()}/data/a/orders-0`, 0);
+    expect(refusal).toContain("log directory data/a has 100.0 MiB free");
+    expect(refusal).toContain("under log.dir.min.free.bytes (1.0 GiB)");
+    expect(refusal).toMatch(/delete topics or lower their retention\.bytes/);
+    expect(guard.admit("data/a/orders-1", 0)).toBe(refusal);
+    expect(guard.admit("/var/lib/raftka/b/orders-0", 0)).toBeUndefined();
+    expect(low).toEqual(["data/a"]);
+    expect(states).toEqual([["data/a", true]]);
+    const warnings = logLines.filter((line) => line.level === "warn");
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ dir: "data/a", freeBytes: 100 * MiB, minFreeBytes: 1024 * MiB });
+
+    // Still low: no second warning, no second retention pass.
+    await guard.check();
+    expect(low).toHaveLength(1);
+    expect(logLines.filter((line) => line.level === "warn")).toHaveLength(1);
+
+    // Space freed: taken again, said once.
+    free.set("a", 2000 * MiB);
+    await guard.check();
+    expect(guard.admit("data/a/orders-0", 0)).toBeUndefined();
+    expect(states).toEqual([
+      ["data/a", true],
+      ["data/a", false],
+    ]);
+    expect(
+      logLines.filter((line) => String(line.msg).startsWith("taking Produce to data/a again")),
+    ).toHaveLength(1);
+    guard.stop();
+  });
+
+  it("counts what it admits between checks, so a fast producer cannot write past the margin before the next one", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 300 * MiB],
+      ["b", 5000 * MiB],
+    ]);
+    const { guard, low } = guardOver(free, { value: 100 * MiB });
+    await guard.check();
+    let admitted = 0;
+    while (admitted < 1024 * MiB && guard.admit("data/a/t-0", MiB) === undefined) admitted += MiB;
+    expect(admitted).toBe(200 * MiB);
+    expect(guard.admit("data/a/t-1", 1)).toContain("has 100.0 MiB free");
+    expect(low).toEqual(["data/a"]);
+    // The file system now shows those bytes written: still refused.
+    free.set("a", 100 * MiB);
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toBeDefined();
+    // Back to taking Produce only a tenth above the minimum, so that it does not flap at the line.
+    free.set("a", 105 * MiB);
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toBeDefined();
+    free.set("a", 111 * MiB);
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toBeUndefined();
+    guard.stop();
+  });
+
+  it("never refuses a file system without a size (ramfs reports nothing free)", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", "no size"],
+      ["b", 5000 * MiB],
+    ]);
+    const { guard } = guardOver(free, { value: 1024 * MiB });
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 10 * MiB)).toBeUndefined();
+    guard.stop();
+  });
+
+  it("reads log.dir.min.free.bytes at every check; 0 turns the check off", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 100 * MiB],
+      ["b", 100 * MiB],
+    ]);
+    const minimum = { value: 0 };
+    const { guard } = guardOver(free, minimum);
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toBeUndefined();
+    minimum.value = 200 * MiB;
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toBeDefined();
+    expect(guard.admit("/var/lib/raftka/b/t-0", 0)).toBeDefined();
+    minimum.value = 50 * MiB;
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toBeUndefined();
+    guard.stop();
+  });
+
+  it("does not refuse a directory whose free space cannot be read, and warns", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 10 * MiB],
+      ["b", 5000 * MiB],
+    ]);
+    const { guard, logLines } = guardOver(free, { value: 1024 * MiB });
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toBeDefined();
+    free.set("a", Object.assign(new Error("EIO: i/o error, statfs"), { code: "EIO" }));
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toBeUndefined();
+    expect(
+      logLines.some((line) =>
+        String(line.msg).startsWith("could not read the free space of a log directory"),
+      ),
+    ).toBe(true);
+    guard.stop();
+  });
+});

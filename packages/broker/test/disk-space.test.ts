@@ -1,0 +1,95 @@
+import { execFileSync } from "node:child_process";
+import { statfs } from "node:fs/promises";
+import { ApiKey, decodeRecordBatch, ErrorCode, sliceBatches } from "@raftka/protocol";
+import { describe, expect, it } from "vitest";
+import {
+  batch,
+  createTopic,
+  fetchRequest,
+  produceRequest,
+  startTestBroker,
+  withScratchMount,
+} from "./helpers.js";
+
+const MiB = 1024 * 1024;
+// Under 256 KiB, so that no block reservation takes tmpfs space ahead of the appends.
+const VALUES = Array.from({ length: 10 }, (_, index) => `record-${index}-`.padEnd(10_000, "x"));
+
+describe("a log directory running out of space (log.dir.min.free.bytes)", () => {
+  it("refuses Produce with KAFKA_STORAGE_ERROR before the disk fills, keeps serving reads, and takes Produce again once there is room", async () => {
+    await withScratchMount("tmpfs", "size=48m", async (directory) => {
+      const node = await startTestBroker({ "log.dir.min.free.bytes": 24 * MiB }, directory);
+      try {
+        const connection = await node.connect();
+        expect((await createTopic(connection, "filling")).errorCode).toBe(ErrorCode.NONE);
+
+        let acknowledged = 0;
+        let refused: { errorCode: number; errorMessage?: string | null } | undefined;
+        for (let attempt = 0; attempt < 1000 && refused === undefined; attempt++) {
+          const response = await connection.send(
+            ApiKey.Produce,
+            9,
+            produceRequest("filling", 0, batch(VALUES)),
+          );
+          const partition = response.responses[0]!.partitionResponses[0]!;
+          if (partition.errorCode === ErrorCode.NONE) acknowledged += VALUES.length;
+          else refused = partition;
+        }
+        expect(refused?.errorCode).toBe(ErrorCode.KAFKA_STORAGE_ERROR);
+        expect(refused?.errorMessage).toContain("under log.dir.min.free.bytes (24.0 MiB)");
+        expect(refused?.errorMessage).toContain("delete topics or lower their retention.bytes");
+        // The disk never filled: the guard stopped Produce with space to spare (a check a second).
+        const fileSystem = await statfs(directory);
+        expect(fileSystem.bavail * fileSystem.bsize).toBeGreaterThan(4 * MiB);
+        expect(acknowledged).toBeGreaterThan(1000);
+
+        const warnings = node.logLines.filter((line) => String(line.msg).includes("Produce is refused"));
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]!.level).toBe("warn");
+        expect(await node.metrics.render()).toMatch(
+          new RegExp(`raftka_log_dir_produce_refused\\{[^}]*dir="${directory}"[^}]*\\} 1`),
+        );
+
+        // Every acknowledged record reads back while Produce is refused.
+        let read = 0;
+        for (let offset = 0n; read < acknowledged; ) {
+          const fetched = await connection.send(
+            ApiKey.Fetch,
+            11,
+            fetchRequest([{ topic: "filling", partition: 0, offset, maxBytes: 4 * MiB }]),
+          );
+          const data = fetched.responses[0]!.partitions[0]!;
+          expect(data.errorCode).toBe(ErrorCode.NONE);
+          const batches = sliceBatches(data.records ?? Buffer.alloc(0)).batches;
+          expect(batches.length).toBeGreaterThan(0);
+          for (const entry of batches) {
+            const decoded = decodeRecordBatch(entry.bytes);
+            read += decoded.records.length;
+            offset = BigInt(decoded.records.at(-1)!.offset) + 1n;
+          }
+        }
+        expect(read).toBe(acknowledged);
+
+        // More room (as a grown volume, or space freed by deleting topics): Produce is taken again.
+        execFileSync("mount", ["-o", "remount,size=96m", directory]);
+        let accepted = false;
+        for (let waited = 0; !accepted && waited < 5000; waited += 100) {
+          const response = await connection.send(
+            ApiKey.Produce,
+            9,
+            produceRequest("filling", 0, batch(VALUES)),
+          );
+          accepted = response.responses[0]!.partitionResponses[0]!.errorCode === ErrorCode.NONE;
+          if (!accepted) await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        expect(accepted).toBe(true);
+        expect(node.logLines.some((line) => String(line.msg).startsWith("taking Produce to"))).toBe(true);
+        expect(await node.metrics.render()).toMatch(
+          new RegExp(`raftka_log_dir_produce_refused\\{[^}]*dir="${directory}"[^}]*\\} 0`),
+        );
+      } finally {
+        await node.stop();
+      }
+    });
+  });
+});
