@@ -1,10 +1,10 @@
-import { execFileSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Producer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningBroker, startBroker } from "./harness/broker.js";
+import { type RunningBroker, raftkaMain, repositoryRoot, startBroker } from "./harness/broker.js";
 import { kafkaClient } from "./harness/kafkajs.js";
 
 const MiB = 1024 * 1024;
@@ -104,5 +104,39 @@ describe("a broker whose disk runs low (log.dir.min.free.bytes), with kafkajs", 
     expect(result!.errorCode).toBe(0);
     await patient.disconnect();
     expect(broker.logs.some((line) => String(line.msg).startsWith("taking Produce to"))).toBe(true);
+  });
+});
+
+describe("a broker started on a disk with no space left", () => {
+  it("exits 1 with a fatal line that says the disk is full and what to do", async () => {
+    const full = await mkdtemp(join(tmpdir(), "raftka-e2e-full-"));
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", full]);
+    try {
+      // Fill it: writing stops at ENOSPC.
+      await writeFile(join(full, "filler"), Buffer.alloc(2 * MiB)).catch(() => {});
+      const run = spawnSync(
+        process.execPath,
+        [
+          raftkaMain,
+          "start",
+          `--log.dirs=${full}/data`,
+          "--listeners=PLAINTEXT://127.0.0.1:0",
+          "--admin.listener=127.0.0.1:0",
+        ],
+        { cwd: repositoryRoot, encoding: "utf8", timeout: 60_000 },
+      );
+      expect(run.status).toBe(1);
+      const fatal = run.stdout
+        .split("\n")
+        .filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line) as { level?: string; msg?: string })
+        .find((line) => line.level === "fatal");
+      expect(fatal?.msg).toContain("ENOSPC");
+      expect(fatal?.msg).toContain(`the disk of the log directories is full (\`df -h ${full}/data\`)`);
+      expect(fatal?.msg).toContain("then start again");
+    } finally {
+      execFileSync("umount", [full]);
+      await rm(full, { recursive: true, force: true });
+    }
   });
 });

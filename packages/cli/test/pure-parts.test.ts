@@ -1,5 +1,6 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
+import { startFailureAdvice } from "../src/commands/start.js";
 import { parseDuration } from "../src/duration.js";
 import { UsageError } from "../src/errors.js";
 import { parseBrokerList } from "../src/kafka/addresses.js";
@@ -112,5 +113,24 @@ describe("output", () => {
     progress.update("consumed 5 records");
     progress.done("consumed 5 records");
     expect(output).toBe("");
+  });
+});
+
+describe("startFailureAdvice", () => {
+  const systemError = (code: string) => Object.assign(new Error(`${code}: failed, write`), { code });
+
+  it("says what to do about the disk under the logs, wherever the code is in the cause chain", () => {
+    expect(startFailureAdvice(systemError("ENOSPC"), ["/a", "/b"])).toContain(
+      "the disk of the log directories is full (`df -h /a /b`)",
+    );
+    const wrapped = new Error("recovering t-0 failed", { cause: systemError("EROFS") });
+    expect(startFailureAdvice(wrapped, ["/a"])).toContain("read-only file system: remount it read-write");
+    expect(startFailureAdvice(systemError("EACCES"), ["/a"])).toContain("chown -R <user> /a");
+  });
+
+  it("has nothing to say about other failures", () => {
+    expect(startFailureAdvice(new Error("port in use"), ["/a"])).toBeUndefined();
+    expect(startFailureAdvice(systemError("ECONNREFUSED"), ["/a"])).toBeUndefined();
+    expect(startFailureAdvice("not an error", ["/a"])).toBeUndefined();
   });
 });

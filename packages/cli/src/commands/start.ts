@@ -25,6 +25,26 @@ export const ExitCode = {
   INTERRUPTED: 130,
 } as const;
 
+/**
+ * What to do about a start-up failure whose cause is the disk under the logs (a system error code
+ * anywhere in the error's cause chain), or undefined for any other failure.
+ */
+export function startFailureAdvice(error: unknown, logDirs: readonly string[]): string | undefined {
+  const directories = logDirs.join(" ");
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    switch ((cause as NodeJS.ErrnoException).code) {
+      case "ENOSPC":
+        return `the disk of the log directories is full (\`df -h ${directories}\`): free space on it (other files, or a larger volume), then start again; the logs keep every acknowledged record`;
+      case "EROFS":
+        return `a log directory is on a read-only file system: remount it read-write (it may have been made read-only after disk errors: check \`dmesg\`), then start again`;
+      case "EACCES":
+      case "EPERM":
+        return `the broker's user may not write to the log directories: give it ownership (\`chown -R <user> ${directories}\`), or set log.dirs to a directory it owns`;
+    }
+  }
+  return undefined;
+}
+
 /** How long past shutdown.timeout.ms closing the logs may take before the process gives up. */
 const LOG_CLOSE_GRACE_MS = 10_000;
 
@@ -112,7 +132,11 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   try {
     broker = await Broker.start({ config, logging, metrics, version });
   } catch (error) {
-    logger.fatal({ err: error }, `start failed: ${(error as Error).message}`);
+    const advice = startFailureAdvice(error, config.get("log.dirs"));
+    logger.fatal(
+      { err: error },
+      `start failed: ${(error as Error).message}${advice === undefined ? "" : `; ${advice}`}`,
+    );
     await logging.flush();
     return ExitCode.FAILED;
   }
