@@ -74,6 +74,8 @@ describe("a broker whose disk runs low (log.dir.min.free.bytes), with kafkajs", 
       String(line.msg).includes("Produce is refused until space is freed"),
     );
     expect(warning?.level).toBe("warn");
+    const status = (await (await fetch(`${broker.adminUrl}/v1/status`)).json()) as Record<string, unknown>;
+    expect(status.produceRefusedDirs).toBe(directory);
 
     // Consumers, their group and its offset commits keep working while producers are refused.
     const consumer = kafka.consumer({ groupId: "reader" });
@@ -104,6 +106,8 @@ describe("a broker whose disk runs low (log.dir.min.free.bytes), with kafkajs", 
     expect(result!.errorCode).toBe(0);
     await patient.disconnect();
     expect(broker.logs.some((line) => String(line.msg).startsWith("taking Produce to"))).toBe(true);
+    const after = (await (await fetch(`${broker.adminUrl}/v1/status`)).json()) as Record<string, unknown>;
+    expect(after.produceRefusedDirs).toBe("none");
   });
 });
 

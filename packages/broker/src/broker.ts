@@ -372,6 +372,8 @@ export class Broker {
         leaders: countLeaders(partitions),
         topics: image.topicCount,
         connections: this.server.connectionCount,
+        // Log directories short of space (log.dir.min.free.bytes), where Produce is refused.
+        produceRefusedDirs: diskSpace.refusingDirectories().join(", ") || "none",
       }),
     });
     this.registerHandlers(this.servicesValue);

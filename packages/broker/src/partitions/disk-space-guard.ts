@@ -100,6 +100,11 @@ export class DiskSpaceGuard {
     return undefined;
   }
 
+  /** The log directories (as configured) that refuse Produce now. */
+  refusingDirectories(): string[] {
+    return this.directories.filter((state) => state.refusal !== undefined).map((state) => state.configured);
+  }
+
   /** One check of every log directory (also what the timer runs). */
   check(): Promise<void> {
     this.checking ??= this.checkAll().finally(() => {
