@@ -278,7 +278,7 @@ const table = {
   "log.dir.min.free.bytes": setting(bytes(0, "LONG"), 1_073_741_824, {
     category: "log",
     dynamic: true,
-    doc: "Produce to the partitions of a log directory is refused with KAFKA_STORAGE_ERROR (which clients retry) while its file system has less than this free, checked every second, and a retention pass starts at once. The space left keeps offset commits, the metadata log and admin calls working, and the disk never fills under the logs: an append that meets a full disk stops the node's Raft groups until a restart. Like Redpanda's storage_min_free_bytes; Kafka has none. 0 turns the check off.",
+    doc: "Produce to the partitions of a log directory is refused with KAFKA_STORAGE_ERROR (which clients retry) while its file system has less than this free, checked every second, and a retention pass starts at once (its segments leave the disk log.segment.delete.delay.ms later). The space left keeps offset commits, the metadata log and admin calls working, and the disk never fills under the logs: an append that meets a full disk stops the node's Raft groups until a restart. Like Redpanda's storage_min_free_bytes; Kafka has none. 0 turns the check off.",
   }),
   "log.flush.interval.messages": setting(integer({ min: 1, width: "LONG" }), LONG_MAX, {
     category: "log",
