@@ -301,6 +301,20 @@ export class Broker {
     );
     this.applyBrokerConfigs(image);
 
+    const diskSpace = new DiskSpaceGuard({
+      logDirs,
+      minFreeBytes: () => config.get("log.dir.min.free.bytes"),
+      intervalMs: DISK_SPACE_CHECK_INTERVAL_MS,
+      logger: storageLogger,
+      onLow: () => void this.retention?.runOnce().catch(() => {}),
+      onStateChange: (dir, refusing) =>
+        this.options.metrics?.storage.produceRefused.set({ dir }, refusing ? 1 : 0),
+    });
+    for (const dir of logDirs) this.options.metrics?.storage.produceRefused.set({ dir }, 0);
+    // Before the partitions and the listeners: new partitions avoid a directory short of space, and a
+    // node started on a nearly full disk refuses its first Produce already.
+    await diskSpace.start();
+    this.diskSpaceGuard = diskSpace;
     const partitions = new PartitionManager({
       nodeId,
       logDirs,
@@ -311,6 +325,7 @@ export class Broker {
       logger: storageLogger,
       ...(raft ? { raft } : {}),
       ...(observeCommitLatency ? { observeCommitLatency } : {}),
+      refusesProduce: (dir) => diskSpace.refuses(dir),
     });
     this.partitionManager = partitions;
     await partitions.openAll(image);
@@ -330,19 +345,6 @@ export class Broker {
         if (delta.brokerConfigChanges.length > 0) this.applyBrokerConfigs(image, delta);
       },
     });
-    const diskSpace = new DiskSpaceGuard({
-      logDirs,
-      minFreeBytes: () => config.get("log.dir.min.free.bytes"),
-      intervalMs: DISK_SPACE_CHECK_INTERVAL_MS,
-      logger: storageLogger,
-      onLow: () => void this.retention?.runOnce().catch(() => {}),
-      onStateChange: (dir, refusing) =>
-        this.options.metrics?.storage.produceRefused.set({ dir }, refusing ? 1 : 0),
-    });
-    for (const dir of logDirs) this.options.metrics?.storage.produceRefused.set({ dir }, 0);
-    // Before the listeners: a node started on a nearly full disk refuses its first Produce already.
-    await diskSpace.start();
-    this.diskSpaceGuard = diskSpace;
     this.servicesValue = {
       nodeId,
       clusterId,

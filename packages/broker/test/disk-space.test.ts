@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { statfs } from "node:fs/promises";
+import { readdir, statfs, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { ApiKey, decodeRecordBatch, ErrorCode, sliceBatches } from "@raftka/protocol";
 import { describe, expect, it } from "vitest";
 import {
@@ -90,6 +91,40 @@ describe("a log directory running out of space (log.dir.min.free.bytes)", () => 
       } finally {
         await node.stop();
       }
+    });
+  });
+
+  it("puts new partitions in a log directory with room while another one refuses Produce", async () => {
+    await withScratchMount("tmpfs", "size=32m", async (low) => {
+      await withScratchMount("tmpfs", "size=128m", async (roomy) => {
+        // 16 MiB of other files leave the small disk under the 24 MiB minimum from the start.
+        await writeFile(join(low, "other-files"), Buffer.alloc(16 * MiB));
+        const node = await startTestBroker(
+          { "log.dirs": `${low},${roomy}`, "log.dir.min.free.bytes": 24 * MiB },
+          low,
+        );
+        try {
+          const connection = await node.connect();
+          expect((await createTopic(connection, "placed", 4)).errorCode).toBe(ErrorCode.NONE);
+          expect((await readdir(roomy)).filter((name) => name.startsWith("placed-")).sort()).toEqual([
+            "placed-0",
+            "placed-1",
+            "placed-2",
+            "placed-3",
+          ]);
+          expect((await readdir(low)).filter((name) => name.startsWith("placed-"))).toEqual([]);
+          for (let partition = 0; partition < 4; partition++) {
+            const response = await connection.send(
+              ApiKey.Produce,
+              9,
+              produceRequest("placed", partition, batch(VALUES)),
+            );
+            expect(response.responses[0]!.partitionResponses[0]!.errorCode).toBe(ErrorCode.NONE);
+          }
+        } finally {
+          await node.stop();
+        }
+      });
     });
   });
 });

@@ -100,6 +100,11 @@ export class DiskSpaceGuard {
     return undefined;
   }
 
+  /** Whether the log directory `configured` (as in log.dirs) refuses Produce now. */
+  refuses(configured: string): boolean {
+    return this.directories.some((state) => state.configured === configured && state.refusal !== undefined);
+  }
+
   /** The log directories (as configured) that refuse Produce now. */
   refusingDirectories(): string[] {
     return this.directories.filter((state) => state.refusal !== undefined).map((state) => state.configured);

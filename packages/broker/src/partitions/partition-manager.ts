@@ -34,6 +34,11 @@ export interface PartitionManagerOptions {
   readonly raft?: RaftGroups;
   /** Seconds from a Raft proposal to its commit. */
   readonly observeCommitLatency?: (seconds: number) => void;
+  /**
+   * Whether a log directory refuses Produce for lack of space (log.dir.min.free.bytes): new partitions
+   * go to the others while one of them has room.
+   */
+  readonly refusesProduce?: (logDir: string) => boolean;
 }
 
 const PARTITION_DIRECTORY = /^(.+)-(\d+)$/;
@@ -225,9 +230,11 @@ export class PartitionManager implements LogStatsProvider {
   private directoryFor(name: string): string {
     const existing = this.existingDirectories.get(name);
     if (existing) return existing;
-    let best = this.options.logDirs[0]!;
-    for (const [dir, count] of this.partitionsPerDirectory) {
-      if (count < this.partitionsPerDirectory.get(best)!) best = dir;
+    const withRoom = this.options.logDirs.filter((dir) => !this.options.refusesProduce?.(dir));
+    const candidates = withRoom.length > 0 ? withRoom : this.options.logDirs;
+    let best = candidates[0]!;
+    for (const dir of candidates) {
+      if (this.partitionsPerDirectory.get(dir)! < this.partitionsPerDirectory.get(best)!) best = dir;
     }
     return best;
   }
