@@ -61,6 +61,8 @@ export class PartitionManager implements LogStatsProvider {
   private readonly existingDirectories = new Map<string, string>();
   private readonly partitionsPerDirectory = new Map<string, number>();
   private readonly pendingDeletions = new Set<Promise<void>>();
+  /** User topics already warned about that ask for compaction (cleared once they no longer do). */
+  private readonly warnedCompaction = new Set<string>();
   /** Raft logs opened whose election (and first commit) has not been awaited yet. */
   private readonly electing: Promise<void>[] = [];
   /** Raft group of each hosted partition, by directory name, to forget its Raft state when deleted. */
@@ -97,11 +99,13 @@ export class PartitionManager implements LogStatsProvider {
     await this.scanDirectories(image);
     const work: { topic: TopicImage; partition: PartitionImage }[] = [];
     for (const topic of image.topics()) {
-      this.topics.set(topic.name, {
+      const hosted: MutableTopic = {
         image: topic,
         settings: resolveTopicSettings(this.options.config, topic.configs),
         partitions: [],
-      });
+      };
+      this.topics.set(topic.name, hosted);
+      this.warnIfCompactionAsked(hosted);
       for (const partition of topic.partitions) work.push({ topic, partition });
     }
     const total = work.length;
@@ -139,6 +143,7 @@ export class PartitionManager implements LogStatsProvider {
           partitions: [],
         };
         this.topics.set(topic.name, hosted);
+        this.warnIfCompactionAsked(hosted);
       }
       hosted.image = topic;
       await Promise.all(partitions.map((partition) => this.openPartition(topic, partition)));
@@ -291,6 +296,7 @@ export class PartitionManager implements LogStatsProvider {
   private async removeTopic(topic: TopicImage): Promise<void> {
     const hosted = this.topics.get(topic.name);
     this.topics.delete(topic.name);
+    this.warnedCompaction.delete(topic.name);
     if (!hosted) return;
     for (const log of hosted.partitions) {
       if (!log) continue;
@@ -337,8 +343,29 @@ export class PartitionManager implements LogStatsProvider {
 
   private applyTopicConfig(hosted: MutableTopic): void {
     hosted.settings = resolveTopicSettings(this.options.config, hosted.image.configs);
+    this.warnIfCompactionAsked(hosted);
     const logConfig = logConfigFor(this.options.config, hosted.image.configs);
     for (const log of hosted.partitions) log?.updateConfig(logConfig);
+  }
+
+  /**
+   * Compaction is built for `__consumer_offsets` only: a user topic asking for it is kept whole, which a
+   * user expecting Kafka's compaction should hear of once rather than find on a full disk.
+   */
+  private warnIfCompactionAsked(hosted: MutableTopic): void {
+    const name = hosted.image.name;
+    if (hosted.image.internal || !hosted.settings.cleanupPolicy.includes("compact")) {
+      this.warnedCompaction.delete(name);
+      return;
+    }
+    if (this.warnedCompaction.has(name)) return;
+    this.warnedCompaction.add(name);
+    this.options.logger.warn(
+      { topic: name, cleanupPolicy: hosted.settings.cleanupPolicy.join(",") },
+      hosted.settings.cleanupPolicy.includes("delete")
+        ? `topic ${name} asks for cleanup.policy=compact, which Raftka does not do for user topics yet: retention (delete) still trims it, but records with the same key are not compacted`
+        : `topic ${name} asks for cleanup.policy=compact, which Raftka does not do for user topics yet: it keeps every record; set retention.bytes / retention.ms with cleanup.policy=compact,delete if it must not grow without bound`,
+    );
   }
 
   /** Broker settings changed at run time: topics without their own value follow. */

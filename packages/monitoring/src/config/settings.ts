@@ -210,7 +210,7 @@ const table = {
     {
       category: "topics",
       dynamic: true,
-      doc: "Default cleanup policy: `delete` removes old segments by retention; `compact` keeps the last record per key.",
+      doc: "Default cleanup policy: `delete` removes old segments by retention; `compact` keeps the last record per key, which Raftka does only for `__consumer_offsets` so far: other topics with `compact` keep every record (with a warning), and with `compact,delete` retention still trims them.",
     },
   ),
 

@@ -55,7 +55,7 @@ const table = {
   "cleanup.policy": topicSetting(
     list(oneOf(cleanupPolicies), { minItems: 1, unique: true }),
     ["log.cleanup.policy"],
-    "`delete` removes old segments by retention.ms/retention.bytes; `compact` keeps the newest record per key.",
+    "`delete` removes old segments by retention.ms/retention.bytes; `compact` keeps the newest record per key, which Raftka does only for `__consumer_offsets` so far: other topics with `compact` keep every record (the node logs a warning), and with `compact,delete` retention still trims them.",
   ),
   "compression.type": topicSetting(
     oneOf(compressionTypes),
