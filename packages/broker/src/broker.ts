@@ -303,7 +303,7 @@ export class Broker {
 
     const diskSpace = new DiskSpaceGuard({
       logDirs,
-      minFreeBytes: () => config.get("log.dir.min.free.bytes"),
+      minFreeBytes: () => config.get("log.dir.min.free.bytes") ?? undefined,
       intervalMs: DISK_SPACE_CHECK_INTERVAL_MS,
       logger: storageLogger,
       onLow: () => void this.retention?.runOnce().catch(() => {}),

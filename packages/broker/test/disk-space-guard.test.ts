@@ -5,8 +5,15 @@ import { DiskSpaceGuard } from "../src/partitions/disk-space-guard.js";
 
 const MiB = 1024 * 1024;
 
-/** A guard over two log directories whose free space the test sets, with its log lines and callbacks. */
-function guardOver(free: Map<string, number | Error | "no size">, minFreeBytes: { value: number }) {
+/**
+ * A guard over two log directories on file systems of 100 GiB whose free space the test sets, with its
+ * log lines and callbacks. `minFreeBytes.value` undefined is log.dir.min.free.bytes unset.
+ */
+function guardOver(
+  free: Map<string, number | Error | "no size">,
+  minFreeBytes: { value: number | undefined },
+  capacity = 100 * 1024 * MiB,
+) {
   const logLines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -21,11 +28,11 @@ function guardOver(free: Map<string, number | Error | "no size">, minFreeBytes: 
     minFreeBytes: () => minFreeBytes.value,
     intervalMs: 60_000,
     logger: new Logging({ level: "info", destination }).component("storage"),
-    freeBytes: async (directory) => {
+    space: async (directory) => {
       const value = free.get(directory.endsWith("/a") ? "a" : "b");
       if (value instanceof Error) throw value;
       if (value === "no size") return undefined;
-      return value!;
+      return { free: value!, capacity };
     },
     onLow: (directory) => low.push(directory),
     onStateChange: (directory, refusing) => states.push([directory, refusing]),
@@ -108,6 +115,24 @@ describe("DiskSpaceGuard", () => {
     await guard.check();
     expect(guard.admit("data/a/t-0", 10 * MiB)).toBeUndefined();
     guard.stop();
+  });
+
+  it("keeps 1 GiB free when log.dir.min.free.bytes is unset, or 5% of a disk smaller than 20 GiB", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 1000 * MiB],
+      ["b", 1000 * MiB],
+    ]);
+    const large = guardOver(free, { value: undefined });
+    await large.guard.check();
+    expect(large.guard.admit("data/a/t-0", 0)).toContain("under log.dir.min.free.bytes (1.0 GiB)");
+    const small = guardOver(free, { value: undefined }, 10 * 1024 * MiB);
+    await small.guard.check();
+    expect(small.guard.admit("data/a/t-0", 0)).toBeUndefined();
+    free.set("a", 500 * MiB);
+    await small.guard.check();
+    expect(small.guard.admit("data/a/t-0", 0)).toContain("under log.dir.min.free.bytes (512.0 MiB)");
+    large.guard.stop();
+    small.guard.stop();
   });
 
   it("reads log.dir.min.free.bytes at every check; 0 turns the check off", async () => {

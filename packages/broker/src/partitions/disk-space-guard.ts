@@ -4,19 +4,33 @@ import type { Logger } from "@raftka/monitoring";
 
 export interface DiskSpaceGuardOptions {
   readonly logDirs: readonly string[];
-  /** `log.dir.min.free.bytes`, read at every check so that a change applies at the next one. */
-  readonly minFreeBytes: () => number;
+  /**
+   * `log.dir.min.free.bytes`, read at every check so that a change applies at the next one; undefined
+   * (unset) means the smaller of 1 GiB and 5% of each file system.
+   */
+  readonly minFreeBytes: () => number | undefined;
   readonly intervalMs: number;
   readonly logger: Logger;
   /**
-   * Free bytes of a directory's file system, undefined for one without a size (ramfs); tests give
-   * their own. Defaults to statfs.
+   * Free and total bytes of a directory's file system, undefined for one without a size (ramfs); tests
+   * give their own. Defaults to statfs.
    */
-  readonly freeBytes?: (directory: string) => Promise<number | undefined>;
+  readonly space?: (directory: string) => Promise<FileSystemSpace | undefined>;
   /** A log directory (as configured) went under the minimum: retention can start freeing space now. */
   readonly onLow?: (directory: string) => void;
   /** Whether a log directory (as configured) refuses Produce now, on every change (for a metric). */
   readonly onStateChange?: (directory: string, refusing: boolean) => void;
+}
+
+export interface FileSystemSpace {
+  /** Bytes the broker may still write (statfs's available blocks). */
+  readonly free: number;
+  readonly capacity: number;
+}
+
+/** The minimum free space when log.dir.min.free.bytes is unset: 1 GiB, or 5% of a smaller disk. */
+export function defaultMinFreeBytes(capacity: number): number {
+  return Math.min(1024 ** 3, Math.floor(capacity * 0.05));
 }
 
 interface LogDirectoryState {
@@ -26,6 +40,8 @@ interface LogDirectoryState {
   readonly resolved: string;
   /** Free bytes at the last check; undefined when unknown or the file system has no size. */
   free: number | undefined;
+  /** The free bytes it must keep, as of the last check. */
+  minimum: number;
   /** Bytes admitted since the last check: the free space they will take is not in `free` yet. */
   admitted: number;
   /** Why Produce is refused now, or undefined. */
@@ -47,8 +63,7 @@ export class DiskSpaceGuard {
   private readonly directories: readonly LogDirectoryState[];
   /** Partition directory → its log directory's state, filled as partitions produce. */
   private readonly byPartition = new Map<string, LogDirectoryState | undefined>();
-  private readonly freeBytes: (directory: string) => Promise<number | undefined>;
-  private minimum = 0;
+  private readonly space: (directory: string) => Promise<FileSystemSpace | undefined>;
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
   private stopped = false;
@@ -58,10 +73,11 @@ export class DiskSpaceGuard {
       configured,
       resolved: resolve(configured),
       free: undefined,
+      minimum: 0,
       admitted: 0,
       refusal: undefined,
     }));
-    this.freeBytes = options.freeBytes ?? freeBytesOf;
+    this.space = options.space ?? spaceOf;
   }
 
   /** Checks every log directory once, then every `intervalMs`. */
@@ -88,7 +104,7 @@ export class DiskSpaceGuard {
     }
     if (state === undefined) return undefined;
     if (state.refusal !== undefined) return state.refusal;
-    if (state.free !== undefined && state.free - state.admitted - bytes < this.minimum) {
+    if (state.free !== undefined && state.free - state.admitted - bytes < state.minimum) {
       this.update(
         state,
         this.describeRefusal(state, state.free - state.admitted),
@@ -127,14 +143,16 @@ export class DiskSpaceGuard {
   }
 
   private async checkAll(): Promise<void> {
-    this.minimum = this.options.minFreeBytes();
+    const configured = this.options.minFreeBytes();
     // Partitions come and go with topics; the map is rebuilt as they produce.
     this.byPartition.clear();
     for (const state of this.directories) {
       // Admitted before the statfs call: either in what it reports, or still being written.
       const admittedBefore = state.admitted;
       try {
-        state.free = await this.freeBytes(state.resolved);
+        const space = await this.space(state.resolved);
+        state.free = space?.free;
+        if (space !== undefined) state.minimum = configured ?? defaultMinFreeBytes(space.capacity);
       } catch (error) {
         // Not knowing is no reason to refuse: the appends themselves report a disk that fails.
         state.free = undefined;
@@ -145,7 +163,7 @@ export class DiskSpaceGuard {
       }
       state.admitted -= admittedBefore;
       // Once refusing, a tenth more than the minimum before taking Produce again: no flapping at the line.
-      const needed = state.refusal === undefined ? this.minimum : this.minimum * 1.1;
+      const needed = state.refusal === undefined ? state.minimum : state.minimum * 1.1;
       const estimate = state.free === undefined ? undefined : state.free - state.admitted;
       this.update(
         state,
@@ -158,7 +176,7 @@ export class DiskSpaceGuard {
   private describeRefusal(state: LogDirectoryState, free: number): string {
     return (
       `log directory ${state.configured} has ${formatBytes(Math.max(0, free))} free, under ` +
-      `log.dir.min.free.bytes (${formatBytes(this.minimum)}): Produce is refused until space is freed; ` +
+      `log.dir.min.free.bytes (${formatBytes(state.minimum)}): Produce is refused until space is freed; ` +
       "delete topics or lower their retention.bytes / retention.ms, or give the disk more space"
     );
   }
@@ -168,7 +186,7 @@ export class DiskSpaceGuard {
     const before = state.refusal;
     state.refusal = refusal;
     if ((before === undefined) === (refusal === undefined)) return;
-    const fields = { dir: state.configured, freeBytes: free, minFreeBytes: this.minimum };
+    const fields = { dir: state.configured, freeBytes: free, minFreeBytes: state.minimum };
     if (refusal !== undefined) {
       this.options.logger.warn(fields, refusal);
       this.options.onLow?.(state.configured);
@@ -182,11 +200,11 @@ export class DiskSpaceGuard {
   }
 }
 
-async function freeBytesOf(directory: string): Promise<number | undefined> {
+async function spaceOf(directory: string): Promise<FileSystemSpace | undefined> {
   const fileSystem = await statfs(directory);
   // A file system of no size (ramfs and the like) reports nothing free, and never fills.
   if (fileSystem.blocks === 0) return undefined;
-  return fileSystem.bavail * fileSystem.bsize;
+  return { free: fileSystem.bavail * fileSystem.bsize, capacity: fileSystem.blocks * fileSystem.bsize };
 }
 
 function formatBytes(bytes: number): string {

@@ -275,10 +275,10 @@ const table = {
     dynamic: true,
     doc: "Reserve disk blocks ahead of large appends (256 KiB and more) to the active segment, eight appends' worth up to 32 MiB, with fallocate keeping the file's size: appends then skip the file system's delayed allocation, about a fifth less kernel CPU per byte written on ext4 (docs/benchmarks.md). A segment gives back what it did not use when it closes. Off by itself, with a warning in the log, where the file system refuses fallocate. Kafka's setting of the same name makes whole segment files at once; the topic setting is `preallocate`.",
   }),
-  "log.dir.min.free.bytes": setting(bytes(0, "LONG"), 1_073_741_824, {
+  "log.dir.min.free.bytes": optional(bytes(0, "LONG"), "the smaller of 1 GiB and 5% of the file system", {
     category: "log",
     dynamic: true,
-    doc: "Produce to the partitions of a log directory is refused with KAFKA_STORAGE_ERROR (which clients retry) while its file system has less than this free, checked every second, and a retention pass starts at once (its segments leave the disk log.segment.delete.delay.ms later). The space left keeps offset commits, the metadata log and admin calls working, and the disk never fills under the logs: an append that meets a full disk stops the node's Raft groups until a restart. Like Redpanda's storage_min_free_bytes; Kafka has none. 0 turns the check off.",
+    doc: "Produce to the partitions of a log directory is refused with KAFKA_STORAGE_ERROR (which clients retry) while its file system has less than this free, checked every second, and a retention pass starts at once (its segments leave the disk log.segment.delete.delay.ms later). The space left keeps offset commits, the metadata log and admin calls working, and the disk never fills under the logs: an append that meets a full disk stops the node's Raft groups until a restart. Unset, it is 1 GiB, or 5% of a file system smaller than 20 GiB. Like Redpanda's storage_min_free_bytes; Kafka has none. 0 turns the check off.",
   }),
   "log.flush.interval.messages": setting(integer({ min: 1, width: "LONG" }), LONG_MAX, {
     category: "log",
