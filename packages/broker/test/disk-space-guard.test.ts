@@ -144,6 +144,10 @@ describe("DiskSpaceGuard", () => {
     const { guard } = guardOver(free, minimum);
     await guard.check();
     expect(guard.admit("data/a/t-0", 0)).toBeUndefined();
+    // Off means off: not even more than the file system said was free is refused.
+    expect(guard.admit("data/a/t-0", 150 * MiB)).toBeUndefined();
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toBeUndefined();
     minimum.value = 200 * MiB;
     await guard.check();
     expect(guard.admit("data/a/t-0", 0)).toBeDefined();

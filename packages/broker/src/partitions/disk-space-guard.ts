@@ -104,7 +104,12 @@ export class DiskSpaceGuard {
     }
     if (state === undefined) return undefined;
     if (state.refusal !== undefined) return state.refusal;
-    if (state.free !== undefined && state.free - state.admitted - bytes < state.minimum) {
+    // A minimum of 0 is the check turned off, not "refuse once the estimate says the disk is full".
+    if (
+      state.minimum > 0 &&
+      state.free !== undefined &&
+      state.free - state.admitted - bytes < state.minimum
+    ) {
       this.update(
         state,
         this.describeRefusal(state, state.free - state.admitted),
@@ -167,7 +172,9 @@ export class DiskSpaceGuard {
       const estimate = state.free === undefined ? undefined : state.free - state.admitted;
       this.update(
         state,
-        estimate !== undefined && estimate < needed ? this.describeRefusal(state, estimate) : undefined,
+        state.minimum > 0 && estimate !== undefined && estimate < needed
+          ? this.describeRefusal(state, estimate)
+          : undefined,
         estimate,
       );
     }
