@@ -194,7 +194,7 @@ async function rssMiB(pid) {
 // ---- runs --------------------------------------------------------------------------------------------
 
 /**
- * Runs `run` (a produce run of `count` records) and, with the broker's pid, adds the broker's CPU per MiB
+ * Runs `run` (a produce or consume run of `count` records) and, with the broker's pid, adds the broker's CPU per MiB
  * to its result: unlike throughput, barely moved by other load on the machine.
  */
 async function withCpuPerMiB(brokerPid, count, run) {
@@ -392,8 +392,8 @@ try {
   const consumed = sustainedPair.brokerSustained.records;
   const consumedTopic = sustainedPair.sustainedTopic;
   say(`broker: consume everything ${consumedTopic} holds (${consumed} records)`);
-  results.consume = await withSchedule(pid, () =>
-    loadgen("consume", bootstrap, consumedTopic, ["-n", String(consumed)]),
+  results.consume = await withCpuPerMiB(pid, consumed, () =>
+    withSchedule(pid, () => loadgen("consume", bootstrap, consumedTopic, ["-n", String(consumed)])),
   );
   // A consumer close behind the producers reads from the page cache: half the memory limit, just written.
   const tailRecords = Math.min(consumed, cgroup?.add ? Math.floor(memoryLimit / 2 / recordBytes) : consumed);
@@ -401,8 +401,8 @@ try {
   say(`broker: consume ${tailRecords} records just produced to ${tailTopic}, from the page cache`);
   await createTopic(broker, tailTopic, partitions);
   await produce(bootstrap, tailTopic, 1, tailRecords);
-  results.consumeTail = await withSchedule(pid, () =>
-    loadgen("consume", bootstrap, tailTopic, ["-n", String(tailRecords)]),
+  results.consumeTail = await withCpuPerMiB(pid, tailRecords, () =>
+    withSchedule(pid, () => loadgen("consume", bootstrap, tailTopic, ["-n", String(tailRecords)])),
   );
 
   say("broker: RSS with 100 partitions under acks=1 load");
@@ -510,6 +510,7 @@ if (options.json) {
       : [
           `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s)`,
           `broker CPU per MiB produced at full speed: acks=1 ${results.brokerAcks1.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcks1Sustained.brokerCpuMsPerMiB.toFixed(1)}), acks=all ${results.brokerAcksAll.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcksAllSustained.brokerCpuMsPerMiB.toFixed(1)})`,
+          `broker CPU per MiB consumed: catching up ${results.consume.brokerCpuMsPerMiB.toFixed(2)} ms, just written ${results.consumeTail.brokerCpuMsPerMiB.toFixed(2)} ms`,
         ].join("\n"),
     cgroup?.add
       ? `${options.bootstrap === undefined ? "the null sink and the broker" : "the null sink"} ran in a memory cgroup limited to ${options["memory-limit"]}, page cache included (peak ${(cgroupPeakBytes / (1 << 30)).toFixed(1)} GiB), as in a container; --memory-limit none runs without one`
