@@ -1,6 +1,7 @@
 // Compiles the native addons (part of `pnpm build`): packages/crc32c's CRC-32C and packages/storage's
-// preallocation. Where one cannot be built, its package falls back (CRC-32C to @node-rs/crc32, about 4x
-// slower; segment files to ext4's delayed allocation, about a quarter more kernel CPU per byte written):
+// preallocation and direct reads. Where one cannot be built, its package falls back (CRC-32C to
+// @node-rs/crc32, about 4x slower; segment files to ext4's delayed allocation, about a quarter more kernel
+// CPU per byte written; reads of data not in the page cache through it, several times the kernel CPU):
 // this prints why and what to install, and the broker warns at start.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, statSync } from "node:fs";
@@ -24,6 +25,14 @@ const addons = [
     builds: process.platform === "linux",
     fallback:
       "segment files will not reserve blocks ahead of appends (about a quarter more kernel CPU per byte)",
+  },
+  {
+    name: "direct-reads",
+    source: "packages/storage/native/direct-reads.c",
+    output: "packages/storage/build/direct-reads.node",
+    builds: process.platform === "linux",
+    fallback:
+      "reads of data not in the page cache will go through it (several times the kernel CPU per byte)",
   },
 ];
 

@@ -9,7 +9,7 @@ import {
   type RaftkaMetrics,
   readinessCheckNames,
 } from "@raftka/monitoring";
-import { DirectWrites, FlushScheduler, preallocation } from "@raftka/storage";
+import { DirectReads, DirectWrites, FlushScheduler, preallocation } from "@raftka/storage";
 import { alterConfigsHandler, incrementalAlterConfigsHandler } from "./apis/alter-configs/handler.js";
 import { apiVersionsHandler } from "./apis/api-versions/handler.js";
 import { createPartitionsHandler } from "./apis/create-partitions/handler.js";
@@ -225,6 +225,24 @@ export class Broker {
       );
       this.options.metrics?.storage.directWritesEnabled.set(0);
     });
+    const directReads = new DirectReads({ enabled: config.get("log.direct.reads.enable") });
+    if (directReads.unavailableReason !== undefined && !DirectReads.availableOnThisPlatform) {
+      storageLogger.info(
+        { reason: directReads.unavailableReason },
+        "reads of data not in the page cache go through it: direct reads are Linux's; nothing to do",
+      );
+    } else if (directReads.unavailableReason !== undefined) {
+      storageLogger.warn(
+        { reason: directReads.unavailableReason },
+        "reads of data not in the page cache go through it: a consumer catching up costs several times the kernel CPU; see the reason, or set log.direct.reads.enable=false to silence this",
+      );
+    }
+    directReads.onDisabled((reason) =>
+      storageLogger.warn(
+        { reason },
+        "reads go through the page cache from now on: direct reads cannot be done here (set log.direct.reads.enable=false to skip the attempt)",
+      ),
+    );
     if (config.get("log.preallocate")) {
       const unavailable = preallocation.unavailableReason;
       if (unavailable !== undefined && !preallocation.availableOnThisPlatform) {
@@ -255,6 +273,12 @@ export class Broker {
       directWrites.onAppend((directBytes, pageCacheBytes) => {
         if (directBytes > 0) direct.inc(directBytes);
         if (pageCacheBytes > 0) pageCache.inc(pageCacheBytes);
+      });
+      const readDirect = storageMetrics.readBytes.labels({ path: "direct" });
+      const readPageCache = storageMetrics.readBytes.labels({ path: "page_cache" });
+      directReads.onRead((directBytes, pageCacheBytes) => {
+        if (directBytes > 0) readDirect.inc(directBytes);
+        if (pageCacheBytes > 0) readPageCache.inc(pageCacheBytes);
       });
     }
     const metadataDirectory = join(logDirs[0]!, `${METADATA_TOPIC}-0`);
@@ -321,6 +345,7 @@ export class Broker {
       config,
       flushScheduler: this.flushScheduler,
       directWrites,
+      directReads,
       now: this.now,
       logger: storageLogger,
       ...(raft ? { raft } : {}),

@@ -1,4 +1,5 @@
 export * from "./config.js";
+export * from "./direct-reads.js";
 export * from "./direct-writes.js";
 export * from "./errors.js";
 export * from "./file-handle-cache.js";

@@ -1,5 +1,6 @@
 import { type FileHandle, open, stat, unlink } from "node:fs/promises";
 import { scanBatches } from "./batch-scanner.js";
+import type { DirectReads } from "./direct-reads.js";
 import {
   DIRECT_WRITE_ALIGNMENT,
   DIRECT_WRITE_CHUNK_BYTES,
@@ -42,6 +43,8 @@ export interface SegmentSettings {
   onSyncError?: (error: KafkaStorageError) => void;
   /** Whether large appends bypass the page cache; the node's switch and staging buffers. */
   directWrites?: DirectWrites;
+  /** Whether reads of data not in the page cache bypass it; without it, none do. */
+  directReads?: DirectReads;
   /** Reserve disk blocks ahead of large appends (`preallocate`); off when unset. */
   preallocate?: boolean;
   /** The log's `segment.bytes`: no block is reserved past it. */
@@ -780,9 +783,9 @@ export class LogSegment {
       sizeNow - start.position,
       Math.max(maxBytes, READ_AHEAD_BYTES) + this.settings.indexIntervalBytes,
     );
-    let buffer = allocate(Math.max(0, guess));
     let bufferStart = start.position;
-    let bufferLength = await readFully(handle, buffer, 0, buffer.length, bufferStart);
+    let buffer = await this.readRange(handle, allocate, bufferStart, Math.max(0, guess));
+    let bufferLength = buffer.length;
     let at = 0;
     let found: { size: number; baseOffset: number; lastOffset: number } | undefined;
     while (at + BATCH_HEADER_SIZE <= bufferLength) {
@@ -811,8 +814,8 @@ export class LogSegment {
     const wanted = Math.min(sizeNow - (bufferStart + at), Math.max(maxBytes, found.size));
     if (at + wanted > bufferLength) {
       bufferStart += at;
-      buffer = allocate(wanted);
-      bufferLength = await readFully(handle, buffer, 0, wanted, bufferStart);
+      buffer = await this.readRange(handle, allocate, bufferStart, wanted);
+      bufferLength = buffer.length;
       at = 0;
     }
     const end = at + Math.min(wanted, bufferLength - at);
@@ -829,6 +832,19 @@ export class LogSegment {
     // A truncation racing this read can shorten the file under us: return only what was whole.
     if (cut === at) return "limit";
     return { records: buffer.subarray(at, cut), firstOffset: found.baseOffset, nextOffset };
+  }
+
+  /** Up to `length` bytes from `position` (fewer only at the end of the file), past the page cache if not in it. */
+  private async readRange(
+    handle: FileHandle,
+    allocate: (size: number) => Buffer,
+    position: number,
+    length: number,
+  ): Promise<Buffer> {
+    const directReads = this.settings.directReads;
+    if (directReads !== undefined) return (await directReads.read(handle, allocate, position, length)).bytes;
+    const buffer = allocate(length);
+    return buffer.subarray(0, await readFully(handle, buffer, 0, length, position));
   }
 
   /** The first batch with maxTimestamp >= `timestamp`, found via the time index. */

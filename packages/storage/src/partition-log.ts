@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { type AppendBatch, parseAppendBatches } from "./append-batches.js";
 import { CoalescingCheckpointWriter, readCheckpoint } from "./checkpoint-file.js";
 import { DEFAULT_LOG_CONFIG, type LogConfig, maxIndexEntries, resolveLogConfig } from "./config.js";
+import type { DirectReads } from "./direct-reads.js";
 import type { DirectWrites } from "./direct-writes.js";
 import {
   describeCause,
@@ -146,6 +147,8 @@ export interface PartitionLogOptions {
   fileHandleCache?: FileHandleCache;
   /** Lets large appends bypass the page cache, with the node's staging buffers; without it, none do. */
   directWrites?: DirectWrites;
+  /** Lets reads of data not in the page cache bypass it; without it, none do. */
+  directReads?: DirectReads;
   /** Clock (ms since epoch) for segment ages, retention and LogAppendTime defaults. */
   now?: () => number;
   /** First offset of a brand-new log (ignored when the directory already holds one). */
@@ -279,6 +282,7 @@ export class PartitionLog {
       segmentBytes: config.segmentBytes,
       files: options.fileHandleCache ?? defaultFileHandleCache(),
       ...(options.directWrites ? { directWrites: options.directWrites } : {}),
+      ...(options.directReads ? { directReads: options.directReads } : {}),
     };
     const onEvent = options.onEvent ?? (() => {});
     const key = resolve(directory);

@@ -1,4 +1,5 @@
 import {
+  type DirectReads,
   type DirectWrites,
   type FlushScheduler,
   type LogConfig,
@@ -27,6 +28,8 @@ export interface LocalReplicatedLogOptions {
   readonly flushScheduler: FlushScheduler;
   /** Lets large appends bypass the page cache (log.direct.io.enable); without it, none do. */
   readonly directWrites?: DirectWrites;
+  /** Lets reads of data not in the page cache bypass it (log.direct.reads.enable); without it, none do. */
+  readonly directReads?: DirectReads;
   readonly now?: () => number;
   readonly onEvent?: (event: LogEvent) => void;
 }
@@ -86,6 +89,7 @@ export class LocalReplicatedLog implements ReplicatedLog {
       config: { ...options.config, flushBeforeAck: false },
       flushScheduler: options.flushScheduler,
       ...(options.directWrites ? { directWrites: options.directWrites } : {}),
+      ...(options.directReads ? { directReads: options.directReads } : {}),
       ...(options.now ? { now: options.now } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });

@@ -1,4 +1,4 @@
-import type { DirectWrites, FlushScheduler, LogConfig, LogEvent } from "@raftka/storage";
+import type { DirectReads, DirectWrites, FlushScheduler, LogConfig, LogEvent } from "@raftka/storage";
 import { LocalReplicatedLog } from "./local-replicated-log.js";
 import type { RaftGroups } from "./raft-groups.js";
 import { RaftReplicatedLog } from "./raft-replicated-log.js";
@@ -15,6 +15,8 @@ export interface OpenReplicatedLogOptions {
   readonly flushScheduler: FlushScheduler;
   /** Lets large appends bypass the page cache (log.direct.io.enable); without it, none do. */
   readonly directWrites?: DirectWrites;
+  /** Lets reads of data not in the page cache bypass it (log.direct.reads.enable); without it, none do. */
+  readonly directReads?: DirectReads;
   readonly now: () => number;
   readonly onEvent?: (event: LogEvent) => void;
   /** Seconds from a Raft proposal to its commit. */
@@ -35,6 +37,7 @@ export function openReplicatedLog(
     config: options.config,
     flushScheduler: options.flushScheduler,
     ...(options.directWrites ? { directWrites: options.directWrites } : {}),
+    ...(options.directReads ? { directReads: options.directReads } : {}),
     now: options.now,
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   };

@@ -1,7 +1,7 @@
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger, LogStatsProvider, PartitionLogStats, RaftkaConfig } from "@raftka/monitoring";
-import type { DirectWrites, FlushScheduler, LogEvent } from "@raftka/storage";
+import type { DirectReads, DirectWrites, FlushScheduler, LogEvent } from "@raftka/storage";
 import type { MetadataDelta, MetadataImage, PartitionImage, TopicImage } from "../metadata/image.js";
 import { METADATA_TOPIC } from "../metadata/topic-names.js";
 import { logConfigFor } from "./log-config.js";
@@ -26,6 +26,8 @@ export interface PartitionManagerOptions {
   readonly flushScheduler: FlushScheduler;
   /** Lets large appends bypass the page cache (log.direct.io.enable); without it, none do. */
   readonly directWrites?: DirectWrites;
+  /** Lets reads of data not in the page cache bypass it (log.direct.reads.enable); without it, none do. */
+  readonly directReads?: DirectReads;
   readonly now: () => number;
   readonly logger: Logger;
   /** How many partition logs are opened (recovered) at once at start-up. */
@@ -271,6 +273,7 @@ export class PartitionManager implements LogStatsProvider {
       config,
       flushScheduler: this.options.flushScheduler,
       ...(this.options.directWrites ? { directWrites: this.options.directWrites } : {}),
+      ...(this.options.directReads ? { directReads: this.options.directReads } : {}),
       now: this.options.now,
       onEvent,
       ...(this.options.observeCommitLatency

@@ -13,6 +13,7 @@ import {
   BATCH_LENGTH_POSITION,
   CorruptRecordError,
   checkBatch,
+  type DirectReads,
   type DirectWrites,
   type FlushScheduler,
   LAST_OFFSET_DELTA_POSITION,
@@ -46,6 +47,8 @@ export interface RaftReplicatedLogOptions {
   readonly flushScheduler: FlushScheduler;
   /** Lets large appends bypass the page cache (log.direct.io.enable); without it, none do. */
   readonly directWrites?: DirectWrites;
+  /** Lets reads of data not in the page cache bypass it (log.direct.reads.enable); without it, none do. */
+  readonly directReads?: DirectReads;
   readonly now?: () => number;
   readonly onEvent?: (event: LogEvent) => void;
   /** Seconds from a leader's proposal to its commit (raftka_raft_commit_latency_seconds). */
@@ -129,6 +132,7 @@ export class RaftReplicatedLog implements ReplicatedLog {
       config: storageConfig(options.config ?? {}),
       flushScheduler: options.flushScheduler,
       ...(options.directWrites ? { directWrites: options.directWrites } : {}),
+      ...(options.directReads ? { directReads: options.directReads } : {}),
       ...(options.now ? { now: options.now } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });

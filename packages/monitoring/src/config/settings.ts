@@ -270,6 +270,10 @@ const table = {
     category: "log",
     doc: "Write the whole pages of large appends (512 KiB and more) with O_DIRECT, past the page cache: the broker spends about a fifth less CPU per byte produced when CPU-bound, and the page cache keeps what consumers read rather than what producers wrote. The price: such a write waits for the disk, so acks=1 answers do too, and consumers of just-written data read it from disk (docs/benchmarks.md). Turned off for the node, with a warning in the log, if the file system refuses a direct write.",
   }),
+  "log.direct.reads.enable": setting(boolean(), true, {
+    category: "log",
+    doc: "Read log data that is not in the page cache at all (a consumer catching up, a replay from the start) with O_DIRECT, past the page cache: about a tenth of the kernel CPU per byte of an ordinary read here, and the page cache keeps the recent data that consumers close behind the producers read. Data that is cached, even in part, is read through the page cache as before. Needs Linux 6.5 or later (cachestat); turned off for the node, with a warning in the log, where the kernel or a file system cannot do it.",
+  }),
   "log.preallocate": setting(boolean(), true, {
     category: "log",
     dynamic: true,

@@ -130,6 +130,11 @@ export const pushedMetricDefinitions = {
       "Bytes appended to partition logs, by how they reached the file: `direct` (O_DIRECT, past the page cache) or `page_cache`. With log.direct.io.enable=true large appends go direct, unless the file system refused it or the node's staging buffers were all in use.",
       ["path"],
     ),
+    readBytes: counter(
+      "raftka_log_read_bytes_total",
+      "Bytes read from partition logs for Fetch, by how: `direct` (O_DIRECT, data that was not in the page cache) or `page_cache`. With log.direct.reads.enable=true (the default) a consumer catching up on old data reads direct.",
+      ["path"],
+    ),
     produceRefused: gauge(
       "raftka_log_dir_produce_refused",
       "1 while Produce to the partitions of the log directory is refused because its file system has less than log.dir.min.free.bytes free.",

@@ -1,0 +1,153 @@
+import { execFileSync } from "node:child_process";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { DirectReads, FlushScheduler, PartitionLog, type PartitionLogOptions } from "../src/index.js";
+import { makeBatch, valuesOf, withRamfs, withTempDir } from "./helpers.js";
+
+function openLog(directory: string, options: PartitionLogOptions) {
+  return PartitionLog.open(directory, { flushScheduler: new FlushScheduler(), ...options });
+}
+
+/** Batches of a few records with values of uneven sizes, so that reads start and end anywhere in a page. */
+function batches(tag: string, count: number): Buffer[] {
+  return Array.from({ length: count }, (_, index) =>
+    makeBatch(
+      Array.from({ length: 1 + (index % 5) }, (_, record) => ({
+        value: `${tag}-${index}-${record}:`.padEnd(700 + ((index * 7_919 + record * 104_729) % 9_000), "v"),
+      })),
+    ),
+  );
+}
+
+async function appendAll(log: PartitionLog, all: Buffer[]): Promise<void> {
+  for (const batch of all) await log.append(batch, { assignOffsets: true, leaderEpoch: 1 });
+}
+
+async function segmentFiles(directory: string): Promise<string[]> {
+  return (await readdir(directory))
+    .filter((name) => name.endsWith(".log"))
+    .map((name) => join(directory, name));
+}
+
+/** Drops the file's clean pages from the page cache (posix_fadvise DONTNEED, through coreutils' dd). */
+function evict(path: string): void {
+  execFileSync("dd", [`if=${path}`, "iflag=nocache", "count=0", "status=none"]);
+}
+
+/** Bytes of `path` that are in the page cache now (util-linux fincore). */
+function residentBytes(path: string): number {
+  return Number(
+    execFileSync("fincore", ["--bytes", "--noheadings", "--raw", "--output", "RES", path]).toString().trim(),
+  );
+}
+
+/** A value's tag and length, which tell values apart without printing kilobytes when they differ. */
+function summary(value: string): string {
+  return `${value.slice(0, value.indexOf(":"))}/${value.length}`;
+}
+
+/** Every value from `from` on, in reads of at most `maxBytes` (each read one or more whole batches). */
+async function readValues(log: PartitionLog, maxBytes: number, from = log.logStartOffset): Promise<string[]> {
+  const values: string[] = [];
+  let offset = from;
+  while (offset < log.logEndOffset) {
+    const result = await log.read(offset, maxBytes);
+    values.push(...valuesOf(result.records));
+    offset = result.nextOffset;
+  }
+  return values;
+}
+
+describe("direct reads", () => {
+  it("read data that is not in the page cache past it, byte for byte, and leave it out of the cache", async () => {
+    await withTempDir(async (directory) => {
+      const directReads = new DirectReads();
+      // Small segments, so that reads also end at the end of a file.
+      const log = await openLog(directory, { directReads, config: { segmentBytes: 1_000_000 } });
+      const written = batches("old", 600);
+      await appendAll(log, written);
+      await log.flush();
+      const files = await segmentFiles(directory);
+      expect(files.length).toBeGreaterThan(2);
+      for (const file of files) evict(file);
+      for (const file of files) expect(residentBytes(file)).toBe(0);
+
+      // Read limits that put the first byte and the last anywhere in a page, while new appends go on.
+      const appending = appendAll(log, batches("new", 50));
+      const expected = written.flatMap((batch) => valuesOf(batch)).map(summary);
+      for (const maxBytes of [1, 3_000, 65_536, 250_001]) {
+        const values = await readValues(log, maxBytes, 0);
+        expect(values.slice(0, expected.length).map(summary)).toEqual(expected);
+      }
+      await appending;
+      expect(directReads.stats.directBytes).toBeGreaterThan(2_000_000);
+      // The old segments were all read and none of it came back into the page cache.
+      for (const file of files.slice(0, -1)) expect(residentBytes(file)).toBe(0);
+      await log.close();
+    });
+  });
+
+  it("read data in the page cache, wholly or in part, through it", async () => {
+    await withTempDir(async (directory) => {
+      const directReads = new DirectReads();
+      const log = await openLog(directory, { directReads });
+      const written = batches("hot", 200);
+      await appendAll(log, written);
+      await log.flush();
+      expect((await readValues(log, 100_000)).map(summary)).toEqual(
+        written.flatMap((batch) => valuesOf(batch)).map(summary),
+      );
+      expect(directReads.stats.directBytes).toBe(0);
+      expect(directReads.stats.pageCacheBytes).toBeGreaterThan(1_000_000);
+
+      // The first 64 KiB back in the page cache: a read that starts there goes through it for all of its bytes.
+      const [file] = await segmentFiles(directory);
+      evict(file!);
+      execFileSync("dd", [`if=${file}`, "of=/dev/null", "bs=65536", "count=1", "status=none"]);
+      const before = directReads.stats.pageCacheBytes;
+      const result = await log.read(0, 500_000);
+      expect(directReads.stats.directBytes).toBe(0);
+      expect(directReads.stats.pageCacheBytes - before).toBeGreaterThan(500_000);
+      expect(valuesOf(result.records).map(summary)).toEqual(
+        written
+          .flatMap((batch) => valuesOf(batch))
+          .slice(0, result.nextOffset)
+          .map(summary),
+      );
+      await log.close();
+    });
+  });
+
+  it("go through the page cache when turned off, and on a file system without O_DIRECT", async () => {
+    await withTempDir(async (directory) => {
+      const directReads = new DirectReads({ enabled: false });
+      expect(directReads.enabled).toBe(false);
+      expect(directReads.unavailableReason).toBeUndefined();
+      const log = await openLog(directory, { directReads });
+      const written = batches("off", 200);
+      await appendAll(log, written);
+      await log.flush();
+      const [file] = await segmentFiles(directory);
+      evict(file!);
+      expect((await readValues(log, 100_000)).map(summary)).toEqual(
+        written.flatMap((batch) => valuesOf(batch)).map(summary),
+      );
+      expect(directReads.stats.directBytes).toBe(0);
+      expect(residentBytes(file!)).toBeGreaterThan(1_000_000);
+      await log.close();
+    });
+    await withRamfs(async (directory) => {
+      const directReads = new DirectReads();
+      const log = await openLog(directory, { directReads, config: { preallocate: false } });
+      const written = batches("ramfs", 100);
+      await appendAll(log, written);
+      expect((await readValues(log, 50_000)).map(summary)).toEqual(
+        written.flatMap((batch) => valuesOf(batch)).map(summary),
+      );
+      expect(directReads.stats.directBytes).toBe(0);
+      expect(directReads.enabled).toBe(true);
+      await log.close();
+    });
+  });
+});
