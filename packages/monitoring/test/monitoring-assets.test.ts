@@ -105,7 +105,7 @@ describe("alert rules", () => {
 });
 
 describe("Grafana dashboard", () => {
-  it("covers requests, errors, bytes, log sizes, consumer lag and Raft health", () => {
+  it("covers requests, errors, bytes, log sizes and reads, refused Produce, consumer lag and Raft health", () => {
     const used = new Set(queries.flatMap((query) => raftkaNamesIn(query.expr)));
     for (const name of [
       "raftka_kafka_requests_total",
@@ -114,6 +114,8 @@ describe("Grafana dashboard", () => {
       "raftka_topic_bytes_in_total",
       "raftka_topic_bytes_out_total",
       "raftka_log_size_bytes",
+      "raftka_log_read_bytes_total",
+      "raftka_log_dir_produce_refused",
       "raftka_consumer_group_lag",
       "raftka_raft_leaders",
       "raftka_raft_elections_started_total",
