@@ -58,12 +58,6 @@ export interface DirectReadsOptions {
   enabled?: boolean;
 }
 
-/** A read's bytes (shorter than asked at the end of the file) and whether they came past the page cache. */
-export interface LogFileRead {
-  bytes: Buffer;
-  direct: boolean;
-}
-
 /**
  * The node's switch for direct reads and their counts. The first sign that the kernel or the file
  * system cannot do them (no cachestat before Linux 6.5, a file system without O_DIRECT) turns them off
@@ -107,20 +101,20 @@ export class DirectReads {
   /**
    * Up to `length` bytes of `handle`'s file from `position`, in a buffer from `allocate` (asked for
    * DIRECT_READ_SLACK_BYTES more than `length` when the read may go direct); fewer only at the end of
-   * the file.
+   * the file. `stats` and `onRead` tell how they were read.
    */
   async read(
     handle: FileHandle,
     allocate: (size: number) => Buffer,
     position: number,
     length: number,
-  ): Promise<LogFileRead> {
+  ): Promise<Buffer> {
     const binding = native.binding;
     if (!this.enabledValue || binding === undefined || length === 0) {
       const buffer = allocate(length);
       const bytes = await readFully(handle, buffer, 0, length, position);
       this.record(0, bytes);
-      return { bytes: buffer.subarray(0, bytes), direct: false };
+      return buffer.subarray(0, bytes);
     }
     const buffer = allocate(length + DIRECT_READ_SLACK_BYTES);
     const result = await binding.read(handle.fd, buffer, position, length, true);
@@ -133,7 +127,7 @@ export class DirectReads {
     }
     if (result.direct) this.record(result.bytes, 0);
     else this.record(0, result.bytes);
-    return { bytes: buffer.subarray(result.start, result.start + result.bytes), direct: result.direct };
+    return buffer.subarray(result.start, result.start + result.bytes);
   }
 
   private record(directBytes: number, pageCacheBytes: number): void {

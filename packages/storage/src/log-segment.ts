@@ -842,7 +842,7 @@ export class LogSegment {
     length: number,
   ): Promise<Buffer> {
     const directReads = this.settings.directReads;
-    if (directReads !== undefined) return (await directReads.read(handle, allocate, position, length)).bytes;
+    if (directReads !== undefined) return directReads.read(handle, allocate, position, length);
     const buffer = allocate(length);
     return buffer.subarray(0, await readFully(handle, buffer, 0, length, position));
   }
