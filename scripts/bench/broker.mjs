@@ -405,6 +405,21 @@ try {
     withSchedule(pid, () => loadgen("consume", bootstrap, tailTopic, ["-n", String(tailRecords)])),
   );
 
+  // Producers and a consumer catching up at once, as when a consumer replays history on a busy broker:
+  // the reads from disk must not hold up the writes. A quarter of the sustained acks=all rate leaves the
+  // two CPUs room for the consumer.
+  {
+    const topic = topicOf("bench-beside-catch-up");
+    const rate = results.brokerAcksAllSustained.recordsPerSecond / 4;
+    say(`broker: acks=all at ${Math.round(rate)} records/s while a consumer catches up on ${consumedTopic}`);
+    await createTopic(broker, topic, partitions);
+    const catchingUp = loadgen("consume", bootstrap, consumedTopic, ["-n", String(consumed)]);
+    results.brokerAcksAllBesideCatchUp = await withSchedule(pid, () =>
+      produce(bootstrap, topic, -1, Math.max(20_000, Math.round(rate * halfRateSeconds)), rate),
+    );
+    results.consumeBesideProduce = await catchingUp;
+  }
+
   say("broker: RSS with 100 partitions under acks=1 load");
   const wide = topicOf("bench-100");
   await createTopic(broker, wide, 100);
@@ -505,6 +520,8 @@ if (options.json) {
     row("null sink, acks=all at that rate", results.sinkAcksAllHalfRate),
     row("broker, consume (catch-up, all of sustained)", results.consume),
     row("broker, consume (just written)", results.consumeTail),
+    row("broker, acks=all at 1/4 sustained + catch-up", results.brokerAcksAllBesideCatchUp),
+    row("broker, consume (catch-up beside that)", results.consumeBesideProduce),
     pid === undefined
       ? "broker RSS and CPU per MiB: not measured (give --broker-pid when the broker runs on this machine)"
       : [
