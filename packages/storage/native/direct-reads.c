@@ -44,7 +44,6 @@ struct cachestat {
 
 typedef struct {
   int fd;
-  int direct_allowed;
   uint8_t *memory;
   size_t memory_length;
   int64_t position;
@@ -129,7 +128,7 @@ static void read_buffered(Read *read) {
 static void execute(napi_env env, void *data) {
   (void)env;
   Read *read = data;
-  if (read->direct_allowed && read->length > 0) {
+  if (read->length > 0) {
     int error = 0;
     if (range_uncached(read, &error)) {
       error = read_direct(read);
@@ -178,27 +177,26 @@ static void settle(napi_env env, napi_status status, void *data) {
 }
 
 /*
- * read(fd, buffer, position, length, directAllowed): Promise<{ start, bytes, direct, directUnavailable? }>.
+ * read(fd, buffer, position, length): Promise<{ start, bytes, direct, directUnavailable? }>.
  * The bytes are buffer[start, start + bytes); buffer needs length + 3 * 4096 bytes (room to align).
  */
 static napi_value read_function(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
   int64_t position, length;
-  bool direct_allowed = false, is_buffer = false;
+  bool is_buffer = false;
   void *memory = NULL;
   size_t memory_length = 0;
-  if (argc != 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+  if (argc != 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
       napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
       napi_get_buffer_info(env, argv[1], &memory, &memory_length) != napi_ok ||
       napi_get_value_int64(env, argv[2], &position) != napi_ok ||
-      napi_get_value_int64(env, argv[3], &length) != napi_ok ||
-      napi_get_value_bool(env, argv[4], &direct_allowed) != napi_ok || fd < 0 || position < 0 || length < 0 ||
+      napi_get_value_int64(env, argv[3], &length) != napi_ok || fd < 0 || position < 0 || length < 0 ||
       (uint64_t)length + 3 * ALIGNMENT > memory_length) {
     napi_throw_type_error(env, NULL,
-                          "read(fd, buffer, position, length, directAllowed) needs a buffer of length + 12288 bytes");
+                          "read(fd, buffer, position, length) needs a buffer of length + 12288 bytes");
     return NULL;
   }
   Read *read = calloc(1, sizeof *read);
@@ -207,7 +205,6 @@ static napi_value read_function(napi_env env, napi_callback_info info) {
     return NULL;
   }
   read->fd = fd;
-  read->direct_allowed = direct_allowed;
   read->memory = memory;
   read->memory_length = memory_length;
   read->position = position;

@@ -24,13 +24,7 @@ interface NativeRead {
 }
 
 interface NativeBinding {
-  read(
-    fd: number,
-    buffer: Buffer,
-    position: number,
-    length: number,
-    directAllowed: boolean,
-  ): Promise<NativeRead>;
+  read(fd: number, buffer: Buffer, position: number, length: number): Promise<NativeRead>;
 }
 
 /** cachestat and O_DIRECT reads are Linux's; elsewhere the addon is not built (scripts/build-native.mjs). */
@@ -117,7 +111,7 @@ export class DirectReads {
       return buffer.subarray(0, bytes);
     }
     const buffer = allocate(length + DIRECT_READ_SLACK_BYTES);
-    const result = await binding.read(handle.fd, buffer, position, length, true);
+    const result = await binding.read(handle.fd, buffer, position, length);
     if (result.directUnavailable !== undefined) {
       this.disable(
         result.directUnavailable === "ENOSYS"
