@@ -134,8 +134,11 @@ static void execute(napi_env env, void *data) {
       error = read_direct(read);
       if (error == 0) return;
     }
-    /* Only reasons that will not change by themselves stop direct reads; EINTR or EIO say nothing. */
-    if (error == ENOSYS || error == EINVAL || error == EOPNOTSUPP || error == EPERM) read->direct_unavailable = error;
+    /* Only reasons that will not change by themselves stop direct reads; EINTR or EIO say nothing.
+     * ENOENT and EACCES come from the reopen: /proc is not mounted, or not open to this process. */
+    if (error == ENOSYS || error == EINVAL || error == EOPNOTSUPP || error == EPERM || error == ENOENT ||
+        error == EACCES)
+      read->direct_unavailable = error;
   }
   read_buffered(read);
 }

@@ -112,13 +112,7 @@ export class DirectReads {
     }
     const buffer = allocate(length + DIRECT_READ_SLACK_BYTES);
     const result = await binding.read(handle.fd, buffer, position, length);
-    if (result.directUnavailable !== undefined) {
-      this.disable(
-        result.directUnavailable === "ENOSYS"
-          ? "the kernel has no cachestat (Linux 6.5 and later have it), so uncached data cannot be told apart"
-          : `the file system refused a direct read (${result.directUnavailable})`,
-      );
-    }
+    if (result.directUnavailable !== undefined) this.disable(unavailableBecause(result.directUnavailable));
     if (result.direct) this.record(result.bytes, 0);
     else this.record(0, result.bytes);
     return buffer.subarray(result.start, result.start + result.bytes);
@@ -136,4 +130,15 @@ export class DirectReads {
     this.unavailable = reason;
     for (const listener of this.disabledListeners) listener(reason);
   }
+}
+
+/** What an errno that stops direct reads means, and what to do about it. */
+function unavailableBecause(code: string): string {
+  if (code === "ENOSYS") {
+    return "the kernel has no cachestat (Linux 6.5 and later have it), so uncached data cannot be told apart";
+  }
+  if (code === "ENOENT" || code === "EACCES") {
+    return `/proc/self/fd cannot be opened (${code}): a direct read reopens the log file through it; mount /proc in the node's mount namespace`;
+  }
+  return `the file system refused a direct read (${code})`;
 }

@@ -1,6 +1,8 @@
 import { execFileSync } from "node:child_process";
-import { readdir } from "node:fs/promises";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { readdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { DirectReads, FlushScheduler, PartitionLog, type PartitionLogOptions } from "../src/index.js";
 import { makeBatch, valuesOf, withRamfs, withTempDir } from "./helpers.js";
@@ -148,6 +150,53 @@ describe("direct reads", () => {
       expect(directReads.stats.directBytes).toBe(0);
       expect(directReads.enabled).toBe(true);
       await log.close();
+    });
+  });
+
+  it("turn themselves off for the node, with the reason, where the log file cannot be reopened (no /proc), and read through the page cache", async () => {
+    await withTempDir(async (directory) => {
+      const file = join(directory, "cold.log");
+      const bytes = Buffer.alloc(3_000_000);
+      for (let index = 0; index < bytes.length; index++) bytes[index] = (index * 131 + (index >> 12)) & 0xff;
+      await writeFile(file, bytes);
+      execFileSync("sync", [file]);
+      evict(file);
+      // A child in its own mount namespace without /proc: the built package, since the child runs plain Node.
+      const storage = join(dirname(fileURLToPath(import.meta.url)), "../dist/index.js");
+      const child = `
+        const { open } = await import("node:fs/promises");
+        const { createHash } = await import("node:crypto");
+        const digest = (buffer) => createHash("sha256").update(buffer).digest("hex");
+        const { DirectReads } = await import(${JSON.stringify(storage)});
+        const reads = new DirectReads();
+        const reasons = [];
+        reads.onDisabled((reason) => reasons.push(reason));
+        const handle = await open(${JSON.stringify(file)}, "r");
+        const first = await reads.read(handle, Buffer.allocUnsafe, 12_345, 1_000_000);
+        const second = await reads.read(handle, Buffer.allocUnsafe, 2_000_001, 999_999);
+        await handle.close();
+        console.log(JSON.stringify({ first: digest(first), second: digest(second),
+          enabled: reads.enabled, reasons, stats: reads.stats }));`;
+      let output: string;
+      try {
+        output = execFileSync("unshare", [
+          "--mount",
+          "sh",
+          "-c",
+          `umount -l /proc && exec ${JSON.stringify(process.execPath)} --input-type=module -e '${child}'`,
+        ]).toString();
+      } catch (error) {
+        throw new Error(
+          `this test unmounts /proc in a mount namespace of its own and needs root (run the suite as root, as CI does): ${error}`,
+        );
+      }
+      const result = JSON.parse(output);
+      const digest = (buffer: Buffer) => createHash("sha256").update(buffer).digest("hex");
+      expect(result.first).toBe(digest(bytes.subarray(12_345, 1_012_345)));
+      expect(result.second).toBe(digest(bytes.subarray(2_000_001, 3_000_000)));
+      expect(result.enabled).toBe(false);
+      expect(result.reasons).toEqual([expect.stringContaining("/proc/self/fd cannot be opened (ENOENT)")]);
+      expect(result.stats).toEqual({ directBytes: 0, pageCacheBytes: 1_999_999 });
     });
   });
 });

@@ -272,7 +272,7 @@ const table = {
   }),
   "log.direct.reads.enable": setting(boolean(), true, {
     category: "log",
-    doc: "Read log data that is not in the page cache at all (a consumer catching up, a replay from the start) with O_DIRECT, past the page cache: about a tenth of the kernel CPU per byte of an ordinary read here, and the page cache keeps the recent data that consumers close behind the producers read. Data that is cached, even in part, is read through the page cache as before. Needs Linux 6.5 or later (cachestat); turned off for the node, with a warning in the log, where the kernel or a file system cannot do it.",
+    doc: "Read log data that is not in the page cache at all (a consumer catching up, a replay from the start) with O_DIRECT, past the page cache: about a tenth of the kernel CPU per byte of an ordinary read here, and the page cache keeps the recent data that consumers close behind the producers read. Data that is cached, even in part, is read through the page cache as before. Needs Linux 6.5 or later (cachestat) and /proc; turned off for the node, with a warning in the log, where the kernel, a file system or a missing /proc prevents it.",
   }),
   "log.preallocate": setting(boolean(), true, {
     category: "log",
