@@ -405,32 +405,35 @@ try {
     withSchedule(pid, () => loadgen("consume", bootstrap, tailTopic, ["-n", String(tailRecords)])),
   );
 
-  say("broker: RSS with 100 partitions under acks=1 load");
   const wide = topicOf("bench-100");
   await createTopic(broker, wide, 100);
-  let maxRss = pid === undefined ? undefined : await rssMiB(pid);
-  const sampler = setInterval(() => {
-    if (pid === undefined) return;
-    rssMiB(pid).then(
-      (rss) => {
-        maxRss = Math.max(maxRss, rss);
-      },
-      () => {},
-    );
-  }, 100);
-  const loaded = await loadgen("produce", bootstrap, wide, [
-    "-p",
-    "100",
-    "-n",
-    String(records),
-    "-s",
-    String(recordBytes),
-    "-a",
-    "1",
-  ]);
-  clearInterval(sampler);
-  results.rss100 = { maxRssMiB: maxRss === undefined ? null : Math.round(maxRss), underLoad: loaded };
-  // After the RSS sample, which starts from what the node holds already: this load leaves more behind.
+  /** The broker's peak RSS while the load generator produces to 100 partitions at acks=1. */
+  const sampleRss = async () => {
+    let maxRss = pid === undefined ? undefined : await rssMiB(pid);
+    const sampler = setInterval(() => {
+      if (pid === undefined) return;
+      rssMiB(pid).then(
+        (rss) => {
+          maxRss = Math.max(maxRss, rss);
+        },
+        () => {},
+      );
+    }, 100);
+    const loaded = await loadgen("produce", bootstrap, wide, [
+      "-p",
+      "100",
+      "-n",
+      String(records),
+      "-s",
+      String(recordBytes),
+      "-a",
+      "1",
+    ]);
+    clearInterval(sampler);
+    return { maxRssMiB: maxRss === undefined ? null : Math.round(maxRss), underLoad: loaded };
+  };
+  say("broker: RSS with 100 partitions under acks=1 load");
+  results.rss100 = await sampleRss();
   // Producers and a consumer catching up at once, as when a consumer replays history on a busy broker:
   // the reads from disk must not hold up the writes. A quarter of the sustained acks=all rate leaves the
   // two CPUs room for the consumer.
@@ -445,6 +448,9 @@ try {
     );
     results.consumeBesideProduce = await catchingUp;
   }
+  // Again, now that reads from disk and writes have run side by side: what the node keeps of that.
+  say("broker: RSS with 100 partitions under acks=1 load, after the catch-up beside producers");
+  results.rss100AfterMixed = await sampleRss();
 } finally {
   await broker.stop();
 }
@@ -525,7 +531,7 @@ if (options.json) {
     pid === undefined
       ? "broker RSS and CPU per MiB: not measured (give --broker-pid when the broker runs on this machine)"
       : [
-          `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s)`,
+          `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s); again after the catch-up beside producers: ${results.rss100AfterMixed.maxRssMiB} MiB (${results.rss100AfterMixed.underLoad.recordsPerSecond} records/s)`,
           `broker CPU per MiB produced at full speed: acks=1 ${results.brokerAcks1.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcks1Sustained.brokerCpuMsPerMiB.toFixed(1)}), acks=all ${results.brokerAcksAll.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcksAllSustained.brokerCpuMsPerMiB.toFixed(1)})`,
           `broker CPU per MiB consumed: catching up ${results.consume.brokerCpuMsPerMiB.toFixed(2)} ms, just written ${results.consumeTail.brokerCpuMsPerMiB.toFixed(2)} ms`,
         ].join("\n"),
