@@ -1,8 +1,9 @@
-// Compiles the native addons (part of `pnpm build`): packages/crc32c's CRC-32C and packages/storage's
-// preallocation and direct reads. Where one cannot be built, its package falls back (CRC-32C to
-// @node-rs/crc32, about 4x slower; segment files to ext4's delayed allocation, about a quarter more kernel
-// CPU per byte written; reads of data not in the page cache through it, several times the kernel CPU):
-// this prints why and what to install, and the broker warns at start.
+// Compiles the native addons (part of `pnpm build`): packages/crc32c's CRC-32C, packages/storage's
+// preallocation and direct reads, and packages/broker's heap trimming. Where one cannot be built, its package
+// falls back (CRC-32C to @node-rs/crc32, about 4x slower; segment files to ext4's delayed allocation, about a
+// quarter more kernel CPU per byte written; reads of data not in the page cache through it, several times the
+// kernel CPU; freed heap memory stays resident): this prints why and what to install, and the broker warns at
+// start.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { homedir } from "node:os";
@@ -33,6 +34,15 @@ const addons = [
     builds: process.platform === "linux",
     fallback:
       "reads of data not in the page cache will go through it (several times the kernel CPU per byte)",
+  },
+  {
+    name: "heap-trim",
+    source: "packages/broker/native/heap-trim.c",
+    output: "packages/broker/build/heap-trim.node",
+    // malloc_trim and mallinfo2 are glibc's (2.33 and later).
+    builds:
+      process.platform === "linux" && process.report.getReport().header.glibcVersionRuntime !== undefined,
+    fallback: "heap memory the broker frees will stay resident (its RSS keeps its peak after bursts)",
   },
 ];
 

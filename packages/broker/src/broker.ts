@@ -44,6 +44,7 @@ import { producerStateExtension } from "./producer-state/producer-state-extensio
 import { ApiRegistry } from "./server/api-registry.js";
 import { BufferPool } from "./server/buffer-pool.js";
 import { FaultInjector } from "./server/fault-injection.js";
+import { HeapTrimmer, heapTrimAvailableOnThisPlatform } from "./server/heap-trim.js";
 import { type BoundListener, KafkaServer } from "./server/kafka-server.js";
 import { RequestMetrics } from "./server/request-metrics.js";
 import type { BrokerServices } from "./services.js";
@@ -122,6 +123,7 @@ export class Broker {
   readonly longPoll = new LongPoll();
   /** Buffers Fetch reads records into and large Produce frames arrive in (public for tests: whether they come back). */
   readonly buffers = new BufferPool();
+  private readonly heapTrimmer: HeapTrimmer;
   private readonly logger: Logger;
   private readonly serverLogger: Logger;
   private readonly now: () => number;
@@ -145,6 +147,8 @@ export class Broker {
     this.now = options.now ?? Date.now;
     this.logger = options.logging.root;
     this.serverLogger = options.logging.component("server");
+    const memoryReleased = options.metrics?.node.memoryReleasedBytes;
+    this.heapTrimmer = new HeapTrimmer({ onTrimmed: (bytes) => memoryReleased?.inc(bytes) });
     this.admin = new AdminServer({
       version: options.version,
       ...(options.metrics ? { metrics: options.metrics } : {}),
@@ -243,6 +247,17 @@ export class Broker {
         "reads go through the page cache from now on: direct reads cannot be done here (set log.direct.reads.enable=false to skip the attempt)",
       ),
     );
+    if (HeapTrimmer.unavailableReason !== undefined) {
+      const reason = HeapTrimmer.unavailableReason;
+      if (heapTrimAvailableOnThisPlatform) {
+        this.serverLogger.warn(
+          { reason },
+          "freed Produce and Fetch buffers stay resident: after a burst the RSS keeps its peak; see the reason",
+        );
+      } else {
+        this.serverLogger.info({ reason }, "freed heap memory is left to the C library: nothing to do");
+      }
+    }
     if (config.get("log.preallocate")) {
       const unavailable = preallocation.unavailableReason;
       if (unavailable !== undefined && !preallocation.availableOnThisPlatform) {
@@ -511,6 +526,7 @@ export class Broker {
     await this.raftGroups?.stop();
     this.flushScheduler.close();
     this.buffers.close();
+    this.heapTrimmer.close();
     await this.admin.close();
     this.logger.info("shutdown complete: every log flushed and closed");
   }
@@ -537,6 +553,7 @@ export class Broker {
     await this.metadataLog?.close().catch(() => {});
     await this.raftGroups?.stop().catch(() => {});
     this.flushScheduler.close();
+    this.heapTrimmer.close();
     await this.admin.close().catch(() => {});
   }
 }

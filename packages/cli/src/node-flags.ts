@@ -23,7 +23,8 @@ export function missingBrokerNodeFlags(execArgv: readonly string[] = process.exe
  * 1 MB for a full librdkafka batch. By default glibc hands out every allocation that large as a fresh
  * mmap and returns it to the kernel when freed, so the kernel zero-fills and maps each page again as the
  * socket read touches it. `mmap_threshold=8 MiB` serves them from the heap, where freed ones are reused,
- * and `trim_threshold=64 MiB` keeps up to 64 MiB of freed heap instead of returning it after every burst.
+ * and `trim_threshold=64 MiB` keeps up to 64 MiB of freed heap instead of returning it after every burst
+ * (what stays free longer, the broker's HeapTrimmer hands back: packages/broker/src/server/heap-trim.ts).
  * Measured with 8 partitions of 1 KiB records (scripts/bench/produce-cost.mjs, docs/benchmarks.md):
  * acks=1 cost 1.02-1.19 ms of CPU per MiB with them, 1.11-1.67 without them in three series of rounds,
  * and 1.43-1.69 before direct reads; peak RSS is about 40 MiB higher.

@@ -58,6 +58,11 @@ export const pushedMetricDefinitions = {
       "version",
       "node_id",
     ]),
+    memoryReleasedBytes: counter(
+      "raftka_memory_released_bytes_total",
+      "Bytes the process's resident memory fell by when the node handed free C-heap memory (freed Produce and Fetch buffers) back to the system, which it does every 5 s while 16 MiB or more of that heap is free.",
+      [],
+    ),
   },
   kafka: {
     requests: counter(
