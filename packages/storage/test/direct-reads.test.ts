@@ -154,49 +154,103 @@ describe("direct reads", () => {
   });
 
   it("turn themselves off for the node, with the reason, where the log file cannot be reopened (no /proc), and read through the page cache", async () => {
-    await withTempDir(async (directory) => {
-      const file = join(directory, "cold.log");
-      const bytes = Buffer.alloc(3_000_000);
-      for (let index = 0; index < bytes.length; index++) bytes[index] = (index * 131 + (index >> 12)) & 0xff;
-      await writeFile(file, bytes);
-      execFileSync("sync", [file]);
-      evict(file);
-      // A child in its own mount namespace without /proc: the built package, since the child runs plain Node.
-      const storage = join(dirname(fileURLToPath(import.meta.url)), "../dist/index.js");
-      const child = `
-        const { open } = await import("node:fs/promises");
-        const { createHash } = await import("node:crypto");
-        const digest = (buffer) => createHash("sha256").update(buffer).digest("hex");
-        const { DirectReads } = await import(${JSON.stringify(storage)});
-        const reads = new DirectReads();
-        const reasons = [];
-        reads.onDisabled((reason) => reasons.push(reason));
-        const handle = await open(${JSON.stringify(file)}, "r");
-        const first = await reads.read(handle, Buffer.allocUnsafe, 12_345, 1_000_000);
-        const second = await reads.read(handle, Buffer.allocUnsafe, 2_000_001, 999_999);
-        await handle.close();
-        console.log(JSON.stringify({ first: digest(first), second: digest(second),
-          enabled: reads.enabled, reasons, stats: reads.stats }));`;
-      let output: string;
-      try {
-        output = execFileSync("unshare", [
-          "--mount",
-          "sh",
-          "-c",
-          `umount -l /proc && exec ${JSON.stringify(process.execPath)} --input-type=module -e '${child}'`,
-        ]).toString();
-      } catch (error) {
-        throw new Error(
-          `this test unmounts /proc in a mount namespace of its own and needs root (run the suite as root, as CI does): ${error}`,
-        );
-      }
-      const result = JSON.parse(output);
-      const digest = (buffer: Buffer) => createHash("sha256").update(buffer).digest("hex");
-      expect(result.first).toBe(digest(bytes.subarray(12_345, 1_012_345)));
-      expect(result.second).toBe(digest(bytes.subarray(2_000_001, 3_000_000)));
-      expect(result.enabled).toBe(false);
-      expect(result.reasons).toEqual([expect.stringContaining("/proc/self/fd cannot be opened (ENOENT)")]);
-      expect(result.stats).toEqual({ directBytes: 0, pageCacheBytes: 1_999_999 });
-    });
+    const result = await readColdFileInChild((program) => [
+      "unshare",
+      "--mount",
+      "sh",
+      "-c",
+      `umount -l /proc && exec ${JSON.stringify(process.execPath)} --input-type=module -e '${program}'`,
+    ]);
+    expect(result.reasons).toEqual([expect.stringContaining("/proc/self/fd cannot be opened (ENOENT)")]);
+  });
+
+  it("turn themselves off for the node, with the reason, on a kernel without cachestat, and read through the page cache", async () => {
+    const result = await readColdFileInChild((program, directory) => [
+      buildRefuseSyscall(directory),
+      "cachestat",
+      process.execPath,
+      "--input-type=module",
+      "-e",
+      program,
+    ]);
+    expect(result.reasons).toEqual([expect.stringContaining("the kernel has no cachestat")]);
+  });
+
+  it("turn themselves off for the node, with the reason, on a file system that refuses O_DIRECT, and read through the page cache", async () => {
+    const result = await readColdFileInChild((program, directory) => [
+      buildRefuseSyscall(directory),
+      "o-direct",
+      process.execPath,
+      "--input-type=module",
+      "-e",
+      program,
+    ]);
+    expect(result.reasons).toEqual([
+      expect.stringContaining("the file system refused a direct read (EINVAL)"),
+    ]);
   });
 });
+
+/**
+ * Reads two ranges of a file out of the page cache with DirectReads in a child process started by the
+ * command `wrap` returns for the child's program (the built package: the child runs plain Node), checks
+ * that the bytes are right, that the node turned direct reads off and that everything went through the
+ * page cache, and returns what the child saw.
+ */
+async function readColdFileInChild(
+  wrap: (program: string, directory: string) => string[],
+): Promise<{ reasons: string[] }> {
+  return withTempDir(async (directory) => {
+    const file = join(directory, "cold.log");
+    const bytes = Buffer.alloc(3_000_000);
+    for (let index = 0; index < bytes.length; index++) bytes[index] = (index * 131 + (index >> 12)) & 0xff;
+    await writeFile(file, bytes);
+    execFileSync("sync", [file]);
+    evict(file);
+    const storage = join(dirname(fileURLToPath(import.meta.url)), "../dist/index.js");
+    const program = `
+      const { open } = await import("node:fs/promises");
+      const { createHash } = await import("node:crypto");
+      const digest = (buffer) => createHash("sha256").update(buffer).digest("hex");
+      const { DirectReads } = await import(${JSON.stringify(storage)});
+      const reads = new DirectReads();
+      const reasons = [];
+      reads.onDisabled((reason) => reasons.push(reason));
+      const handle = await open(${JSON.stringify(file)}, "r");
+      const first = await reads.read(handle, Buffer.allocUnsafe, 12_345, 1_000_000);
+      const second = await reads.read(handle, Buffer.allocUnsafe, 2_000_001, 999_999);
+      await handle.close();
+      console.log(JSON.stringify({ first: digest(first), second: digest(second),
+        enabled: reads.enabled, reasons, stats: reads.stats }));`;
+    const [command, ...args] = wrap(program, directory);
+    let output: string;
+    try {
+      output = execFileSync(command!, args).toString();
+    } catch (error) {
+      throw new Error(
+        `the child that reads without /proc, cachestat or O_DIRECT failed (without /proc it needs root, as CI runs the suite): ${error}`,
+      );
+    }
+    const result = JSON.parse(output);
+    const digest = (buffer: Buffer) => createHash("sha256").update(buffer).digest("hex");
+    expect(result.first).toBe(digest(bytes.subarray(12_345, 1_012_345)));
+    expect(result.second).toBe(digest(bytes.subarray(2_000_001, 3_000_000)));
+    expect(result.enabled).toBe(false);
+    expect(result.stats).toEqual({ directBytes: 0, pageCacheBytes: 1_999_999 });
+    return result;
+  });
+}
+
+/** Builds test/fixtures/refuse-syscall.c (a seccomp filter, then exec) into `directory`; needs a C compiler. */
+function buildRefuseSyscall(directory: string): string {
+  const output = join(directory, "refuse-syscall");
+  const source = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "refuse-syscall.c");
+  try {
+    execFileSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Werror", "-o", output, source]);
+  } catch (error) {
+    throw new Error(
+      `this test builds ${source} with a C compiler, as \`pnpm build\` builds the addons; install one (Debian: apt-get install gcc): ${error}`,
+    );
+  }
+  return output;
+}
