@@ -164,31 +164,23 @@ describe("direct reads", () => {
     expect(result.reasons).toEqual([expect.stringContaining("/proc/self/fd cannot be opened (ENOENT)")]);
   });
 
-  it("turn themselves off for the node, with the reason, on a kernel without cachestat, and read through the page cache", async () => {
-    const result = await readColdFileInChild((program, directory) => [
-      buildRefuseSyscall(directory),
-      "cachestat",
-      process.execPath,
-      "--input-type=module",
-      "-e",
-      program,
-    ]);
-    expect(result.reasons).toEqual([expect.stringContaining("the kernel has no cachestat")]);
-  });
-
-  it("turn themselves off for the node, with the reason, on a file system that refuses O_DIRECT, and read through the page cache", async () => {
-    const result = await readColdFileInChild((program, directory) => [
-      buildRefuseSyscall(directory),
-      "o-direct",
-      process.execPath,
-      "--input-type=module",
-      "-e",
-      program,
-    ]);
-    expect(result.reasons).toEqual([
-      expect.stringContaining("the file system refused a direct read (EINVAL)"),
-    ]);
-  });
+  it.each([
+    ["on a kernel without cachestat", "cachestat", "the kernel has no cachestat"],
+    ["on a file system that refuses O_DIRECT", "o-direct", "the file system refused a direct read (EINVAL)"],
+  ])(
+    "turn themselves off for the node, with the reason, %s, and read through the page cache",
+    async (_, refused, reason) => {
+      const result = await readColdFileInChild((program, directory) => [
+        buildRefuseSyscall(directory),
+        refused,
+        process.execPath,
+        "--input-type=module",
+        "-e",
+        program,
+      ]);
+      expect(result.reasons).toEqual([expect.stringContaining(reason)]);
+    },
+  );
 });
 
 /**
