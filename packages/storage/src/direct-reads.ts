@@ -1,7 +1,7 @@
 import type { FileHandle } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { platform } from "node:os";
 import { readFully } from "./fs-util.js";
+import { loadNativeAddon } from "./native-addon.js";
 
 /**
  * Reads of log data that is not in the page cache bypass it (O_DIRECT): a consumer catching up on old
@@ -36,13 +36,11 @@ function loadNative(): { binding?: NativeBinding; missing?: string } {
       missing: `direct reads use Linux's cachestat and O_DIRECT, and this node runs on ${platform()}`,
     };
   }
-  try {
-    return { binding: createRequire(import.meta.url)("../build/direct-reads.node") as NativeBinding };
-  } catch (error) {
-    return {
-      missing: `the native addon packages/storage/build/direct-reads.node is not built (${(error as Error).message.split("\n")[0]}); run \`pnpm build\`, which says why it could not build it`,
-    };
-  }
+  return loadNativeAddon(
+    import.meta.url,
+    "../build/direct-reads.node",
+    "packages/storage/build/direct-reads.node",
+  );
 }
 
 const native = loadNative();

@@ -7,6 +7,7 @@ export * from "./flush-scheduler.js";
 export { fsyncDirectory, writeFileAtomically } from "./fs-util.js";
 export * from "./leader-epoch-cache.js";
 export * from "./local-directory-object-store.js";
+export { loadNativeAddon } from "./native-addon.js";
 export * from "./object-store.js";
 export * from "./partition-log.js";
 export { preallocation } from "./preallocation.js";

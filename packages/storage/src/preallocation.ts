@@ -1,5 +1,5 @@
-import { createRequire } from "node:module";
 import { platform } from "node:os";
+import { loadNativeAddon } from "./native-addon.js";
 
 interface NativeBinding {
   preallocate(fd: number, offset: number, length: number): Promise<void>;
@@ -12,13 +12,11 @@ function loadNative(): { binding?: NativeBinding; missing?: string } {
   if (!availableOnThisPlatform) {
     return { missing: `block reservation uses Linux's fallocate, and this node runs on ${platform()}` };
   }
-  try {
-    return { binding: createRequire(import.meta.url)("../build/preallocate.node") as NativeBinding };
-  } catch (error) {
-    return {
-      missing: `the native addon packages/storage/build/preallocate.node is not built (${(error as Error).message.split("\n")[0]}); run \`pnpm build\`, which says why it could not build it`,
-    };
-  }
+  return loadNativeAddon(
+    import.meta.url,
+    "../build/preallocate.node",
+    "packages/storage/build/preallocate.node",
+  );
 }
 
 const native = loadNative();

@@ -1,5 +1,5 @@
-import { createRequire } from "node:module";
 import { platform } from "node:os";
+import { loadNativeAddon } from "@raftka/storage";
 
 /**
  * Hands the C heap's free memory back to the system now and then. The buffers of large Produce frames and
@@ -34,13 +34,11 @@ function loadNative(): { binding?: NativeBinding; missing?: string } {
       missing: "freed heap memory is handed back with glibc's malloc_trim, and this node has no glibc",
     };
   }
-  try {
-    return { binding: createRequire(import.meta.url)("../../build/heap-trim.node") as NativeBinding };
-  } catch (error) {
-    return {
-      missing: `the native addon packages/broker/build/heap-trim.node is not built (${(error as Error).message.split("\n")[0]}); run \`pnpm build\`, which says why it could not build it`,
-    };
-  }
+  return loadNativeAddon(
+    import.meta.url,
+    "../../build/heap-trim.node",
+    "packages/broker/build/heap-trim.node",
+  );
 }
 
 const native = loadNative();
