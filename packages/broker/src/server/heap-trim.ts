@@ -59,7 +59,11 @@ export class HeapTrimmer {
 
   constructor(private readonly options: HeapTrimmerOptions = {}) {
     if (native.binding === undefined) return;
-    this.timer = setInterval(() => void this.trimIfWorthIt(), options.intervalMs ?? HEAP_TRIM_INTERVAL_MS);
+    // A trim that could not start (no memory for its bookkeeping) is skipped; the next interval tries again.
+    this.timer = setInterval(
+      () => this.trimIfWorthIt().catch(() => {}),
+      options.intervalMs ?? HEAP_TRIM_INTERVAL_MS,
+    );
     this.timer.unref();
   }
 
