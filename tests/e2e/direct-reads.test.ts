@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { evictFromPageCache, residentBytes } from "../../packages/storage/test/helpers.js";
 import { type RunningBroker, startBroker } from "./harness/broker.js";
 import { KafkajsFetcher, kafkaClient } from "./harness/kafkajs.js";
 
@@ -50,24 +51,6 @@ function segmentFiles(): string[] {
   );
 }
 
-/** Drops the files' clean pages from the page cache, as time and other data would (posix_fadvise DONTNEED). */
-function evictFromPageCache(files: readonly string[]): void {
-  for (const file of files) execFileSync("dd", [`if=${file}`, "iflag=nocache", "count=0", "status=none"]);
-}
-
-/** Bytes of the files in the page cache now (util-linux fincore). */
-function residentBytes(files: readonly string[]): number {
-  return files
-    .map((file) =>
-      Number(
-        execFileSync("fincore", ["--bytes", "--noheadings", "--raw", "--output", "RES", file])
-          .toString()
-          .trim(),
-      ),
-    )
-    .reduce((sum, bytes) => sum + bytes, 0);
-}
-
 async function readBytesMetric(path: "direct" | "page_cache"): Promise<number> {
   const metrics = await (await fetch(`${broker.adminUrl}/metrics`)).text();
   const series = `raftka_log_read_bytes_total{path="${path}"} `;
@@ -87,8 +70,8 @@ async function consumeAll(): Promise<Map<string, string>> {
 describe("a consumer catching up on data that left the page cache", () => {
   it("gets every record, read past the page cache (O_DIRECT), which keeps none of it", async () => {
     const files = segmentFiles();
-    evictFromPageCache(files);
-    expect(residentBytes(files)).toBe(0);
+    evictFromPageCache(...files);
+    expect(residentBytes(...files)).toBe(0);
 
     const consumed = await consumeAll();
     expect(consumed.size).toBe(MESSAGES);
@@ -97,14 +80,14 @@ describe("a consumer catching up on data that left the page cache", () => {
 
     expect(await readBytesMetric("direct")).toBeGreaterThan(MESSAGES * 20_000);
     // What was read did not come back into the page cache (a page or two at the ends of reads may).
-    expect(residentBytes(files)).toBeLessThan(64 * 1024);
+    expect(residentBytes(...files)).toBeLessThan(64 * 1024);
   });
 
   it("reads through the page cache with log.direct.reads.enable=false", async () => {
     await broker.stop();
     broker = await broker.restart({ settings: { "log.direct.reads.enable": false } });
     const files = segmentFiles();
-    evictFromPageCache(files);
+    evictFromPageCache(...files);
 
     const consumed = await consumeAll();
     expect(consumed.size).toBe(MESSAGES);
@@ -112,6 +95,6 @@ describe("a consumer catching up on data that left the page cache", () => {
 
     expect(await readBytesMetric("direct")).toBe(0);
     expect(await readBytesMetric("page_cache")).toBeGreaterThan(MESSAGES * 20_000);
-    expect(residentBytes(files)).toBeGreaterThan(MESSAGES * 20_000);
+    expect(residentBytes(...files)).toBeGreaterThan(MESSAGES * 20_000);
   });
 });

@@ -84,31 +84,7 @@ export async function startTestBroker(
   };
 }
 
-/**
- * Runs `run` on a fresh file system of `type` mounted on a temporary directory (ramfs: no fallocate;
- * tmpfs with `size=`: a disk that fills), unmounted and removed after. Needs root, as CI runs.
- */
-export async function withScratchMount<T>(
-  type: "ramfs" | "tmpfs",
-  options: string,
-  run: (directory: string) => Promise<T>,
-): Promise<T> {
-  const directory = await mkdtemp(join(tmpdir(), `raftka-${type}-`));
-  try {
-    execFileSync("mount", ["-t", type, ...(options === "" ? [] : ["-o", options]), type, directory]);
-  } catch (error) {
-    await rm(directory, { recursive: true, force: true });
-    throw new Error(
-      `this test mounts a ${type} and needs root (run the suite as root, as CI does): ${error}`,
-    );
-  }
-  try {
-    return await run(directory);
-  } finally {
-    execFileSync("umount", [directory]);
-    await rm(directory, { recursive: true, force: true });
-  }
-}
+export { withScratchMount } from "../../storage/test/helpers.js";
 
 /** A v2 batch of string records, timestamps from `now`. */
 export function batch(

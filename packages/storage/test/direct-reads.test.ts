@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { DirectReads, FlushScheduler, PartitionLog, type PartitionLogOptions } from "../src/index.js";
-import { makeBatch, valuesOf, withRamfs, withTempDir } from "./helpers.js";
+import { evictFromPageCache, makeBatch, residentBytes, valuesOf, withRamfs, withTempDir } from "./helpers.js";
 
 function openLog(directory: string, options: PartitionLogOptions) {
   return PartitionLog.open(directory, { flushScheduler: new FlushScheduler(), ...options });
@@ -30,18 +30,6 @@ async function segmentFiles(directory: string): Promise<string[]> {
   return (await readdir(directory))
     .filter((name) => name.endsWith(".log"))
     .map((name) => join(directory, name));
-}
-
-/** Drops the file's clean pages from the page cache (posix_fadvise DONTNEED, through coreutils' dd). */
-function evict(path: string): void {
-  execFileSync("dd", [`if=${path}`, "iflag=nocache", "count=0", "status=none"]);
-}
-
-/** Bytes of `path` that are in the page cache now (util-linux fincore). */
-function residentBytes(path: string): number {
-  return Number(
-    execFileSync("fincore", ["--bytes", "--noheadings", "--raw", "--output", "RES", path]).toString().trim(),
-  );
 }
 
 /** A value's tag and length, which tell values apart without printing kilobytes when they differ. */
@@ -72,7 +60,7 @@ describe("direct reads", () => {
       await log.flush();
       const files = await segmentFiles(directory);
       expect(files.length).toBeGreaterThan(2);
-      for (const file of files) evict(file);
+      for (const file of files) evictFromPageCache(file);
       for (const file of files) expect(residentBytes(file)).toBe(0);
 
       // Read limits that put the first byte and the last anywhere in a page, while new appends go on.
@@ -105,7 +93,7 @@ describe("direct reads", () => {
 
       // The first 64 KiB back in the page cache: a read that starts there goes through it for all of its bytes.
       const [file] = await segmentFiles(directory);
-      evict(file!);
+      evictFromPageCache(file!);
       execFileSync("dd", [`if=${file}`, "of=/dev/null", "bs=65536", "count=1", "status=none"]);
       const before = directReads.stats.pageCacheBytes;
       const result = await log.read(0, 500_000);
@@ -131,7 +119,7 @@ describe("direct reads", () => {
       await appendAll(log, written);
       await log.flush();
       const [file] = await segmentFiles(directory);
-      evict(file!);
+      evictFromPageCache(file!);
       expect((await readValues(log, 100_000)).map(summary)).toEqual(
         written.flatMap((batch) => valuesOf(batch)).map(summary),
       );
@@ -198,7 +186,7 @@ async function readColdFileInChild(
     for (let index = 0; index < bytes.length; index++) bytes[index] = (index * 131 + (index >> 12)) & 0xff;
     await writeFile(file, bytes);
     execFileSync("sync", [file]);
-    evict(file);
+    evictFromPageCache(file);
     const storage = join(dirname(fileURLToPath(import.meta.url)), "../dist/index.js");
     const program = `
       const { open } = await import("node:fs/promises");

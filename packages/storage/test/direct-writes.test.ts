@@ -10,7 +10,7 @@ import {
   PartitionLog,
   type PartitionLogOptions,
 } from "../src/index.js";
-import { makeBatch, valuesOf, withRamfs, withTempDir } from "./helpers.js";
+import { makeBatch, residentBytes, valuesOf, withRamfs, withTempDir } from "./helpers.js";
 
 function openLog(directory: string, options: PartitionLogOptions) {
   return PartitionLog.open(directory, { flushScheduler: new FlushScheduler(), ...options });
@@ -42,13 +42,6 @@ async function logFile(directory: string): Promise<string> {
   const names = (await readdir(directory)).filter((name) => name.endsWith(".log"));
   expect(names).toHaveLength(1);
   return join(directory, names[0]!);
-}
-
-/** Bytes of `path` that are in the page cache now (util-linux fincore). */
-function residentBytes(path: string): number {
-  return Number(
-    execFileSync("fincore", ["--bytes", "--noheadings", "--raw", "--output", "RES", path]).toString().trim(),
-  );
 }
 
 async function readValues(log: PartitionLog): Promise<string[]> {

@@ -149,16 +149,23 @@ export function records(prefix: string, count: number, timestamp?: number): Test
 }
 
 /**
- * Runs `run` in a fresh ramfs mount: a real file system without O_DIRECT or fallocate, as some network
- * and FUSE file systems are. Mounting needs root, as CI runs the suite.
+ * Runs `run` on a fresh file system of `type` mounted on a temporary directory (ramfs: no O_DIRECT or
+ * fallocate, as some network and FUSE file systems; tmpfs with `size=`: a disk that fills), unmounted and
+ * removed after. Mounting needs root, as CI runs the suite.
  */
-export async function withRamfs<T>(run: (directory: string) => Promise<T>): Promise<T> {
-  const directory = await mkdtemp(join(tmpdir(), "raftka-ramfs-"));
+export async function withScratchMount<T>(
+  type: "ramfs" | "tmpfs",
+  options: string,
+  run: (directory: string) => Promise<T>,
+): Promise<T> {
+  const directory = await mkdtemp(join(tmpdir(), `raftka-${type}-`));
   try {
-    execFileSync("mount", ["-t", "ramfs", "ramfs", directory]);
+    execFileSync("mount", ["-t", type, ...(options === "" ? [] : ["-o", options]), type, directory]);
   } catch (error) {
     await rm(directory, { recursive: true, force: true });
-    throw new Error(`this test mounts a ramfs and needs root (run the suite as root, as CI does): ${error}`);
+    throw new Error(
+      `this test mounts a ${type} and needs root (run the suite as root, as CI does): ${error}`,
+    );
   }
   try {
     return await run(directory);
@@ -166,6 +173,29 @@ export async function withRamfs<T>(run: (directory: string) => Promise<T>): Prom
     execFileSync("umount", [directory]);
     await rm(directory, { recursive: true, force: true });
   }
+}
+
+/** Runs `run` in a fresh ramfs mount (see withScratchMount). */
+export function withRamfs<T>(run: (directory: string) => Promise<T>): Promise<T> {
+  return withScratchMount("ramfs", "", run);
+}
+
+/** Drops the files' clean pages from the page cache, as time and other data would (posix_fadvise DONTNEED). */
+export function evictFromPageCache(...files: string[]): void {
+  for (const file of files) execFileSync("dd", [`if=${file}`, "iflag=nocache", "count=0", "status=none"]);
+}
+
+/** Bytes of the files in the page cache now (util-linux fincore). */
+export function residentBytes(...files: string[]): number {
+  let bytes = 0;
+  for (const file of files) {
+    bytes += Number(
+      execFileSync("fincore", ["--bytes", "--noheadings", "--raw", "--output", "RES", file])
+        .toString()
+        .trim(),
+    );
+  }
+  return bytes;
 }
 
 export async function withTempDir<T>(run: (directory: string) => Promise<T>): Promise<T> {
