@@ -105,7 +105,7 @@ describe("alert rules", () => {
 });
 
 describe("Grafana dashboard", () => {
-  it("covers requests, errors, bytes, log sizes and reads, refused Produce, consumer lag and Raft health", () => {
+  it("covers requests, errors, bytes, log sizes and reads, refused Produce, consumer lag, Raft health and memory handed back", () => {
     const used = new Set(queries.flatMap((query) => raftkaNamesIn(query.expr)));
     for (const name of [
       "raftka_kafka_requests_total",
@@ -120,6 +120,7 @@ describe("Grafana dashboard", () => {
       "raftka_raft_leaders",
       "raftka_raft_elections_started_total",
       "raftka_raft_under_replicated_partitions",
+      "raftka_memory_released_bytes_total",
     ]) {
       expect(used, name).toContain(name);
     }
