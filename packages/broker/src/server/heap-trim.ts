@@ -16,32 +16,31 @@ interface NativeBinding {
 }
 
 /** How often the heap is looked at. Trimming an already trimmed heap costs about 0.1 ms. */
-export const HEAP_TRIM_INTERVAL_MS = 5_000;
+const HEAP_TRIM_INTERVAL_MS = 5_000;
 /** Free heap below this is ordinary churn, reused within moments; trimming it would only cost page faults. */
-export const HEAP_TRIM_MIN_FREE_BYTES = 16 * 1024 * 1024;
+const HEAP_TRIM_MIN_FREE_BYTES = 16 * 1024 * 1024;
 
+/** Asked only when the addon did not load: a process report takes several milliseconds to build. */
 function isGlibc(): boolean {
   const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
   return report?.header?.glibcVersionRuntime !== undefined;
 }
 
+const native: { binding?: NativeBinding; missing?: string } =
+  platform() === "linux"
+    ? loadNativeAddon<NativeBinding>(
+        import.meta.url,
+        "../../build/heap-trim.node",
+        "packages/broker/build/heap-trim.node",
+      )
+    : {};
+
 /** malloc_trim is glibc's; elsewhere the addon is not built (scripts/build-native.mjs). */
-export const heapTrimAvailableOnThisPlatform = platform() === "linux" && isGlibc();
-
-function loadNative(): { binding?: NativeBinding; missing?: string } {
-  if (!heapTrimAvailableOnThisPlatform) {
-    return {
-      missing: "freed heap memory is handed back with glibc's malloc_trim, and this node has no glibc",
-    };
-  }
-  return loadNativeAddon(
-    import.meta.url,
-    "../../build/heap-trim.node",
-    "packages/broker/build/heap-trim.node",
-  );
-}
-
-const native = loadNative();
+export const heapTrimAvailableOnThisPlatform =
+  native.binding !== undefined || (platform() === "linux" && isGlibc());
+const missing = heapTrimAvailableOnThisPlatform
+  ? native.missing
+  : "freed heap memory is handed back with glibc's malloc_trim, and this node has no glibc";
 
 export interface HeapTrimmerOptions {
   intervalMs?: number;
@@ -53,7 +52,7 @@ export interface HeapTrimmerOptions {
 /** Every `intervalMs`, trims the heap if at least `minFreeBytes` of it is free. Does nothing where it cannot. */
 export class HeapTrimmer {
   /** Why the heap is never trimmed on this node; undefined where it is. */
-  static readonly unavailableReason: string | undefined = native.missing;
+  static readonly unavailableReason: string | undefined = missing;
   private readonly timer: NodeJS.Timeout | undefined;
   private trimming = false;
 
