@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { brokerEnvironment } from "../../cli/src/node-flags.js";
 import { HeapTrimmer, heapTrimAvailableOnThisPlatform } from "../src/server/heap-trim.js";
 
 const builtModule = join(fileURLToPath(new URL("..", import.meta.url)), "dist", "server", "heap-trim.js");
@@ -10,7 +11,7 @@ const MiB = 1024 * 1024;
 
 /**
  * A process that does what a burst of large requests does to the broker's heap: 1 MiB buffers from malloc's
- * heap (the broker's mmap threshold, packages/cli/src/node-flags.ts), each followed by a small allocation
+ * heap (the broker's mmap threshold), each followed by a small allocation
  * that outlives it, so that the freed buffers leave holes instead of a free top of the heap. It prints its
  * RSS with the buffers, after they are freed and collected, and after one trim.
  */
@@ -40,12 +41,8 @@ async function runBurst(minFreeBytes: number) {
   const { stdout } = await promisify(execFile)(
     process.execPath,
     ["--expose-gc", "--input-type=module", "-e", burst, builtModule, String(minFreeBytes)],
-    {
-      env: {
-        ...process.env,
-        GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=8388608:glibc.malloc.trim_threshold=67108864",
-      },
-    },
+    // The broker's own tunables: they are what keeps 1 MiB buffers in the heap.
+    { env: brokerEnvironment({ ...process.env, GLIBC_TUNABLES: "" }) },
   );
   return JSON.parse(stdout.trim()) as {
     withBuffers: number;
