@@ -268,7 +268,7 @@ const table = {
   }),
   "log.direct.io.enable": setting(boolean(), false, {
     category: "log",
-    doc: "Write the whole pages of large appends (512 KiB and more) with O_DIRECT, past the page cache: the broker spends about a fifth less CPU per byte produced when CPU-bound, and the page cache keeps what consumers read rather than what producers wrote. The price: such a write waits for the disk, so acks=1 answers do too, and consumers of just-written data read it from disk (docs/benchmarks.md). Turned off for the node, with a warning in the log, if the file system refuses a direct write.",
+    doc: "Write the whole pages of large appends (512 KiB and more) with O_DIRECT, past the page cache: the broker spent up to a fifth less CPU per byte produced when CPU-bound in one measurement and the same in another (docs/benchmarks.md), and the page cache keeps what consumers read rather than what producers wrote. The price: such a write waits for the disk, so acks=1 answers do too, and consumers of just-written data read it from disk (docs/benchmarks.md). Turned off for the node, with a warning in the log, if the file system refuses a direct write.",
   }),
   "log.direct.reads.enable": setting(boolean(), true, {
     category: "log",
