@@ -55,6 +55,9 @@ const headerDirectories = [
 const headers = headerDirectories.find((directory) => existsSync(join(directory, "node_api.h")));
 const compiler = process.env.CC ?? "cc";
 const thisScript = fileURLToPath(import.meta.url);
+// raftka-napi.h: what the addons share (a promise around pool work, fs-style errors).
+const sharedHeaders = join(repository, "scripts", "native");
+const sharedHeader = join(sharedHeaders, "raftka-napi.h");
 
 for (const addon of addons) {
   const source = join(repository, addon.source);
@@ -68,7 +71,8 @@ for (const addon of addons) {
   const upToDate =
     existsSync(output) &&
     statSync(output).mtimeMs > statSync(source).mtimeMs &&
-    statSync(output).mtimeMs > statSync(thisScript).mtimeMs;
+    statSync(output).mtimeMs > statSync(thisScript).mtimeMs &&
+    statSync(output).mtimeMs > statSync(sharedHeader).mtimeMs;
   if (upToDate) continue;
   if (headers === undefined) {
     fallBack(
@@ -91,6 +95,8 @@ for (const addon of addons) {
         "-Werror",
         "-I",
         headers,
+        "-I",
+        sharedHeaders,
         "-o",
         output,
         source,

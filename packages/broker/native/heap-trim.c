@@ -12,6 +12,7 @@
 #define NAPI_VERSION 8
 #include <malloc.h>
 #include <node_api.h>
+#include <raftka-napi.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,12 +62,7 @@ static napi_value trim_function(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  napi_value promise, name;
-  napi_create_promise(env, &trim->deferred, &promise);
-  napi_create_string_utf8(env, "raftka:heap-trim", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, settle, trim, &trim->work);
-  napi_queue_async_work(env, trim->work);
-  return promise;
+  return raftka_start_work(env, "raftka:heap-trim", execute, settle, trim, &trim->deferred, &trim->work);
 }
 
 /* freeBytes(): bytes in malloc's free chunks, resident or already released (mallinfo2's fordblks). */

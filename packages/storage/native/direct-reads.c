@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <raftka-napi.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,18 +144,6 @@ static void execute(napi_env env, void *data) {
   read_buffered(read);
 }
 
-static napi_value error_value(napi_env env, int error, const char *syscall_name) {
-  napi_value code, message, exception, number, syscall_value;
-  napi_create_string_utf8(env, uv_err_name(-error), NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, uv_strerror(-error), NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, code, message, &exception);
-  napi_create_int32(env, -error, &number);
-  napi_set_named_property(env, exception, "errno", number);
-  napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &syscall_value);
-  napi_set_named_property(env, exception, "syscall", syscall_value);
-  return exception;
-}
-
 static void settle(napi_env env, napi_status status, void *data) {
   Read *read = data;
   if (status == napi_ok && read->error == 0) {
@@ -172,7 +161,7 @@ static void settle(napi_env env, napi_status status, void *data) {
     }
     napi_resolve_deferred(env, read->deferred, result);
   } else {
-    napi_reject_deferred(env, read->deferred, error_value(env, read->error != 0 ? read->error : ECANCELED, "pread"));
+    napi_reject_deferred(env, read->deferred, raftka_errno_error(env, read->error != 0 ? read->error : ECANCELED, "pread"));
   }
   napi_delete_reference(env, read->buffer);
   napi_delete_async_work(env, read->work);
@@ -213,12 +202,7 @@ static napi_value read_function(napi_env env, napi_callback_info info) {
   read->position = position;
   read->length = (size_t)length;
   napi_create_reference(env, argv[1], 1, &read->buffer);
-  napi_value promise, name;
-  napi_create_promise(env, &read->deferred, &promise);
-  napi_create_string_utf8(env, "raftka:read", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, settle, read, &read->work);
-  napi_queue_async_work(env, read->work);
-  return promise;
+  return raftka_start_work(env, "raftka:read", execute, settle, read, &read->deferred, &read->work);
 }
 
 NAPI_MODULE_INIT() {

@@ -12,8 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <raftka-napi.h>
 #include <stdlib.h>
-#include <uv.h>
 
 typedef struct {
   int fd;
@@ -42,16 +42,7 @@ static void settle(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, reservation->deferred, undefined);
   } else {
     int error = reservation->error != 0 ? reservation->error : ECANCELED;
-    napi_value code, message, exception, number;
-    napi_create_string_utf8(env, uv_err_name(-error), NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, uv_strerror(-error), NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, code, message, &exception);
-    napi_create_int32(env, -error, &number);
-    napi_set_named_property(env, exception, "errno", number);
-    napi_value syscall;
-    napi_create_string_utf8(env, "fallocate", NAPI_AUTO_LENGTH, &syscall);
-    napi_set_named_property(env, exception, "syscall", syscall);
-    napi_reject_deferred(env, reservation->deferred, exception);
+    napi_reject_deferred(env, reservation->deferred, raftka_errno_error(env, error, "fallocate"));
   }
   napi_delete_async_work(env, reservation->work);
   free(reservation);
@@ -78,12 +69,8 @@ static napi_value preallocate(napi_env env, napi_callback_info info) {
   reservation->fd = fd;
   reservation->offset = offset;
   reservation->length = length;
-  napi_value promise, name;
-  napi_create_promise(env, &reservation->deferred, &promise);
-  napi_create_string_utf8(env, "raftka:fallocate", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, reserve, settle, reservation, &reservation->work);
-  napi_queue_async_work(env, reservation->work);
-  return promise;
+  return raftka_start_work(env, "raftka:fallocate", reserve, settle, reservation, &reservation->deferred,
+                           &reservation->work);
 }
 
 NAPI_MODULE_INIT() {
