@@ -10,7 +10,7 @@
 
 /*
  * Runs `execute(data)` on the libuv pool, then `complete` on the main thread, and returns the promise that
- * `complete` settles through `*deferred` (it also deletes `*work`). `name` labels the work in async hooks.
+ * `complete` must settle through `*deferred`, deleting `*work` too. `name` labels the work in async hooks.
  */
 static inline napi_value raftka_start_work(napi_env env, const char *name, napi_async_execute_callback execute,
                                            napi_async_complete_callback complete, void *data,
