@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import nodeRs from "@node-rs/crc32";
 import { describe, expect, it } from "vitest";
-import { crc32c, crc32cImplementation } from "../src/index.js";
+import { crc32c, crc32cFolds, crc32cImplementation, crc32cThreeStreams } from "../src/index.js";
 
 describe("crc32c", () => {
   it("gives the check value and the RFC 3720 (iSCSI) test vectors", () => {
@@ -29,6 +29,37 @@ describe("crc32c", () => {
         expect(crc32c(data, previous)).toBe(nodeRs.crc32c(data, previous) >>> 0);
       }
     }
+  });
+
+  it("folds long inputs to the same CRC as three streams and @node-rs/crc32, around every fold boundary", () => {
+    // Folding takes 1 KiB and more, 256 bytes at a time after the first 256, and leaves the rest to the streams.
+    const sizes = [1023, 1024, 1025, 1279, 1280, 1281, 1535, 4096, 4097 + 255, 16_384 + 17, 24_576, 100_003];
+    sizes.push(1_048_576);
+    const source = randomBytes(1_048_576 + 64);
+    for (const size of sizes) {
+      for (const offset of [0, 1, 5, 8, 63]) {
+        const data = source.subarray(offset, offset + size);
+        const previous = randomBytes(4).readUInt32BE(0);
+        const expected = nodeRs.crc32c(data, previous) >>> 0;
+        expect(crc32c(data, previous), `size ${size} at offset ${offset}`).toBe(expected);
+        if (crc32cThreeStreams) expect(crc32cThreeStreams(data, previous)).toBe(expected);
+      }
+    }
+    // All zeros and all ones: no luck in random data hides a wrong constant.
+    for (const fill of [0x00, 0xff]) {
+      const data = Buffer.alloc(5000, fill);
+      expect(crc32c(data)).toBe(nodeRs.crc32c(data) >>> 0);
+    }
+  });
+
+  it("folds wherever the CPU has AVX-512 carry-less multiplication", () => {
+    const flags =
+      process.arch === "x64"
+        ? (/^flags\s*:(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "")
+        : "";
+    const has = (flag: string) => new RegExp(`\\b${flag}\\b`).test(flags);
+    const canFold = ["sse4_2", "avx512f", "avx512vl", "vpclmulqdq", "pclmulqdq"].every(has);
+    expect(crc32cFolds).toBe(canFold && crc32cImplementation === "native-sse4.2");
   });
 
   it("continues a CRC over the next bytes as if they had come in one piece", () => {

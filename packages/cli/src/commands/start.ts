@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Broker } from "@raftka/broker";
-import { crc32cImplementation } from "@raftka/crc32c";
+import { crc32cFolds, crc32cImplementation } from "@raftka/crc32c";
 import {
   ConfigError,
   createLoggingFromConfig,
@@ -91,7 +91,10 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   const logging = createLoggingFromConfig(config);
   const logger = logging.root;
   const metrics = createMetricsFromConfig(config, { version, logger: logging.component("admin") });
-  logger.info({ version, crc32c: crc32cImplementation, config: config.toLoggable() }, "starting");
+  logger.info(
+    { version, crc32c: crc32cImplementation, crc32cFolds, config: config.toLoggable() },
+    "starting",
+  );
   if (crc32cImplementation !== "native-sse4.2" && process.arch === "x64") {
     logger.warn(
       { crc32c: crc32cImplementation },
