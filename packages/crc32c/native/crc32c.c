@@ -111,7 +111,7 @@ __attribute__((target("pclmul,sse4.2"))) static inline __m128i fold_lane(__m128i
   return _mm_xor_si128(_mm_clmulepi64_si128(lane, constants, 0x00), _mm_clmulepi64_si128(lane, constants, 0x11));
 }
 
-/* The CRC state over as many whole 256-byte blocks as `*left` holds (at least four), from `*state`. */
+/* The CRC state over as many whole 256-byte blocks as `*left` holds (at least one), from `*state`. */
 __attribute__((target("avx512f,avx512vl,vpclmulqdq,pclmul,sse4.2"))) static const uint8_t *
 fold_blocks(uint64_t *state, const uint8_t *at, size_t *left) {
   __m512i x0 = _mm512_loadu_si512((const void *)at);
@@ -161,11 +161,10 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c(uint32_t previous, cons
 }
 
 static napi_value crc32c_binding(napi_env env, napi_callback_info info) {
-  bool *fold;
-  napi_get_cb_info(env, info, NULL, NULL, NULL, (void **)&fold);
   size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  bool *fold;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&fold) != napi_ok) return NULL;
   napi_typedarray_type type;
   size_t length;
   void *data;
