@@ -189,7 +189,7 @@ describe("Prometheus scraping a broker after a workload", () => {
     expect(await prometheus.query('raftka_raft_current_term{topic="__cluster_metadata"}')).toHaveLength(1);
   });
 
-  it("feeds the Raft series from the groups' real state: one election won per group, first terms, commit latency", async () => {
+  it("feeds the Raft series from the groups' real state: one election won per group, first terms, commit and fsync latency", async () => {
     const [groups] = await prometheus.query("raftka_raft_groups");
     // A fresh node: every group (partitions and the metadata log) elected itself once, at term 1.
     const [won] = await prometheus.queryUntil(
@@ -206,6 +206,11 @@ describe("Prometheus scraping a broker after a workload", () => {
     expect(commits!.value).toBeGreaterThanOrEqual(10);
     const [seconds] = await prometheus.query("raftka_raft_commit_latency_seconds_sum");
     expect(seconds!.value).toBeGreaterThan(0);
+    // Each of those commits waited for its segment's fsync, timed on its own.
+    const [fsyncs] = await prometheus.query("raftka_log_fsync_duration_seconds_count");
+    expect(fsyncs!.value).toBeGreaterThanOrEqual(10);
+    const [fsyncSeconds] = await prometheus.query("raftka_log_fsync_duration_seconds_sum");
+    expect(fsyncSeconds!.value).toBeGreaterThan(0);
   });
 
   it("exports consumer group lag per partition, without an external exporter", async () => {

@@ -127,7 +127,7 @@ export class Broker {
   private readonly logger: Logger;
   private readonly serverLogger: Logger;
   private readonly now: () => number;
-  private readonly flushScheduler = new FlushScheduler();
+  private readonly flushScheduler: FlushScheduler;
   private readonly admin: AdminServer;
   private readonly server: KafkaServer;
   private metadataLog: ReplicatedLog | undefined;
@@ -149,6 +149,10 @@ export class Broker {
     this.serverLogger = options.logging.component("server");
     const memoryReleased = options.metrics?.node.memoryReleasedBytes;
     this.heapTrimmer = new HeapTrimmer({ onTrimmed: (bytes) => memoryReleased?.inc(bytes) });
+    const fsyncSeconds = options.metrics?.storage.fsyncSeconds;
+    this.flushScheduler = new FlushScheduler(
+      fsyncSeconds ? { observeSync: (seconds) => fsyncSeconds.observe(seconds) } : {},
+    );
     this.admin = new AdminServer({
       version: options.version,
       ...(options.metrics ? { metrics: options.metrics } : {}),

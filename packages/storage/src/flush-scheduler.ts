@@ -29,6 +29,11 @@ export interface FlushSchedulerOptions {
   syncFile?: (file: SyncableFile) => Promise<void>;
   /** Clock for `flush.ms` deadlines. */
   now?: () => number;
+  /**
+   * Told how long each successful fsync took, in seconds (the broker's raftka_log_fsync_duration_seconds):
+   * the disk's share of every acks=all answer.
+   */
+  observeSync?: (seconds: number) => void;
 }
 
 export interface FlushSchedulerStats {
@@ -57,6 +62,7 @@ interface Waiter {
 export class FlushScheduler {
   private readonly syncFile: (file: SyncableFile) => Promise<void>;
   private readonly now: () => number;
+  private readonly observeSync: ((seconds: number) => void) | undefined;
   private pending = new Map<FlushTarget, Waiter[]>();
   private roundRunning = false;
   private roundScheduled = false;
@@ -69,6 +75,7 @@ export class FlushScheduler {
   constructor(options: FlushSchedulerOptions = {}) {
     this.syncFile = options.syncFile ?? defaultSyncFile;
     this.now = options.now ?? Date.now;
+    this.observeSync = options.observeSync;
   }
 
   /** Resolves once everything the target had written before this call is durable. */
@@ -195,7 +202,9 @@ export class FlushScheduler {
     // An error the earlier fsync saw is not reported again through the same descriptor: share it.
     if (file.before !== undefined) await file.before;
     try {
+      const started = performance.now();
       await this.syncFile(file);
+      this.observeSync?.((performance.now() - started) / 1000);
       this.stats.filesSynced += 1;
     } catch (error) {
       throw new KafkaStorageError(

@@ -254,6 +254,37 @@ describe("group-committed flushing", () => {
     });
   });
 
+  it("tells its observer how long each successful fsync took, and nothing for a failed one", async () => {
+    await withTempDir(async (directory) => {
+      const observed: number[] = [];
+      let slowPath: string | undefined;
+      let failPath: string | undefined;
+      const scheduler = new FlushScheduler({
+        syncFile: async (file) => {
+          if (file.path === failPath) throw Object.assign(new Error("input/output error"), { code: "EIO" });
+          if (file.path === slowPath) await new Promise((resolve) => setTimeout(resolve, 40));
+          await file.handle?.datasync();
+        },
+        observeSync: (seconds) => observed.push(seconds),
+      });
+      const slow = await PartitionLog.open(join(directory, "slow"), { flushScheduler: scheduler });
+      const quick = await PartitionLog.open(join(directory, "quick"), { flushScheduler: scheduler });
+      slowPath = join(slow.directory, "00000000000000000000.log");
+      await Promise.all([append(slow, "slow"), append(quick, "quick")]);
+      await Promise.all([slow.flush(), quick.flush()]);
+      expect(observed).toHaveLength(2);
+      // One fsync per file, in seconds: the slow file's includes its 40 ms.
+      expect(Math.max(...observed)).toBeGreaterThanOrEqual(0.035);
+      expect(Math.min(...observed)).toBeGreaterThanOrEqual(0);
+
+      failPath = join(quick.directory, "00000000000000000000.log");
+      await append(quick, "fails");
+      await expect(quick.flush()).rejects.toBeInstanceOf(KafkaStorageError);
+      expect(observed).toHaveLength(2);
+      await Promise.all([slow.close(), quick.close()]);
+    });
+  });
+
   it("stops accepting writes after a failed fsync and says what to do", async () => {
     await withTempDir(async (directory) => {
       const recorder = new SyncRecorder();
