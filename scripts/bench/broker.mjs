@@ -191,6 +191,76 @@ async function rssMiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
 }
 
+/**
+ * Cumulative bucket counts of the broker's histogram `name` from its /metrics, keyed by upper bound; with
+ * `labels` ('api="Produce"'), of the series that has them.
+ */
+async function histogramBuckets(adminPort, name, labels = "") {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const buckets = new Map();
+  for (const match of text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\d+)$`, "gm"))) {
+    const le = /(?:^|,)le="([^"]+)"/.exec(match[1]);
+    if (le === null || (labels !== "" && !match[1].includes(labels))) continue;
+    buckets.set(le[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(le[1]), Number(match[2]));
+  }
+  return buckets;
+}
+
+/**
+ * The q-quantile, in ms, of what a histogram counted between two scrapes, interpolated within its
+ * bucket as Prometheus's histogram_quantile does: as fine as the buckets, no finer.
+ */
+function quantileMs(before, after, q) {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Number.POSITIVE_INFINITY) ?? 0) - (before.get(Number.POSITIVE_INFINITY) ?? 0);
+  if (!(total > 0)) return undefined;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const bound of bounds) {
+    const count = after.get(bound) - (before.get(bound) ?? 0);
+    if (count >= rank) {
+      if (!Number.isFinite(bound)) return lower * 1000;
+      return (lower + ((bound - lower) * (rank - below)) / (count - below)) * 1000;
+    }
+    lower = bound;
+    below = count;
+  }
+  return undefined;
+}
+
+/**
+ * Runs `measure` and adds the broker's own view of it: how many fsyncs it made and their p50/p99
+ * (raftka_log_fsync_duration_seconds); from a Raft proposal to its commit, which for acks=all is the
+ * write, the wait for the group-commit round before it, and the fsync; and Produce requests from
+ * being read whole to their answer being ready, and the wait before that (a full budget, or the
+ * connection's earlier requests). Skipped where the admin port is unknown.
+ */
+async function withBrokerTimings(adminPort, measure) {
+  if (adminPort === undefined) return measure();
+  const series = [
+    ["fsync", "raftka_log_fsync_duration_seconds"],
+    ["commit", "raftka_raft_commit_latency_seconds"],
+    ["produceHandling", "raftka_kafka_request_handle_seconds", 'api="Produce"'],
+    ["produceQueue", "raftka_kafka_request_queue_seconds", 'api="Produce"'],
+  ];
+  const scrape = () =>
+    Promise.all(series.map(([, name, labels]) => histogramBuckets(adminPort, name, labels)));
+  const before = await scrape();
+  const result = await measure();
+  const after = await scrape();
+  result.brokerTimings = {};
+  series.forEach(([key], index) => {
+    const count = (buckets) => buckets.get(Number.POSITIVE_INFINITY) ?? 0;
+    result.brokerTimings[key] = {
+      count: count(after[index]) - count(before[index]),
+      p50Ms: quantileMs(before[index], after[index], 0.5),
+      p99Ms: quantileMs(before[index], after[index], 0.99),
+    };
+  });
+  return result;
+}
+
 // ---- runs --------------------------------------------------------------------------------------------
 
 /**
@@ -301,6 +371,7 @@ async function brokerUnderTest() {
     host: "127.0.0.1",
     port: line.kafkaPort,
     bootstrap: `127.0.0.1:${line.kafkaPort}`,
+    adminPort: line.adminPort,
     pid: child.pid,
     topic: (name) => name,
     stop: async () => {
@@ -382,8 +453,10 @@ try {
     const rate = results[source].recordsPerSecond / 2;
     say(`broker: ${topic} at half the maximum sustained rate (${Math.round(rate)} records/s)`);
     await createTopic(broker, topic, partitions);
-    results[key] = await withSchedule(pid, () =>
-      produce(bootstrap, topic, acks, Math.max(20_000, Math.round(rate * halfRateSeconds)), rate),
+    results[key] = await withBrokerTimings(broker.adminPort, () =>
+      withSchedule(pid, () =>
+        produce(bootstrap, topic, acks, Math.max(20_000, Math.round(rate * halfRateSeconds)), rate),
+      ),
     );
   }
   // The sustained topic, not the short one: reading 200,000 records takes a few tenths of a second, too
@@ -503,6 +576,24 @@ const pairRatios = (broker, sink) =>
     .map((pair) => ratio(pair[broker].recordsPerSecond, pair[sink].recordsPerSecond))
     .join(", ");
 
+/** The broker's own times in the half-rate runs, beside the client's p50/p99 in their rows. */
+function brokerTimingsLines() {
+  const runs = [
+    ["acks=1", results.brokerAcks1HalfRate.brokerTimings],
+    ["acks=all", results.brokerAcksAllHalfRate.brokerTimings],
+  ];
+  if (runs.some(([, timings]) => timings === undefined)) return "";
+  const ms = (value) => (value === undefined ? "-" : value.toFixed(2));
+  const span = (timing) => `${ms(timing.p50Ms)} / ${ms(timing.p99Ms)}`;
+  return [
+    "broker's own times at half sustained, p50 / p99 ms (its histograms, interpolated within buckets):",
+    ...runs.map(
+      ([acks, timings]) =>
+        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)}; commit ${span(timings.commit)}; ${timings.fsync.count} fsyncs ${span(timings.fsync)}`,
+    ),
+  ].join("\n");
+}
+
 const reportedAtEnd = reportedToHostKiB();
 results.reportedToHostGiB =
   reportedAtEnd === undefined ? undefined : (reportedAtEnd - reportedAtStart) / (1 << 20);
@@ -535,6 +626,7 @@ if (options.json) {
           `broker CPU per MiB produced at full speed: acks=1 ${results.brokerAcks1.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcks1Sustained.brokerCpuMsPerMiB.toFixed(1)}), acks=all ${results.brokerAcksAll.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcksAllSustained.brokerCpuMsPerMiB.toFixed(1)})`,
           `broker CPU per MiB consumed: catching up ${results.consume.brokerCpuMsPerMiB.toFixed(2)} ms, just written ${results.consumeTail.brokerCpuMsPerMiB.toFixed(2)} ms`,
         ].join("\n"),
+    brokerTimingsLines(),
     cgroup?.add
       ? `${options.bootstrap === undefined ? "the null sink and the broker" : "the null sink"} ran in a memory cgroup limited to ${options["memory-limit"]}, page cache included (peak ${(cgroupPeakBytes / (1 << 30)).toFixed(1)} GiB), as in a container; --memory-limit none runs without one`
       : "the null sink and the broker ran without a memory limit: the page cache grew into fresh memory",
