@@ -192,11 +192,10 @@ async function rssMiB(pid) {
 }
 
 /**
- * Cumulative bucket counts of the broker's histogram `name` from its /metrics, keyed by upper bound; with
+ * Cumulative bucket counts of histogram `name` in the text of a /metrics page, keyed by upper bound; with
  * `labels` ('api="Produce"'), of the series that has them.
  */
-async function histogramBuckets(adminPort, name, labels = "") {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+function histogramBuckets(text, name, labels = "") {
   const buckets = new Map();
   for (const match of text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\d+)$`, "gm"))) {
     const le = /(?:^|,)le="([^"]+)"/.exec(match[1]);
@@ -233,8 +232,8 @@ function quantileMs(before, after, q) {
  * Runs `measure` and adds the broker's own view of it: how many fsyncs it made and their p50/p99
  * (raftka_log_fsync_duration_seconds); from a Raft proposal to its commit, which for acks=all is the
  * write, the wait for the group-commit round before it, and the fsync; and Produce requests from
- * being read whole to their answer being ready, and the wait before that (a full budget, or the
- * connection's earlier requests). Skipped where the admin port is unknown.
+ * being read from the socket to a handler starting on them (queued) and from there to their answer
+ * being ready (handled). Skipped where the admin port is unknown.
  */
 async function withBrokerTimings(adminPort, measure) {
   if (adminPort === undefined) return measure();
@@ -244,8 +243,10 @@ async function withBrokerTimings(adminPort, measure) {
     ["produceHandling", "raftka_kafka_request_handle_seconds", 'api="Produce"'],
     ["produceQueue", "raftka_kafka_request_queue_seconds", 'api="Produce"'],
   ];
-  const scrape = () =>
-    Promise.all(series.map(([, name, labels]) => histogramBuckets(adminPort, name, labels)));
+  const scrape = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    return series.map(([, name, labels]) => histogramBuckets(text, name, labels));
+  };
   const before = await scrape();
   const result = await measure();
   const after = await scrape();
