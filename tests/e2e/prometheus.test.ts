@@ -156,6 +156,9 @@ describe("Prometheus scraping a broker after a workload", () => {
     expect(total(produce)).toBeGreaterThanOrEqual(10);
     const [handled] = await prometheus.query('raftka_kafka_request_handle_seconds_count{api="Produce"}');
     expect(handled!.value).toBe(total(produce));
+    // Every answered Produce went to its socket once, its wait behind earlier answers timed.
+    const [written] = await prometheus.query('raftka_kafka_response_queue_seconds_count{api="Produce"}');
+    expect(written!.value).toBe(total(produce));
     const [fetchQueue] = await prometheus.query('raftka_kafka_request_queue_seconds_count{api="Fetch"}');
     expect(fetchQueue!.value).toBeGreaterThan(0);
     const [errors] = await prometheus.query(

@@ -138,6 +138,31 @@ describe("connections", () => {
     expect(response.brokers).toHaveLength(1);
   });
 
+  it("counts the time a ready response waits behind an earlier one on its connection", async () => {
+    const waited = async () => {
+      const line = (await node.metrics.render())
+        .split("\n")
+        .find((text) => text.startsWith('raftka_kafka_response_queue_seconds_sum{api="Metadata"}'));
+      return Number(line?.split(" ").pop() ?? 0);
+    };
+    const before = await waited();
+    const connection = await node.connect();
+    await createTopic(connection, "behind-a-long-poll");
+    // A long-poll Fetch parks for 300 ms; the Metadata request after it is answered at once, but its
+    // response may only follow the Fetch's.
+    const fetched = connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([{ topic: "behind-a-long-poll", partition: 0, offset: 0n }], {
+        maxWaitMs: 300,
+        minBytes: 1,
+      }),
+    );
+    const metadata = connection.send(ApiKey.Metadata, 1, { topics: null });
+    await Promise.all([fetched, metadata]);
+    expect((await waited()) - before).toBeGreaterThanOrEqual(0.25);
+  });
+
   it("releases a parked fetch when its client disconnects", async () => {
     const connection = await node.connect();
     await createTopic(connection, "abandoned");

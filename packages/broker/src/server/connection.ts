@@ -50,7 +50,10 @@ const LARGE_FRAME_BYTES = POOLED_FRAME_MIN_BYTES;
 
 /** One request's place in the response order; filled when its handler finishes. */
 interface ResponseSlot {
+  readonly api: string;
   chunks: Buffer[] | null;
+  /** When `chunks` was filled (performance.now()). */
+  readyAt: number;
   /** What runs once the socket has taken the response (RequestContext.onResponseWritten). */
   written: (() => void)[] | null;
 }
@@ -206,7 +209,9 @@ export class Connection {
     }
     this.options.metrics.received(name, frame.length + 4, (performance.now() - readAt) / 1000);
     const expectsResponse = handler.expectsResponse?.(request as never) ?? true;
-    const slot: ResponseSlot | null = expectsResponse ? { chunks: null, written: null } : null;
+    const slot: ResponseSlot | null = expectsResponse
+      ? { api: name, chunks: null, readyAt: 0, written: null }
+      : null;
     if (slot) this.slots.push(slot);
     let frameReleased: Promise<boolean> | undefined;
     const context: RequestContext = {
@@ -312,17 +317,21 @@ export class Connection {
     }
     let size = 0;
     for (const chunk of chunks) size += chunk.length;
-    this.options.metrics.answered(name, (performance.now() - startedAt) / 1000, size, response);
+    const readyAt = performance.now();
+    this.options.metrics.answered(name, (readyAt - startedAt) / 1000, size, response);
     slot.chunks = chunks;
+    slot.readyAt = readyAt;
     this.writeReadyResponses();
   }
 
   /** Writes the answered prefix of the response queue; a later response never overtakes an earlier one. */
   private writeReadyResponses(): void {
     if (this.slots[0]?.chunks == null) return;
+    const now = performance.now();
     this.socket.cork();
     while (this.slots.length > 0 && this.slots[0]!.chunks !== null) {
-      const { chunks, written } = this.slots.shift()!;
+      const { api, chunks, readyAt, written } = this.slots.shift()!;
+      this.options.metrics.responseWritten(api, (now - readyAt) / 1000);
       const last = chunks!.length - 1;
       for (let index = 0; index < last; index++) this.socket.write(chunks![index]!);
       if (written === null) this.socket.write(chunks![last]!);
@@ -379,6 +388,8 @@ export class Connection {
    */
   private answerUnsupportedApiVersions(header: DecodedRequestHeader, handler: ApiHandler): void {
     const slot: ResponseSlot = {
+      api: apiName(ApiKey.ApiVersions),
+      readyAt: performance.now(),
       chunks: encodeResponseFrame(ApiKey.ApiVersions, 0, header.correlationId, {
         errorCode: ErrorCode.UNSUPPORTED_VERSION,
         apiKeys: [

@@ -7,6 +7,7 @@ interface ApiSeries {
   readonly responseBytes: BoundCounter;
   readonly queueSeconds: BoundHistogram;
   readonly handleSeconds: BoundHistogram;
+  readonly responseQueueSeconds: BoundHistogram;
 }
 
 /** Calls `visit` for every non-zero `errorCode` in a response (one per partition or resource that failed). */
@@ -43,6 +44,7 @@ export class RequestMetrics {
         responseBytes: kafka.responseBytes.labels({ api }),
         queueSeconds: kafka.requestQueueSeconds.labels({ api }),
         handleSeconds: kafka.requestHandleSeconds.labels({ api }),
+        responseQueueSeconds: kafka.responseQueueSeconds.labels({ api }),
       };
       this.series.set(api, series);
     }
@@ -65,6 +67,11 @@ export class RequestMetrics {
     forEachErrorCode(response, (code) =>
       this.metrics!.kafka.requestErrors.inc({ api, error: errorName(code) }),
     );
+  }
+
+  /** A response went to the socket `waitedSeconds` after it was ready (behind earlier ones). */
+  responseWritten(api: string, waitedSeconds: number): void {
+    this.seriesFor(api)?.responseQueueSeconds.observe(waitedSeconds);
   }
 
   connectionOpened(listener: string): void {

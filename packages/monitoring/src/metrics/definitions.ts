@@ -89,6 +89,12 @@ export const pushedMetricDefinitions = {
       ["api"],
       LATENCY_BUCKETS,
     ),
+    responseQueueSeconds: histogram(
+      "raftka_kafka_response_queue_seconds",
+      "Time from a response being ready to it being handed to the socket: the wait behind the answers to earlier requests on the same connection, which the Kafka protocol sends in request order (Kafka's ResponseQueueTimeMs).",
+      ["api"],
+      LATENCY_BUCKETS,
+    ),
     requestBytes: counter(
       "raftka_kafka_request_bytes_total",
       "Bytes of Kafka request frames received, by API.",
