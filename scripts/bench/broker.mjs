@@ -228,12 +228,16 @@ function quantileMs(before, after, q) {
   return undefined;
 }
 
+/** prom-client's event-loop delay sampling interval (its default precision, which the broker keeps). */
+const EVENT_LOOP_SAMPLE_MS = 10;
+
 /**
  * Runs `measure` and adds the broker's own view of it: how many fsyncs it made and their p50/p99
  * (raftka_log_fsync_duration_seconds); from a Raft proposal to its commit, which for acks=all is the
  * write, the wait for the group-commit round before it, and the fsync; and Produce requests from
- * being read from the socket to a handler starting on them (queued) and from there to their answer
- * being ready (handled). Skipped where the admin port is unknown.
+ * being read from the socket to a handler starting on them (queued), from there to their answer
+ * being ready (handled), and from there to the socket (behind the earlier answers of their connection);
+ * and how late the event loop ran prom-client's timer during the run. Skipped where the admin port is unknown.
  */
 async function withBrokerTimings(adminPort, measure) {
   if (adminPort === undefined) return measure();
@@ -242,15 +246,30 @@ async function withBrokerTimings(adminPort, measure) {
     ["commit", "raftka_raft_commit_latency_seconds"],
     ["produceHandling", "raftka_kafka_request_handle_seconds", 'api="Produce"'],
     ["produceQueue", "raftka_kafka_request_queue_seconds", 'api="Produce"'],
+    ["produceResponseQueue", "raftka_kafka_response_queue_seconds", 'api="Produce"'],
   ];
+  const metricsText = async () => (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
   const scrape = async () => {
-    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    const text = await metricsText();
     return series.map(([, name, labels]) => histogramBuckets(text, name, labels));
   };
   const before = await scrape();
   const result = await measure();
+  // Scraped apart from the histograms, since prom-client restarts its event-loop delay sampling at every
+  // scrape: these describe the run alone.
+  const eventLoop = await metricsText();
   const after = await scrape();
-  result.brokerTimings = {};
+  // prom-client reports the time between its timer's ticks: the interval itself is not delay.
+  const delayMs = (name) => {
+    const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(eventLoop);
+    return match === null ? undefined : Math.max(0, Number(match[1]) * 1000 - EVENT_LOOP_SAMPLE_MS);
+  };
+  result.brokerTimings = {
+    eventLoopDelay: {
+      p99Ms: delayMs("nodejs_eventloop_lag_p99_seconds"),
+      maxMs: delayMs("nodejs_eventloop_lag_max_seconds"),
+    },
+  };
   series.forEach(([key], index) => {
     const count = (buckets) => buckets.get(Number.POSITIVE_INFINITY) ?? 0;
     result.brokerTimings[key] = {
@@ -590,7 +609,7 @@ function brokerTimingsLines() {
     "broker's own times at half sustained, p50 / p99 ms (its histograms, interpolated within buckets):",
     ...runs.map(
       ([acks, timings]) =>
-        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)}; commit ${span(timings.commit)}; ${timings.fsync.count} fsyncs ${span(timings.fsync)}`,
+        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)}, answer held for order ${span(timings.produceResponseQueue)}; commit ${span(timings.commit)}; ${timings.fsync.count} fsyncs ${span(timings.fsync)}; event-loop delay p99 ${ms(timings.eventLoopDelay.p99Ms)}, max ${ms(timings.eventLoopDelay.maxMs)}`,
     ),
   ].join("\n");
 }
