@@ -159,6 +159,9 @@ describe("Prometheus scraping a broker after a workload", () => {
     // Every answered Produce went to its socket once, its wait behind earlier answers timed.
     const [written] = await prometheus.query('raftka_kafka_response_queue_seconds_count{api="Produce"}');
     expect(written!.value).toBe(total(produce));
+    // ... and the kernel took each of them, its send timed.
+    const [sent] = await prometheus.query('raftka_kafka_response_send_seconds_count{api="Produce"}');
+    expect(sent!.value).toBe(total(produce));
     const [fetchQueue] = await prometheus.query('raftka_kafka_request_queue_seconds_count{api="Fetch"}');
     expect(fetchQueue!.value).toBeGreaterThan(0);
     const [errors] = await prometheus.query(

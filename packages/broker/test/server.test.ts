@@ -163,6 +163,51 @@ describe("connections", () => {
     expect((await waited()) - before).toBeGreaterThanOrEqual(0.25);
   });
 
+  it("counts the time a response waits for a client that does not read it", async () => {
+    const sent = async () => {
+      const line = (await node.metrics.render())
+        .split("\n")
+        .find((text) => text.startsWith('raftka_kafka_response_send_seconds_sum{api="Fetch"}'));
+      return Number(line?.split(" ").pop() ?? 0);
+    };
+    const connection = await node.connect();
+    await createTopic(connection, "slow-reader");
+    // 6 MiB of records: more than the broker's socket send buffer (net.ipv4.tcp_wmem allows at most
+    // 4 MiB) and the client's receive buffer hold while the client reads nothing.
+    const value = "v".repeat(96 * 1024);
+    for (let request = 0; request < 8; request++) {
+      await connection.send(ApiKey.Produce, 7, produceRequest("slow-reader", 0, batch(Array(8).fill(value))));
+    }
+    const before = await sent();
+    const socket = createConnection({ host: "127.0.0.1", port: node.port });
+    socket.on("error", () => {});
+    const frame = Buffer.concat(
+      encodeRequestFrame(
+        ApiKey.Fetch,
+        11,
+        1,
+        "slow-reader",
+        fetchRequest([{ topic: "slow-reader", partition: 0, offset: 0n, maxBytes: 16 << 20 }]),
+      ),
+    );
+    await new Promise<void>((resolve) => socket.once("connect", resolve));
+    socket.pause();
+    socket.write(frame);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const splitter = new FrameSplitter(1 << 25);
+    const response = await new Promise<Buffer>((resolve) => {
+      socket.on("data", (chunk) => {
+        const [complete] = splitter.push(chunk);
+        if (complete !== undefined) resolve(complete);
+      });
+      socket.resume();
+    });
+    socket.destroy();
+    expect(response.length).toBeGreaterThan(6 << 20);
+    // The kernel took the last of the response only once the client read, 400 ms after asking.
+    expect((await sent()) - before).toBeGreaterThanOrEqual(0.3);
+  });
+
   it("releases a parked fetch when its client disconnects", async () => {
     const connection = await node.connect();
     await createTopic(connection, "abandoned");

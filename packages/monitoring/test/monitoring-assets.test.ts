@@ -112,6 +112,7 @@ describe("Grafana dashboard", () => {
       "raftka_kafka_request_errors_total",
       "raftka_kafka_request_handle_seconds_bucket",
       "raftka_kafka_response_queue_seconds_bucket",
+      "raftka_kafka_response_send_seconds_bucket",
       "raftka_topic_bytes_in_total",
       "raftka_topic_bytes_out_total",
       "raftka_log_size_bytes",

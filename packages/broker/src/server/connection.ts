@@ -331,11 +331,17 @@ export class Connection {
     this.socket.cork();
     while (this.slots.length > 0 && this.slots[0]!.chunks !== null) {
       const { api, chunks, readyAt, written } = this.slots.shift()!;
-      this.options.metrics.responseWritten(api, (now - readyAt) / 1000);
+      const metrics = this.options.metrics;
+      metrics.responseWritten(api, (now - readyAt) / 1000);
       const last = chunks!.length - 1;
       for (let index = 0; index < last; index++) this.socket.write(chunks![index]!);
-      if (written === null) this.socket.write(chunks![last]!);
-      else this.socket.write(chunks![last]!, (error) => afterWrite(error, written));
+      // Called once the kernel has the response's last byte, so all of it (a socket writes in order). The
+      // `written` callbacks may reuse the response's buffers: after an error they must not run at all.
+      this.socket.write(chunks![last]!, (error) => {
+        if (error) return;
+        metrics.responseSent(api, (performance.now() - now) / 1000);
+        if (written !== null) for (const callback of written) callback();
+      });
     }
     this.socket.uncork();
     if (this.slots.length === 0) {
@@ -432,10 +438,4 @@ export class Connection {
     for (const resolve of this.drainWaiters.splice(0)) resolve();
     this.options.onClose(this);
   }
-}
-
-/** A response's write callbacks run only when the socket took it all; after an error nothing may reuse it. */
-function afterWrite(error: Error | null | undefined, written: readonly (() => void)[]): void {
-  if (error) return;
-  for (const callback of written) callback();
 }

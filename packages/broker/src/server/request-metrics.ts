@@ -8,6 +8,7 @@ interface ApiSeries {
   readonly queueSeconds: BoundHistogram;
   readonly handleSeconds: BoundHistogram;
   readonly responseQueueSeconds: BoundHistogram;
+  readonly responseSendSeconds: BoundHistogram;
 }
 
 /** Calls `visit` for every non-zero `errorCode` in a response (one per partition or resource that failed). */
@@ -45,6 +46,7 @@ export class RequestMetrics {
         queueSeconds: kafka.requestQueueSeconds.labels({ api }),
         handleSeconds: kafka.requestHandleSeconds.labels({ api }),
         responseQueueSeconds: kafka.responseQueueSeconds.labels({ api }),
+        responseSendSeconds: kafka.responseSendSeconds.labels({ api }),
       };
       this.series.set(api, series);
     }
@@ -72,6 +74,11 @@ export class RequestMetrics {
   /** A response went to the socket `waitedSeconds` after it was ready (behind earlier ones). */
   responseWritten(api: string, waitedSeconds: number): void {
     this.seriesFor(api)?.responseQueueSeconds.observe(waitedSeconds);
+  }
+
+  /** The kernel took all of a response `sendSeconds` after it went to the socket. */
+  responseSent(api: string, sendSeconds: number): void {
+    this.seriesFor(api)?.responseSendSeconds.observe(sendSeconds);
   }
 
   connectionOpened(listener: string): void {

@@ -95,6 +95,12 @@ export const pushedMetricDefinitions = {
       ["api"],
       LATENCY_BUCKETS,
     ),
+    responseSendSeconds: histogram(
+      "raftka_kafka_response_send_seconds",
+      "Time from a response being handed to the socket until the kernel has taken all of it: long when the client reads slowly or the network is slow, while the part the socket's send buffer cannot take waits in the broker (Kafka's ResponseSendTimeMs).",
+      ["api"],
+      LATENCY_BUCKETS,
+    ),
     requestBytes: counter(
       "raftka_kafka_request_bytes_total",
       "Bytes of Kafka request frames received, by API.",
