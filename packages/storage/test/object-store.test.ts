@@ -1,5 +1,8 @@
+import { execFile } from "node:child_process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   downloadSegment,
@@ -29,6 +32,8 @@ async function streamToBuffer(stream: NodeJS.ReadableStream): Promise<Buffer> {
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
+
+const execFileAsync = promisify(execFile);
 
 // Started on first use, so the local-directory tests run (and pass) even where moto is missing.
 let motoStarting: Promise<MotoServer> | undefined;
@@ -276,5 +281,47 @@ describe("S3ObjectStore specifics", { timeout: 90_000 }, () => {
     expect((error as Error).message).toMatch(/bucket 'no-such-bucket' does not exist/);
     store.close();
     missing.close();
+  });
+});
+
+describe("the AWS SDK on the Node versions Raftka supports", { timeout: 90_000 }, () => {
+  it("is installed at a version that runs on Raftka's oldest supported Node", () => {
+    const require = createRequire(import.meta.url);
+    const sdk = require("@aws-sdk/client-s3/package.json") as {
+      version: string;
+      engines?: { node?: string };
+    };
+    const raftka = require("../../../package.json") as { engines: { node: string } };
+    const minimum = (range: string | undefined) => {
+      const match = /^>=\s*(\d+)(?:\.(\d+))?/.exec(range ?? "");
+      if (match === null) throw new Error(`cannot read the Node range "${range}"; compare it by hand`);
+      return Number(match[1]) * 1000 + Number(match[2] ?? 0);
+    };
+    // A newer SDK that needs a newer Node: pin the older one, or raise engines.node and the docs with it.
+    expect(
+      minimum(sdk.engines?.node),
+      `@aws-sdk/client-s3 ${sdk.version} needs node ${sdk.engines?.node}`,
+    ).toBeLessThanOrEqual(minimum(raftka.engines.node));
+  });
+
+  it("writes nothing of its own to stderr, beside the broker's structured log", async () => {
+    const bucket = `raftka-test-${++bucketCounter}`;
+    const server = await moto();
+    await server.createBucket(bucket);
+    const storage = new URL("../dist/index.js", import.meta.url).href;
+    const script = `
+      const { S3ObjectStore } = await import(${JSON.stringify(storage)});
+      const store = new S3ObjectStore(${JSON.stringify({ bucket, endpoint: server.endpoint, forcePathStyle: true, credentials: motoCredentials })});
+      await store.put("k", Buffer.from("v"));
+      console.log((await store.get("k")).toString());
+      store.close();
+    `;
+    const environment = { ...process.env };
+    delete environment.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    const { stdout, stderr } = await execFileAsync(process.execPath, ["--input-type=module", "-e", script], {
+      env: environment,
+    });
+    expect(stdout.trim()).toBe("v");
+    expect(stderr).toBe("");
   });
 });
