@@ -50,6 +50,12 @@ async function rawExchange(
   });
 }
 
+/** The value of one series in the node's /metrics text (name and labels as written there), 0 before its first sample. */
+async function sampleValue(series: string): Promise<number> {
+  const line = (await node.metrics.render()).split("\n").find((text) => text.startsWith(`${series} `));
+  return Number(line?.split(" ").pop() ?? 0);
+}
+
 describe("ApiVersions", () => {
   it("lists the served APIs at every version 0-4 with the minimums clients depend on", async () => {
     const connection = await node.connect();
@@ -139,12 +145,7 @@ describe("connections", () => {
   });
 
   it("counts the time a ready response waits behind an earlier one on its connection", async () => {
-    const waited = async () => {
-      const line = (await node.metrics.render())
-        .split("\n")
-        .find((text) => text.startsWith('raftka_kafka_response_queue_seconds_sum{api="Metadata"}'));
-      return Number(line?.split(" ").pop() ?? 0);
-    };
+    const waited = () => sampleValue('raftka_kafka_response_queue_seconds_sum{api="Metadata"}');
     const before = await waited();
     const connection = await node.connect();
     await createTopic(connection, "behind-a-long-poll");
@@ -164,12 +165,7 @@ describe("connections", () => {
   });
 
   it("counts the time a response waits for a client that does not read it", async () => {
-    const sent = async () => {
-      const line = (await node.metrics.render())
-        .split("\n")
-        .find((text) => text.startsWith('raftka_kafka_response_send_seconds_sum{api="Fetch"}'));
-      return Number(line?.split(" ").pop() ?? 0);
-    };
+    const sent = () => sampleValue('raftka_kafka_response_send_seconds_sum{api="Fetch"}');
     const connection = await node.connect();
     await createTopic(connection, "slow-reader");
     // 6 MiB of records: more than the broker's socket send buffer (net.ipv4.tcp_wmem allows at most
