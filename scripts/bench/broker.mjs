@@ -386,7 +386,11 @@ async function brokerUnderTest() {
       nodeArgs: options["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${options["cpu-prof"]}`] : [],
     }),
     (ready) => ready.msg === "ready",
-  );
+  ).catch(async (error) => {
+    // A broker that refused its settings leaves nothing worth keeping in its data directory.
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  });
   return {
     host: "127.0.0.1",
     port: line.kafkaPort,
