@@ -97,9 +97,11 @@ if (options["split-cpus"] && cpuCount < 2)
 const serverCpus = cpuCount === 2 ? "1" : `1-${cpuCount - 1}`;
 
 const children = new Set();
-// Neither the broker nor the null sink may outlive the benchmark, however it ends.
+// Neither the broker nor the null sink may outlive the benchmark, however it ends, nor their cgroups.
 process.on("exit", () => {
   for (const child of children) child.kill("SIGKILL");
+  sinkCgroup?.removeSync?.();
+  cgroup?.removeSync?.();
 });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
 

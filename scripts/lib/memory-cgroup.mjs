@@ -2,7 +2,7 @@
 // covers the page cache the process writes, so the kernel reclaims the process's own older pages instead of
 // taking fresh ones. On a VM that hands freed memory back to its host (free page reporting) a fresh page
 // costs a host page fault; a reclaimed one does not (docs/benchmarks.md).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmdirSync } from "node:fs";
 import { mkdir, rmdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,5 +55,21 @@ export async function createMemoryCgroup(name, limitBytes) {
     },
     /** Removes the cgroup once its processes have exited. */
     remove: () => rmdir(path).catch(() => {}),
+    /**
+     * The same from an exit handler, where nothing can be awaited: retries for up to `waitMs` while
+     * processes just killed are still leaving the cgroup, then leaves it.
+     */
+    removeSync: (waitMs = 2_000) => {
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        try {
+          rmdirSync(path);
+          return;
+        } catch (error) {
+          if (error.code !== "EBUSY" || Date.now() >= deadline) return;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        }
+      }
+    },
   };
 }
