@@ -574,9 +574,8 @@ try {
   await stopProcess(sink.child);
 }
 
+// The exit handler removes both cgroups, on this path as on a failed run.
 const cgroupPeakBytes = cgroup?.peakBytes?.();
-await cgroup?.remove?.();
-await sinkCgroup?.remove?.();
 results.memoryCgroup = cgroup?.add ? { limitBytes: memoryLimit, peakBytes: cgroupPeakBytes } : null;
 results.splitCpus = options["split-cpus"] ? { loadGenerator: "0", server: serverCpus } : null;
 
