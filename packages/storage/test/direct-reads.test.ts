@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { DirectReads, FlushScheduler, PartitionLog, type PartitionLogOptions } from "../src/index.js";
+import { buildRefuseSyscall } from "./fixtures/refuse-syscall.js";
 import { evictFromPageCache, makeBatch, residentBytes, valuesOf, withRamfs, withTempDir } from "./helpers.js";
 
 function openLog(directory: string, options: PartitionLogOptions) {
@@ -219,18 +220,4 @@ async function readColdFileInChild(
     expect(result.stats).toEqual({ directBytes: 0, pageCacheBytes: 1_999_999 });
     return result;
   });
-}
-
-/** Builds test/fixtures/refuse-syscall.c (a seccomp filter, then exec) into `directory`; needs a C compiler. */
-function buildRefuseSyscall(directory: string): string {
-  const output = join(directory, "refuse-syscall");
-  const source = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "refuse-syscall.c");
-  try {
-    execFileSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Werror", "-o", output, source]);
-  } catch (error) {
-    throw new Error(
-      `this test builds ${source} with a C compiler, as \`pnpm build\` builds the addons; install one (Debian: apt-get install gcc): ${error}`,
-    );
-  }
-  return output;
 }
