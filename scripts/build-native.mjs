@@ -1,9 +1,9 @@
 // Compiles the native addons (part of `pnpm build`): packages/crc32c's CRC-32C, packages/storage's
-// preallocation and direct reads, and packages/broker's heap trimming. Where one cannot be built, its package
-// falls back (CRC-32C to @node-rs/crc32, about 4x slower; segment files to ext4's delayed allocation, about a
-// quarter more kernel CPU per byte written; reads of data not in the page cache through it, several times the
-// kernel CPU; freed heap memory stays resident): this prints why and what to install, and the broker warns at
-// start.
+// preallocation and direct reads, and packages/broker's heap trimming and helper-thread scheduling. Where one
+// cannot be built, its package falls back (CRC-32C to @node-rs/crc32, about 4x slower; segment files to ext4's
+// delayed allocation, about a quarter more kernel CPU per byte written; reads of data not in the page cache
+// through it, several times the kernel CPU; freed heap memory stays resident; helper threads on the default
+// policy): this prints why and what to install, and the broker warns at start.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { homedir } from "node:os";
@@ -43,6 +43,14 @@ const addons = [
     builds:
       process.platform === "linux" && process.report.getReport().header.glibcVersionRuntime !== undefined,
     fallback: "heap memory the broker frees will stay resident (its RSS keeps its peak after bursts)",
+  },
+  {
+    name: "helper-threads",
+    source: "packages/broker/native/helper-threads.c",
+    output: "packages/broker/build/helper-threads.node",
+    builds: process.platform === "linux",
+    fallback:
+      "helper threads keep the default scheduling policy (on busy CPUs a woken pool thread can preempt the event loop)",
   },
 ];
 

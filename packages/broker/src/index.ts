@@ -36,6 +36,7 @@ export * from "./producer-state/snapshot-format.js";
 export * from "./server/api-registry.js";
 export * from "./server/connection.js";
 export * from "./server/fault-injection.js";
+export * from "./server/helper-threads.js";
 export * from "./server/kafka-server.js";
 export * from "./server/request-metrics.js";
 export type * from "./services.js";
