@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiKey, KafkaConnection } from "@raftka/protocol";
 import { afterEach, describe, expect, it } from "vitest";
+import { SCHED_BATCH, SCHED_OTHER, threadPolicies } from "../../packages/broker/test/thread-policies.js";
 import { ownMemoryCgroup, reportsFreePagesToHost } from "../../packages/cli/src/memory-cgroup.js";
 import { type RunningBroker, raftkaMain, repositoryRoot, startBroker } from "./harness/broker.js";
 import { kafkaClient } from "./harness/kafkajs.js";
@@ -184,6 +185,27 @@ describe("the broker's Node flags and glibc tunables", () => {
     ).toBe(true);
     expect(limited.logs.filter((line) => line.memoryLimit !== undefined)).toEqual([]);
     await limited.cleanup();
+  });
+});
+
+describe("the broker's helper threads", () => {
+  it("run under SCHED_BATCH, so that they never preempt the event loop, unless turned off", async () => {
+    const broker = await track(startBroker());
+    const policies = threadPolicies(broker.pid);
+    expect(policies.get(broker.pid)).toBe(SCHED_OTHER);
+    const helpers = [...policies].filter(([tid]) => tid !== broker.pid).map(([, policy]) => policy);
+    // Node's platform workers and libuv's pool at least.
+    expect(helpers.length).toBeGreaterThanOrEqual(5);
+    expect(helpers).toEqual(helpers.map(() => SCHED_BATCH));
+    const said = broker.logs.find((line) => String(line.msg).includes("SCHED_BATCH"));
+    expect(said).toMatchObject({ level: "info", helpers: helpers.length, batch: helpers.length });
+    await broker.cleanup();
+
+    const off = await track(startBroker({ settings: { "helper.threads.sched.batch": false } }));
+    const defaults = [...threadPolicies(off.pid).values()];
+    expect(defaults.length).toBeGreaterThanOrEqual(6);
+    expect(defaults).toEqual(defaults.map(() => SCHED_OTHER));
+    expect(off.logs.filter((line) => String(line.msg).includes("SCHED_BATCH"))).toEqual([]);
   });
 });
 

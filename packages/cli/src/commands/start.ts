@@ -8,6 +8,7 @@ import {
   loadConfig,
   type RaftkaConfig,
 } from "@raftka/monitoring";
+import { keepHelperThreadsBatched } from "../helper-threads.js";
 import { pageCacheAdvice } from "../memory-cgroup.js";
 import {
   BROKER_GLIBC_TUNABLES,
@@ -143,6 +144,10 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     await logging.flush();
     return ExitCode.FAILED;
   }
+  // After the start, so that the thread pool the logs' recovery started is there to be swept.
+  const stopSweeping = config.get("helper.threads.sched.batch")
+    ? keepHelperThreadsBatched(logging.component("server"))
+    : () => {};
   // The handlers are in place before "ready" is printed: a supervisor may signal as soon as it reads it.
   const stopped = new Promise<number>((resolve) => {
     let signalled = false;
@@ -186,6 +191,7 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   );
 
   const code = await stopped;
+  stopSweeping();
   await logging.flush();
   return code;
 }
