@@ -16,6 +16,9 @@ const { ApiKey, decodeRequestBody, decodeRequestHeader, encodeResponseFrame, Fra
 const { BufferPool, frameAllocator } = await import(
   join(repository, "packages", "broker", "dist", "server", "buffer-pool.js")
 );
+const { scheduleHelperThreadsAsBatch } = await import(
+  join(repository, "packages", "broker", "dist", "server", "helper-threads.js")
+);
 const { values } = parseArgs({ options: { partitions: { type: "string", default: "8" } } });
 const partitionCount = Number(values.partitions);
 const nextOffsets = new Map();
@@ -113,6 +116,8 @@ const server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
   socket.resume();
 });
 server.listen(0, "127.0.0.1", () => {
+  // As `raftka start` does for the broker (helper.threads.sched.batch), so that both run under the same policies.
+  scheduleHelperThreadsAsBatch();
   port = server.address().port;
   console.log(JSON.stringify({ port }));
 });
