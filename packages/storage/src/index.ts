@@ -16,3 +16,4 @@ export * from "./retention.js";
 export * from "./s3-object-store.js";
 export * from "./segment-archive.js";
 export * from "./stable-store.js";
+export { syncHandle, syncThreads } from "./sync-threads.js";
