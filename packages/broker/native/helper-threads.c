@@ -1,5 +1,6 @@
 /*
- * Puts the process's helper threads (every thread but the caller, the event loop's) under SCHED_BATCH.
+ * Puts the process's helper threads (every thread but the caller, the event loop's, and Raftka's own named
+ * "raftka-...", which choose their policy themselves) under SCHED_BATCH.
  *
  * Why: a write or an fsync handed to libuv's pool wakes a pool thread, and under Linux's default policy a
  * woken thread may preempt the thread that woke it. On a machine whose CPUs are all busy (two CPUs shared
@@ -15,9 +16,22 @@
 #include <node_api.h>
 #include <raftka-napi.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* Threads of Raftka's own addons name themselves "raftka-..." and choose their policy themselves. */
+static int is_raftka_thread(pid_t thread) {
+  char path[64], name[32] = {0};
+  snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)thread);
+  FILE *comm = fopen(path, "r");
+  if (comm == NULL) return 0;
+  size_t length = fread(name, 1, sizeof name - 1, comm);
+  fclose(comm);
+  return length >= 7 && strncmp(name, "raftka-", 7) == 0;
+}
 
 static void set_int(napi_env env, napi_value object, const char *name, int value) {
   napi_value number;
@@ -44,7 +58,7 @@ static napi_value schedule_helpers_as_batch(napi_env env, napi_callback_info inf
   while ((entry = readdir(tasks)) != NULL) {
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
     pid_t thread = (pid_t)atoi(entry->d_name);
-    if (thread == caller) continue;
+    if (thread == caller || is_raftka_thread(thread)) continue;
     int policy = sched_getscheduler(thread);
     if (policy == -1) {
       /* ESRCH: the thread exited since the directory was read. */
