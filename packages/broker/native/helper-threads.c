@@ -2,7 +2,7 @@
  * Puts the process's helper threads (every thread but the caller, the event loop's, and Raftka's own named
  * "raftka-...", which choose their policy themselves) under SCHED_BATCH.
  *
- * Why: a write or an fsync handed to libuv's pool wakes a pool thread, and under Linux's default policy a
+ * Why: a write handed to libuv's pool wakes a pool thread, and under Linux's default policy a
  * woken thread may preempt the thread that woke it. On a machine whose CPUs are all busy (two CPUs shared
  * with a load generator) the event loop then lost its CPU to its own pool thread at every hand-off and
  * waited for it back: a V8 profile charged 9% of the broker's wall time to the calls that only queue a
@@ -40,10 +40,10 @@ static void set_int(napi_env env, napi_value object, const char *name, int value
 }
 
 /*
- * scheduleHelpersAsBatch(): { helpers, batch, changed, error? }: the threads other than the caller, how
- * many of them are now SCHED_BATCH, how many this call moved there, and the name of the first error a thread
- * refused with (EPERM, say), absent if none. Threads under any policy other than the default (an operator's chrt) are left as they are.
- * Throws if /proc/self/task cannot be read.
+ * scheduleHelpersAsBatch(): { helpers, batch, changed, error? }: the threads other than the caller and
+ * Raftka's own, how many of them are now SCHED_BATCH, how many this call moved there, and the name of the
+ * first error a thread refused with (EPERM, say), absent if none. Threads under any policy other than the
+ * default (an operator's chrt) are left as they are. Throws if /proc/self/task cannot be read.
  */
 static napi_value schedule_helpers_as_batch(napi_env env, napi_callback_info info) {
   (void)info;

@@ -3,8 +3,9 @@
  *
  * Why: `raftka start` puts libuv's pool under SCHED_BATCH (packages/broker/native/helper-threads.c) so that a
  * thread woken for a segment write cannot preempt the event loop. A pool thread whose fsync ends is woken
- * too, and under SCHED_BATCH it then waited for a CPU before the event loop heard of it: the broker's fsync
- * p99 at half rate rose from about 2 to 4-5 ms (docs/benchmarks.md, "Helper threads under SCHED_BATCH").
+ * too, and under SCHED_BATCH it then waited for a CPU before the event loop heard of it: the broker's
+ * fsync times at half rate rose, the p99 up to about double (docs/benchmarks.md, "Helper threads under
+ * SCHED_BATCH").
  * These threads keep the default policy, which the sweep leaves alone because of their name ("raftka-sync"),
  * and fsyncs no longer hold pool threads that writes wait for.
  */
@@ -45,7 +46,6 @@ static int threads_started;
 
 static void *sync_loop(void *unused) {
   (void)unused;
-  pthread_setname_np(pthread_self(), "raftka-sync");
   for (;;) {
     pthread_mutex_lock(&lock);
     while (head == NULL) pthread_cond_wait(&queued, &lock);
@@ -68,7 +68,7 @@ static void *sync_loop(void *unused) {
   return NULL;
 }
 
-/* On the environment's thread: settles the job's promise; the last sync in flight lets the loop exit again. */
+/* On the environment's thread: settles the job's promise; the last one in flight lets the loop exit again. */
 static void settle(napi_env env, napi_value callback, void *context, void *data) {
   (void)callback;
   (void)context;
@@ -98,6 +98,8 @@ static int start_threads(void) {
     int error = pthread_create(&thread, &attributes, sync_loop, NULL);
     pthread_attr_destroy(&attributes);
     if (error != 0) return error;
+    /* Named here, before JavaScript runs again, so that no sweep can find one unnamed. */
+    pthread_setname_np(thread, "raftka-sync");
   }
   return 0;
 }

@@ -5,7 +5,7 @@ import { loadNativeAddon } from "./native-addon.js";
 /**
  * fsync and fdatasync on threads of their own (packages/storage/native/sync-threads.c) rather than libuv's
  * pool, whose threads `raftka start` puts under SCHED_BATCH: a pool thread whose fsync ended then waited for
- * a CPU on busy machines before the event loop heard of it, about doubling the fsync p99 at half rate
+ * a CPU on busy machines before the event loop heard of it, the fsync p99 at half rate up to about double
  * (docs/benchmarks.md, "Helper threads under SCHED_BATCH"). Fsyncs also stop holding pool threads that
  * segment writes wait for.
  */
