@@ -36,14 +36,6 @@ const addons = [
       "reads of data not in the page cache will go through it (several times the kernel CPU per byte)",
   },
   {
-    name: "sync-threads",
-    source: "packages/storage/native/sync-threads.c",
-    output: "packages/storage/build/sync-threads.node",
-    builds: process.platform === "linux",
-    fallback:
-      "fsyncs will run on libuv's pool, whose threads raftka start makes SCHED_BATCH (acks=all a little slower on busy CPUs)",
-  },
-  {
     name: "heap-trim",
     source: "packages/broker/native/heap-trim.c",
     output: "packages/broker/build/heap-trim.node",

@@ -189,39 +189,20 @@ describe("the broker's Node flags and glibc tunables", () => {
 });
 
 describe("the broker's helper threads", () => {
-  it("run under SCHED_BATCH, so that they never preempt the event loop, unless turned off; its fsync threads do not", async () => {
+  it("run under SCHED_BATCH, so that they never preempt the event loop, unless turned off", async () => {
     const broker = await track(startBroker());
-    const kafka = kafkaClient(broker.bootstrap);
-    const producer = kafka.producer();
-    await producer.connect();
-    try {
-      // An acks=all answer waits for an fsync, which starts the fsync threads.
-      await producer.send({ topic: "helper-threads", acks: -1, messages: [{ value: "a" }] });
-    } finally {
-      await producer.disconnect();
-    }
-    const threads = threadPolicies(broker.pid);
-    expect(threads.get(broker.pid)?.policy).toBe(SCHED_OTHER);
-    const syncThreads = [...threads.values()].filter((thread) => thread.name === "raftka-sync");
-    expect(syncThreads.map((thread) => thread.policy)).toEqual([
-      SCHED_OTHER,
-      SCHED_OTHER,
-      SCHED_OTHER,
-      SCHED_OTHER,
-    ]);
-    const helpers = [...threads]
-      .filter(([tid, thread]) => tid !== broker.pid && thread.name !== "raftka-sync")
-      .map(([, thread]) => thread.policy);
+    const policies = threadPolicies(broker.pid);
+    expect(policies.get(broker.pid)).toBe(SCHED_OTHER);
+    const helpers = [...policies].filter(([tid]) => tid !== broker.pid).map(([, policy]) => policy);
     // Node's platform workers and libuv's pool at least.
     expect(helpers.length).toBeGreaterThanOrEqual(5);
     expect(helpers).toEqual(helpers.map(() => SCHED_BATCH));
     const said = broker.logs.find((line) => String(line.msg).includes("SCHED_BATCH"));
-    expect(said).toMatchObject({ level: "info", changed: said?.helpers, batch: said?.helpers });
-    expect(said?.helpers).toBeGreaterThanOrEqual(5);
+    expect(said).toMatchObject({ level: "info", helpers: helpers.length, batch: helpers.length });
     await broker.cleanup();
 
     const off = await track(startBroker({ settings: { "helper.threads.sched.batch": false } }));
-    const defaults = [...threadPolicies(off.pid).values()].map((thread) => thread.policy);
+    const defaults = [...threadPolicies(off.pid).values()];
     expect(defaults.length).toBeGreaterThanOrEqual(6);
     expect(defaults).toEqual(defaults.map(() => SCHED_OTHER));
     expect(off.logs.filter((line) => String(line.msg).includes("SCHED_BATCH"))).toEqual([]);

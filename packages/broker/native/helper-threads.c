@@ -1,8 +1,7 @@
 /*
- * Puts the process's helper threads (every thread but the caller, the event loop's, and Raftka's own named
- * "raftka-...", which choose their policy themselves) under SCHED_BATCH.
+ * Puts the process's helper threads (every thread but the caller, the event loop's) under SCHED_BATCH.
  *
- * Why: a write handed to libuv's pool wakes a pool thread, and under Linux's default policy a
+ * Why: a write or an fsync handed to libuv's pool wakes a pool thread, and under Linux's default policy a
  * woken thread may preempt the thread that woke it. On a machine whose CPUs are all busy (two CPUs shared
  * with a load generator) the event loop then lost its CPU to its own pool thread at every hand-off and
  * waited for it back: a V8 profile charged 9% of the broker's wall time to the calls that only queue a
@@ -16,22 +15,9 @@
 #include <node_api.h>
 #include <raftka-napi.h>
 #include <sched.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-/* Threads of Raftka's own addons name themselves "raftka-..." and choose their policy themselves. */
-static int is_raftka_thread(pid_t thread) {
-  char path[64], name[32] = {0};
-  snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)thread);
-  FILE *comm = fopen(path, "r");
-  if (comm == NULL) return 0;
-  size_t length = fread(name, 1, sizeof name - 1, comm);
-  fclose(comm);
-  return length >= 7 && strncmp(name, "raftka-", 7) == 0;
-}
 
 static void set_int(napi_env env, napi_value object, const char *name, int value) {
   napi_value number;
@@ -40,10 +26,10 @@ static void set_int(napi_env env, napi_value object, const char *name, int value
 }
 
 /*
- * scheduleHelpersAsBatch(): { helpers, batch, changed, error? }: the threads other than the caller and
- * Raftka's own, how many of them are now SCHED_BATCH, how many this call moved there, and the name of the
- * first error a thread refused with (EPERM, say), absent if none. Threads under any policy other than the
- * default (an operator's chrt) are left as they are. Throws if /proc/self/task cannot be read.
+ * scheduleHelpersAsBatch(): { helpers, batch, changed, error? }: the threads other than the caller, how
+ * many of them are now SCHED_BATCH, how many this call moved there, and the name of the first error a thread
+ * refused with (EPERM, say), absent if none. Threads under any policy other than the default (an operator's chrt) are left as they are.
+ * Throws if /proc/self/task cannot be read.
  */
 static napi_value schedule_helpers_as_batch(napi_env env, napi_callback_info info) {
   (void)info;
@@ -58,7 +44,7 @@ static napi_value schedule_helpers_as_batch(napi_env env, napi_callback_info inf
   while ((entry = readdir(tasks)) != NULL) {
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
     pid_t thread = (pid_t)atoi(entry->d_name);
-    if (thread == caller || is_raftka_thread(thread)) continue;
+    if (thread == caller) continue;
     int policy = sched_getscheduler(thread);
     if (policy == -1) {
       /* ESRCH: the thread exited since the directory was read. */

@@ -9,7 +9,7 @@ import {
   type RaftkaMetrics,
   readinessCheckNames,
 } from "@raftka/monitoring";
-import { DirectReads, DirectWrites, FlushScheduler, preallocation, syncThreads } from "@raftka/storage";
+import { DirectReads, DirectWrites, FlushScheduler, preallocation } from "@raftka/storage";
 import { alterConfigsHandler, incrementalAlterConfigsHandler } from "./apis/alter-configs/handler.js";
 import { apiVersionsHandler } from "./apis/api-versions/handler.js";
 import { createPartitionsHandler } from "./apis/create-partitions/handler.js";
@@ -251,12 +251,6 @@ export class Broker {
         "reads go through the page cache from now on: direct reads cannot be done here (set log.direct.reads.enable=false to skip the attempt)",
       ),
     );
-    if (syncThreads.unavailableReason !== undefined && syncThreads.availableOnThisPlatform) {
-      storageLogger.warn(
-        { reason: syncThreads.unavailableReason },
-        "fsyncs run on libuv's pool: with its threads under SCHED_BATCH (helper.threads.sched.batch) acks=all answers come a little later on busy CPUs; see the reason",
-      );
-    }
     if (HeapTrimmer.unavailableReason !== undefined) {
       const reason = HeapTrimmer.unavailableReason;
       if (heapTrimAvailableOnThisPlatform) {

@@ -5,15 +5,9 @@ export const SCHED_OTHER = 0;
 export const SCHED_BATCH = 3;
 export const SCHED_IDLE = 5;
 
-export interface ThreadPolicy {
-  /** The thread's name (comm): "node" for Node's and libuv's, "raftka-..." for the addons' own. */
-  name: string;
-  policy: number;
-}
-
-/** Name and scheduling policy of every thread of process `pid`, by thread id (threads that exit meanwhile are left out). */
-export function threadPolicies(pid: number): Map<number, ThreadPolicy> {
-  const threads = new Map<number, ThreadPolicy>();
+/** The scheduling policy of every thread of process `pid`, by thread id (threads that exit meanwhile are left out). */
+export function threadPolicies(pid: number): Map<number, number> {
+  const policies = new Map<number, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     let stat: string;
     try {
@@ -21,13 +15,9 @@ export function threadPolicies(pid: number): Map<number, ThreadPolicy> {
     } catch {
       continue;
     }
-    // The name, in parentheses, may hold spaces: fields are counted from after its closing one (field 3).
-    const nameEnd = stat.lastIndexOf(")");
-    const fields = stat.slice(nameEnd + 2).split(" ");
-    threads.set(Number(tid), {
-      name: stat.slice(stat.indexOf("(") + 1, nameEnd),
-      policy: Number(fields[41 - 3]),
-    });
+    // The thread's name, in parentheses, may hold spaces: count fields from after its closing one (field 3).
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    policies.set(Number(tid), Number(fields[41 - 3]));
   }
-  return threads;
+  return policies;
 }

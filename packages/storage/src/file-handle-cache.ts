@@ -2,7 +2,6 @@ import { constants, readFileSync } from "node:fs";
 import { type FileHandle, open, rename } from "node:fs/promises";
 import { describeCause, invariant, KafkaStorageError } from "./errors.js";
 import type { SyncableFile } from "./flush-scheduler.js";
-import { syncHandle } from "./sync-threads.js";
 
 export interface FileHandleCacheOptions {
   /**
@@ -93,7 +92,8 @@ export class FileHandleCache {
     if (!(idleCloseMs >= 0)) throw new RangeError(`idleCloseMs must be >= 0, got ${idleCloseMs}`);
     this.maxOpenFiles = max;
     this.idleCloseMs = idleCloseMs;
-    this.syncFile = options.syncFile ?? ((file) => syncHandle(file.handle!, file.metadata === true));
+    this.syncFile =
+      options.syncFile ?? ((file) => (file.metadata ? file.handle!.sync() : file.handle!.datasync()));
   }
 
   /** A file managed by this cache; nothing is opened until its first use. */

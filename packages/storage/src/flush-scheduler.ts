@@ -1,6 +1,5 @@
 import { type FileHandle, open } from "node:fs/promises";
 import { describeCause, KafkaStorageError } from "./errors.js";
-import { syncHandle } from "./sync-threads.js";
 
 /** A file (or directory) to fsync: by its open handle if the owner keeps one, else by path. */
 export interface SyncableFile {
@@ -221,7 +220,8 @@ export class FlushScheduler {
 export async function defaultSyncFile(file: SyncableFile): Promise<void> {
   if (file.handle) {
     // fdatasync also persists the file size, which is all the metadata a reader needs.
-    await syncHandle(file.handle, file.metadata === true);
+    if (file.metadata) await file.handle.sync();
+    else await file.handle.datasync();
     return;
   }
   const handle = await open(file.path, "r");

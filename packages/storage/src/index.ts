@@ -16,4 +16,3 @@ export * from "./retention.js";
 export * from "./s3-object-store.js";
 export * from "./segment-archive.js";
 export * from "./stable-store.js";
-export { syncHandle, syncThreads } from "./sync-threads.js";

@@ -3,7 +3,7 @@ import { loadNativeAddon } from "@raftka/storage";
 
 /**
  * Keeps the broker's helper threads (libuv's file I/O pool, V8's collector and compiler threads) from
- * preempting the event loop. Under Linux's default policy a pool thread woken for a write may
+ * preempting the event loop. Under Linux's default policy a pool thread woken for a write or an fsync may
  * take the CPU from the thread that woke it; with every CPU busy the event loop then waited for its CPU at
  * each hand-off. Under SCHED_BATCH a woken helper runs once a CPU is free or the current slice ends
  * (docs/benchmarks.md, "Helper threads under SCHED_BATCH"). The process owner (`raftka start`) applies it,
@@ -11,7 +11,7 @@ import { loadNativeAddon } from "@raftka/storage";
  */
 
 export interface HelperThreadCounts {
-  /** Threads of this process other than the caller's and Raftka's own (named "raftka-..."). */
+  /** Threads of this process other than the caller's. */
   helpers: number;
   /** How many of them are under SCHED_BATCH now. */
   batch: number;
@@ -39,9 +39,8 @@ export const helperThreadSchedulingUnavailable: string | undefined =
   platform() !== "linux" ? "SCHED_BATCH is Linux's" : native.missing;
 
 /**
- * Moves every thread of this process except the calling one (call it from the main thread) and Raftka's own
- * (the fsync threads, named "raftka-sync", which keep the default policy) from the default policy to
- * SCHED_BATCH; threads an operator gave another policy (chrt) keep it. Threads started
+ * Moves every thread of this process except the calling one (call it from the main thread) from the
+ * default policy to SCHED_BATCH; threads an operator gave another policy (chrt) keep it. Threads started
  * later inherit the policy of the thread that starts them, so call it again now and then. Undefined where it
  * cannot be done (see `helperThreadSchedulingUnavailable`). Throws if /proc/self/task cannot be read.
  */
