@@ -142,7 +142,7 @@ const table = {
   }),
   "helper.threads.sched.batch": setting(boolean(), true, {
     category: "node",
-    doc: "Run the broker's helper threads (libuv's file I/O pool, V8's collector and compiler threads) under Linux's SCHED_BATCH policy, so that waking one for a write or an fsync never takes the CPU from the event loop's thread: with every CPU busy (two CPUs shared with a load generator) the event loop otherwise lost its CPU at each hand-off and waited for it back (docs/benchmarks.md, \"Helper threads under SCHED_BATCH\"). A woken helper (a segment write on the pool) waits for a free CPU or the end of the running thread's time slice; fsyncs run on threads of their own (named raftka-sync) that keep the default policy, so an fsync's end reaches the event loop at once. Threads given another policy (chrt) keep it; `ps -L -o tid,class` shows B for batch. Linux only.",
+    doc: "Run the broker's helper threads (libuv's file I/O pool, V8's collector and compiler threads) under Linux's SCHED_BATCH policy, so that waking one for a write or an fsync never takes the CPU from the event loop's thread: with every CPU busy (two CPUs shared with a load generator) the event loop otherwise lost its CPU at each hand-off and waited for it back (docs/benchmarks.md, \"Helper threads under SCHED_BATCH\"). The price: a woken helper waits for a free CPU or the end of the running thread's time slice, so an fsync's end reaches the event loop later, and acks=all answers took up to about 1 ms longer at p99 there. Threads given another policy (chrt) keep it; `ps -L -o tid,class` shows B for batch. Linux only.",
   }),
 
   // Cluster
