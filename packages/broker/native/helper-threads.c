@@ -28,8 +28,8 @@ static void set_int(napi_env env, napi_value object, const char *name, int value
 /*
  * scheduleHelpersAsBatch(): { helpers, batch, changed, error? }: the threads other than the caller, how
  * many of them are now SCHED_BATCH, how many this call moved there, and the name of the first error a thread
- * refused with (EPERM, say), absent if none. Threads under any policy other than the default (an operator's chrt) are left as they are.
- * Throws if /proc/self/task cannot be read.
+ * refused with (EPERM, say), absent if none. Threads under any policy other than the default (an operator's
+ * chrt) are left as they are. Throws if /proc/self/task cannot be read.
  */
 static napi_value schedule_helpers_as_batch(napi_env env, napi_callback_info info) {
   (void)info;
