@@ -48,8 +48,9 @@ static napi_value schedule_helpers_as_batch(napi_env env, napi_callback_info inf
     int policy = sched_getscheduler(thread);
     if (policy == -1) {
       /* ESRCH: the thread exited since the directory was read. */
-      if (errno != ESRCH && first_error == 0) first_error = errno;
-      if (errno != ESRCH) helpers++;
+      if (errno == ESRCH) continue;
+      helpers++;
+      if (first_error == 0) first_error = errno;
       continue;
     }
     helpers++;
