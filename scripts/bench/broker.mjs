@@ -14,9 +14,12 @@
 // the machine sustains; on this VM, page-cache pages that each cost a host page fault, not the disk).
 // The half-rate runs last that long too, so their rate is half of the sustained maximum: half of the short
 // run's rate can exceed what the machine writes per second, and then the half-rate run measures a queue.
+// Each half-rate run first sends at its rate for --half-rate-warm-up-seconds (3) unmeasured, in the same
+// producer: coming from full speed, the broker's first seconds at half rate had a p99 1.5-2 times its
+// steady one (V8's compiler threads busier than later; docs/benchmarks.md); the warm-up's p99 is printed too.
 //
 //   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5]
-//                                [--pairs 3] [--memory-limit 2GiB|none] [--json]
+//                                [--half-rate-warm-up-seconds 3] [--pairs 3] [--memory-limit 2GiB|none] [--json]
 //   bash scripts/bench/broker.sh --bootstrap HOST:PORT [--broker-pid PID]
 // The second form measures a broker that is already running, for example on another machine so that the
 // load generator does not share its cores; the broker's CPU, RSS and run-queue wait are read from /proc
@@ -26,13 +29,13 @@
 // within the limit stays backed on a VM that hands freed memory back to its host, where fresh pages cost a
 // host page fault each. `--memory-limit none` measures the unbounded page cache (docs/benchmarks.md).
 // (broker.sh installs librdkafka-dev, builds the load generator and the packages, then runs this.)
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const { brokerProcessSettings, readyLine, spawnBroker } = await import(
@@ -56,6 +59,8 @@ const { values: options } = parseArgs({
       default: join(repository, "node_modules", ".cache", "raftka-bench", "loadgen"),
     },
     "half-rate-seconds": { type: "string", default: "5" },
+    // Each half-rate run first runs this long at its rate, unmeasured (0: measure from the first record).
+    "half-rate-warm-up-seconds": { type: "string", default: "3" },
     // One memory cgroup of this size (page cache included) holds the null sink and then the broker; "none"
     // runs them without one.
     "memory-limit": { type: "string", default: "2GiB" },
@@ -80,6 +85,11 @@ const records = Number(options.records);
 const recordBytes = Number(options["record-bytes"]);
 const partitions = Number(options.partitions);
 const halfRateSeconds = Number(options["half-rate-seconds"]);
+const halfRateWarmUpSeconds = Number(options["half-rate-warm-up-seconds"]);
+if (!(halfRateWarmUpSeconds >= 0))
+  throw new Error(
+    `--half-rate-warm-up-seconds ${options["half-rate-warm-up-seconds"]}: expected seconds, 0 or more`,
+  );
 const pairs = Number(options.pairs);
 if (!Number.isInteger(pairs) || pairs < 1)
   throw new Error(`--pairs ${options.pairs}: expected a whole number from 1`);
@@ -122,23 +132,69 @@ async function stopProcess(child) {
   await exited;
 }
 
-async function loadgen(mode, bootstrap, topic, extra = []) {
+/**
+ * Runs the load generator and resolves with its JSON result. `measuring` (a MeasurementStart) hears when a
+ * run with a warm-up (-w) starts measuring.
+ */
+async function loadgen(mode, bootstrap, topic, extra = [], measuring = undefined) {
   // Each run starts with the previous runs' data on disk, so their writeback does not land in this one.
   execFileSync("sync");
   const args = [mode, "-b", bootstrap, "-t", topic, "-p", String(partitions), ...extra];
-  const { stdout } = await promisify(execFile)(
+  const child = spawn(
     options["split-cpus"] ? "taskset" : options.loadgen,
     options["split-cpus"] ? ["-c", "0", options.loadgen, ...args] : args,
-    { maxBuffer: 1 << 20, timeout: 900_000 },
+    { stdio: ["ignore", "pipe", "pipe"], timeout: 900_000 },
   );
+  let stdout = "";
+  let stderr = "";
+  let warmedUp = false;
+  child.stdout.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk) => {
+    stderr = (stderr + chunk).slice(-8192);
+    if (!warmedUp && stderr.includes(WARM_UP_DONE)) {
+      warmedUp = true;
+      measuring?.fire();
+    }
+  });
+  const [code, signal] = await new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (...exit) => resolve(exit));
+  });
+  if (code !== 0)
+    throw new Error(
+      `the load generator failed (${signal ?? `exit code ${code}`}): ${stderr.trim().split("\n").at(-1)}`,
+    );
   return JSON.parse(stdout.trim().split("\n").at(-1));
 }
 
-function produce(bootstrap, topic, acks, count = records, rate = 0) {
+/** What the load generator prints once its warm-up records are sent (scripts/bench/loadgen/loadgen.c). */
+const WARM_UP_DONE = "loadgen: warm-up done, measuring";
+
+/**
+ * The moment a run's measured part starts: samplers of the server (its CPU, its histograms) register with
+ * `on` and take their "before" again when it fires. A run without a warm-up never fires it.
+ */
+class MeasurementStart {
+  #listeners = [];
+  #pending = [];
+  on(listener) {
+    this.#listeners.push(listener);
+  }
+  fire() {
+    for (const listener of this.#listeners) this.#pending.push(listener());
+  }
+  /** Resolves once every listener that fired has finished. */
+  settled() {
+    return Promise.all(this.#pending);
+  }
+}
+
+function produce(bootstrap, topic, acks, count = records, rate = 0, { warmUpRecords = 0, measuring } = {}) {
   const args = ["-n", String(count), "-s", String(recordBytes), "-a", String(acks)];
   for (const setting of options["loadgen-setting"]) args.push("-X", setting);
   if (rate > 0) args.push("-r", String(Math.round(rate)));
-  return loadgen("produce", bootstrap, topic, args).then((result) => {
+  if (warmUpRecords > 0) args.push("-w", String(warmUpRecords));
+  return loadgen("produce", bootstrap, topic, args, measuring).then((result) => {
     if (result.failed > 0) throw new Error(`${result.failed} records failed: ${result.firstError}`);
     return result;
   });
@@ -169,10 +225,14 @@ async function mainThreadSchedule(pid) {
  * Runs `measure` and adds the broker main thread's CPU and run-queue wait during it to its result (when
  * the broker's pid is known).
  */
-async function withSchedule(pid, measure) {
+async function withSchedule(pid, measure, measuring = undefined) {
   if (pid === undefined) return measure();
-  const before = await mainThreadSchedule(pid);
+  let before = await mainThreadSchedule(pid);
+  measuring?.on(async () => {
+    before = await mainThreadSchedule(pid);
+  });
   const result = await measure();
+  await measuring?.settled();
   const after = await mainThreadSchedule(pid);
   result.brokerMainThread = {
     ranMs: Math.round(after.ranMs - before.ranMs),
@@ -255,6 +315,8 @@ async function withBrokerTimings(adminPort, measure) {
     const text = await metricsText();
     return series.map(([, name, labels]) => histogramBuckets(text, name, labels));
   };
+  // Not scraped again when a warm-up ends: a scrape holds the broker's event loop for several milliseconds,
+  // which showed as a p99 of 19 ms in the first measured second. These times include the warm-up.
   const before = await scrape();
   const result = await measure();
   // Scraped apart from the histograms, since prom-client restarts its event-loop delay sampling at every
@@ -318,6 +380,12 @@ const results = {};
 const reportedAtStart = reportedToHostKiB();
 say(`${records} records of ${recordBytes} bytes over ${partitions} partitions per short run`);
 /** Records for a full-speed run that lasts about --half-rate-seconds, from the short run's rate. */
+/** Records for a measured half-rate run at `rate`, and the unmeasured warm-up before it. */
+const halfRateRecords = (rate) => Math.max(20_000, Math.round(rate * halfRateSeconds));
+const halfRateWarmUp = (rate, measuring) => ({
+  warmUpRecords: Math.round(rate * halfRateWarmUpSeconds),
+  measuring,
+});
 const sustainedRecords = (short) => Math.max(records, Math.round(short.recordsPerSecond * halfRateSeconds));
 /**
  * The null sink runs with the broker's V8 flags and environment too: without the flags its own major GCs
@@ -477,11 +545,17 @@ try {
   ]) {
     const topic = topicOf(name);
     const rate = results[source].recordsPerSecond / 2;
-    say(`broker: ${topic} at half the maximum sustained rate (${Math.round(rate)} records/s)`);
+    say(
+      `broker: ${topic} at half the maximum sustained rate (${Math.round(rate)} records/s), ` +
+        `after ${halfRateWarmUpSeconds} s at that rate unmeasured`,
+    );
     await createTopic(broker, topic, partitions);
+    const measuring = new MeasurementStart();
     results[key] = await withBrokerTimings(broker.adminPort, () =>
-      withSchedule(pid, () =>
-        produce(bootstrap, topic, acks, Math.max(20_000, Math.round(rate * halfRateSeconds)), rate),
+      withSchedule(
+        pid,
+        () => produce(bootstrap, topic, acks, halfRateRecords(rate), rate, halfRateWarmUp(rate, measuring)),
+        measuring,
       ),
     );
   }
@@ -566,8 +640,9 @@ try {
       sinkBootstrap,
       "bench",
       acks,
-      Math.max(20_000, Math.round(rate * halfRateSeconds)),
+      halfRateRecords(rate),
       rate,
+      halfRateWarmUp(rate),
     );
   }
 } finally {
@@ -601,6 +676,21 @@ const pairRatios = (broker, sink) =>
     .map((pair) => ratio(pair[broker].recordsPerSecond, pair[sink].recordsPerSecond))
     .join(", ");
 
+/**
+ * What the half-rate rows leave out: their warm-ups' p99, and each run's p99 second by second, warm-up
+ * first, so that a transient (a broker's first seconds at a rate it has not run at) shows where it is.
+ */
+function halfRateWarmUpLines() {
+  if (halfRateWarmUpSeconds === 0) return "";
+  const warmUp = (result) => result.warmUp.latencyMs.p99.toFixed(2);
+  const bySecond = (result) => result.p99BySecondMs.map((ms) => ms.toFixed(1)).join(" ");
+  return [
+    `half-rate runs: ${halfRateWarmUpSeconds} s at the rate before the measured ${halfRateSeconds} s; the warm-ups' p99 (ms, not judged): broker acks=1 ${warmUp(results.brokerAcks1HalfRate)}, acks=all ${warmUp(results.brokerAcksAllHalfRate)}; null sink acks=1 ${warmUp(results.sinkAcks1HalfRate)}, acks=all ${warmUp(results.sinkAcksAllHalfRate)}`,
+    `  p99 by second, warm-up first (ms): broker acks=1 ${bySecond(results.brokerAcks1HalfRate)}; acks=all ${bySecond(results.brokerAcksAllHalfRate)}`,
+    `  null sink acks=1 ${bySecond(results.sinkAcks1HalfRate)}; acks=all ${bySecond(results.sinkAcksAllHalfRate)}`,
+  ].join("\n");
+}
+
 /** The broker's own times in the half-rate runs, beside the client's p50/p99 in their rows. */
 function brokerTimingsLines() {
   const runs = [
@@ -611,7 +701,7 @@ function brokerTimingsLines() {
   const ms = (value) => (value === undefined ? "-" : value.toFixed(2));
   const span = (timing) => `${ms(timing.p50Ms)} / ${ms(timing.p99Ms)}`;
   return [
-    "broker's own times at half sustained, p50 / p99 ms (its histograms, interpolated within buckets):",
+    `broker's own times at half sustained, p50 / p99 ms (its histograms, interpolated within buckets${halfRateWarmUpSeconds > 0 ? "; warm-up included" : ""}):`,
     ...runs.map(
       ([acks, timings]) =>
         `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)}, answer held for order ${span(timings.produceResponseQueue)}; commit ${span(timings.commit)}; ${timings.fsync.count} fsyncs ${span(timings.fsync)}; event-loop delay p99 ${ms(timings.eventLoopDelay.p99Ms)}, max ${ms(timings.eventLoopDelay.maxMs)}`,
@@ -626,7 +716,8 @@ function brokerTimingsLines() {
  */
 function targetVerdicts() {
   const share = (result, base) => result.recordsPerSecond / base.recordsPerSecond;
-  const percent = (value) => `${Math.round(value * 100)}%`;
+  // Truncated to a tenth, so that a ratio just under a target never prints as the target itself.
+  const percent = (value) => `${(Math.floor(value * 1000) / 10).toFixed(1)}%`;
   const acks1 = [
     share(results.brokerAcks1, results.sinkAcks1),
     share(results.brokerAcks1Sustained, results.sinkAcks1Sustained),
@@ -708,6 +799,7 @@ if (options.json) {
           `broker CPU per MiB consumed: catching up ${results.consume.brokerCpuMsPerMiB.toFixed(2)} ms, just written ${results.consumeTail.brokerCpuMsPerMiB.toFixed(2)} ms`,
         ].join("\n"),
     brokerTimingsLines(),
+    halfRateWarmUpLines(),
     cgroup?.add
       ? `${options.bootstrap === undefined ? "the null sink and the broker" : "the null sink"} ran in a memory cgroup limited to ${options["memory-limit"]}, page cache included (peak ${(cgroupPeakBytes / (1 << 30)).toFixed(1)} GiB), as in a container; --memory-limit none runs without one`
       : "the null sink and the broker ran without a memory limit: the page cache grew into fresh memory",
@@ -729,7 +821,7 @@ if (options.json) {
     "cpu ms / wait ms: the broker main thread's CPU time during the run, and the time it was ready to run",
     "but waited for a CPU (other processes on the machine); the sink and the broker each get one unmeasured",
     "full-speed run first, and each produce run starts its clock after one delivered record per partition;",
-    `half-rate runs last about ${halfRateSeconds} s`,
+    `half-rate runs last about ${halfRateSeconds} s after ${halfRateWarmUpSeconds} s of warm-up at the same rate`,
   ];
   console.log(lines.join("\n"));
 }

@@ -2,7 +2,7 @@
 # Broker benchmark (see scripts/bench/broker.mjs): installs librdkafka-dev if missing, builds the librdkafka
 # load generator and the packages, then runs the benchmark once and prints its numbers.
 #
-#   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5]
+#   bash scripts/bench/broker.sh [--records 200000] [--record-bytes 1024] [--partitions 8] [--half-rate-seconds 5] [--half-rate-warm-up-seconds 3]
 #                                [--memory-limit 2GiB|none] [--json] [--cpu-prof DIR] [--broker-setting key=value ...]
 #                                [--loadgen-setting key=value ...] [--split-cpus] [--bootstrap HOST:PORT [--broker-pid PID]]
 set -euo pipefail

@@ -2,7 +2,7 @@
  * Raftka load generator: a librdkafka producer/consumer that is not the bottleneck.
  *
  *   loadgen produce -b HOST:PORT -t TOPIC [-p PARTITIONS] [-s RECORD_BYTES] [-n RECORDS]
- *                   [-a ACKS] [-r RATE_PER_S] [-z CODEC] [-X key=value ...]
+ *                   [-a ACKS] [-r RATE_PER_S] [-w WARM_UP_RECORDS] [-z CODEC] [-X key=value ...]
  *   loadgen consume -b HOST:PORT -t TOPIC [-p PARTITIONS] [-n RECORDS] [-X key=value ...]
  *
  * Prints progress to stderr once a second and one JSON object with the results to stdout,
@@ -33,7 +33,7 @@ static void die(const char *what, const char *detail) {
 struct options {
   const char *mode, *brokers, *topic, *codec;
   int partitions, record_bytes, acks;
-  long records;
+  long records, warm_up_records;
   double rate;
   const char *extra[32];
   int extra_count;
@@ -41,8 +41,14 @@ struct options {
 
 struct produce_state {
   int64_t *latencies_us; /* one slot per delivered record */
+  int64_t *enqueued_us;  /* when each of them was produced, in the same order */
   long delivered, failed;
   const char *first_error;
+};
+
+/* Latency percentiles in ms. */
+struct latency_summary {
+  double p50, p99, p999, max;
 };
 
 static int compare_int64(const void *a, const void *b) {
@@ -56,6 +62,18 @@ static int64_t percentile(int64_t *sorted, long count, double p) {
   return sorted[index];
 }
 
+/* The percentiles of `count` latencies; sorts them in place. */
+static struct latency_summary summarise(int64_t *latencies_us, long count) {
+  qsort(latencies_us, (size_t)count, sizeof(int64_t), compare_int64);
+  struct latency_summary s = {
+      .p50 = percentile(latencies_us, count, 0.50) / 1000.0,
+      .p99 = percentile(latencies_us, count, 0.99) / 1000.0,
+      .p999 = percentile(latencies_us, count, 0.999) / 1000.0,
+      .max = count ? latencies_us[count - 1] / 1000.0 : 0.0,
+  };
+  return s;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
   (void)rk;
   struct produce_state *state = opaque;
@@ -65,6 +83,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     return;
   }
   int64_t enqueued = (int64_t)(intptr_t)msg->_private;
+  state->enqueued_us[state->delivered] = enqueued;
   state->latencies_us[state->delivered++] = now_us() - enqueued;
 }
 
@@ -86,8 +105,10 @@ static rd_kafka_conf_t *base_conf(const struct options *o, char *err, size_t err
 static int run_produce(const struct options *o) {
   char err[512], acks[16];
   struct produce_state state = {0};
-  state.latencies_us = calloc((size_t)o->records + (size_t)o->partitions, sizeof(int64_t));
-  if (!state.latencies_us) die("calloc", "out of memory");
+  long total = o->warm_up_records + o->records;
+  state.latencies_us = calloc((size_t)total + (size_t)o->partitions, sizeof(int64_t));
+  state.enqueued_us = calloc((size_t)total + (size_t)o->partitions, sizeof(int64_t));
+  if (!state.latencies_us || !state.enqueued_us) die("calloc", "out of memory");
 
   snprintf(acks, sizeof acks, "%d", o->acks);
   const char *defaults[][2] = {
@@ -128,9 +149,18 @@ static int run_produce(const struct options *o) {
   if (state.failed) die("warm-up", state.first_error);
   state.delivered = 0;
 
-  int64_t start = now_us(), last_report = start;
+  /* With -w, the first records run at the same rate but are left out of the results: what a broker does in
+   * its first seconds at a rate it has not run at (JIT compiling the paths that only that rate takes) is
+   * reported apart from what it does from then on. measured_from is when the first measured record goes. */
+  int64_t start = now_us(), last_report = start, measured_from = o->warm_up_records > 0 ? INT64_MAX : start;
   long sent = 0;
-  while (sent < o->records) {
+  while (sent < total) {
+    if (sent == o->warm_up_records && measured_from == INT64_MAX) {
+      measured_from = now_us();
+      /* Callers that sample the server (its CPU, its histograms) start their measurement here. */
+      fprintf(stderr, "loadgen: warm-up done, measuring\n");
+      fflush(stderr);
+    }
     if (o->rate > 0) {
       double due = (double)(now_us() - start) * o->rate / 1e6;
       if ((double)sent >= due) {
@@ -154,7 +184,7 @@ static int run_produce(const struct options *o) {
       rd_kafka_poll(rk, 0);
       int64_t t = now_us();
       if (t - last_report >= 1000000) {
-        fprintf(stderr, "loadgen: produced %ld/%ld, delivered %ld (%.0f records/s)\n", sent, o->records,
+        fprintf(stderr, "loadgen: produced %ld/%ld, delivered %ld (%.0f records/s)\n", sent, total,
                 state.delivered, (double)state.delivered * 1e6 / (double)(t - start));
         last_report = t;
       }
@@ -164,25 +194,48 @@ static int run_produce(const struct options *o) {
     rd_kafka_poll(rk, 100);
     if (now_us() - start > 600 * 1000000LL) die("timeout", "records were not acknowledged within 10 minutes");
   }
-  int64_t elapsed = now_us() - start;
+  int64_t end = now_us();
+  double seconds = (double)(end - measured_from) / 1e6;
 
-  qsort(state.latencies_us, (size_t)state.delivered, sizeof(int64_t), compare_int64);
-  double seconds = (double)elapsed / 1e6;
+  /* The p99 of each whole second from the start, warm-up included, so that a transient shows where it is. */
+  int whole_seconds = (int)((end - start) / 1000000);
+  char by_second[4096] = "";
+  size_t used = 0;
+  int64_t *window = malloc(sizeof(int64_t) * (size_t)(state.delivered + 1));
+  if (!window) die("malloc", "out of memory");
+  for (int second = 0; second < whole_seconds && used + 16 < sizeof by_second; second++) {
+    long count = 0;
+    for (long i = 0; i < state.delivered; i++)
+      if ((state.enqueued_us[i] - start) / 1000000 == second) window[count++] = state.latencies_us[i];
+    used += (size_t)snprintf(by_second + used, sizeof by_second - used, "%s%.2f", second ? "," : "",
+                             summarise(window, count).p99);
+  }
+
+  /* Records enqueued during the warm-up move to the front; the measured ones follow. */
+  long warm_up = 0;
+  for (long i = 0; i < state.delivered; i++) {
+    if (state.enqueued_us[i] >= measured_from) continue;
+    int64_t latency = state.latencies_us[i];
+    state.latencies_us[i] = state.latencies_us[warm_up];
+    state.latencies_us[warm_up++] = latency;
+  }
+  long measured = state.delivered - warm_up;
+  struct latency_summary warm = summarise(state.latencies_us, warm_up);
+  struct latency_summary l = summarise(state.latencies_us + warm_up, measured);
+  free(window);
   printf("{\"mode\":\"produce\",\"records\":%ld,\"failed\":%ld,\"recordBytes\":%d,\"seconds\":%.3f,"
          "\"recordsPerSecond\":%.0f,\"mibPerSecond\":%.2f,\"latencyMs\":{\"p50\":%.3f,\"p99\":%.3f,"
-         "\"p999\":%.3f,\"max\":%.3f},\"firstError\":%s%s%s}\n",
-         state.delivered, state.failed, o->record_bytes, seconds, (double)state.delivered / seconds,
-         (double)state.delivered * o->record_bytes / seconds / 1048576.0,
-         percentile(state.latencies_us, state.delivered, 0.50) / 1000.0,
-         percentile(state.latencies_us, state.delivered, 0.99) / 1000.0,
-         percentile(state.latencies_us, state.delivered, 0.999) / 1000.0,
-         state.delivered ? state.latencies_us[state.delivered - 1] / 1000.0 : 0.0,
-         state.first_error ? "\"" : "", state.first_error ? state.first_error : "null",
-         state.first_error ? "\"" : "");
+         "\"p999\":%.3f,\"max\":%.3f},\"warmUp\":{\"records\":%ld,\"latencyMs\":{\"p50\":%.3f,\"p99\":%.3f,"
+         "\"p999\":%.3f,\"max\":%.3f}},\"p99BySecondMs\":[%s],\"firstError\":%s%s%s}\n",
+         measured, state.failed, o->record_bytes, seconds, (double)measured / seconds,
+         (double)measured * o->record_bytes / seconds / 1048576.0, l.p50, l.p99, l.p999, l.max, warm_up,
+         warm.p50, warm.p99, warm.p999, warm.max, by_second, state.first_error ? "\"" : "",
+         state.first_error ? state.first_error : "null", state.first_error ? "\"" : "");
   rd_kafka_topic_destroy(topic);
   rd_kafka_destroy(rk);
   free(payload);
   free(state.latencies_us);
+  free(state.enqueued_us);
   return state.failed ? 1 : 0;
 }
 
@@ -238,7 +291,8 @@ static int run_consume(const struct options *o) {
 static void usage(void) {
   fprintf(stderr,
           "usage: loadgen produce|consume -b HOST:PORT -t TOPIC [-p PARTITIONS] [-s RECORD_BYTES]\n"
-          "               [-n RECORDS] [-a ACKS] [-r RATE_PER_S] [-z none|gzip|snappy|lz4|zstd]\n"
+          "               [-n RECORDS] [-a ACKS] [-r RATE_PER_S] [-w WARM_UP_RECORDS]\n"
+          "               [-z none|gzip|snappy|lz4|zstd]\n"
           "               [-X librdkafka.key=value ...]\n");
   exit(2);
 }
@@ -250,7 +304,7 @@ int main(int argc, char **argv) {
   o.mode = argv[1];
   int opt;
   optind = 2;
-  while ((opt = getopt(argc, argv, "b:t:p:s:n:a:r:z:X:")) != -1) {
+  while ((opt = getopt(argc, argv, "b:t:p:s:n:a:r:w:z:X:")) != -1) {
     switch (opt) {
       case 'b': o.brokers = optarg; break;
       case 't': o.topic = optarg; break;
@@ -259,6 +313,7 @@ int main(int argc, char **argv) {
       case 'n': o.records = atol(optarg); break;
       case 'a': o.acks = atoi(optarg); break;
       case 'r': o.rate = atof(optarg); break;
+      case 'w': o.warm_up_records = atol(optarg); break;
       case 'z': o.codec = optarg; break;
       case 'X':
         if (o.extra_count == 32) die("-X", "at most 32 overrides");
@@ -267,7 +322,7 @@ int main(int argc, char **argv) {
       default: usage();
     }
   }
-  if (!o.topic || o.partitions < 1 || o.records < 1 || o.record_bytes < 0) usage();
+  if (!o.topic || o.partitions < 1 || o.records < 1 || o.warm_up_records < 0 || o.record_bytes < 0) usage();
   if (strcmp(o.mode, "produce") == 0) return run_produce(&o);
   if (strcmp(o.mode, "consume") == 0) return run_consume(&o);
   usage();
