@@ -135,6 +135,22 @@ describe("the broker's Node flags and glibc tunables", () => {
     expect(String(warning?.msg)).toContain("scripts/start.sh");
   });
 
+  it("runs libuv's pool with 16 threads, and warns at start when UV_THREADPOOL_SIZE is missing", async () => {
+    const withPool = await track(startBroker());
+    expect(withPool.logs.filter((line) => line.threadPoolSize !== undefined)).toEqual([]);
+    // libuv starts every pool thread at its first job: 16 of them and the main thread at least (V8's
+    // helpers come on top). With libuv's default of 4 the process has about 11 threads in all.
+    expect(threadPolicies(withPool.pid).size).toBeGreaterThanOrEqual(17);
+    await withPool.cleanup();
+
+    const without = await track(startBroker({ withoutGlibcTunables: true, env: { UV_THREADPOOL_SIZE: "" } }));
+    const warning = without.logs.find((line) => line.threadPoolSize !== undefined);
+    expect(warning?.level).toBe("warn");
+    expect(String(warning?.msg)).toContain("UV_THREADPOOL_SIZE=16");
+    expect(String(warning?.msg)).toContain("scripts/start.sh");
+    expect(threadPolicies(without.pid).size).toBeLessThan(17);
+  });
+
   it("names its CRC-32C implementation at start, and warns when it is the slower fallback", async () => {
     const native = await track(startBroker());
     const starting = native.logs.find((line) => line.msg === "starting");

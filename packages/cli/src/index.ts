@@ -15,7 +15,9 @@ export {
 export {
   BROKER_GLIBC_TUNABLES,
   BROKER_NODE_FLAGS,
+  BROKER_THREAD_POOL_SIZE,
   brokerEnvironment,
   missingBrokerGlibcTunables,
   missingBrokerNodeFlags,
+  threadPoolSizeAdvice,
 } from "./node-flags.js";

@@ -41,11 +41,39 @@ export function missingBrokerGlibcTunables(env: NodeJS.ProcessEnv = process.env)
 }
 
 /**
+ * The size of libuv's thread pool in the broker process (UV_THREADPOOL_SIZE). libuv reads it once, when
+ * the pool first starts, which in an ES module program is before any of the broker's code runs, so it
+ * too comes from whoever starts the broker.
+ *
+ * Segment writes, fsyncs and file reads share the pool. A group-commit round starts one fsync per log it
+ * covers (8 with 8 busy partitions), so with libuv's default of 4 threads the fsyncs ran in two waves and
+ * every segment write behind them waited. Measured at half the sustained produce rate, 8 partitions of
+ * 1 KiB records (docs/benchmarks.md, "A pool of 16 threads, again"): Produce handling at p50 / p99
+ * 0.3 / 2.3 ms for acks=1 instead of 0.6 / 3.9, acks=all p99 4.6 instead of 6.6. The threads sleep
+ * when there is nothing to do, and `raftka start` puts them under SCHED_BATCH (helper-threads.ts).
+ */
+export const BROKER_THREAD_POOL_SIZE = 16;
+
+/**
+ * Why `env` would give the broker a smaller pool than it ships with: undefined when UV_THREADPOOL_SIZE is
+ * set (an operator's own size wins, like their GLIBC_TUNABLES).
+ */
+export function threadPoolSizeAdvice(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if ((env.UV_THREADPOOL_SIZE ?? "") !== "") return undefined;
+  return `the broker was started without UV_THREADPOOL_SIZE=${BROKER_THREAD_POOL_SIZE}: libuv's pool has 4 threads, and produce requests then wait for segment writes queued behind fsyncs (p99 about twice as long at half load); start it with scripts/start.sh or \`UV_THREADPOOL_SIZE=${BROKER_THREAD_POOL_SIZE} node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``;
+}
+
+/**
  * `env` for a broker process: GLIBC_TUNABLES with the broker's settings first, so that any the caller
- * already set (later in the list) still win.
+ * already set (later in the list) still win, and the broker's UV_THREADPOOL_SIZE unless the caller set one.
  */
 export function brokerEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const existing = env.GLIBC_TUNABLES ?? "";
   const own = BROKER_GLIBC_TUNABLES.join(":");
-  return { ...env, GLIBC_TUNABLES: existing === "" ? own : `${own}:${existing}` };
+  return {
+    ...env,
+    GLIBC_TUNABLES: existing === "" ? own : `${own}:${existing}`,
+    UV_THREADPOOL_SIZE:
+      (env.UV_THREADPOOL_SIZE ?? "") === "" ? String(BROKER_THREAD_POOL_SIZE) : env.UV_THREADPOOL_SIZE,
+  };
 }

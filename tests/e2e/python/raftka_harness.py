@@ -65,6 +65,8 @@ class RaftkaBroker:
             ["glibc.malloc.mmap_threshold=8388608", "glibc.malloc.trim_threshold=67108864"]
             + ([env["GLIBC_TUNABLES"]] if env.get("GLIBC_TUNABLES") else [])
         )
+        # And its libuv pool size, unless the environment has one.
+        env["UV_THREADPOOL_SIZE"] = env.get("UV_THREADPOOL_SIZE") or "16"
         self.process = subprocess.Popen(
             args, cwd=REPOSITORY_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -15,6 +15,7 @@ import {
   BROKER_NODE_FLAGS,
   missingBrokerGlibcTunables,
   missingBrokerNodeFlags,
+  threadPoolSizeAdvice,
 } from "../node-flags.js";
 
 /** Exit codes scripts can rely on. */
@@ -116,6 +117,8 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
       `the broker was started without GLIBC_TUNABLES=${missingTunables.join(":")}: large produce requests may cost 10-50% more CPU; start it with scripts/start.sh or \`GLIBC_TUNABLES=${BROKER_GLIBC_TUNABLES.join(":")} node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``,
     );
   }
+  const threadPool = threadPoolSizeAdvice();
+  if (threadPool !== undefined) logger.warn({ threadPoolSize: 4 }, threadPool);
   const pageCache = pageCacheAdvice();
   if (pageCache !== undefined) logger.warn({ memoryLimit: "none" }, pageCache);
   process.on("unhandledRejection", (reason) => {
