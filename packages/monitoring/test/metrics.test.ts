@@ -233,6 +233,41 @@ describe("metrics", () => {
     expect(calls).toBe(1);
     await metrics.render();
     expect(calls).toBe(2);
+    // Two scrapes at once share one reading and one text.
+    const [first, second] = await Promise.all([metrics.render(), metrics.render()]);
+    expect(calls).toBe(3);
+    expect(second).toBe(first);
+  });
+
+  it("writes what prom-client writes, and lets the event loop run while a large scrape is formatted", async () => {
+    const metrics = new RaftkaMetrics({ version: "0", nodeId: 1, defaultMetrics: false });
+    const partitions = Array.from({ length: 5_000 }, (_, index) => ({
+      topic: `topic-${index >> 3}`,
+      partition: index & 7,
+      logStartOffset: 0,
+      logEndOffset: index,
+      highWatermark: index,
+      segmentCount: 1,
+      sizeBytes: 1024 * index,
+    }));
+    metrics.provide({ ...providers, log: { partitionLogs: () => partitions } });
+    metrics.kafka.requests.inc({ api: "Produce" });
+    metrics.raft.commitLatencySeconds.observe(0.002);
+
+    // Turns of the event loop while the scrape is under way: none if it is formatted in one piece.
+    let turns = 0;
+    let scraping = true;
+    const countTurns = () => {
+      if (!scraping) return;
+      turns++;
+      setImmediate(countTurns);
+    };
+    setImmediate(countTurns);
+    const text = await metrics.render();
+    scraping = false;
+    expect(samples(text, "raftka_log_end_offset").length).toBe(5_000);
+    expect(turns).toBeGreaterThanOrEqual(2);
+    expect(text).toBe(await metrics.registry.metrics());
   });
 });
 
