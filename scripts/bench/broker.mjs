@@ -339,7 +339,7 @@ async function withBrokerTimings(adminPort, measure) {
     const within50Ms = (buckets) => buckets.get(0.05) ?? 0;
     result.brokerTimings[key] = {
       count: count(after[index]) - count(before[index]),
-      // The stalls a p99 hides: a 5 s run at 300k records/s has about 1,500 Produce requests per second.
+      // The stalls a p99 hides: 1% of a half-rate run's Produce requests is a hundred or more.
       over50Ms:
         count(after[index]) - within50Ms(after[index]) - (count(before[index]) - within50Ms(before[index])),
       p50Ms: quantileMs(before[index], after[index], 0.5),
@@ -383,13 +383,13 @@ function reportedToHostKiB() {
 const results = {};
 const reportedAtStart = reportedToHostKiB();
 say(`${records} records of ${recordBytes} bytes over ${partitions} partitions per short run`);
-/** Records for a full-speed run that lasts about --half-rate-seconds, from the short run's rate. */
 /** Records for a measured half-rate run at `rate`, and the unmeasured warm-up before it. */
 const halfRateRecords = (rate) => Math.max(20_000, Math.round(rate * halfRateSeconds));
 const halfRateWarmUp = (rate, measuring) => ({
   warmUpRecords: Math.round(rate * halfRateWarmUpSeconds),
   measuring,
 });
+/** Records for a full-speed run that lasts about --half-rate-seconds, from the short run's rate. */
 const sustainedRecords = (short) => Math.max(records, Math.round(short.recordsPerSecond * halfRateSeconds));
 /**
  * The null sink runs with the broker's V8 flags and environment too: without the flags its own major GCs

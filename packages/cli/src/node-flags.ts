@@ -48,9 +48,10 @@ export function missingBrokerGlibcTunables(env: NodeJS.ProcessEnv = process.env)
  * Segment writes, fsyncs and file reads share the pool. A group-commit round starts one fsync per log it
  * covers (8 with 8 busy partitions), so with libuv's default of 4 threads the fsyncs ran in two waves and
  * every segment write behind them waited. Measured at half the sustained produce rate, 8 partitions of
- * 1 KiB records (docs/benchmarks.md, "A pool of 16 threads, again"): Produce handling at p50 / p99
- * 0.3 / 2.3 ms for acks=1 instead of 0.6 / 3.9, acks=all p99 4.6 instead of 6.6. The threads sleep
- * when there is nothing to do, and `raftka start` puts them under SCHED_BATCH (helper-threads.ts).
+ * 1 KiB records, four alternating pairs (docs/benchmarks.md, "A pool of 16 threads, again"): acks=1
+ * Produce handling at p50 / p99 0.32-0.34 / 2.18-2.26 ms instead of 0.48-0.59 / 3.74-4.01, and the
+ * client's p99 7.03-7.34 ms instead of 8.05-8.54. The threads sleep when there is nothing to do, and
+ * `raftka start` puts them under SCHED_BATCH (helper-threads.ts).
  */
 export const BROKER_THREAD_POOL_SIZE = 16;
 
@@ -60,7 +61,7 @@ export const BROKER_THREAD_POOL_SIZE = 16;
  */
 export function threadPoolSizeAdvice(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if ((env.UV_THREADPOOL_SIZE ?? "") !== "") return undefined;
-  return `the broker was started without UV_THREADPOOL_SIZE=${BROKER_THREAD_POOL_SIZE}: libuv's pool has 4 threads, and produce requests then wait for segment writes queued behind fsyncs (p99 about twice as long at half load); start it with scripts/start.sh or \`UV_THREADPOOL_SIZE=${BROKER_THREAD_POOL_SIZE} node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``;
+  return `the broker was started without UV_THREADPOOL_SIZE=${BROKER_THREAD_POOL_SIZE}: libuv's pool has 4 threads, and produce requests then wait for segment writes queued behind fsyncs (the broker's handling p99 about 1.7 times as long at half load); start it with scripts/start.sh or \`UV_THREADPOOL_SIZE=${BROKER_THREAD_POOL_SIZE} node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``;
 }
 
 /**
