@@ -79,6 +79,39 @@ describe("direct reads", () => {
     });
   });
 
+  it("read what follows a read from the disk ahead, and never serve bytes read ahead from before a truncation", async () => {
+    await withTempDir(async (directory) => {
+      const directReads = new DirectReads();
+      const log = await openLog(directory, { directReads });
+      const written = batches("old", 600);
+      await appendAll(log, written);
+      await log.flush();
+      const [file] = await segmentFiles(directory);
+      evictFromPageCache(file!);
+
+      // A consumer catching up: after the first read from the disk, each next one finds its bytes read.
+      const expected = written.flatMap((batch) => valuesOf(batch)).map(summary);
+      expect((await readValues(log, 250_001, 0)).map(summary)).toEqual(expected);
+      expect(directReads.stats.readAheadBytes).toBeGreaterThan(2_000_000);
+
+      // A read leaves the range after it being read ahead; the log is then cut inside that range and
+      // written anew. The next read must see the new batches, not the old bytes read ahead.
+      evictFromPageCache(file!);
+      const first = await log.read(0, 250_001);
+      const cutAt = first.nextOffset + 3;
+      await log.truncateTo(cutAt);
+      const rewritten = batches("new", 20);
+      await appendAll(log, rewritten);
+      await log.flush();
+      const after = (await readValues(log, 250_001, first.nextOffset)).map(summary);
+      expect(after).toEqual([
+        ...expected.slice(first.nextOffset, cutAt),
+        ...rewritten.flatMap((batch) => valuesOf(batch)).map(summary),
+      ]);
+      await log.close();
+    });
+  });
+
   it("read data in the page cache, wholly or in part, through it", async () => {
     await withTempDir(async (directory) => {
       const directReads = new DirectReads();
@@ -217,7 +250,7 @@ async function readColdFileInChild(
     expect(result.first).toBe(digest(bytes.subarray(12_345, 1_012_345)));
     expect(result.second).toBe(digest(bytes.subarray(2_000_001, 3_000_000)));
     expect(result.enabled).toBe(false);
-    expect(result.stats).toEqual({ directBytes: 0, pageCacheBytes: 1_999_999 });
+    expect(result.stats).toEqual({ directBytes: 0, pageCacheBytes: 1_999_999, readAheadBytes: 0 });
     return result;
   });
 }
