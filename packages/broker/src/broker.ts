@@ -233,7 +233,10 @@ export class Broker {
       );
       this.options.metrics?.storage.directWritesEnabled.set(0);
     });
-    const directReads = new DirectReads({ enabled: config.get("log.direct.reads.enable") });
+    const directReads = new DirectReads({
+      enabled: config.get("log.direct.reads.enable"),
+      buffers: this.buffers,
+    });
     if (directReads.unavailableReason !== undefined && !DirectReads.availableOnThisPlatform) {
       storageLogger.info(
         { reason: directReads.unavailableReason },

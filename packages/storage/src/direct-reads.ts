@@ -16,9 +16,9 @@ import { loadNativeAddon } from "./native-addon.js";
 export const DIRECT_READ_SLACK_BYTES = 3 * 4096;
 
 /**
- * Read-ahead buffers of the node: a segment read that went direct starts reading the range after it
- * (LogSegment), so that a consumer catching up finds its next fetch read while it took the last one.
- * A few buffers, reused: one per segment being caught up on, up to this many at once.
+ * Read-ahead buffers out at once across the node: a segment read that went direct starts reading the
+ * range after it (LogSegment), so that a consumer catching up finds its next fetch read while it took
+ * the last one. One per segment being caught up on, up to this many.
  */
 const READ_AHEAD_BUFFERS = 8;
 /** The most one read ahead covers: a 4 MiB fetch of a partition (librdkafka's and our load generator's
@@ -62,6 +62,12 @@ const native = loadNative();
 export interface DirectReadsOptions {
   /** False reads everything through the page cache (log.direct.reads.enable); on unless asked otherwise. */
   enabled?: boolean;
+  /**
+   * Where read-ahead buffers come from and go back to: the node's pool of large buffers (the broker's
+   * BufferPool), so that they are the memory Fetch reads use anyway and are let go with it. Without one
+   * they are kept here, and let go after READ_AHEAD_IDLE_MS without a read ahead.
+   */
+  buffers?: { take(size: number): Buffer; give(buffer: Buffer): void };
 }
 
 /**
@@ -82,7 +88,10 @@ export class DirectReads {
   private readonly readListeners: Array<(directBytes: number, pageCacheBytes: number) => void> = [];
   private readonly disabledListeners: Array<(reason: string) => void> = [];
 
+  private readonly buffers: DirectReadsOptions["buffers"];
+
   constructor(options: DirectReadsOptions = {}) {
+    this.buffers = options.buffers;
     this.enabledValue = (options.enabled ?? true) && native.binding !== undefined;
     this.unavailable = options.enabled === false ? undefined : native.missing;
   }
@@ -151,12 +160,11 @@ export class DirectReads {
   takeReadAheadBuffer(): Buffer | undefined {
     if (this.readAheadBuffersOut >= READ_AHEAD_BUFFERS) return undefined;
     this.readAheadBuffersOut++;
+    const size = READ_AHEAD_MAX_BYTES + DIRECT_READ_SLACK_BYTES;
+    if (this.buffers !== undefined) return this.buffers.take(size);
     clearTimeout(this.readAheadIdle);
     this.readAheadIdle = undefined;
-    return (
-      this.spareReadAheadBuffers.pop() ??
-      Buffer.allocUnsafeSlow(READ_AHEAD_MAX_BYTES + DIRECT_READ_SLACK_BYTES)
-    );
+    return this.spareReadAheadBuffers.pop() ?? Buffer.allocUnsafeSlow(size);
   }
 
   /** Takes back a read-ahead buffer; once none has been taken for a while the spares are let go. */
@@ -164,6 +172,10 @@ export class DirectReads {
     invariant(this.readAheadBuffersOut > 0, "a read-ahead buffer returned twice");
     this.readAheadBuffersOut--;
     this.stats.readAheadBytes += usedBytes;
+    if (this.buffers !== undefined) {
+      this.buffers.give(buffer);
+      return;
+    }
     this.spareReadAheadBuffers.push(buffer);
     if (this.readAheadBuffersOut === 0 && this.readAheadIdle === undefined) {
       this.readAheadIdle = setTimeout(() => {

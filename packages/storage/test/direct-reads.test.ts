@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { readdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { DirectReads, FlushScheduler, PartitionLog, type PartitionLogOptions } from "../src/index.js";
 import { buildRefuseSyscall } from "./fixtures/refuse-syscall.js";
 import { evictFromPageCache, makeBatch, residentBytes, valuesOf, withRamfs, withTempDir } from "./helpers.js";
@@ -81,7 +81,21 @@ describe("direct reads", () => {
 
   it("read what follows a read from the disk ahead, and never serve bytes read ahead from before a truncation", async () => {
     await withTempDir(async (directory) => {
-      const directReads = new DirectReads();
+      // The node's buffer pool lends the read-ahead buffers: every one must come back.
+      const lent = new Set<Buffer>();
+      let taken = 0;
+      const buffers = {
+        take: (size: number) => {
+          taken++;
+          const buffer = Buffer.allocUnsafeSlow(size);
+          lent.add(buffer);
+          return buffer;
+        },
+        give: (buffer: Buffer) => {
+          expect(lent.delete(buffer)).toBe(true);
+        },
+      };
+      const directReads = new DirectReads({ buffers });
       const log = await openLog(directory, { directReads });
       const written = batches("old", 600);
       await appendAll(log, written);
@@ -109,6 +123,8 @@ describe("direct reads", () => {
         ...rewritten.flatMap((batch) => valuesOf(batch)).map(summary),
       ]);
       await log.close();
+      expect(taken).toBeGreaterThan(10);
+      await vi.waitFor(() => expect(lent.size).toBe(0));
     });
   });
 
