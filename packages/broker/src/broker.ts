@@ -233,10 +233,7 @@ export class Broker {
       );
       this.options.metrics?.storage.directWritesEnabled.set(0);
     });
-    const directReads = new DirectReads({
-      enabled: config.get("log.direct.reads.enable"),
-      buffers: this.buffers,
-    });
+    const directReads = new DirectReads({ enabled: config.get("log.direct.reads.enable") });
     if (directReads.unavailableReason !== undefined && !DirectReads.availableOnThisPlatform) {
       storageLogger.info(
         { reason: directReads.unavailableReason },

@@ -1,6 +1,5 @@
 import type { FileHandle } from "node:fs/promises";
 import { platform } from "node:os";
-import { invariant } from "./errors.js";
 import { readFully } from "./fs-util.js";
 import { loadNativeAddon } from "./native-addon.js";
 
@@ -14,19 +13,6 @@ import { loadNativeAddon } from "./native-addon.js";
 
 /** Room a direct read needs beyond its length in the buffer it is given, to start on aligned memory. */
 export const DIRECT_READ_SLACK_BYTES = 3 * 4096;
-
-/**
- * Read-ahead buffers out at once across the node: a segment read that went direct starts reading the
- * range after it (LogSegment), so that a consumer catching up finds its next fetch read while it took
- * the last one. One per segment being caught up on, up to this many.
- */
-const READ_AHEAD_BUFFERS = 8;
-/** The most one read ahead covers: a 4 MiB fetch of a partition (librdkafka's and our load generator's
- * `max.partition.fetch.bytes` when catching up) and the index interval before it. Longer reads take the
- * first part from the buffer. */
-export const READ_AHEAD_MAX_BYTES = 4 * 1024 * 1024 + 64 * 1024;
-/** Spare read-ahead buffers are given back to the allocator after this long without a read ahead. */
-const READ_AHEAD_IDLE_MS = 2_000;
 
 interface NativeRead {
   /** The bytes read are buffer[start, start + bytes). */
@@ -62,12 +48,6 @@ const native = loadNative();
 export interface DirectReadsOptions {
   /** False reads everything through the page cache (log.direct.reads.enable); on unless asked otherwise. */
   enabled?: boolean;
-  /**
-   * Where read-ahead buffers come from and go back to: the node's pool of large buffers (the broker's
-   * BufferPool), so that they are the memory Fetch reads use anyway and are let go with it. Without one
-   * they are kept here, and let go after READ_AHEAD_IDLE_MS without a read ahead.
-   */
-  buffers?: { take(size: number): Buffer; give(buffer: Buffer): void };
 }
 
 /**
@@ -78,20 +58,14 @@ export interface DirectReadsOptions {
 export class DirectReads {
   /** False where direct reads cannot exist (not Linux): their absence there is no fault to warn about. */
   static readonly availableOnThisPlatform = availableOnThisPlatform;
-  /** Bytes read from log files, by how they were read; `readAheadBytes` of them were read ahead and used. */
-  readonly stats = { directBytes: 0, pageCacheBytes: 0, readAheadBytes: 0 };
-  private readonly spareReadAheadBuffers: Buffer[] = [];
-  private readAheadBuffersOut = 0;
-  private readAheadIdle: NodeJS.Timeout | undefined;
+  /** Bytes read from log files, by how they were read. */
+  readonly stats = { directBytes: 0, pageCacheBytes: 0 };
   private enabledValue: boolean;
   private unavailable: string | undefined;
   private readonly readListeners: Array<(directBytes: number, pageCacheBytes: number) => void> = [];
   private readonly disabledListeners: Array<(reason: string) => void> = [];
 
-  private readonly buffers: DirectReadsOptions["buffers"];
-
   constructor(options: DirectReadsOptions = {}) {
-    this.buffers = options.buffers;
     this.enabledValue = (options.enabled ?? true) && native.binding !== undefined;
     this.unavailable = options.enabled === false ? undefined : native.missing;
   }
@@ -127,63 +101,19 @@ export class DirectReads {
     position: number,
     length: number,
   ): Promise<Buffer> {
-    return (await this.readTellingHow(handle, allocate, position, length)).bytes;
-  }
-
-  /** `read`, also telling whether the bytes came past the page cache (from the disk). */
-  async readTellingHow(
-    handle: FileHandle,
-    allocate: (size: number) => Buffer,
-    position: number,
-    length: number,
-  ): Promise<{ bytes: Buffer; direct: boolean }> {
     const binding = native.binding;
     if (!this.enabledValue || binding === undefined || length === 0) {
       const buffer = allocate(length);
       const bytes = await readFully(handle, buffer, 0, length, position);
       this.record(0, bytes);
-      return { bytes: buffer.subarray(0, bytes), direct: false };
+      return buffer.subarray(0, bytes);
     }
     const buffer = allocate(length + DIRECT_READ_SLACK_BYTES);
     const result = await binding.read(handle.fd, buffer, position, length);
     if (result.directUnavailable !== undefined) this.disable(unavailableBecause(result.directUnavailable));
     if (result.direct) this.record(result.bytes, 0);
     else this.record(0, result.bytes);
-    return { bytes: buffer.subarray(result.start, result.start + result.bytes), direct: result.direct };
-  }
-
-  /**
-   * A buffer of READ_AHEAD_MAX_BYTES (and the slack a direct read needs) to read ahead into, or undefined
-   * while all READ_AHEAD_BUFFERS are out: reading ahead is worth it only for a few segments at a time.
-   * Give it back with `returnReadAheadBuffer`.
-   */
-  takeReadAheadBuffer(): Buffer | undefined {
-    if (this.readAheadBuffersOut >= READ_AHEAD_BUFFERS) return undefined;
-    this.readAheadBuffersOut++;
-    const size = READ_AHEAD_MAX_BYTES + DIRECT_READ_SLACK_BYTES;
-    if (this.buffers !== undefined) return this.buffers.take(size);
-    clearTimeout(this.readAheadIdle);
-    this.readAheadIdle = undefined;
-    return this.spareReadAheadBuffers.pop() ?? Buffer.allocUnsafeSlow(size);
-  }
-
-  /** Takes back a read-ahead buffer; once none has been taken for a while the spares are let go. */
-  returnReadAheadBuffer(buffer: Buffer, usedBytes: number): void {
-    invariant(this.readAheadBuffersOut > 0, "a read-ahead buffer returned twice");
-    this.readAheadBuffersOut--;
-    this.stats.readAheadBytes += usedBytes;
-    if (this.buffers !== undefined) {
-      this.buffers.give(buffer);
-      return;
-    }
-    this.spareReadAheadBuffers.push(buffer);
-    if (this.readAheadBuffersOut === 0 && this.readAheadIdle === undefined) {
-      this.readAheadIdle = setTimeout(() => {
-        this.readAheadIdle = undefined;
-        if (this.readAheadBuffersOut === 0) this.spareReadAheadBuffers.length = 0;
-      }, READ_AHEAD_IDLE_MS);
-      this.readAheadIdle.unref();
-    }
+    return buffer.subarray(result.start, result.start + result.bytes);
   }
 
   private record(directBytes: number, pageCacheBytes: number): void {

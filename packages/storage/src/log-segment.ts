@@ -1,6 +1,6 @@
 import { type FileHandle, open, stat, unlink } from "node:fs/promises";
 import { scanBatches } from "./batch-scanner.js";
-import { type DirectReads, READ_AHEAD_MAX_BYTES } from "./direct-reads.js";
+import type { DirectReads } from "./direct-reads.js";
 import {
   DIRECT_WRITE_ALIGNMENT,
   DIRECT_WRITE_CHUNK_BYTES,
@@ -73,18 +73,6 @@ const PREALLOCATE_APPENDS_AHEAD = 8;
 const PREALLOCATE_MAX_BYTES = 32 * 1024 * 1024;
 const PAGE_BYTES = 4096;
 const READ_AHEAD_BYTES = 32 * 1024;
-/** A range read ahead that no read of this segment has taken by then is let go. */
-const READ_AHEAD_KEEP_MS = 1_000;
-
-/** The range after a read from the disk, being read into one of the node's read-ahead buffers. */
-interface ReadAhead {
-  readonly position: number;
-  readonly length: number;
-  readonly buffer: Buffer;
-  /** The bytes read (a view of `buffer`), or undefined if the read failed; never rejects. */
-  readonly bytes: Promise<Buffer | undefined>;
-  readonly expiry: NodeJS.Timeout;
-}
 
 /**
  * One segment: a `.log` file of whole batches plus its sparse `.index` and `.timeindex`. Descriptors
@@ -136,8 +124,6 @@ export class LogSegment {
   private timeEntriesOnDisk = 0;
   private references = 0;
   private deletion: { resolve: () => void; promise: Promise<void> } | undefined;
-  /** What the last read from the disk started reading next, for the read after it (DirectReads). */
-  private readAhead: ReadAhead | undefined;
 
   private constructor(
     readonly directory: string,
@@ -798,7 +784,7 @@ export class LogSegment {
       Math.max(maxBytes, READ_AHEAD_BYTES) + this.settings.indexIntervalBytes,
     );
     let bufferStart = start.position;
-    let { bytes: buffer, direct } = await this.readRange(handle, allocate, bufferStart, Math.max(0, guess));
+    let buffer = await this.readRange(handle, allocate, bufferStart, Math.max(0, guess));
     let bufferLength = buffer.length;
     let at = 0;
     let found: { size: number; baseOffset: number; lastOffset: number } | undefined;
@@ -828,7 +814,7 @@ export class LogSegment {
     const wanted = Math.min(sizeNow - (bufferStart + at), Math.max(maxBytes, found.size));
     if (at + wanted > bufferLength) {
       bufferStart += at;
-      ({ bytes: buffer, direct } = await this.readRange(handle, allocate, bufferStart, wanted));
+      buffer = await this.readRange(handle, allocate, bufferStart, wanted);
       bufferLength = buffer.length;
       at = 0;
     }
@@ -845,103 +831,20 @@ export class LogSegment {
     }
     // A truncation racing this read can shorten the file under us: return only what was whole.
     if (cut === at) return "limit";
-    // A consumer this far behind will want what follows next: read it while this answer goes out.
-    if (direct)
-      this.startReadAhead(
-        bufferStart + cut,
-        Math.max(maxBytes, READ_AHEAD_BYTES) + this.settings.indexIntervalBytes,
-        sizeNow,
-      );
     return { records: buffer.subarray(at, cut), firstOffset: found.baseOffset, nextOffset };
   }
 
-  /**
-   * Up to `length` bytes from `position`, past the page cache if not in it (`direct`), or from the
-   * range read ahead when it holds `position`. Fewer only at the end of the file, or where the range
-   * read ahead ends: readWith reads again for a batch that goes on past the bytes it got.
-   */
+  /** Up to `length` bytes from `position` (fewer only at the end of the file), past the page cache if not in it. */
   private async readRange(
     handle: FileHandle,
     allocate: (size: number) => Buffer,
     position: number,
     length: number,
-  ): Promise<{ bytes: Buffer; direct: boolean }> {
+  ): Promise<Buffer> {
     const directReads = this.settings.directReads;
-    if (directReads === undefined) {
-      const buffer = allocate(length);
-      return {
-        bytes: buffer.subarray(0, await readFully(handle, buffer, 0, length, position)),
-        direct: false,
-      };
-    }
-    const ahead = this.takeReadAhead(position);
-    if (ahead !== undefined) {
-      const read = await ahead.bytes;
-      const from = position - ahead.position;
-      const count = read === undefined ? 0 : Math.min(length, read.length - from);
-      if (count > 0) {
-        const bytes = allocate(count);
-        read!.copy(bytes, 0, from, from + count);
-        directReads.returnReadAheadBuffer(ahead.buffer, count);
-        return { bytes, direct: true };
-      }
-      directReads.returnReadAheadBuffer(ahead.buffer, 0);
-    }
-    return directReads.readTellingHow(handle, allocate, position, length);
-  }
-
-  /**
-   * Starts reading [position, position + length) (at most to `sizeNow`, the end of what the read before
-   * saw) into a read-ahead buffer, if the node has one free. Bytes below a segment's size only change
-   * when it is truncated, which drops the range first.
-   */
-  private startReadAhead(position: number, length: number, sizeNow: number): void {
-    const directReads = this.settings.directReads;
-    const wanted = Math.min(length, sizeNow - position, READ_AHEAD_MAX_BYTES);
-    if (directReads === undefined || !directReads.enabled || this.deletion !== undefined || wanted <= 0)
-      return;
-    this.dropReadAhead();
-    const buffer = directReads.takeReadAheadBuffer();
-    if (buffer === undefined) return;
-    const bytes = this.logFile
-      .use((handle) => directReads.readTellingHow(handle, () => buffer, position, wanted))
-      .then(
-        (read) => read.bytes,
-        () => undefined,
-      );
-    const ahead: ReadAhead = {
-      position,
-      length: wanted,
-      buffer,
-      bytes,
-      expiry: setTimeout(() => {
-        if (this.readAhead === ahead) this.dropReadAhead();
-      }, READ_AHEAD_KEEP_MS).unref(),
-    };
-    this.readAhead = ahead;
-  }
-
-  /** The range read ahead if it holds `position`; any other is let go. Either way no longer the segment's. */
-  private takeReadAhead(position: number): ReadAhead | undefined {
-    const ahead = this.readAhead;
-    if (ahead === undefined) return undefined;
-    if (position < ahead.position || position >= ahead.position + ahead.length) {
-      this.dropReadAhead();
-      return undefined;
-    }
-    this.readAhead = undefined;
-    clearTimeout(ahead.expiry);
-    return ahead;
-  }
-
-  /** Lets the range read ahead go; its buffer goes back to the node once the read into it has ended. */
-  private dropReadAhead(): void {
-    const ahead = this.readAhead;
-    if (ahead === undefined) return;
-    this.readAhead = undefined;
-    clearTimeout(ahead.expiry);
-    const directReads = this.settings.directReads!;
-    void ahead.bytes.then(() => directReads.returnReadAheadBuffer(ahead.buffer, 0));
+    if (directReads !== undefined) return directReads.read(handle, allocate, position, length);
+    const buffer = allocate(length);
+    return buffer.subarray(0, await readFully(handle, buffer, 0, length, position));
   }
 
   /** The first batch with maxTimestamp >= `timestamp`, found via the time index. */
@@ -967,8 +870,6 @@ export class LogSegment {
    * batch boundary). Returns the new next offset and the bytes removed.
    */
   async truncateTo(offset: number): Promise<{ nextOffset: number; removedBytes: number }> {
-    // Before anything else: no read may take bytes read ahead from before the cut.
-    this.dropReadAhead();
     await this.ensureIndexesLoaded();
     this.awaitingCloseSync = false;
     const hit = await this.findBatch(offset);
@@ -1014,7 +915,6 @@ export class LogSegment {
    */
   async markForDeletion(): Promise<void> {
     invariant(!this.deletion, "segment deleted twice");
-    this.dropReadAhead();
     let resolve!: () => void;
     const promise = new Promise<void>((done) => {
       resolve = done;
@@ -1060,7 +960,6 @@ export class LogSegment {
 
   /** Closes the segment's descriptors (once their current users are done). */
   async close(): Promise<void> {
-    this.dropReadAhead();
     await Promise.all([
       this.logFile.close(),
       this.directLogFile.close(),
