@@ -150,8 +150,9 @@ static int run_produce(const struct options *o) {
   state.delivered = 0;
 
   /* With -w, the first records run at the same rate but are left out of the results: what a broker does in
-   * its first seconds at a rate it has not run at (JIT compiling the paths that only that rate takes) is
-   * reported apart from what it does from then on. measured_from is when the first measured record goes. */
+   * its first seconds at a rate it has not run at (docs/benchmarks.md, "Half-rate runs measured after a
+   * warm-up") is reported apart from what it does from then on. measured_from is when the first measured
+   * record goes. */
   int64_t start = now_us(), last_report = start, measured_from = o->warm_up_records > 0 ? INT64_MAX : start;
   long sent = 0;
   while (sent < total) {
