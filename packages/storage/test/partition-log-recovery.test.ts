@@ -237,8 +237,11 @@ describe("recovery", () => {
 
   it("after a real crash, recovers epochs newer than the checkpoint (written only at roll and close) from the batches", async () => {
     await withTempDir(async (directory) => {
-      // A child process appends 30 batches over epochs 1..6, rolling segments, flushes, and is killed.
-      const epochs = Array.from({ length: 30 }, (_, index) => 1 + Math.floor(index / 5));
+      // A child process appends 29 batches over epochs 1..5, rolling segments, and waits until the
+      // recovery point (and with it the epoch checkpoint) has caught up with the last roll. Only then
+      // does it append one batch of epoch 6, which rolls nothing, flush, and get killed. Waiting makes
+      // the checkpoint's content certain: before, the last roll's checkpoint write raced the kill.
+      const epochs = Array.from({ length: 30 }, (_, index) => (index < 29 ? 1 + Math.floor(index / 6) : 6));
       const batches = epochs.map((_epoch, index) => makeBatch(records(`c${index}`, 2)).toString("base64"));
       const storage = join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "index.js");
       const child = spawnSync(
@@ -247,13 +250,25 @@ describe("recovery", () => {
           "--input-type=module",
           "-e",
           `
+          const { readdir, readFile } = await import("node:fs/promises");
           const { PartitionLog, FlushScheduler } = await import(${JSON.stringify(storage)});
           const { directory, batches, epochs } = JSON.parse(process.argv[1]);
           const log = await PartitionLog.open(directory, { flushScheduler: new FlushScheduler(), config: { segmentBytes: 1200 } });
-          for (const [index, batch] of batches.entries()) {
-            await log.append(Buffer.from(batch, "base64"), { assignOffsets: true, leaderEpoch: epochs[index] });
-          }
+          const append = (index) => log.append(Buffer.from(batches[index], "base64"), { assignOffsets: true, leaderEpoch: epochs[index] });
+          for (let index = 0; index < batches.length - 1; index += 1) await append(index);
           await log.flush();
+          const lastRoll = Math.max(...(await readdir(directory)).filter((name) => name.endsWith(".log")).map((name) => Number.parseInt(name, 10)));
+          const recoveryPoint = async () => Number((await readFile(directory + "/recovery-point-checkpoint", "utf8")).split("\\n")[2]);
+          for (const deadline = Date.now() + 10000; (await recoveryPoint()) !== lastRoll; ) {
+            if (Date.now() > deadline) throw new Error("the recovery point never reached the last roll at " + lastRoll);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+          const segmentsBefore = log.segmentInfos().length;
+          await append(batches.length - 1);
+          await log.flush();
+          if (log.segmentInfos().length !== segmentsBefore) throw new Error("epoch 6 rolled a segment: shrink its batch");
+          // Time in which a checkpoint written per new epoch would land, so that the lag below is a fact.
+          await new Promise((resolve) => setTimeout(resolve, 300));
           process.kill(process.pid, "SIGKILL");
           `,
           JSON.stringify({ directory, batches, epochs }),
@@ -263,21 +278,21 @@ describe("recovery", () => {
       expect(child.signal, child.stderr).toBe("SIGKILL");
       const checkpoint = await readFile(join(directory, "leader-epoch-checkpoint"), "utf8");
       // The checkpoint lags: no write per new epoch, only when a segment became durable.
-      expect(checkpoint).not.toMatch(/^6 /m);
+      expect(checkpoint).toBe("0\n5\n1 0\n2 12\n3 24\n4 36\n5 48\n");
 
       const reopened = await openLog(directory);
       expect(reopened.recoveryReport.cleanShutdown).toBe(false);
       expect(reopened.recoveryReport.checkpointProblems).toEqual([]);
       expect(reopened.segmentInfos().length).toBeGreaterThan(1);
       expect(reopened.leaderEpochs()).toEqual(
-        [1, 2, 3, 4, 5, 6].map((epoch) => ({ epoch, startOffset: (epoch - 1) * 10 })),
+        [0, 12, 24, 36, 48, 58].map((startOffset, index) => ({ epoch: index + 1, startOffset })),
       );
       expect(await allValues(reopened)).toEqual(
         Array.from({ length: 30 }, (_, index) => [`c${index}-0`, `c${index}-1`]).flat(),
       );
       await reopened.close();
       expect(await readFile(join(directory, "leader-epoch-checkpoint"), "utf8")).toBe(
-        "0\n6\n1 0\n2 10\n3 20\n4 30\n5 40\n6 50\n",
+        "0\n6\n1 0\n2 12\n3 24\n4 36\n5 48\n6 58\n",
       );
     });
   });
