@@ -596,8 +596,8 @@ try {
 
   const wide = topicOf("bench-100");
   await createTopic(broker, wide, 100);
-  /** The broker's peak RSS while the load generator produces to 100 partitions at acks=1. */
-  const sampleRss = async () => {
+  /** `work`'s result and the broker's peak RSS while it ran (sampled every 100 ms). */
+  const withPeakRss = async (work) => {
     let maxRss = pid === undefined ? undefined : await rssMiB(pid);
     const sampler = setInterval(() => {
       if (pid === undefined) return;
@@ -608,18 +608,27 @@ try {
         () => {},
       );
     }, 100);
-    const loaded = await loadgen("produce", bootstrap, wide, [
-      "-p",
-      "100",
-      "-n",
-      String(records),
-      "-s",
-      String(recordBytes),
-      "-a",
-      "1",
-    ]);
-    clearInterval(sampler);
-    return { maxRssMiB: maxRss === undefined ? null : Math.round(maxRss), underLoad: loaded };
+    try {
+      return { result: await work(), maxRssMiB: maxRss === undefined ? null : Math.round(maxRss) };
+    } finally {
+      clearInterval(sampler);
+    }
+  };
+  /** The broker's peak RSS while the load generator produces to 100 partitions at acks=1. */
+  const sampleRss = async () => {
+    const { result, maxRssMiB } = await withPeakRss(() =>
+      loadgen("produce", bootstrap, wide, [
+        "-p",
+        "100",
+        "-n",
+        String(records),
+        "-s",
+        String(recordBytes),
+        "-a",
+        "1",
+      ]),
+    );
+    return { maxRssMiB, underLoad: result };
   };
   say("broker: RSS with 100 partitions under acks=1 load");
   results.rss100 = await sampleRss();
@@ -631,11 +640,15 @@ try {
     const rate = results.brokerAcksAllSustained.recordsPerSecond / 4;
     say(`broker: acks=all at ${Math.round(rate)} records/s while a consumer catches up on ${consumedTopic}`);
     await createTopic(broker, topic, partitions);
-    const catchingUp = loadgen("consume", bootstrap, consumedTopic, ["-n", String(consumed)]);
-    results.brokerAcksAllBesideCatchUp = await withSchedule(pid, () =>
-      produce(bootstrap, topic, -1, Math.max(20_000, Math.round(rate * halfRateSeconds)), rate),
-    );
-    results.consumeBesideProduce = await catchingUp;
+    // Sampled for what read-ahead holds while a consumer catches up (it gives its pages back after).
+    const { maxRssMiB } = await withPeakRss(async () => {
+      const catchingUp = loadgen("consume", bootstrap, consumedTopic, ["-n", String(consumed)]);
+      results.brokerAcksAllBesideCatchUp = await withSchedule(pid, () =>
+        produce(bootstrap, topic, -1, Math.max(20_000, Math.round(rate * halfRateSeconds)), rate),
+      );
+      results.consumeBesideProduce = await catchingUp;
+    });
+    results.rssBesideCatchUpMiB = maxRssMiB;
   }
   // Again, now that reads from disk and writes have run side by side: what the node keeps of that.
   say("broker: RSS with 100 partitions under acks=1 load, after the catch-up beside producers");
@@ -810,7 +823,7 @@ if (options.json) {
     pid === undefined
       ? "broker RSS and CPU per MiB: not measured (give --broker-pid when the broker runs on this machine)"
       : [
-          `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s); again after the catch-up beside producers: ${results.rss100AfterMixed.maxRssMiB} MiB (${results.rss100AfterMixed.underLoad.recordsPerSecond} records/s)`,
+          `broker RSS with 100 partitions under load: ${results.rss100.maxRssMiB} MiB (${results.rss100.underLoad.recordsPerSecond} records/s); again after the catch-up beside producers: ${results.rss100AfterMixed.maxRssMiB} MiB (${results.rss100AfterMixed.underLoad.recordsPerSecond} records/s); peak during that catch-up (${partitions} partitions): ${results.rssBesideCatchUpMiB} MiB`,
           `broker CPU per MiB produced at full speed: acks=1 ${results.brokerAcks1.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcks1Sustained.brokerCpuMsPerMiB.toFixed(1)}), acks=all ${results.brokerAcksAll.brokerCpuMsPerMiB.toFixed(1)} ms (sustained ${results.brokerAcksAllSustained.brokerCpuMsPerMiB.toFixed(1)})`,
           `broker CPU per MiB consumed: catching up ${results.consume.brokerCpuMsPerMiB.toFixed(2)} ms, just written ${results.consumeTail.brokerCpuMsPerMiB.toFixed(2)} ms`,
         ].join("\n"),
