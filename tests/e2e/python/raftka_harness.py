@@ -56,17 +56,15 @@ class RaftkaBroker:
         }
         settings.update(self.settings)
         node = shutil.which("node") or "node"
-        # The broker's V8 flags, as packages/cli/src/node-flags.ts lists them.
-        args = [node, "--initial-old-space-size=128", RAFTKA_MAIN, "start"] + ["--%s=%s" % (key, value) for key, value in settings.items()]
-        self.logs = []
-        # And its glibc malloc settings, first so that any already in the environment win.
-        env = dict(os.environ)
-        env["GLIBC_TUNABLES"] = ":".join(
-            ["glibc.malloc.mmap_threshold=8388608", "glibc.malloc.trim_threshold=67108864"]
-            + ([env["GLIBC_TUNABLES"]] if env.get("GLIBC_TUNABLES") else [])
+        # The broker's V8 flags and environment (glibc malloc settings, libuv pool size) as
+        # packages/cli/src/node-flags.ts defines them; values already in the environment win.
+        launch = json.loads(
+            subprocess.check_output([node, os.path.join(REPOSITORY_ROOT, "scripts", "lib", "broker-launch.mjs"), "--json"], text=True)
         )
-        # And its libuv pool size, unless the environment has one.
-        env["UV_THREADPOOL_SIZE"] = env.get("UV_THREADPOOL_SIZE") or "16"
+        args = [node] + launch["nodeFlags"] + [RAFTKA_MAIN, "start"] + ["--%s=%s" % (key, value) for key, value in settings.items()]
+        self.logs = []
+        env = dict(os.environ)
+        env.update(launch["environment"])
         self.process = subprocess.Popen(
             args, cwd=REPOSITORY_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -95,6 +93,13 @@ class RaftkaBroker:
                     "raftka did not become ready (exit code %s):\n%s\n%s"
                     % (self.process.poll(), stderr, "\n".join(json.dumps(line) for line in self.logs[-10:]))
                 )
+
+        # A broker started without its flags or environment warns, and would measure and behave unlike
+        # the one scripts/start.sh starts: fail here rather than test that one.
+        unlike = [line for line in self.logs if {"missingFlags", "missingTunables", "threadPoolSize"} & set(line)]
+        if unlike:
+            self.stop()
+            raise RuntimeError("the harness started raftka unlike scripts/start.sh: %s" % json.dumps(unlike))
 
     def running(self):
         return self.process is not None and self.process.poll() is None
