@@ -94,6 +94,8 @@ describe("a consumer catching up on data that left the page cache", () => {
 
     expect(await readBytesMetric("direct")).toBe(0);
     expect(await readBytesMetric("page_cache")).toBeGreaterThan(MESSAGES * 20_000);
-    expect(residentBytes(...files)).toBeGreaterThan(MESSAGES * 20_000);
+    // What was read stays in the page cache: nearly all of it (the first test's bound is 64 KiB). Not
+    // always every page: a CI run found 1,953 pages (7,999,488 bytes) resident, a few short of all.
+    expect(residentBytes(...files)).toBeGreaterThan(0.9 * MESSAGES * 20_000);
   });
 });
