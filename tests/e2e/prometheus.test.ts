@@ -195,7 +195,7 @@ describe("Prometheus scraping a broker after a workload", () => {
     expect(await prometheus.query('raftka_raft_current_term{topic="__cluster_metadata"}')).toHaveLength(1);
   });
 
-  it("feeds the Raft series from the groups' real state: one election won per group, first terms, commit and fsync latency", async () => {
+  it("feeds the Raft series from the groups' real state: one election won per group, first terms, commit, fsync and write latency", async () => {
     const [groups] = await prometheus.query("raftka_raft_groups");
     // A fresh node: every group (partitions and the metadata log) elected itself once, at term 1.
     const [won] = await prometheus.queryUntil(
@@ -217,6 +217,11 @@ describe("Prometheus scraping a broker after a workload", () => {
     expect(fsyncs!.value).toBeGreaterThanOrEqual(10);
     const [fsyncSeconds] = await prometheus.query("raftka_log_fsync_duration_seconds_sum");
     expect(fsyncSeconds!.value).toBeGreaterThan(0);
+    // And each of those records was first written to its segment file, the write timed too.
+    const [writes] = await prometheus.query("raftka_log_write_duration_seconds_count");
+    expect(writes!.value).toBeGreaterThanOrEqual(10);
+    const [writeSeconds] = await prometheus.query("raftka_log_write_duration_seconds_sum");
+    expect(writeSeconds!.value).toBeGreaterThan(0);
   });
 
   it("exports consumer group lag per partition, without an external exporter", async () => {

@@ -293,6 +293,7 @@ export class Broker {
         if (directBytes > 0) direct.inc(directBytes);
         if (pageCacheBytes > 0) pageCache.inc(pageCacheBytes);
       });
+      directWrites.onAppendWritten((seconds) => storageMetrics.writeSeconds.observe(seconds));
       const readDirect = storageMetrics.readBytes.labels({ path: "direct" });
       const readPageCache = storageMetrics.readBytes.labels({ path: "page_cache" });
       directReads.onRead((directBytes, pageCacheBytes) => {

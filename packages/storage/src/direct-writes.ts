@@ -45,6 +45,7 @@ export class DirectWrites {
   /** Appended bytes by how they reached the file; appends that found no free staging buffers. */
   readonly stats = { directBytes: 0, pageCacheBytes: 0, stagingShortfalls: 0 };
   private readonly appendListeners: Array<(directBytes: number, pageCacheBytes: number) => void> = [];
+  private readonly writeTimeListeners: Array<(seconds: number) => void> = [];
   private enabledValue: boolean;
   private readonly maxChunks: number;
   /** Free staging chunks; undefined until the first direct write allocates them all. */
@@ -71,6 +72,19 @@ export class DirectWrites {
   /** Called after every append with how many of its bytes were written direct and through the page cache. */
   onAppend(listener: (directBytes: number, pageCacheBytes: number) => void): void {
     this.appendListeners.push(listener);
+  }
+
+  /**
+   * Called after every append's write to its segment file with how long it took, in seconds: from the
+   * call, which may wait for a thread of libuv's pool, to its end, direct or through the page cache.
+   */
+  onAppendWritten(listener: (seconds: number) => void): void {
+    this.writeTimeListeners.push(listener);
+  }
+
+  /** @internal Times one append's write (LogSegment). */
+  recordAppendWritten(seconds: number): void {
+    for (const listener of this.writeTimeListeners) listener(seconds);
   }
 
   /** @internal Counts one append (LogSegment). */

@@ -517,6 +517,7 @@ export class LogSegment {
       position += batch.sizeInBytes;
     }
     try {
+      const writeStarted = performance.now();
       if (!(await this.writeDirect(buffers, before.size, position))) {
         this.lastPartialPage = undefined;
         await this.logFile.use(async (handle) => {
@@ -525,6 +526,7 @@ export class LogSegment {
         });
         this.settings.directWrites?.recordAppend(0, position - before.size);
       }
+      this.settings.directWrites?.recordAppendWritten((performance.now() - writeStarted) / 1000);
     } catch (error) {
       this.lastPartialPage = undefined;
       this.nextOffset = before.nextOffset;

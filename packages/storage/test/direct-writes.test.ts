@@ -1,3 +1,4 @@
+import { pbkdf2 } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -192,6 +193,37 @@ describe("direct writes", () => {
       expect(reasons[0]).toMatch(/refused/);
       expect(directWrites.stats.directBytes).toBe(0);
       expect(await readValues(log)).toEqual(batches.flatMap((batch) => valuesOf(batch)));
+      await log.close();
+    });
+  });
+});
+
+describe("append write times", () => {
+  it("are told once per append, and include the wait for a busy libuv pool", async () => {
+    await withTempDir(async (directory) => {
+      const directWrites = new DirectWrites({ enabled: false });
+      const times: number[] = [];
+      directWrites.onAppendWritten((seconds) => times.push(seconds));
+      const log = await openLog(directory, { directWrites });
+      for (let index = 0; index < 5; index++)
+        await log.append(bigBatch(`quick${index}`, 4096), { assignOffsets: true, leaderEpoch: 1 });
+      expect(times).toHaveLength(5);
+      expect(times.every((seconds) => seconds >= 0 && seconds < 5)).toBe(true);
+
+      // Every pool thread busy for a while (pbkdf2 runs on the pool, as file writes do): the next
+      // append's write queues behind them, and its time says so.
+      const poolSize = Number(process.env.UV_THREADPOOL_SIZE || 4);
+      const started = performance.now();
+      const busy = Array.from(
+        { length: poolSize },
+        () => new Promise((resolve) => pbkdf2("secret", "salt", 200_000, 32, "sha256", resolve)),
+      );
+      await log.append(bigBatch("queued", 4096), { assignOffsets: true, leaderEpoch: 1 });
+      await Promise.all(busy);
+      const busyFor = (performance.now() - started) / 1000;
+      expect(times).toHaveLength(6);
+      expect(busyFor).toBeGreaterThan(0.05);
+      expect(times[5]).toBeGreaterThan(busyFor / 2);
       await log.close();
     });
   });

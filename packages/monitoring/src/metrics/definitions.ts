@@ -48,8 +48,10 @@ const collected = <const L extends string>(
 
 /** Request latencies: half a millisecond to 30 s (Fetch long-polls up to its max.wait.ms). */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-/** fsync times: a tenth of a millisecond (a file with nothing to write back) to 5 s (a disk in trouble). */
-const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5];
+/** Times of one disk call, fsync or write: a tenth of a millisecond (nothing to write back, a write into the page cache) to 5 s (a disk in trouble). */
+const DISK_CALL_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5,
+];
 const SNAPSHOT_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800];
 const SNAPSHOT_BYTES_BUCKETS = [1024, 16_384, 262_144, 4_194_304, 67_108_864, 1_073_741_824, 17_179_869_184];
 
@@ -163,7 +165,13 @@ export const pushedMetricDefinitions = {
       "raftka_log_fsync_duration_seconds",
       "Time one fsync of a segment, index or Raft state file took, from the call (which may wait for a libuv pool thread) to its end. Every acks=all answer waits for the fsyncs of its partitions' group-commit round, so a slow disk shows here first.",
       [],
-      FSYNC_BUCKETS,
+      DISK_CALL_BUCKETS,
+    ),
+    writeSeconds: histogram(
+      "raftka_log_write_duration_seconds",
+      "Time one append's write to its segment file took, from the call (which may wait for a libuv pool thread, behind fsyncs and other writes) to its end, direct or through the page cache. Every Produce answer waits for its partitions' writes; a buffered write can also wait for the kernel to reclaim page cache within a memory limit.",
+      [],
+      DISK_CALL_BUCKETS,
     ),
     directWritesEnabled: gauge(
       "raftka_log_direct_writes_enabled",
