@@ -735,7 +735,7 @@ function brokerTimingsLines() {
     `broker's own times at half sustained, p50 / p99 ms (its histograms, interpolated within buckets${halfRateWarmUpSeconds > 0 ? "; warm-up included" : ""}):`,
     ...runs.map(
       ([acks, timings]) =>
-        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)} (${timings.produceHandling.slow} over 25 ms), answer held for order ${span(timings.produceResponseQueue)}; commit ${span(timings.commit)}; ${timings.fsync.count} fsyncs ${span(timings.fsync)} (${timings.fsync.slow} over 20 ms); ${timings.write.count} writes ${span(timings.write)} (${timings.write.slow} over 20 ms); event-loop delay p99 ${ms(timings.eventLoopDelay.p99Ms)}, max ${ms(timings.eventLoopDelay.maxMs)}`,
+        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)} (${timings.produceHandling.slow} over 25 ms), answer held for order ${span(timings.produceResponseQueue)}; commit ${span(timings.commit)} (${timings.commit.slow} over 25 ms); ${timings.fsync.count} fsyncs ${span(timings.fsync)} (${timings.fsync.slow} over 20 ms); ${timings.write.count} writes ${span(timings.write)} (${timings.write.slow} over 20 ms); event-loop delay p99 ${ms(timings.eventLoopDelay.p99Ms)}, max ${ms(timings.eventLoopDelay.maxMs)}`,
     ),
   ].join("\n");
 }
