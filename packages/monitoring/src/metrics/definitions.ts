@@ -48,7 +48,10 @@ const collected = <const L extends string>(
 
 /** Request latencies: half a millisecond to 30 s (Fetch long-polls up to its max.wait.ms). */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-/** Times of one disk call, fsync or write: a tenth of a millisecond (nothing to write back, a write into the page cache) to 5 s (a disk in trouble). */
+/**
+ * Times of one disk call, fsync or write: a tenth of a millisecond (nothing to write back, a write into
+ * the page cache) to 5 s (a disk in trouble).
+ */
 const DISK_CALL_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5,
 ];
