@@ -1,6 +1,8 @@
-import { pbkdf2 } from "node:crypto";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, openSync } from "node:fs";
+import { open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import {
   DIRECT_WRITE_CHUNK_BYTES,
@@ -210,20 +212,32 @@ describe("append write times", () => {
       expect(times).toHaveLength(5);
       expect(times.every((seconds) => seconds >= 0 && seconds < 5)).toBe(true);
 
-      // Every pool thread busy for a while (pbkdf2 runs on the pool, as file writes do): the next
-      // append's write queues behind them, and its time says so.
+      // Every pool thread held in open(2) of a FIFO until this test opens its other end: the next
+      // append's write queues behind them for at least HOLD_MS, and its time must say so.
+      const HOLD_MS = 150;
       const poolSize = Number(process.env.UV_THREADPOOL_SIZE || 4);
-      const started = performance.now();
-      const busy = Array.from(
-        { length: poolSize },
-        () => new Promise((resolve) => pbkdf2("secret", "salt", 200_000, 32, "sha256", resolve)),
-      );
-      await log.append(bigBatch("queued", 4096), { assignOffsets: true, leaderEpoch: 1 });
-      await Promise.all(busy);
-      const busyFor = (performance.now() - started) / 1000;
+      const fifos = Array.from({ length: poolSize }, (_, index) => join(directory, `hold-${index}`));
+      for (const fifo of fifos) execFileSync("mkfifo", [fifo]);
+      const held = fifos.map((fifo) => open(fifo, "r"));
+      const appending = log.append(bigBatch("queued", 4096), { assignOffsets: true, leaderEpoch: 1 });
+      await sleep(HOLD_MS);
+      expect(times).toHaveLength(5);
+      // A reader still queued for a thread is not in open(2) yet: ENXIO, try again once it is.
+      for (const fifo of fifos) {
+        for (;;) {
+          try {
+            closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+            break;
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== "ENXIO") throw error;
+            await sleep(5);
+          }
+        }
+      }
+      await appending;
+      for (const handle of await Promise.all(held)) await handle.close();
       expect(times).toHaveLength(6);
-      expect(busyFor).toBeGreaterThan(0.05);
-      expect(times[5]).toBeGreaterThan(busyFor / 2);
+      expect(times[5]).toBeGreaterThan((HOLD_MS * 0.8) / 1000);
       await log.close();
     });
   });
