@@ -309,11 +309,12 @@ const EVENT_LOOP_SAMPLE_MS = 10;
 
 /**
  * Runs `measure` and adds the broker's own view of it: how many fsyncs and segment writes it made and
- * their p50/p99 (raftka_log_fsync_duration_seconds, raftka_log_write_duration_seconds); from a Raft proposal to its commit, which for acks=all is the
- * write, the wait for the group-commit round before it, and the fsync; and Produce requests from
- * being read from the socket to a handler starting on them (queued), from there to their answer
- * being ready (handled), and from there to the socket (behind the earlier answers of their connection);
- * and how late the event loop ran prom-client's timer during the run. Skipped where the admin port is unknown.
+ * their p50/p99 (raftka_log_fsync_duration_seconds, raftka_log_write_duration_seconds); from a Raft
+ * proposal to its commit, which for acks=all is the write, the wait for the group-commit round before it,
+ * and the fsync; and Produce requests from being read from the socket to a handler starting on them
+ * (queued), from there to their answer being ready (handled), and from there to the socket (behind the
+ * earlier answers of their connection); and how late the event loop ran prom-client's timer during the
+ * run. Skipped where the admin port is unknown.
  */
 async function withBrokerTimings(adminPort, measure) {
   if (adminPort === undefined) return measure();
@@ -642,7 +643,7 @@ try {
     const rate = results.brokerAcksAllSustained.recordsPerSecond / 4;
     say(`broker: acks=all at ${Math.round(rate)} records/s while a consumer catches up on ${consumedTopic}`);
     await createTopic(broker, topic, partitions);
-    // Sampled for what read-ahead holds while a consumer catches up (it gives its pages back after).
+    // Sampled too: memory the node holds only while a consumer catches up shows here, not in the sample after.
     const { maxRssMiB } = await withPeakRss(async () => {
       const catchingUp = loadgen("consume", bootstrap, consumedTopic, ["-n", String(consumed)]);
       results.brokerAcksAllBesideCatchUp = await withSchedule(pid, () =>
