@@ -302,6 +302,9 @@ const SLOW_SECONDS = {
   produceHandling: 0.025,
   produceQueue: 0.025,
   produceResponseQueue: 0.025,
+  // prom-client's GC buckets are 1, 10 and 100 ms: a pause over 10 ms holds every request in the socket.
+  majorGc: 0.01,
+  minorGc: 0.01,
 };
 
 /** prom-client's event-loop delay sampling interval (its default precision, which the broker keeps). */
@@ -313,8 +316,8 @@ const EVENT_LOOP_SAMPLE_MS = 10;
  * proposal to its commit, which for acks=all is the write, the wait for the group-commit round before it,
  * and the fsync; and Produce requests from being read from the socket to a handler starting on them
  * (queued), from there to their answer being ready (handled), and from there to the socket (behind the
- * earlier answers of their connection); and how late the event loop ran prom-client's timer during the
- * run. Skipped where the admin port is unknown.
+ * earlier answers of their connection); how late the event loop ran prom-client's timer during the run;
+ * and the garbage collections (nodejs_gc_duration_seconds). Skipped where the admin port is unknown.
  */
 async function withBrokerTimings(adminPort, measure) {
   if (adminPort === undefined) return measure();
@@ -325,6 +328,8 @@ async function withBrokerTimings(adminPort, measure) {
     ["produceHandling", "raftka_kafka_request_handle_seconds", 'api="Produce"'],
     ["produceQueue", "raftka_kafka_request_queue_seconds", 'api="Produce"'],
     ["produceResponseQueue", "raftka_kafka_response_queue_seconds", 'api="Produce"'],
+    ["majorGc", "nodejs_gc_duration_seconds", 'kind="major"'],
+    ["minorGc", "nodejs_gc_duration_seconds", 'kind="minor"'],
   ];
   const metricsText = async () => (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
   const scrape = async () => {
@@ -736,7 +741,7 @@ function brokerTimingsLines() {
     `broker's own times at half sustained, p50 / p99 ms (its histograms, interpolated within buckets${halfRateWarmUpSeconds > 0 ? "; warm-up included" : ""}):`,
     ...runs.map(
       ([acks, timings]) =>
-        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)} (${timings.produceHandling.slow} over 25 ms), answer held for order ${span(timings.produceResponseQueue)}; commit ${span(timings.commit)} (${timings.commit.slow} over 25 ms); ${timings.fsync.count} fsyncs ${span(timings.fsync)} (${timings.fsync.slow} over 20 ms); ${timings.write.count} writes ${span(timings.write)} (${timings.write.slow} over 20 ms); event-loop delay p99 ${ms(timings.eventLoopDelay.p99Ms)}, max ${ms(timings.eventLoopDelay.maxMs)}`,
+        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)} (${timings.produceHandling.slow} over 25 ms), answer held for order ${span(timings.produceResponseQueue)}; commit ${span(timings.commit)} (${timings.commit.slow} over 25 ms); ${timings.fsync.count} fsyncs ${span(timings.fsync)} (${timings.fsync.slow} over 20 ms); ${timings.write.count} writes ${span(timings.write)} (${timings.write.slow} over 20 ms); event-loop delay p99 ${ms(timings.eventLoopDelay.p99Ms)}, max ${ms(timings.eventLoopDelay.maxMs)}; GC ${timings.majorGc.count} major (${timings.majorGc.slow} over 10 ms), ${timings.minorGc.count} minor (${timings.minorGc.slow} over 10 ms)`,
     ),
   ].join("\n");
 }
