@@ -291,9 +291,9 @@ function quantileMs(before, after, q) {
 }
 
 /**
- * What counts as slow in the half-rate report, per histogram: a bucket bound near 20 ms (fsyncs have a
- * 20 ms bucket, request and commit times a 25 ms one). A second of acks=all with a p99 of 40 ms had no
- * Produce request or fsync over 50 ms.
+ * What counts as slow in the half-rate report, per histogram: a bucket bound near 20 ms (fsyncs and
+ * writes have a 20 ms bucket, request and commit times a 25 ms one; GCs below). A second of acks=all
+ * with a p99 of 40 ms had no Produce request or fsync over 50 ms.
  */
 const SLOW_SECONDS = {
   fsync: 0.02,
@@ -652,7 +652,7 @@ try {
     const { maxRssMiB } = await withPeakRss(async () => {
       const catchingUp = loadgen("consume", bootstrap, consumedTopic, ["-n", String(consumed)]);
       results.brokerAcksAllBesideCatchUp = await withSchedule(pid, () =>
-        produce(bootstrap, topic, -1, Math.max(20_000, Math.round(rate * halfRateSeconds)), rate),
+        produce(bootstrap, topic, -1, halfRateRecords(rate), rate),
       );
       results.consumeBesideProduce = await catchingUp;
     });
