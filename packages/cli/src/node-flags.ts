@@ -55,12 +55,12 @@ export function missingBrokerGlibcTunables(env: NodeJS.ProcessEnv = process.env)
  */
 export const BROKER_THREAD_POOL_SIZE = 16;
 
-/**
- * Why `env` would give the broker a smaller pool than it ships with: undefined when UV_THREADPOOL_SIZE is
- * set (an operator's own size wins, like their GLIBC_TUNABLES).
- */
+/** Whether `env` chooses libuv's pool size (an operator's own size wins, like their GLIBC_TUNABLES). */
+const choosesThreadPoolSize = (env: NodeJS.ProcessEnv) => (env.UV_THREADPOOL_SIZE ?? "") !== "";
+
+/** Why `env` would give the broker a smaller pool than it ships with: undefined when it chooses one. */
 export function threadPoolSizeAdvice(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if ((env.UV_THREADPOOL_SIZE ?? "") !== "") return undefined;
+  if (choosesThreadPoolSize(env)) return undefined;
   return `the broker was started without UV_THREADPOOL_SIZE=${BROKER_THREAD_POOL_SIZE}: libuv's pool has 4 threads, and produce requests then wait for segment writes queued behind fsyncs (the broker's handling p99 about 1.7 times as long at half load); start it with scripts/start.sh or \`UV_THREADPOOL_SIZE=${BROKER_THREAD_POOL_SIZE} node ${BROKER_NODE_FLAGS.join(" ")} <raftka>/packages/cli/dist/main.js start\``;
 }
 
@@ -74,7 +74,6 @@ export function brokerEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.
   return {
     ...env,
     GLIBC_TUNABLES: existing === "" ? own : `${own}:${existing}`,
-    UV_THREADPOOL_SIZE:
-      (env.UV_THREADPOOL_SIZE ?? "") === "" ? String(BROKER_THREAD_POOL_SIZE) : env.UV_THREADPOOL_SIZE,
+    UV_THREADPOOL_SIZE: choosesThreadPoolSize(env) ? env.UV_THREADPOOL_SIZE : String(BROKER_THREAD_POOL_SIZE),
   };
 }
