@@ -369,6 +369,48 @@ async function withBrokerTimings(adminPort, measure) {
   return result;
 }
 
+/** CPU time the hypervisor has taken from this VM's CPUs so far (steal, /proc/stat's first line), in ms. */
+function stealMs() {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/);
+  // cpu user nice system idle iowait irq softirq steal, in ticks of 10 ms.
+  return Number(fields[8]) * 10;
+}
+
+/**
+ * Runs `measure` (a half-rate run) and adds, for each whole second from the start of its warm-up, the CPU
+ * time the hypervisor took from this VM's CPUs (steal): a second in which the host ran something else on
+ * them is slow whatever the broker does. Seconds are counted back from the moment `measuring` fires, which
+ * comes after exactly the warm-up's length at the run's rate, so they line up with the load generator's p99
+ * by second. Sampled every 100 ms, in ticks of 10 ms.
+ */
+async function withStealBySecond(measure, measuring) {
+  if (halfRateWarmUpSeconds === 0) return measure();
+  const samples = [];
+  const sample = () => samples.push({ at: performance.now(), steal: stealMs() });
+  sample();
+  const sampler = setInterval(sample, 100);
+  let measuredFrom;
+  measuring.on(async () => {
+    measuredFrom = performance.now();
+  });
+  try {
+    const result = await measure();
+    sample();
+    if (measuredFrom === undefined) return result;
+    const from = measuredFrom - halfRateWarmUpSeconds * 1000;
+    // The sample nearest each second's boundary; the last, partial second is left out, as the load generator does.
+    const at = (time) =>
+      samples.reduce((best, s) => (Math.abs(s.at - time) < Math.abs(best.at - time) ? s : best));
+    result.stealBySecondMs = [];
+    for (let second = 0; from + (second + 1) * 1000 <= samples.at(-1).at; second++) {
+      result.stealBySecondMs.push(at(from + (second + 1) * 1000).steal - at(from + second * 1000).steal);
+    }
+    return result;
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
 // ---- runs --------------------------------------------------------------------------------------------
 
 /**
@@ -578,7 +620,12 @@ try {
     results[key] = await withBrokerTimings(broker.adminPort, () =>
       withSchedule(
         pid,
-        () => produce(bootstrap, topic, acks, halfRateRecords(rate), rate, halfRateWarmUp(rate, measuring)),
+        () =>
+          withStealBySecond(
+            () =>
+              produce(bootstrap, topic, acks, halfRateRecords(rate), rate, halfRateWarmUp(rate, measuring)),
+            measuring,
+          ),
         measuring,
       ),
     );
@@ -673,13 +720,11 @@ try {
   ]) {
     const rate = results[source].recordsPerSecond;
     say(`null sink: acks=${acks === 1 ? "1" : "all"} at the broker's half rate (${rate} records/s)`);
-    results[key] = await produce(
-      sinkBootstrap,
-      "bench",
-      acks,
-      halfRateRecords(rate),
-      rate,
-      halfRateWarmUp(rate),
+    const measuring = new MeasurementStart();
+    results[key] = await withStealBySecond(
+      () =>
+        produce(sinkBootstrap, "bench", acks, halfRateRecords(rate), rate, halfRateWarmUp(rate, measuring)),
+      measuring,
     );
   }
 } finally {
@@ -721,10 +766,13 @@ function halfRateWarmUpLines() {
   if (halfRateWarmUpSeconds === 0) return "";
   const warmUp = (result) => result.warmUp.latencyMs.p99.toFixed(2);
   const bySecond = (result) => result.p99BySecondMs.map((ms) => ms.toFixed(1)).join(" ");
+  const stealBySecond = (result) => result.stealBySecondMs?.join(" ") ?? "-";
   return [
     `half-rate runs: ${halfRateWarmUpSeconds} s at the rate before the measured ${halfRateSeconds} s; the warm-ups' p99 (ms, not judged): broker acks=1 ${warmUp(results.brokerAcks1HalfRate)}, acks=all ${warmUp(results.brokerAcksAllHalfRate)}; null sink acks=1 ${warmUp(results.sinkAcks1HalfRate)}, acks=all ${warmUp(results.sinkAcksAllHalfRate)}`,
     `  p99 by second, warm-up first (ms): broker acks=1 ${bySecond(results.brokerAcks1HalfRate)}; acks=all ${bySecond(results.brokerAcksAllHalfRate)}`,
     `  null sink acks=1 ${bySecond(results.sinkAcks1HalfRate)}; acks=all ${bySecond(results.sinkAcksAllHalfRate)}`,
+    `  CPU the hypervisor took (steal) by second, all CPUs (ms): broker acks=1 ${stealBySecond(results.brokerAcks1HalfRate)}; acks=all ${stealBySecond(results.brokerAcksAllHalfRate)}`,
+    `  null sink acks=1 ${stealBySecond(results.sinkAcks1HalfRate)}; acks=all ${stealBySecond(results.sinkAcksAllHalfRate)}`,
   ].join("\n");
 }
 
