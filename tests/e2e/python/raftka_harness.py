@@ -20,6 +20,21 @@ import time
 REPOSITORY_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 RAFTKA_MAIN = os.path.join(REPOSITORY_ROOT, "packages", "cli", "dist", "main.js")
 
+_launch_cache = {}
+
+
+def _broker_launch(node):
+    """The broker's V8 flags and environment (glibc malloc settings, libuv pool size) as
+    packages/cli/src/node-flags.ts defines them; values already in the environment win. Asked once per
+    test session (a Node start each time, about 0.1 s): neither the built file nor the environment
+    changes in between."""
+    if node not in _launch_cache:
+        _launch_cache[node] = json.loads(
+            subprocess.check_output(
+                [node, os.path.join(REPOSITORY_ROOT, "scripts", "lib", "broker-launch.mjs"), "--json"], text=True
+            )
+        )
+    return _launch_cache[node]
 
 class RaftkaBroker:
     def __init__(self, data_dir, temporary, settings, ready_timeout):
@@ -56,11 +71,7 @@ class RaftkaBroker:
         }
         settings.update(self.settings)
         node = shutil.which("node") or "node"
-        # The broker's V8 flags and environment (glibc malloc settings, libuv pool size) as
-        # packages/cli/src/node-flags.ts defines them; values already in the environment win.
-        launch = json.loads(
-            subprocess.check_output([node, os.path.join(REPOSITORY_ROOT, "scripts", "lib", "broker-launch.mjs"), "--json"], text=True)
-        )
+        launch = _broker_launch(node)
         args = [node] + launch["nodeFlags"] + [RAFTKA_MAIN, "start"] + ["--%s=%s" % (key, value) for key, value in settings.items()]
         self.logs = []
         env = dict(os.environ)
