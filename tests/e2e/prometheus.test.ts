@@ -195,7 +195,7 @@ describe("Prometheus scraping a broker after a workload", () => {
     expect(await prometheus.query('raftka_raft_current_term{topic="__cluster_metadata"}')).toHaveLength(1);
   });
 
-  it("feeds the Raft series from the groups' real state: one election won per group, first terms, commit, fsync and write latency", async () => {
+  it("feeds the Raft series from the groups' real state: one election won per group, first terms, commit, fsync, round and write latency", async () => {
     const [groups] = await prometheus.query("raftka_raft_groups");
     // A fresh node: every group (partitions and the metadata log) elected itself once, at term 1.
     const [won] = await prometheus.queryUntil(
@@ -222,6 +222,13 @@ describe("Prometheus scraping a broker after a workload", () => {
     expect(writes!.value).toBeGreaterThanOrEqual(10);
     const [writeSeconds] = await prometheus.query("raftka_log_write_duration_seconds_sum");
     expect(writeSeconds!.value).toBeGreaterThan(0);
+    // The fsyncs ran in group-commit rounds, each timed, and every fsync request's wait for its round too.
+    const [rounds] = await prometheus.query("raftka_raft_sync_round_duration_seconds_count");
+    expect(rounds!.value).toBeGreaterThanOrEqual(10);
+    const [roundSeconds] = await prometheus.query("raftka_raft_sync_round_duration_seconds_sum");
+    expect(roundSeconds!.value).toBeGreaterThan(0);
+    const [flushWaits] = await prometheus.query("raftka_log_flush_wait_seconds_count");
+    expect(flushWaits!.value).toBeGreaterThanOrEqual(10);
   });
 
   it("exports consumer group lag per partition, without an external exporter", async () => {

@@ -149,9 +149,14 @@ export class Broker {
     this.serverLogger = options.logging.component("server");
     const memoryReleased = options.metrics?.node.memoryReleasedBytes;
     this.heapTrimmer = new HeapTrimmer({ onTrimmed: (bytes) => memoryReleased?.inc(bytes) });
-    const fsyncSeconds = options.metrics?.storage.fsyncSeconds;
+    const storageMetrics = options.metrics?.storage;
     this.flushScheduler = new FlushScheduler(
-      fsyncSeconds ? { observeSync: (seconds) => fsyncSeconds.observe(seconds) } : {},
+      storageMetrics
+        ? {
+            observeSync: (seconds) => storageMetrics.fsyncSeconds.observe(seconds),
+            observeWait: (seconds) => storageMetrics.flushWaitSeconds.observe(seconds),
+          }
+        : {},
     );
     this.admin = new AdminServer({
       version: options.version,

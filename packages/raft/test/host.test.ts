@@ -113,6 +113,36 @@ describe("RaftNodeHost over TCP", () => {
     expect(rounds.reduce((a, b) => a + b, 0)).toBeLessThan(60);
   });
 
+  it("tells its observer how long each fsync round took, the fsyncs' time included", async () => {
+    class SlowSyncLog extends MemoryLogStorage {
+      override async sync(): Promise<void> {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        await super.sync();
+      }
+    }
+    const rounds: number[] = [];
+    const host = await RaftNodeHost.start({
+      nodeId: 1,
+      clusterId: "test",
+      secret: SECRET,
+      listen: { host: "127.0.0.1", port: 0 },
+      peers: new Map(),
+      hardStateStore: new MemoryHardStateStore(),
+      tickMs: 10,
+      seed: 1,
+      observeSyncRound: (seconds) => rounds.push(seconds),
+    });
+    hosts.push(host);
+    host.addGroup(0, { log: new SlowSyncLog(makeConfig([1])) });
+    await until("a leader", () => host.isLeader(0));
+    const before = { observed: rounds.length, synced: host.syncRounds };
+    await host.propose(0, new Uint8Array([1]));
+    // One observation per completed round, each at least its log's 30 ms sync.
+    expect(rounds.length - before.observed).toBe(host.syncRounds - before.synced);
+    expect(rounds.length - before.observed).toBeGreaterThan(0);
+    expect(Math.min(...rounds.slice(before.observed))).toBeGreaterThanOrEqual(0.025);
+  });
+
   it("rejects proposals on followers with the leader to retry on", async () => {
     const cluster = await startCluster([1, 2, 3], 1);
     const leader = await until("a leader", () => leaderOf(cluster, 0));

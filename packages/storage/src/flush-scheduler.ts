@@ -34,6 +34,11 @@ export interface FlushSchedulerOptions {
    * the disk's share of every acks=all answer.
    */
   observeSync?: (seconds: number) => void;
+  /**
+   * Told, for each flush request, how long it waited for its fsyncs to start, in seconds (the broker's
+   * raftka_log_flush_wait_seconds): mostly the rest of the round already running when it came.
+   */
+  observeWait?: (seconds: number) => void;
 }
 
 export interface FlushSchedulerStats {
@@ -45,6 +50,8 @@ export interface FlushSchedulerStats {
 interface Waiter {
   resolve: () => void;
   reject: (error: unknown) => void;
+  /** performance.now() at the request, for observeWait. */
+  since: number;
 }
 
 /**
@@ -63,6 +70,7 @@ export class FlushScheduler {
   private readonly syncFile: (file: SyncableFile) => Promise<void>;
   private readonly now: () => number;
   private readonly observeSync: ((seconds: number) => void) | undefined;
+  private readonly observeWait: ((seconds: number) => void) | undefined;
   private pending = new Map<FlushTarget, Waiter[]>();
   private roundRunning = false;
   private roundScheduled = false;
@@ -76,15 +84,17 @@ export class FlushScheduler {
     this.syncFile = options.syncFile ?? defaultSyncFile;
     this.now = options.now ?? Date.now;
     this.observeSync = options.observeSync;
+    this.observeWait = options.observeWait;
   }
 
   /** Resolves once everything the target had written before this call is durable. */
   flush(target: FlushTarget): Promise<void> {
     this.stats.flushRequests += 1;
     return new Promise<void>((resolve, reject) => {
+      const waiter = { resolve, reject, since: this.observeWait ? performance.now() : 0 };
       const waiters = this.pending.get(target);
-      if (waiters) waiters.push({ resolve, reject });
-      else this.pending.set(target, [{ resolve, reject }]);
+      if (waiters) waiters.push(waiter);
+      else this.pending.set(target, [waiter]);
       this.deadlines.delete(target);
       this.scheduleRound();
     });
@@ -179,6 +189,10 @@ export class FlushScheduler {
    */
   private async flushTarget(target: FlushTarget, waiters: Waiter[]): Promise<void> {
     let error: unknown;
+    if (this.observeWait) {
+      const started = performance.now();
+      for (const waiter of waiters) this.observeWait((started - waiter.since) / 1000);
+    }
     try {
       const work = target.beginFlush();
       const results = await Promise.allSettled(work.files.map((file) => this.syncOne(file)));

@@ -288,6 +288,35 @@ describe("group-committed flushing", () => {
     });
   });
 
+  it("tells its observer how long each flush request waited for a round to start on it", async () => {
+    await withTempDir(async (directory) => {
+      const waits: number[] = [];
+      let slowPath: string | undefined;
+      const scheduler = new FlushScheduler({
+        syncFile: async (file) => {
+          if (file.path === slowPath) await new Promise((resolve) => setTimeout(resolve, 60));
+        },
+        observeWait: (seconds) => waits.push(seconds),
+      });
+      const slow = await PartitionLog.open(join(directory, "slow"), { flushScheduler: scheduler });
+      const quick = await PartitionLog.open(join(directory, "quick"), { flushScheduler: scheduler });
+      slowPath = join(slow.directory, "00000000000000000000.log");
+      await append(slow, "slow");
+      // An idle scheduler starts a round on the next turn of the event loop.
+      const slowFlush = slow.flush();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(waits).toHaveLength(1);
+      expect(waits[0]).toBeLessThan(0.01);
+      // Asked while the slow round runs: its fsync starts only when that round ends, about 50 ms later.
+      await append(quick, "quick");
+      await quick.flush();
+      await slowFlush;
+      expect(waits).toHaveLength(2);
+      expect(waits[1]).toBeGreaterThanOrEqual(0.035);
+      await Promise.all([slow.close(), quick.close()]);
+    });
+  });
+
   it("stops accepting writes after a failed fsync and says what to do", async () => {
     await withTempDir(async (directory) => {
       const recorder = new SyncRecorder();

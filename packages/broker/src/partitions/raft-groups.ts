@@ -89,6 +89,7 @@ export class RaftGroups {
       flushScheduler: options.flushScheduler,
     });
     const ticks = (ms: number) => Math.max(1, Math.round(ms / options.tickMs));
+    const syncRoundSeconds = options.metrics?.raft.syncRoundSeconds;
     try {
       const host = await RaftNodeHost.start({
         nodeId: options.nodeId,
@@ -111,6 +112,9 @@ export class RaftGroups {
         // fsync per round for it. Written at a clean stop, so a clean restart adds no no-op.
         persistCommitIndexEachRound: false,
         lazySyncMs: options.flushLingerMs ?? 0,
+        ...(syncRoundSeconds
+          ? { observeSyncRound: (seconds: number) => syncRoundSeconds.observe(seconds) }
+          : {}),
       });
       return new RaftGroups(host, stable, options.metrics);
     } catch (error) {

@@ -176,6 +176,12 @@ export const pushedMetricDefinitions = {
       [],
       DISK_CALL_BUCKETS,
     ),
+    flushWaitSeconds: histogram(
+      "raftka_log_flush_wait_seconds",
+      "Time a request to make a log durable waited for its fsyncs to start: mostly the rest of the node's group-commit round already running when it came, which every acks=all answer can wait for before its own fsyncs.",
+      [],
+      DISK_CALL_BUCKETS,
+    ),
     directWritesEnabled: gauge(
       "raftka_log_direct_writes_enabled",
       "1 while large appends are written with O_DIRECT; 0 if log.direct.io.enable is false or the file system refused a direct write.",
@@ -198,6 +204,12 @@ export const pushedMetricDefinitions = {
       "Time from a leader appending an entry to the entry being committed by a majority.",
       [],
       LATENCY_BUCKETS,
+    ),
+    syncRoundSeconds: histogram(
+      "raftka_raft_sync_round_duration_seconds",
+      "Time one fsync round of the node's Raft groups took, from its start (its log writes issued) to its completion (all it covers durable, every earlier round complete). An entry proposed while a round runs commits with the next one: on a single node, acks=all waits for up to two rounds.",
+      [],
+      DISK_CALL_BUCKETS,
     ),
     snapshotSeconds: histogram(
       "raftka_raft_snapshot_duration_seconds",

@@ -53,6 +53,12 @@ export interface RaftHostOptions {
    * round at once. Their commit (a partition's high watermark) may lag by up to this. Default 0.
    */
   readonly lazySyncMs?: number;
+  /**
+   * Told how long each fsync round took, in seconds: from its start (its writes issued, or already
+   * landing) to its completion (everything it covers durable, and every earlier round complete). A
+   * proposal waited on commits within the round after the one running when it came.
+   */
+  readonly observeSyncRound?: (seconds: number) => void;
 }
 
 export interface LeaderBalancerOptions {
@@ -881,6 +887,8 @@ export class RaftNodeHost {
     }
     this.coveredUpTo = upTo;
     this.roundCollecting = true;
+    const observeSyncRound = this.options.observeSyncRound;
+    const started = observeSyncRound ? performance.now() : 0;
     const logs = [...this.touchedLogs];
     const hardStates = this.pendingHardStates;
     this.touchedLogs = new Set();
@@ -905,7 +913,10 @@ export class RaftNodeHost {
       hardStates.size > 0 ? this.hardStates.saveMany(hardStates) : undefined,
     ]);
     this.round = Promise.all([durable, previous]).then(
-      () => this.finishRound(upTo, true),
+      () => {
+        observeSyncRound?.((performance.now() - started) / 1000);
+        this.finishRound(upTo, true);
+      },
       (error: Error) => {
         if (!this.stopped) this.fail(error);
       },
