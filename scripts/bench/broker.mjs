@@ -298,6 +298,8 @@ function quantileMs(before, after, q) {
 const SLOW_SECONDS = {
   fsync: 0.02,
   write: 0.02,
+  flushWait: 0.02,
+  syncRound: 0.02,
   commit: 0.025,
   produceHandling: 0.025,
   produceQueue: 0.025,
@@ -314,7 +316,9 @@ const EVENT_LOOP_SAMPLE_MS = 10;
  * Runs `measure` and adds the broker's own view of it: how many fsyncs and segment writes it made and
  * their p50/p99 (raftka_log_fsync_duration_seconds, raftka_log_write_duration_seconds); from a Raft
  * proposal to its commit, which for acks=all is the write, the wait for the group-commit round before it,
- * and the fsync; and Produce requests from being read from the socket to a handler starting on them
+ * and the fsync; the Raft fsync rounds' durations and how long each fsync request waited for the node's
+ * flush round running when it came (raftka_raft_sync_round_duration_seconds, raftka_log_flush_wait_seconds);
+ * and Produce requests from being read from the socket to a handler starting on them
  * (queued), from there to their answer being ready (handled), and from there to the socket (behind the
  * earlier answers of their connection); how late the event loop ran prom-client's timer during the run;
  * and the garbage collections (nodejs_gc_duration_seconds). Skipped where the admin port is unknown.
@@ -324,6 +328,8 @@ async function withBrokerTimings(adminPort, measure) {
   const series = [
     ["fsync", "raftka_log_fsync_duration_seconds"],
     ["write", "raftka_log_write_duration_seconds"],
+    ["flushWait", "raftka_log_flush_wait_seconds"],
+    ["syncRound", "raftka_raft_sync_round_duration_seconds"],
     ["commit", "raftka_raft_commit_latency_seconds"],
     ["produceHandling", "raftka_kafka_request_handle_seconds", 'api="Produce"'],
     ["produceQueue", "raftka_kafka_request_queue_seconds", 'api="Produce"'],
@@ -789,7 +795,7 @@ function brokerTimingsLines() {
     `broker's own times at half sustained, p50 / p99 ms (its histograms, interpolated within buckets${halfRateWarmUpSeconds > 0 ? "; warm-up included" : ""}):`,
     ...runs.map(
       ([acks, timings]) =>
-        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)} (${timings.produceHandling.slow} over 25 ms), answer held for order ${span(timings.produceResponseQueue)}; commit ${span(timings.commit)} (${timings.commit.slow} over 25 ms); ${timings.fsync.count} fsyncs ${span(timings.fsync)} (${timings.fsync.slow} over 20 ms); ${timings.write.count} writes ${span(timings.write)} (${timings.write.slow} over 20 ms); event-loop delay p99 ${ms(timings.eventLoopDelay.p99Ms)}, max ${ms(timings.eventLoopDelay.maxMs)}; GC ${timings.majorGc.count} major (${timings.majorGc.slow} over 10 ms), ${timings.minorGc.count} minor (${timings.minorGc.slow} over 10 ms)`,
+        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)} (${timings.produceHandling.slow} over 25 ms), answer held for order ${span(timings.produceResponseQueue)}; commit ${span(timings.commit)} (${timings.commit.slow} over 25 ms); ${timings.syncRound.count} fsync rounds ${span(timings.syncRound)} (${timings.syncRound.slow} over 20 ms), fsync requests waited for a round ${span(timings.flushWait)} (${timings.flushWait.slow} over 20 ms); ${timings.fsync.count} fsyncs ${span(timings.fsync)} (${timings.fsync.slow} over 20 ms); ${timings.write.count} writes ${span(timings.write)} (${timings.write.slow} over 20 ms); event-loop delay p99 ${ms(timings.eventLoopDelay.p99Ms)}, max ${ms(timings.eventLoopDelay.maxMs)}; GC ${timings.majorGc.count} major (${timings.majorGc.slow} over 10 ms), ${timings.minorGc.count} minor (${timings.minorGc.slow} over 10 ms)`,
     ),
   ].join("\n");
 }
