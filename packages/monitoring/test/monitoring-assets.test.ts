@@ -105,7 +105,7 @@ describe("alert rules", () => {
 });
 
 describe("Grafana dashboard", () => {
-  it("covers requests, errors, bytes, log sizes and reads, refused Produce, fsync and write time, consumer lag, Raft health and memory handed back", () => {
+  it("covers requests, errors, bytes, log sizes and reads, refused Produce, fsync, commit round and write time, consumer lag, Raft health and memory handed back", () => {
     const used = new Set(queries.flatMap((query) => raftkaNamesIn(query.expr)));
     for (const name of [
       "raftka_kafka_requests_total",
@@ -120,6 +120,7 @@ describe("Grafana dashboard", () => {
       "raftka_log_dir_produce_refused",
       "raftka_log_fsync_duration_seconds_bucket",
       "raftka_log_write_duration_seconds_bucket",
+      "raftka_raft_sync_round_duration_seconds_bucket",
       "raftka_consumer_group_lag",
       "raftka_raft_leaders",
       "raftka_raft_elections_started_total",
