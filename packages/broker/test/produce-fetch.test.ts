@@ -245,10 +245,13 @@ describe("Fetch", () => {
       fetchRequest([{ topic: "ranges", partition: 0, offset: 5n }]),
     );
     expect(beyond.responses[0]!.partitions[0]!.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    // An empty record set, as Kafka sends with an error: librdkafka cannot parse a null one (size -1).
+    expect(beyond.responses[0]!.partitions[0]!.records).toEqual(Buffer.alloc(0));
     const request = fetchRequest([{ topic: "ranges", partition: 0, offset: 0n }]);
     request.topics[0]!.partitions[0]!.currentLeaderEpoch = 3;
     const future = await connection.send(ApiKey.Fetch, 11, request);
     expect(future.responses[0]!.partitions[0]!.errorCode).toBe(ErrorCode.UNKNOWN_LEADER_EPOCH);
+    expect(future.responses[0]!.partitions[0]!.records).toEqual(Buffer.alloc(0));
   });
 
   it("serves topic ids from Fetch v13", async () => {
@@ -266,6 +269,7 @@ describe("Fetch", () => {
     unknown.topics[0] = { ...unknown.topics[0]!, topicId: "AAAAAAAAAAAAAAAAAAAAAQ" };
     const missing = await connection.send(ApiKey.Fetch, 17, unknown);
     expect(missing.responses[0]!.partitions[0]!.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_ID);
+    expect(missing.responses[0]!.partitions[0]!.records).toEqual(Buffer.alloc(0));
   });
 });
 

@@ -211,7 +211,9 @@ function emptyPartition(partition: number, errorCode: number): FetchResponsePart
     logStartOffset: -1n,
     abortedTransactions: [],
     preferredReadReplica: -1,
-    records: null,
+    // Empty, never null, as Kafka answers: librdkafka refuses a null record set (size -1) as a parse
+    // failure and re-fetches at once, so its consumer never sees the error (auto.offset.reset never runs).
+    records: Buffer.alloc(0),
   };
 }
 
@@ -277,7 +279,7 @@ async function readPartitions(
       );
       results.push({
         partition,
-        data: { ...base, errorCode: mapped.errorCode, records: null },
+        data: { ...base, errorCode: mapped.errorCode, records: Buffer.alloc(0) },
         log,
         bytes: 0,
       });
@@ -336,7 +338,7 @@ function checkPartition(
     );
   }
   const highWatermark = log.highWatermark;
-  const answer = (errorCode: number, records: Buffer | null): CheckedPartition => ({
+  const answer = (errorCode: number, records: Buffer): CheckedPartition => ({
     answer: {
       partition,
       data: { ...partitionBase(partition, log, highWatermark), errorCode, records },
@@ -345,7 +347,7 @@ function checkPartition(
     },
   });
   if (partition.fetchOffset < log.logStartOffset || partition.fetchOffset > log.logEndOffset) {
-    return answer(ErrorCode.OFFSET_OUT_OF_RANGE, null);
+    return answer(ErrorCode.OFFSET_OUT_OF_RANGE, Buffer.alloc(0));
   }
   if (partition.fetchOffset >= highWatermark) return answer(ErrorCode.NONE, Buffer.alloc(0));
   return { readable: { log, topicName: topic.name, highWatermark } };
