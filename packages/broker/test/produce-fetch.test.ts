@@ -235,6 +235,31 @@ describe("Fetch", () => {
     }
   });
 
+  it("refuses acks=all with NOT_ENOUGH_REPLICAS while fewer replicas than min.insync.replicas are in sync", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "min-isr", 1, { "min.insync.replicas": "2" });
+    const send = async (acks: number) =>
+      (await connection.send(ApiKey.Produce, 8, produceRequest("min-isr", 0, batch(["r"]), acks)))
+        .responses[0]!.partitionResponses[0]!;
+    const refused = await send(-1);
+    expect(refused.errorCode).toBe(ErrorCode.NOT_ENOUGH_REPLICAS);
+    expect(refused.errorMessage).toMatch(/1 in-sync replica.*min\.insync\.replicas=2/);
+    // Nothing was appended; acks=1 does not ask for replicas and is taken.
+    expect(await send(1)).toMatchObject({ errorCode: ErrorCode.NONE, baseOffset: 0n });
+    const altered = await connection.send(ApiKey.IncrementalAlterConfigs, 1, {
+      validateOnly: false,
+      resources: [
+        {
+          resourceType: 2,
+          resourceName: "min-isr",
+          configs: [{ name: "min.insync.replicas", configOperation: 0, value: "1" }],
+        },
+      ],
+    });
+    expect(altered.responses[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect(await send(-1)).toMatchObject({ errorCode: ErrorCode.NONE, baseOffset: 1n });
+  });
+
   it("answers OFFSET_OUT_OF_RANGE beyond the log end and fences stale leader epochs", async () => {
     const connection = await node.connect();
     await createTopic(connection, "ranges");

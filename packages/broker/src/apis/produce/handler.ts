@@ -144,6 +144,16 @@ function producePartition(
       `this broker does not lead ${topicName}-${index}; refresh metadata`,
     );
   }
+  // Kafka checks this before anything is appended: with fewer replicas in sync, an acks=all write is refused.
+  const minInsync = hosted.settings.minInsyncReplicas;
+  if (acks === -1 && log.inSyncReplicas.length < minInsync) {
+    return failure(
+      index,
+      ErrorCode.NOT_ENOUGH_REPLICAS,
+      `${topicName}-${index} has ${log.inSyncReplicas.length} in-sync replica(s), fewer than its min.insync.replicas=${minInsync}; ` +
+        "acks=all writes are refused until more replicas are in sync: lower min.insync.replicas (raftka topic alter-config) or add replicas",
+    );
+  }
   const noSpace = services.diskSpace.admit(log.directory, partitionData.records?.length ?? 0);
   if (noSpace !== undefined) return failure(index, ErrorCode.KAFKA_STORAGE_ERROR, noSpace);
   const prepared = prepareRecords(partitionData.records, version, hosted.settings, now);
