@@ -113,6 +113,32 @@ describe("Produce", () => {
     const kept = (await fetchValues("producer-codec")).data.records!;
     expect(kept.subarray(CRC_POSITION)).toEqual(snappy.subarray(CRC_POSITION));
   });
+
+  it("holds max.message.bytes against the batch as sent and as stored, whatever the topic's codec", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "gzip-limit", 1, {
+      "compression.type": "gzip",
+      "max.message.bytes": "2000",
+    });
+    // 3,000 bytes of one letter: over the limit as sent, far under it once gzipped.
+    const sentTooLarge = await produce("gzip-limit", batch(["x".repeat(3000)]));
+    expect(sentTooLarge.errorCode).toBe(ErrorCode.MESSAGE_TOO_LARGE);
+    // And a small gzip batch that the topic would store larger (uncompressed) is judged as stored.
+    await createTopic(connection, "plain-limit", 1, {
+      "compression.type": "uncompressed",
+      "max.message.bytes": "2000",
+    });
+    const storedTooLarge = await produce(
+      "plain-limit",
+      batch(["y".repeat(3000)], { compression: CompressionType.Gzip }),
+    );
+    expect(storedTooLarge.errorCode).toBe(ErrorCode.MESSAGE_TOO_LARGE);
+    expect((await fetchValues("gzip-limit")).values).toEqual([]);
+    expect((await fetchValues("plain-limit")).values).toEqual([]);
+    expect(await produce("gzip-limit", batch(["x".repeat(1500)]))).toMatchObject({
+      errorCode: ErrorCode.NONE,
+    });
+  });
 });
 
 describe("Fetch", () => {

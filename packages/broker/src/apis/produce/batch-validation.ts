@@ -124,6 +124,10 @@ export function prepareRecords(
     }
   }
 
+  // Checked as the producer sent it and again as stored (Kafka's analyzeAndValidateRecords and its recheck
+  // after recompression): a topic codec that shrinks a batch does not admit one over the limit.
+  const tooLarge = batchTooLarge(bytes, settings);
+  if (tooLarge !== undefined) return tooLarge;
   if (settings.compressionType !== "producer") {
     const wanted = codecByName[settings.compressionType];
     if (wanted !== header.compression) {
@@ -135,13 +139,22 @@ export function prepareRecords(
       }
     }
   }
-  if (bytes.length > settings.maxMessageBytes) {
-    return refuse(
-      ErrorCode.MESSAGE_TOO_LARGE,
-      `record batch of ${bytes.length} bytes is larger than max.message.bytes (${settings.maxMessageBytes}); send smaller batches or raise max.message.bytes for the topic`,
-    );
-  }
-  return { ok: true, records: bytes, headers: [header], recordCount: header.recordCount };
+  return (
+    batchTooLarge(bytes, settings) ?? {
+      ok: true,
+      records: bytes,
+      headers: [header],
+      recordCount: header.recordCount,
+    }
+  );
+}
+
+function batchTooLarge(bytes: Buffer, settings: TopicSettings): PreparedRecords | undefined {
+  if (bytes.length <= settings.maxMessageBytes) return undefined;
+  return refuse(
+    ErrorCode.MESSAGE_TOO_LARGE,
+    `record batch of ${bytes.length} bytes is larger than max.message.bytes (${settings.maxMessageBytes}); send smaller batches or raise max.message.bytes for the topic`,
+  );
 }
 
 /** Re-encodes a batch with another codec, keeping offsets, timestamps and producer fields as they were. */
