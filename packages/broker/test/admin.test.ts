@@ -144,6 +144,15 @@ describe("configs", () => {
     );
   });
 
+  it("reports Kafka's Long.MAX_VALUE back as it was set, for a topic's override and a default alike", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "unlimited", 1, { "retention.ms": "9223372036854775807" });
+    const result = await describeConfigs(connection, TOPIC, "unlimited", ["retention.ms", "flush.messages"]);
+    const value = (name: string) => result.configs.find((config) => config.name === name)?.value;
+    expect(value("retention.ms")).toBe("9223372036854775807");
+    expect(value("flush.messages")).toBe("9223372036854775807");
+  });
+
   it("AlterConfigs replaces a topic's overrides, refuses invalid values, and the new values apply at once", async () => {
     const connection = await node.connect();
     await createTopic(connection, "altered", 1, { "retention.ms": "60000" });

@@ -98,7 +98,11 @@ export function integer(options: IntegerOptions = {}): ValueType<number> {
     }
     return value;
   });
-  return { kafkaType: width, schema, allowed, format: (value) => String(value) };
+  // "No limit" is reported as Kafka reports it, so that tools comparing what they set with what
+  // DescribeConfigs says (Terraform, say) see no difference.
+  const format = (value: number) =>
+    width === "LONG" && value === LONG_MAX ? KAFKA_LONG_MAX.toString() : String(value);
+  return { kafkaType: width, schema, allowed, format };
 }
 
 export function boolean(): ValueType<boolean> {

@@ -48,7 +48,8 @@ that depend on each other (Raft timings, session timeouts, cluster secret, S3 cr
 checked together. Secrets (type PASSWORD) are never printed.
 
 Values above 2^53-1 for long settings (such as Kafka's \`9223372036854775807\`) are accepted and
-mean "no limit".`);
+mean "no limit"; such a setting is reported (DescribeConfigs, this page) as \`9223372036854775807\`, as
+Kafka reports it.`);
 
   parts.push("## Broker settings");
   for (const [category, title] of Object.entries(settingCategories)) {
