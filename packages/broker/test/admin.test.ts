@@ -144,6 +144,35 @@ describe("configs", () => {
     );
   });
 
+  it("accepts the Kafka topic configs it does not act on, keeps them, and still checks their values", async () => {
+    const connection = await node.connect();
+    // What provisioning tools send with every topic (Kafka's TopicConfig keys).
+    const kafkaConfigs = {
+      "unclean.leader.election.enable": "false",
+      "min.compaction.lag.ms": "60000",
+      "max.compaction.lag.ms": "9223372036854775807",
+      "min.cleanable.dirty.ratio": "0.25",
+      "segment.jitter.ms": "0",
+      "message.downconversion.enable": "true",
+      "leader.replication.throttled.replicas": "*",
+      "local.retention.ms": "-2",
+      "remote.storage.enable": "false",
+    };
+    const created = await createTopic(connection, "provisioned", 1, kafkaConfigs);
+    expect(created.errorCode).toBe(ErrorCode.NONE);
+    const described = await describeConfigs(connection, TOPIC, "provisioned", Object.keys(kafkaConfigs));
+    expect(Object.fromEntries(described.configs.map((config) => [config.name, config.value]))).toEqual(
+      kafkaConfigs,
+    );
+    const unclean = described.configs.find((config) => config.name === "unclean.leader.election.enable")!;
+    expect(unclean.configSource).toBe(1);
+    const refused = await createTopic(connection, "badly-provisioned", 1, {
+      "min.cleanable.dirty.ratio": "2",
+    });
+    expect(refused.errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    expect(refused.errorMessage).toMatch(/min\.cleanable\.dirty\.ratio=2: 2 is out of range/);
+  });
+
   it("reports Kafka's Long.MAX_VALUE back as it was set, for a topic's override and a default alike", async () => {
     const connection = await node.connect();
     await createTopic(connection, "unlimited", 1, { "retention.ms": "9223372036854775807" });

@@ -11,11 +11,13 @@ import {
 import { unknownNameMessage } from "./suggest.js";
 import {
   boolean,
+  decimal,
   integer,
   type KafkaConfigType,
   LONG_MAX,
   list,
   oneOf,
+  text,
   type ValueType,
 } from "./value-types.js";
 
@@ -36,6 +38,14 @@ export interface TopicSettingDefinition<T = unknown> {
 }
 
 const ms = (min: number) => integer({ min, width: "LONG", unit: "ms" });
+
+/**
+ * Kafka topic configs Raftka accepts, keeps and describes, but does not act on: provisioning tools send
+ * them with every topic, and refusing them would fail the whole CreateTopics. The doc says why each has no
+ * effect.
+ */
+const noEffect = (why: string) => `Accepted for compatibility with Kafka; no effect: ${why}`;
+const noCompaction = noEffect("Raftka compacts only `__consumer_offsets` so far (see cleanup.policy).");
 
 function topicSetting<T>(
   type: ValueType<T>,
@@ -83,26 +93,65 @@ const table = {
     "Force an fsync when the oldest unsynced message is this old.",
     LONG_MAX,
   ),
+  "follower.replication.throttled.replicas": topicSetting(
+    list(text()),
+    [],
+    noEffect("replication is not throttled."),
+    [],
+  ),
   "index.interval.bytes": topicSetting(
     integer({ min: 0, unit: "bytes" }),
     ["log.index.interval.bytes"],
     "Bytes between offset index entries.",
   ),
+  "leader.replication.throttled.replicas": topicSetting(
+    list(text()),
+    [],
+    noEffect("replication is not throttled."),
+    [],
+  ),
+  "local.retention.bytes": topicSetting(
+    integer({ min: -2, width: "LONG", unit: "bytes" }),
+    [],
+    noEffect("Kafka's tiered storage setting; Raftka keeps retention.bytes on its log directories."),
+    -2,
+  ),
+  "local.retention.ms": topicSetting(
+    ms(-2),
+    [],
+    noEffect("Kafka's tiered storage setting; Raftka keeps retention.ms on its log directories."),
+    -2,
+  ),
+  "max.compaction.lag.ms": topicSetting(ms(1), [], noCompaction, LONG_MAX),
   "max.message.bytes": topicSetting(
     integer({ min: 0, unit: "bytes" }),
     ["message.max.bytes"],
     "Largest record batch accepted (after compression).",
   ),
-  "message.timestamp.type": topicSetting(
-    oneOf(timestampTypes),
-    ["log.message.timestamp.type"],
-    "CreateTime keeps the producer's timestamps; LogAppendTime replaces them with the broker's clock.",
+  "message.downconversion.enable": topicSetting(
+    boolean(),
+    [],
+    noEffect("Raftka serves Fetch from v4, whose record batches need no conversion."),
+    true,
+  ),
+  "message.format.version": topicSetting(
+    text(),
+    [],
+    noEffect("deprecated in Kafka 3.0; every batch is stored as record batch v2."),
+    "3.0-IV1",
   ),
   "message.timestamp.difference.max.ms": topicSetting(
     ms(0),
     ["log.message.timestamp.difference.max.ms"],
     "With CreateTime, largest allowed gap between a batch's timestamp and the broker's clock.",
   ),
+  "message.timestamp.type": topicSetting(
+    oneOf(timestampTypes),
+    ["log.message.timestamp.type"],
+    "CreateTime keeps the producer's timestamps; LogAppendTime replaces them with the broker's clock.",
+  ),
+  "min.cleanable.dirty.ratio": topicSetting(decimal({ min: 0, max: 1 }), [], noCompaction, 0.5),
+  "min.compaction.lag.ms": topicSetting(ms(0), [], noCompaction, 0),
   "min.insync.replicas": topicSetting(
     integer({ min: 1 }),
     ["min.insync.replicas"],
@@ -112,6 +161,14 @@ const table = {
     boolean(),
     ["log.preallocate"],
     "Reserve disk blocks ahead of large appends to the active segment.",
+  ),
+  "remote.storage.enable": topicSetting(
+    boolean(),
+    [],
+    noEffect(
+      "Kafka's tiered storage switch; Raftka uploads closed segments by its broker settings (object.store.type).",
+    ),
+    false,
   ),
   "retention.bytes": topicSetting(
     integer({ min: -1, width: "LONG", unit: "bytes" }),
@@ -137,10 +194,22 @@ const table = {
     ["log.index.size.max.bytes"],
     "Largest index file of a segment.",
   ),
+  "segment.jitter.ms": topicSetting(
+    ms(0),
+    [],
+    noEffect("segments roll at segment.ms without a random jitter."),
+    0,
+  ),
   "segment.ms": topicSetting(
     ms(1),
     ["log.roll.ms", { key: "log.roll.hours", scale: 3_600_000 }],
     "Age of a segment's first record at which the segment is closed even if not full.",
+  ),
+  "unclean.leader.election.enable": topicSetting(
+    boolean(),
+    [],
+    noEffect("a Raft election never makes a replica without every committed record the leader."),
+    false,
   ),
 } as const;
 

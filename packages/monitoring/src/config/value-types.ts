@@ -105,6 +105,35 @@ export function integer(options: IntegerOptions = {}): ValueType<number> {
   return { kafkaType: width, schema, allowed, format };
 }
 
+/** A decimal number (Kafka's DOUBLE), such as a ratio. */
+export function decimal(options: { min?: number; max?: number } = {}): ValueType<number> {
+  const min = options.min ?? Number.NEGATIVE_INFINITY;
+  const max = options.max ?? Number.POSITIVE_INFINITY;
+  const schema = z.unknown().transform((raw, ctx): number => {
+    const value =
+      typeof raw === "number"
+        ? raw
+        : typeof raw === "string" && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw.trim())
+          ? Number(raw.trim())
+          : Number.NaN;
+    if (!Number.isFinite(value)) {
+      ctx.addIssue({ code: "custom", message: `${describeInput(raw)} is not a number` });
+      return z.NEVER;
+    }
+    if (value < min || value > max) {
+      ctx.addIssue({ code: "custom", message: `${value} is out of range` });
+      return z.NEVER;
+    }
+    return value;
+  });
+  return {
+    kafkaType: "DOUBLE",
+    schema,
+    allowed: `number ${min} .. ${max}`,
+    format: (value) => String(value),
+  };
+}
+
 export function boolean(): ValueType<boolean> {
   const schema = z.unknown().transform((raw, ctx): boolean => {
     if (typeof raw === "boolean") return raw;
