@@ -351,6 +351,44 @@ describe("PartitionRaftLog", () => {
     expect(reopened.raftLog.snapshotMeta().offset).toBe(start - 1);
   });
 
+  it("empties a partition whose every record has expired, the active segment too, and goes on appending", async () => {
+    const stable = await StableStore.open(join(directory, "stable"), { flushScheduler: scheduler });
+    const log = await PartitionLog.open(join(directory, "group-8"), {
+      flushScheduler: scheduler,
+      initialOffset: 0,
+      config: { segmentBytes: 1024, retentionMs: 1000 },
+    });
+    const raftLog = await PartitionRaftLog.open({
+      log,
+      stable,
+      keyPrefix: raftKeyPrefix(8),
+      initialConfig: makeConfig([1]),
+    });
+    open.push(stable, raftLog);
+    const core = singleVoter(raftLog);
+    await drive(core, raftLog);
+    for (let index = 0; index < 20; index++) core.propose(batch(1, `expiring-${index}`.padEnd(100, ".")), 1);
+    await drive(core, raftLog);
+    const end = log.logEndOffset;
+    expect(log.segmentInfos().at(-1)!.sizeInBytes).toBeGreaterThan(0);
+    const { deleted, logStartOffset: start } = await raftLog.applyRetention({
+      upToOffset: core.commitIndex + 1,
+      now: Date.now() + 60_000,
+    });
+    expect(deleted.at(-1)!.nextOffset).toBe(end);
+    expect(start).toBe(end);
+    expect(log.segmentInfos()).toHaveLength(1);
+    expect(log.segmentInfos()[0]).toMatchObject({ baseOffset: end, sizeInBytes: 0 });
+    expect(raftLog.snapshotMeta().offset).toBe(end - 1);
+    core.propose(batch(1, "after"), 1);
+    await drive(core, raftLog);
+    expect(core.commitIndex).toBe(end);
+    expect(log.logEndOffset).toBe(end + 1);
+    await closeAll();
+    const reopened = await openGroup(8, makeConfig([1]), undefined, join(directory, "stable"));
+    expect(reopened.raftLog.snapshotMeta().offset).toBe(end - 1);
+  });
+
   it("drops config index entries whose batch never reached the log", async () => {
     const { stable } = await openGroup(1, makeConfig([1]));
     await stable.set(

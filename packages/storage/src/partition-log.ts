@@ -97,7 +97,13 @@ export interface SegmentInfo {
   timeIndexPath: string;
 }
 
-export type RollReason = "segment.bytes" | "segment.ms" | "index-full" | "offset-overflow" | "delete-records";
+export type RollReason =
+  | "segment.bytes"
+  | "segment.ms"
+  | "index-full"
+  | "offset-overflow"
+  | "delete-records"
+  | "retention";
 
 export type LogEvent =
   | { type: "segment-rolled"; closedBaseOffset: number; newBaseOffset: number; reason: RollReason }
@@ -1014,23 +1020,27 @@ export class PartitionLog {
   }
 
   /**
-   * One retention pass (the broker calls it periodically): deletes the oldest closed segments past
-   * retention.ms or needed to get under retention.bytes, never reaching `upToOffset` (pass the high
-   * watermark) and never the active segment. Returns what it deleted, for logs and metrics.
+   * One retention pass (the broker calls it periodically): deletes the oldest segments past retention.ms
+   * or needed to get under retention.bytes, never reaching `upToOffset` (pass the high watermark). The
+   * active segment goes too, rolled first, once everything in the log is to go (Kafka's rule). Returns
+   * what it deleted, for logs and metrics.
    */
   applyRetention(options: { now?: number; upToOffset?: number } = {}): Promise<RetentionResult> {
     return this.enqueue(async () => {
       this.assertWritable();
       const now = options.now ?? this.now();
       const upTo = Math.min(options.upToOffset ?? this.logEndOffsetValue, this.logEndOffsetValue);
-      const closed = this.segments.slice(0, -1).map((segment) => ({
-        baseOffset: segment.baseOffset,
-        nextOffset: segment.nextOffset,
-        sizeInBytes: segment.size,
-        retentionTimestamp: segment.retentionTimestamp,
-      }));
-      const selected = selectSegmentsToDelete(closed, this.sizeInBytes, this.config, now, upTo);
+      const candidates = this.segments
+        .filter((segment) => segment !== this.activeSegment || segment.size > 0)
+        .map((segment) => ({
+          baseOffset: segment.baseOffset,
+          nextOffset: segment.nextOffset,
+          sizeInBytes: segment.size,
+          retentionTimestamp: segment.retentionTimestamp,
+        }));
+      const selected = selectSegmentsToDelete(candidates, this.sizeInBytes, this.config, now, upTo);
       if (selected.length === 0) return { deleted: [], logStartOffset: this.logStartOffsetValue };
+      if (selected.length === this.segments.length) await this.roll(this.logEndOffsetValue, "retention");
       const newStart = this.segments[selected.length]!.baseOffset;
       if (newStart > this.logStartOffsetValue) {
         this.logStartOffsetValue = newStart;

@@ -14,13 +14,14 @@ export interface RetentionPolicy {
 }
 
 /**
- * Which of the oldest closed segments to delete (Kafka's rules): a prefix of `closedSegments` whose
- * every member is older than retention.ms or still needed to bring the log under retention.bytes,
- * never past `upToOffset` (the high watermark: never drop what is not yet committed).
- * `totalSizeInBytes` includes the active segment, which is never a candidate.
+ * Which of the oldest segments to delete (Kafka's rules): a prefix of `segments` whose every member is
+ * older than retention.ms or still needed to bring the log under retention.bytes, never past
+ * `upToOffset` (the high watermark: never drop what is not yet committed). `segments` may end with the
+ * active segment when it holds records: like Kafka, a log whose every record has expired is rolled and
+ * emptied, so an idle topic does not keep its last segment forever. `totalSizeInBytes` is the whole log's.
  */
 export function selectSegmentsToDelete(
-  closedSegments: readonly RetentionCandidate[],
+  segments: readonly RetentionCandidate[],
   totalSizeInBytes: number,
   policy: RetentionPolicy,
   nowMs: number,
@@ -29,7 +30,7 @@ export function selectSegmentsToDelete(
   const selected: { baseOffset: number; reason: RetentionReason }[] = [];
   let bytesOverLimit =
     policy.retentionBytes < 0 ? Number.NEGATIVE_INFINITY : totalSizeInBytes - policy.retentionBytes;
-  for (const segment of closedSegments) {
+  for (const segment of segments) {
     if (segment.nextOffset > upToOffset) break;
     const expired = policy.retentionMs >= 0 && nowMs - segment.retentionTimestamp > policy.retentionMs;
     const tooBig = bytesOverLimit - segment.sizeInBytes >= 0;

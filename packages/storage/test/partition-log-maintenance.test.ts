@@ -125,7 +125,7 @@ describe("segment rolling by time", () => {
 });
 
 describe("retention", () => {
-  it("deletes closed segments older than retention.ms, never the active one", async () => {
+  it("deletes segments older than retention.ms, and rolls and deletes the active one once all has expired", async () => {
     await withTempDir(async (directory) => {
       const log = await openLog(directory, { config: { segmentBytes: 500, retentionMs: 1000 } });
       await appendMany(log, 30, "r", (index) => 100_000 + index * 100);
@@ -143,11 +143,20 @@ describe("retention", () => {
       expect(log.logStartOffset).toBe(segments[3]!.baseOffset);
       await expect(log.read(0, 100)).rejects.toBeInstanceOf(OffsetOutOfRangeError);
 
+      // The active segment still holds expired records: it stays until everything before it is gone
+      // and then goes too, as in Kafka, so an idle topic does not keep its last records forever.
+      const end = log.logEndOffset;
       const everything = await log.applyRetention({ now: 10 ** 13 });
+      expect(everything.deleted.at(-1)!.nextOffset).toBe(end);
       expect(log.segmentInfos()).toHaveLength(1);
-      expect(everything.logStartOffset).toBe(log.segmentInfos()[0]!.baseOffset);
+      expect(log.segmentInfos()[0]).toMatchObject({ baseOffset: end, sizeInBytes: 0, active: true });
+      expect(everything.logStartOffset).toBe(end);
       const files = await readdir(directory);
       expect(files.filter((name) => name.endsWith(".log"))).toHaveLength(1);
+      // An empty log has nothing to expire, and appends go on at the old end.
+      expect((await log.applyRetention({ now: 10 ** 13 })).deleted).toEqual([]);
+      await appendMany(log, 1, "after", () => 10 ** 13);
+      expect(log.logEndOffset).toBe(end + 2);
       await log.close();
     });
   });

@@ -236,7 +236,7 @@ const table = {
   "log.retention.ms": optional(ms(-1), "uses log.retention.minutes", {
     category: "log",
     dynamic: true,
-    doc: "Closed segments whose newest record is older than this are deleted. -1 keeps them forever.",
+    doc: "Segments whose newest record is older than this are deleted, oldest first; once every record of a partition has expired its active segment is rolled and deleted too (as Kafka does). -1 keeps them forever.",
   }),
   "log.retention.minutes": optional(integer({ min: -1, unit: "minutes" }), "uses log.retention.hours", {
     category: "log",
@@ -249,7 +249,7 @@ const table = {
   "log.retention.bytes": setting(bytes(-1, "LONG"), -1, {
     category: "log",
     dynamic: true,
-    doc: "Oldest closed segments of a partition are deleted while the partition is larger than this. -1 means no size limit.",
+    doc: "Oldest segments of a partition are deleted while the partition would stay at least this large without them. -1 means no size limit.",
   }),
   "log.retention.check.interval.ms": setting(ms(1), 300_000, {
     category: "log",

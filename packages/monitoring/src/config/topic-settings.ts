@@ -182,7 +182,7 @@ const table = {
       { key: "log.retention.minutes", scale: 60_000 },
       { key: "log.retention.hours", scale: 3_600_000 },
     ],
-    "How long closed segments are kept; -1 keeps them forever.",
+    "How long records are kept: a segment goes once its newest record is older (the active one too, rolled first, once all have expired); -1 keeps them forever.",
   ),
   "segment.bytes": topicSetting(
     integer({ min: 14, unit: "bytes" }),

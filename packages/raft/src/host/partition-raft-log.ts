@@ -379,17 +379,18 @@ export class PartitionRaftLog implements RaftLogStorage {
   }
 
   /**
-   * Kafka retention (retention.ms / retention.bytes) for a partition group: deletes the oldest closed
-   * segments wholly at or below `upToOffset` (pass commitIndex + 1, the high watermark), moving the Raft
-   * snapshot position with them, so Raft never finds its log start deleted behind its back.
+   * Kafka retention (retention.ms / retention.bytes) for a partition group: deletes the oldest segments
+   * wholly at or below `upToOffset` (pass commitIndex + 1, the high watermark), moving the Raft snapshot
+   * position with them, so Raft never finds its log start deleted behind its back. The active segment
+   * goes too (the log rolls it) once everything in the log is to go, as in Kafka.
    */
   async applyRetention(options: { upToOffset: number; now?: number }): Promise<RetentionResult> {
     await this.chain;
     const config = this.log.currentConfig;
     const now = options.now ?? this.now();
-    const closed = this.log
+    const candidates = this.log
       .segmentInfos()
-      .filter((segment) => !segment.active)
+      .filter((segment) => !segment.active || segment.sizeInBytes > 0)
       .map((segment) => ({
         baseOffset: segment.baseOffset,
         nextOffset: segment.nextOffset,
@@ -398,14 +399,14 @@ export class PartitionRaftLog implements RaftLogStorage {
         retentionTimestamp: segment.maxTimestamp >= 0 ? segment.maxTimestamp : now,
       }));
     const selected = selectSegmentsToDelete(
-      closed,
+      candidates,
       this.log.sizeInBytes,
       { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes },
       now,
       Math.min(options.upToOffset, this.end + 1),
     );
     const reasons = new Map(selected.map((segment) => [segment.baseOffset, segment.reason]));
-    const deleted = closed
+    const deleted = candidates
       .filter((segment) => reasons.has(segment.baseOffset))
       .map(({ baseOffset, nextOffset, sizeInBytes }) => ({
         baseOffset,
