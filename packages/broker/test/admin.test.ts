@@ -1,4 +1,6 @@
 import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiKey, ErrorCode, type KafkaConnection } from "@raftka/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -79,6 +81,41 @@ describe("DeleteTopics", () => {
     );
     await createTopic(connection, "doomed");
     expect(await produce(connection, "doomed", 0, "fresh")).toMatchObject({ errorCode: 0, baseOffset: 0n });
+  });
+
+  it("deletes topics with names as long as Kafka allows, and a re-created one starts empty", async () => {
+    const connection = await node.connect();
+    // 249 characters: "<name>-1.<topic id>-delete" is far over the file system's 255-byte name limit.
+    const name = "l".repeat(249);
+    await createTopic(connection, name, 2);
+    await produce(connection, name, 1, "old record");
+    const response = await connection.send(ApiKey.DeleteTopics, 6, {
+      timeoutMs: 5000,
+      topics: [{ name, topicId: "AAAAAAAAAAAAAAAAAAAAAA" }],
+    });
+    expect(response.responses[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect(existsSync(join(node.dataDir, `${name}-0`))).toBe(false);
+    expect(existsSync(join(node.dataDir, `${name}-1`))).toBe(false);
+    await createTopic(connection, name, 2);
+    expect(await produce(connection, name, 1, "fresh")).toMatchObject({ errorCode: 0, baseOffset: 0n });
+  });
+
+  it("starts with a long-named partition directory no topic owns, keeping it aside as a stray", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "raftka-stray-"));
+    const name = `${"s".repeat(249)}-0`;
+    await mkdir(join(dataDir, name), { recursive: true });
+    await writeFile(join(dataDir, name, "00000000000000000000.log"), "kept");
+    const own = await startTestBroker({}, dataDir);
+    try {
+      const entries = await readdir(dataDir);
+      expect(entries).not.toContain(name);
+      const stray = entries.filter((entry) => entry.endsWith("-stray"));
+      expect(stray).toHaveLength(1);
+      expect(Buffer.byteLength(stray[0]!)).toBeLessThanOrEqual(255);
+      expect(await readFile(join(dataDir, stray[0]!, "00000000000000000000.log"), "utf8")).toBe("kept");
+    } finally {
+      await own.cleanup();
+    }
   });
 
   it("refuses deletion when delete.topic.enable is off", async () => {

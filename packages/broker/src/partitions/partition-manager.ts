@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger, LogStatsProvider, PartitionLogStats, RaftkaConfig } from "@raftka/monitoring";
@@ -46,6 +47,18 @@ export interface PartitionManagerOptions {
 const PARTITION_DIRECTORY = /^(.+)-(\d+)$/;
 const DELETE_SUFFIX = "-delete";
 const STRAY_SUFFIX = "-stray";
+/** Longest file name (bytes) ext4, XFS and most other file systems allow. */
+const MAX_FILE_NAME_BYTES = 255;
+
+/**
+ * The name a partition directory is renamed to: `<topic>-<partition><tag>`, the topic name cut short when
+ * the whole would exceed the file system's name limit (as Kafka does), since a topic name may take 249 of
+ * the 255 bytes. `tag` must make the name unique on its own (a topic id, a random id).
+ */
+export function renamedPartitionDirectory(topic: string, partition: number, tag: string): string {
+  const suffix = `-${partition}${tag}`;
+  return `${topic.slice(0, MAX_FILE_NAME_BYTES - Buffer.byteLength(suffix))}${suffix}`;
+}
 
 interface MutableTopic {
   image: TopicImage;
@@ -221,7 +234,15 @@ export class PartitionManager implements LogStatsProvider {
         const topic = image.topic(match[1]!);
         const partition = Number(match[2]);
         if (!topic || partition >= topic.partitions.length) {
-          const strayPath = `${path}${STRAY_SUFFIX}`;
+          const strayName =
+            Buffer.byteLength(entry.name + STRAY_SUFFIX) <= MAX_FILE_NAME_BYTES
+              ? entry.name + STRAY_SUFFIX
+              : renamedPartitionDirectory(
+                  match[1]!,
+                  partition,
+                  `.${randomUUID().replaceAll("-", "")}${STRAY_SUFFIX}`,
+                );
+          const strayPath = join(dir, strayName);
           this.options.logger.warn(
             { directory: path, renamedTo: strayPath },
             "partition directory belongs to no topic in the cluster metadata; kept as a stray directory: delete it once you are sure it holds nothing you need",
@@ -326,8 +347,25 @@ export class PartitionManager implements LogStatsProvider {
       if (!dir) continue;
       this.partitionsPerDirectory.set(dir, Math.max(0, (this.partitionsPerDirectory.get(dir) ?? 1) - 1));
       // Renamed first so a topic re-created under the same name starts with an empty directory.
-      const doomed = join(dir, `${name}.${topic.topicId}${DELETE_SUFFIX}`);
-      await rename(join(dir, name), doomed);
+      const doomed = join(
+        dir,
+        renamedPartitionDirectory(
+          topic.name,
+          log.topicPartition.partition,
+          `.${topic.topicId}${DELETE_SUFFIX}`,
+        ),
+      );
+      try {
+        await rename(join(dir, name), doomed);
+      } catch (error) {
+        // The directory must not outlive its topic, or a topic re-created under the name would read its data.
+        this.options.logger.warn(
+          { err: error, directory: join(dir, name) },
+          "could not rename a deleted partition's directory; deleting it in place",
+        );
+        await rm(join(dir, name), { recursive: true, force: true });
+        continue;
+      }
       this.deleteInBackground(doomed);
     }
     this.options.logger.info({ topic: topic.name, topicId: topic.topicId }, "topic deleted");
