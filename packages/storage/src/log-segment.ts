@@ -850,7 +850,7 @@ export class LogSegment {
   }
 
   /** The first batch with maxTimestamp >= `timestamp`, found via the time index. */
-  async findByTimestamp(timestamp: number): Promise<BatchHeader | undefined> {
+  async findByTimestamp(timestamp: number, fromOffset = 0): Promise<BatchHeader | undefined> {
     await this.ensureIndexesLoaded();
     const scanFromRelative = this.timeIndex!.lookupScanStart(timestamp);
     const start = this.offsetIndex!.lookup(scanFromRelative);
@@ -858,6 +858,8 @@ export class LogSegment {
     await this.logFile.use((handle) =>
       scanBatches(handle, start.position, this.size, { verifyCrc: false }, (_position, header) => {
         if (header.maxTimestamp < timestamp) return "continue";
+        // Batches wholly below the log start (DeleteRecords inside this segment) are gone for readers.
+        if (header.baseOffset + header.lastOffsetDelta < fromOffset) return "continue";
         found = header;
         return "stop";
       }),

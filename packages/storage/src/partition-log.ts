@@ -826,7 +826,7 @@ export class PartitionLog {
       if (!segment.acquire()) return this.offsetForTimestamp(timestamp, upToOffset);
       let header: Awaited<ReturnType<LogSegment["findByTimestamp"]>>;
       try {
-        header = await segment.findByTimestamp(timestamp);
+        header = await segment.findByTimestamp(timestamp, this.logStartOffsetValue);
       } finally {
         segment.release();
       }

@@ -55,6 +55,21 @@ describe("indexes", () => {
     });
   });
 
+  it("finds by timestamp the first batch still in the log after DeleteRecords inside a segment", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory);
+      // Ten batches of two records, a second apart, all in one segment.
+      await appendMany(log, 10, "d", (index) => 100_000 + index * 1000);
+      await log.advanceLogStartOffset(8);
+      expect(log.segmentInfos()).toHaveLength(1);
+      // Kafka answers the first remaining record for any earlier timestamp, not "none".
+      expect(await log.offsetForTimestamp(0)).toEqual({ offset: 8, timestamp: 104_000 });
+      expect(await log.offsetForTimestamp(101_000)).toEqual({ offset: 8, timestamp: 104_000 });
+      expect(await log.offsetForTimestamp(106_000)).toEqual({ offset: 12, timestamp: 106_000 });
+      await log.close();
+    });
+  });
+
   it("keeps a time index of rising timestamps and finds the first batch at or after a timestamp", async () => {
     await withTempDir(async (directory) => {
       const log = await openLog(directory, { config: { indexIntervalBytes: 200, segmentBytes: 2000 } });
