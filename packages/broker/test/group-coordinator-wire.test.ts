@@ -371,3 +371,51 @@ describe("group coordinator over the wire", () => {
     );
   });
 });
+
+describe("deleted topics", () => {
+  it("forget their committed offsets in every group, so a topic re-created under the name starts fresh", async () => {
+    running = await startGroupsBroker();
+    let connection = await running.connect();
+    await createTopic(connection, "recreated", 2);
+    await createTopic(connection, "kept");
+    await findCoordinatorReady(connection, "readers");
+    const commit = (topic: string, offset: bigint) =>
+      connection.send(8, 2, {
+        groupId: "readers",
+        generationIdOrMemberEpoch: -1,
+        memberId: "",
+        retentionTimeMs: -1n,
+        topics: [
+          {
+            name: topic,
+            partitions: [{ partitionIndex: 0, committedOffset: offset, committedMetadata: null }],
+          },
+        ],
+      });
+    expect((await commit("recreated", 7n)).topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect((await commit("kept", 3n)).topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.NONE);
+    const deleted = await connection.send(20, 6, {
+      timeoutMs: 5000,
+      topics: [{ name: "recreated", topicId: "AAAAAAAAAAAAAAAAAAAAAA" }],
+    });
+    expect(deleted.responses[0]!.errorCode).toBe(ErrorCode.NONE);
+    await createTopic(connection, "recreated", 2);
+    const committed = async () => {
+      const fetched = await connection.send(9, 5, { groupId: "readers", topics: null });
+      return Object.fromEntries(
+        fetched.topics.flatMap((topic) =>
+          topic.partitions.map((partition) => [
+            `${topic.name}-${partition.partitionIndex}`,
+            partition.committedOffset,
+          ]),
+        ),
+      );
+    };
+    expect(await committed()).toEqual({ "kept-0": 3n });
+    // The tombstones are in the offsets log: a restart replays no offset for the deleted topic.
+    running = await running.restart();
+    connection = await running.connect();
+    await findCoordinatorReady(connection, "readers");
+    expect(await committed()).toEqual({ "kept-0": 3n });
+  });
+});

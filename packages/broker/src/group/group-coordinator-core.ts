@@ -80,6 +80,7 @@ export type GroupEvent =
   | { kind: "member-removed"; groupId: string; memberId: string; reason: string }
   | { kind: "static-member-replaced"; groupId: string; groupInstanceId: string; memberId: string }
   | { kind: "offsets-expired"; groupId: string; count: number }
+  | { kind: "offsets-of-deleted-topic-removed"; groupId: string; topic: string; count: number }
   | { kind: "group-deleted"; groupId: string; reason: string }
   | { kind: "write-failed"; groupId: string; what: string; errorCode: number };
 
@@ -1528,6 +1529,39 @@ export class GroupCoordinatorCore {
       if (tombstones.length > 0) this.persist(group, tombstones, () => {});
     }
     return { expiredOffsets, deletedGroups };
+  }
+
+  /**
+   * A topic was deleted: every group forgets its committed offsets for it (tombstones in the offsets
+   * log), as Kafka does, so that consumers of a topic re-created under the name start by their
+   * auto.offset.reset instead of at offsets of data that no longer exists. Empty groups left without
+   * offsets go, as in expireOffsets.
+   */
+  removeOffsetsOfTopic(topic: string, now: number): number {
+    let removed = 0;
+    for (const group of [...this.groups.values()]) {
+      if (this.partitions.get(this.partitionFor(group.groupId)) !== "active") continue;
+      const partitions = [...(group.offsets.get(topic)?.keys() ?? [])];
+      if (partitions.length === 0) continue;
+      const tombstones: OffsetsLogRecord[] = [];
+      for (const partition of partitions) {
+        group.removeOffset(topic, partition);
+        tombstones.push({ kind: "offset", groupId: group.groupId, topic, partition, value: null });
+      }
+      removed += partitions.length;
+      this.options.onEvent?.({
+        kind: "offsets-of-deleted-topic-removed",
+        groupId: group.groupId,
+        topic,
+        count: partitions.length,
+      });
+      if (group.is("Empty") && !group.hasOffsets() && group.numPending === 0) {
+        group.transitionTo("Dead", now);
+        tombstones.push(...this.removeGroupWithTombstones(group, "empty and without offsets"));
+      }
+      this.persist(group, tombstones, () => {});
+    }
+    return removed;
   }
 
   // ===== persistence =============================================================================

@@ -53,6 +53,7 @@ export class GroupCoordinator implements ConsumerGroupStatsProvider {
   private creating: Promise<void> | undefined;
   private compactionTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private stopListeningToDeletions: (() => void) | undefined;
   private readonly now: () => number;
   private readonly logger: Logger;
 
@@ -110,6 +111,9 @@ export class GroupCoordinator implements ConsumerGroupStatsProvider {
   /** Starts answering; loads the offsets partitions if the topic exists (in the background). */
   start(): void {
     this.core.start(this.now());
+    this.stopListeningToDeletions = this.options.services.partitions.onTopicDeleted((topic) =>
+      this.core.removeOffsetsOfTopic(topic, this.now()),
+    );
     if (this.options.services.controller.image.topic(CONSUMER_OFFSETS_TOPIC)) this.loadHostedPartitions();
     const interval = this.options.compactionIntervalMs ?? 60_000;
     const scheduleCompaction = () => {
@@ -136,6 +140,7 @@ export class GroupCoordinator implements ConsumerGroupStatsProvider {
   /** Answers parked requests (if not done yet) and waits for writes in flight to settle. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopListeningToDeletions?.();
     clearTimeout(this.compactionTimer);
     this.answerParked();
     await Promise.allSettled([...this.loads]);
@@ -320,6 +325,9 @@ export class GroupCoordinator implements ConsumerGroupStatsProvider {
         return;
       case "offsets-expired":
         this.logger.info(event, "committed offsets expired (offsets.retention.minutes)");
+        return;
+      case "offsets-of-deleted-topic-removed":
+        this.logger.info(event, "committed offsets of a deleted topic removed");
         return;
     }
   }

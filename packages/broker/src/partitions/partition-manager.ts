@@ -78,6 +78,7 @@ export class PartitionManager implements LogStatsProvider {
   private readonly pendingDeletions = new Set<Promise<void>>();
   /** User topics already warned about that ask for compaction (cleared once they no longer do). */
   private readonly warnedCompaction = new Set<string>();
+  private readonly topicDeletedListeners = new Set<(topic: string) => void>();
   /** Raft logs opened whose election (and first commit) has not been awaited yet. */
   private readonly electing: Promise<void>[] = [];
   /** Raft group of each hosted partition, by directory name, to forget its Raft state when deleted. */
@@ -317,7 +318,18 @@ export class PartitionManager implements LogStatsProvider {
     hosted.partitions[partition.partition] = log;
   }
 
+  /** Calls `listener` with the name of each topic deleted from now on, once its partitions are gone. */
+  onTopicDeleted(listener: (topic: string) => void): () => void {
+    this.topicDeletedListeners.add(listener);
+    return () => this.topicDeletedListeners.delete(listener);
+  }
+
   private async removeTopic(topic: TopicImage): Promise<void> {
+    await this.removePartitions(topic);
+    for (const listener of this.topicDeletedListeners) listener(topic.name);
+  }
+
+  private async removePartitions(topic: TopicImage): Promise<void> {
     const hosted = this.topics.get(topic.name);
     this.topics.delete(topic.name);
     this.warnedCompaction.delete(topic.name);
