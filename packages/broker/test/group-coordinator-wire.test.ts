@@ -419,3 +419,18 @@ describe("deleted topics", () => {
     expect(await committed()).toEqual({ "kept-0": 3n });
   });
 });
+
+describe("__consumer_offsets", () => {
+  it("keeps its partition count: CreatePartitions is refused, since groups hash over it", async () => {
+    running = await startGroupsBroker();
+    const connection = await running.connect();
+    await findCoordinatorReady(connection, "hashed");
+    const grown = await connection.send(37, 1, {
+      topics: [{ name: "__consumer_offsets", count: 60, assignments: null }],
+      timeoutMs: 5000,
+      validateOnly: false,
+    });
+    expect(grown.results[0]!.errorCode).toBe(ErrorCode.INVALID_PARTITIONS);
+    expect(grown.results[0]!.errorMessage).toMatch(/internal.*fixed/);
+  });
+});

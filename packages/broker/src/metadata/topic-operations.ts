@@ -357,6 +357,17 @@ export function planCreatePartitions(
         ...fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `topic ${spec.name} does not exist`),
       };
     }
+    if (topic.internal) {
+      // A group's offsets partition is a hash of its id over the partition count: more partitions would
+      // move groups away from their committed offsets.
+      return {
+        name: spec.name,
+        ...fail(
+          ErrorCode.INVALID_PARTITIONS,
+          `topic ${spec.name} is internal to the broker; its partition count is fixed once it exists`,
+        ),
+      };
+    }
     const current = topic.partitions.length;
     if (spec.count <= current) {
       return {
