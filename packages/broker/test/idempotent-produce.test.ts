@@ -49,6 +49,25 @@ async function readAll(connection: KafkaConnection, topic = "t"): Promise<string
 }
 
 describe("idempotent producers", () => {
+  it("are taken at once on a partition created since the start that plain producers already wrote to", async () => {
+    running = await startGroupsBroker();
+    const connection = await running.connect();
+    await createTopic(connection, "t");
+    for (let index = 0; index < 20; index++) {
+      expect(await produce(connection, batch([`plain-${index}`]))).toMatchObject({
+        errorCode: ErrorCode.NONE,
+      });
+    }
+    const { producerId, producerEpoch } = await initProducerId(connection);
+    // Not refused while its state replays the log: a new partition's producer state started empty and ready.
+    expect(
+      await produce(connection, idempotentBatch(producerId, producerEpoch, 0, ["idempotent"])),
+    ).toMatchObject({
+      errorCode: ErrorCode.NONE,
+      baseOffset: 20n,
+    });
+  });
+
   it("answers a retried batch with its original offset and writes it once", async () => {
     running = await startGroupsBroker();
     const connection = await running.connect();

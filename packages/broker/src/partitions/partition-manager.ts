@@ -79,6 +79,9 @@ export class PartitionManager implements LogStatsProvider {
   /** User topics already warned about that ask for compaction (cleared once they no longer do). */
   private readonly warnedCompaction = new Set<string>();
   private readonly topicDeletedListeners = new Set<(topic: string) => void>();
+  private readonly partitionsOpenedListeners = new Set<
+    (topic: TopicImage, logs: readonly ReplicatedLog[]) => void
+  >();
   /** Raft logs opened whose election (and first commit) has not been awaited yet. */
   private readonly electing: Promise<void>[] = [];
   /** Raft group of each hosted partition, by directory name, to forget its Raft state when deleted. */
@@ -164,6 +167,8 @@ export class PartitionManager implements LogStatsProvider {
       hosted.image = topic;
       await Promise.all(partitions.map((partition) => this.openPartition(topic, partition)));
       await this.elected();
+      const opened = partitions.flatMap((partition) => hosted.partitions[partition.partition] ?? []);
+      for (const listener of this.partitionsOpenedListeners) listener(topic, opened);
     }
     for (const topic of delta.topicConfigChanges) {
       const hosted = this.topics.get(topic.name);
@@ -316,6 +321,15 @@ export class PartitionManager implements LogStatsProvider {
     this.existingDirectories.set(name, dir);
     this.partitionsPerDirectory.set(dir, (this.partitionsPerDirectory.get(dir) ?? 0) + 1);
     hosted.partitions[partition.partition] = log;
+  }
+
+  /**
+   * Calls `listener` with the partitions of this node that a topic created (or grown) from now on opened,
+   * once they lead, before the CreateTopics or CreatePartitions that made them is answered.
+   */
+  onPartitionsOpened(listener: (topic: TopicImage, logs: readonly ReplicatedLog[]) => void): () => void {
+    this.partitionsOpenedListeners.add(listener);
+    return () => this.partitionsOpenedListeners.delete(listener);
   }
 
   /** Calls `listener` with the name of each topic deleted from now on, once its partitions are gone. */

@@ -65,11 +65,19 @@ export class ProducerStateService implements ProducerStateCheck {
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private maintenance: Promise<void> | undefined;
   private stopped = false;
+  private stopListeningToNewPartitions: (() => void) | undefined;
 
   constructor(private readonly options: ProducerStateServiceOptions) {}
 
   /** Loads the state of every hosted partition (before the listeners open). */
   async start(): Promise<void> {
+    // A partition created from now on starts with an empty state that is ready at once; created lazily
+    // at its first idempotent batch instead, after plain appends, it would replay its log first and
+    // refuse that batch meanwhile.
+    this.stopListeningToNewPartitions = this.options.partitions.onPartitionsOpened((topic, logs) => {
+      if (topic.internal) return;
+      for (const log of logs) this.stateFor(log);
+    });
     const logs: ReplicatedLog[] = [];
     for (const topic of this.options.partitions.hostedTopics()) {
       if (topic.image.internal) continue;
@@ -99,6 +107,7 @@ export class ProducerStateService implements ProducerStateCheck {
   /** Takes a final snapshot of every partition (after the listeners drained, before the logs close). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopListeningToNewPartitions?.();
     clearTimeout(this.maintenanceTimer);
     await this.maintenance?.catch(() => {});
     await this.snapshotAll(true);
