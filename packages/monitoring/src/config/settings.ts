@@ -360,7 +360,7 @@ const table = {
   // Producers and transactions
   "transactional.id.expiration.ms": setting(ms(1, "INT"), 604_800_000, {
     category: "transactions",
-    doc: "A transactional id with no transaction activity for this long is forgotten.",
+    doc: "Kafka's setting, accepted so that Kafka configurations load; no effect yet: Raftka has no transaction coordinator, and a producer with a transactional.id is refused (UNSUPPORTED_VERSION).",
   }),
   "producer.id.expiration.ms": setting(ms(1, "INT"), 86_400_000, {
     category: "transactions",
@@ -369,7 +369,7 @@ const table = {
   }),
   "transaction.max.timeout.ms": setting(ms(1, "INT"), 900_000, {
     category: "transactions",
-    doc: "Largest transaction timeout a producer may ask for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT otherwise).",
+    doc: "Kafka's setting, accepted so that Kafka configurations load; no effect yet: Raftka has no transaction coordinator, and a producer with a transactional.id is refused (UNSUPPORTED_VERSION).",
   }),
 
   // Request limits
