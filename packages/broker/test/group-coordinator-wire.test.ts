@@ -403,7 +403,7 @@ describe("deleted topics", () => {
     const committed = async () => {
       const fetched = await connection.send(9, 5, { groupId: "readers", topics: null });
       return Object.fromEntries(
-        fetched.topics.flatMap((topic) =>
+        (fetched.topics ?? []).flatMap((topic) =>
           topic.partitions.map((partition) => [
             `${topic.name}-${partition.partitionIndex}`,
             partition.committedOffset,
