@@ -179,6 +179,10 @@ describe("configs", () => {
     expect((await describeConfigs(connection, TOPIC, "absent", null)).errorCode).toBe(
       ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     );
+    // A name no topic could have (empty, "..", over 249 characters) is invalid, as Kafka answers, not unknown.
+    expect((await describeConfigs(connection, TOPIC, "", null)).errorCode).toBe(
+      ErrorCode.INVALID_TOPIC_EXCEPTION,
+    );
   });
 
   it("accepts the Kafka topic configs it does not act on, keeps them, and still checks their values", async () => {

@@ -14,6 +14,7 @@ import {
   ErrorCode,
 } from "@raftka/protocol";
 import { ConfigResourceType } from "../../metadata/config-operations.js";
+import { topicNameProblem } from "../../metadata/topic-names.js";
 import type { ApiHandler } from "../../server/api-registry.js";
 import type { BrokerServices } from "../../services.js";
 import { describeLoggers } from "./loggers.js";
@@ -68,6 +69,9 @@ function handleDescribeConfigs(
       case ConfigResourceType.TOPIC: {
         const topic = services.controller.image.topic(resource.resourceName);
         if (!topic) {
+          // As Kafka: a name no topic could have is INVALID_TOPIC_EXCEPTION, not "unknown".
+          const nameProblem = topicNameProblem(resource.resourceName);
+          if (nameProblem !== undefined) return result(ErrorCode.INVALID_TOPIC_EXCEPTION, nameProblem);
           return result(
             ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
             `topic ${resource.resourceName} does not exist`,
