@@ -214,6 +214,14 @@ export class Broker {
 
   private async startUp(): Promise<void> {
     const { config } = this.options;
+    if (config.get("cluster.seeds").length > 0) {
+      // Started alone, each of several nodes given the same seeds would be a cluster of its own: a
+      // producer and a consumer pointed at different nodes would silently see different data.
+      throw new Error(
+        "cluster.seeds is set, but this version of Raftka runs single-node only (multi-node clusters are not built yet); " +
+          "remove cluster.seeds to run this node on its own",
+      );
+    }
     const nodeId = config.get("node.id");
     const logDirs = config.get("log.dirs");
     const storageLogger = this.options.logging.component("storage");

@@ -1,4 +1,7 @@
+import { mkdtemp, rm } from "node:fs/promises";
 import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   ApiKey,
   decodeResponseFrame,
@@ -231,5 +234,20 @@ describe("connections", () => {
     expect(response.responses[0]!.partitionResponses[0]).toMatchObject({
       errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION,
     });
+  });
+});
+
+describe("start-up", () => {
+  it("refuses cluster.seeds rather than run alone as a cluster of its own", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "raftka-seeded-"));
+    try {
+      const seeded = startTestBroker(
+        { "cluster.seeds": "10.0.0.1:9645", "cluster.secret": "s".repeat(20) },
+        dataDir,
+      );
+      await expect(seeded).rejects.toThrow(/cluster\.seeds is set.*single-node only.*remove cluster\.seeds/);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

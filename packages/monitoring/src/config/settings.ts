@@ -114,7 +114,7 @@ const table = {
   ),
   "advertised.listeners": optional(
     list(listener(), { minItems: 1, unique: true }),
-    "the listeners, with an empty or 0.0.0.0 host replaced by this machine's host name",
+    "the listeners, with an empty or 0.0.0.0 host replaced by localhost: set it to the address clients on other machines use",
     {
       category: "node",
       doc: "The addresses clients are told to connect to (Metadata responses), per listener name.",
@@ -148,7 +148,7 @@ const table = {
   // Cluster
   "cluster.listener": setting(hostPort(), { host: "", port: 9645 } as HostPort, {
     category: "cluster",
-    doc: "Where this node accepts Raft traffic from the other nodes.",
+    doc: "Where this node will accept Raft traffic from the other nodes once multi-node clusters are built; not opened yet (a single node's Raft groups talk to themselves).",
   }),
   "cluster.advertised.listener": optional(
     hostPort(),
@@ -160,7 +160,7 @@ const table = {
   ),
   "cluster.seeds": setting(list(hostPort({ remote: true }), { unique: true }), [] as HostPort[], {
     category: "cluster",
-    doc: "Cluster addresses (host:port) of nodes to form or join a cluster with. Empty runs a single node.",
+    doc: "Cluster addresses (host:port) of nodes to form or join a cluster with. Empty runs a single node, the only mode built so far: a node with seeds set refuses to start rather than run alone.",
   }),
   "cluster.secret": optional(
     text({ sensitive: true, pattern: /^.{16,}$/, describe: "at least 16 characters" }),
