@@ -311,3 +311,24 @@ describe("stopping a node", () => {
     expect(messages).not.toContain("shutdown complete: every log flushed and closed");
   });
 });
+
+describe("one node per log directory", () => {
+  it("refuses a second node on log directories a running node uses, and takes over a dead node's lock", async () => {
+    const dataDir = await temporaryDirectory();
+    const first = await startBroker({ dataDir });
+    started.push(first);
+    const second = startBroker({ dataDir });
+    await expect(second).rejects.toThrow(
+      new RegExp(`log directory .* is in use by another Raftka process \\(pid ${first.pid}\\)`),
+    );
+    // A node that crashed leaves its lock behind; the next start takes it over.
+    await first.kill();
+    expect(JSON.parse(await readFile(join(dataDir, ".lock"), "utf8")).pid).toBe(first.pid);
+    const after = await startBroker({ dataDir });
+    started.push(after);
+    expect(JSON.parse(await readFile(join(dataDir, ".lock"), "utf8")).pid).toBe(after.pid);
+    // And a clean stop removes it.
+    await after.stop();
+    await expect(readFile(join(dataDir, ".lock"), "utf8")).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});

@@ -31,6 +31,7 @@ import { type MetadataDelta, MetadataImage } from "./metadata/image.js";
 import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
 import { DiskSpaceGuard } from "./partitions/disk-space-guard.js";
+import { LogDirLock } from "./partitions/log-dir-lock.js";
 import { openReplicatedLog } from "./partitions/open-replicated-log.js";
 import { PartitionManager } from "./partitions/partition-manager.js";
 import { METADATA_GROUP_ID, RaftGroups } from "./partitions/raft-groups.js";
@@ -141,6 +142,7 @@ export class Broker {
   private retention: RetentionService | undefined;
   private diskSpaceGuard: DiskSpaceGuard | undefined;
   private stopping: Promise<void> | undefined;
+  private logDirLock: LogDirLock | undefined;
   private readonly startedExtensions: BrokerExtension[] = [];
 
   private constructor(private readonly options: BrokerOptions) {
@@ -224,6 +226,7 @@ export class Broker {
     }
     const nodeId = config.get("node.id");
     const logDirs = config.get("log.dirs");
+    this.logDirLock = await LogDirLock.acquire(logDirs);
     const storageLogger = this.options.logging.component("storage");
     const controllerLogger = this.options.logging.component("controller");
     const readiness = this.admin.readiness;
@@ -546,6 +549,7 @@ export class Broker {
     this.buffers.close();
     this.heapTrimmer.close();
     await this.admin.close();
+    await this.logDirLock?.release();
     this.logger.info("shutdown complete: every log flushed and closed");
   }
 
@@ -573,6 +577,7 @@ export class Broker {
     this.flushScheduler.close();
     this.heapTrimmer.close();
     await this.admin.close().catch(() => {});
+    await this.logDirLock?.release();
   }
 }
 
