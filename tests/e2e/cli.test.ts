@@ -142,6 +142,19 @@ describe("raftka topic commands against a broker process", () => {
     expect(table.stdout).toMatch(/retention\.ms\s+3600000\s+TOPIC/);
   });
 
+  it("spreads keyless records of one-record runs over the partitions, not all on partition 0", async () => {
+    await raftka(["topic", "create", "keyless", "-p", "4"]);
+    const landed = new Set<number>();
+    for (let run = 0; run < 10; run++) {
+      const produced = jsonOf<{ partitions: { partition: number; records: number }[] }>(
+        await raftka(["topic", "produce", "keyless", "-v", `one ${run}`, "--format", "json"]),
+      );
+      for (const partition of produced.partitions) if (partition.records > 0) landed.add(partition.partition);
+    }
+    // Ten runs each starting on a random one of four partitions all hit the same one once in 260,000.
+    expect(landed.size).toBeGreaterThan(1);
+  });
+
   it("puts keyed records on the partition kafkajs's default partitioner picks", async () => {
     await raftka(["topic", "create", "keyed", "-p", "5"]);
     const keys = Array.from({ length: 20 }, (_, index) => `k${index}`);

@@ -205,7 +205,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option("-H, --header <key=value>", "record header, repeatable", collect)
     .option(
       "-p, --partition <n>",
-      "produce to this partition (default: by key hash, else round robin)",
+      "produce to this partition (default: by key hash; records without a key go to one partition per batch, starting at a random one)",
       integer("--partition", 0),
     )
     .addOption(

@@ -1,3 +1,4 @@
+import { randomInt } from "node:crypto";
 import { createInterface } from "node:readline";
 import { ApiKey, CompressionType, ErrorCode, encodeRecordBatch, type RecordInput } from "@raftka/protocol";
 import type { CommandContext, CommandResult } from "../context.js";
@@ -59,7 +60,9 @@ class Producer {
   private flushing: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
   private lingerTimer: NodeJS.Timeout | undefined;
-  private roundRobin = 0;
+  // Each run starts on a random partition, as Kafka's sticky partitioner does: one-record runs from a
+  // script would otherwise all land on partition 0.
+  private roundRobin = randomInt(0x7fffffff);
   readonly tallies = new Map<number, PartitionTally>();
   produced = 0;
 
