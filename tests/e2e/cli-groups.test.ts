@@ -139,6 +139,13 @@ describe("raftka group commands against a broker process", () => {
     const after = await describeGroup("audit");
     expect(after.offsets.find((entry) => entry.partition === 1)!.lag).toBe(0);
     expect(after.offsets.find((entry) => entry.partition === 0)!.committedOffset).toBe(0);
+
+    // An offset past the log end goes to the end, as Kafka's reset tool does: the group skips nothing.
+    const far = await raftka(["group", "seek", "audit", "--to", "999999", "-t", TOPIC, "-p", "0"]);
+    expect(far.code, far.stderr).toBe(0);
+    const clamped = (await describeGroup("audit")).offsets.find((entry) => entry.partition === 0)!;
+    expect(clamped.lag).toBe(0);
+    expect(clamped.committedOffset).toBeLessThan(999999);
   });
 
   describe("with an active kafkajs consumer in the group", () => {

@@ -12,7 +12,13 @@ import type { KafkaClient } from "../kafka/client.js";
 import { commitOffsets, fetchCommittedOffsets } from "../kafka/group-offsets.js";
 import { checkKafkaError, describeKafkaError, retryRetriable } from "../kafka/kafka-errors.js";
 import { parseOffsetSpec, resolveOffsetSpec } from "../kafka/offset-spec.js";
-import { fetchTopic, LATEST_TIMESTAMP, listOffsets, type TopicInfo } from "../kafka/topics.js";
+import {
+  EARLIEST_TIMESTAMP,
+  fetchTopic,
+  LATEST_TIMESTAMP,
+  listOffsets,
+  type TopicInfo,
+} from "../kafka/topics.js";
 import { parsePartitionList } from "../options.js";
 import { renderFields, renderSections, renderTable } from "../output/render.js";
 
@@ -278,6 +284,19 @@ export async function groupSeek(
       );
     }
     const targets = await resolveOffsetSpec(client, topic, partitions, spec);
+    if (spec.kind === "offset") {
+      // Kafka's reset tool does the same: an offset outside the log would leave the group reading nothing
+      // (past the end: the records written until then are skipped) or resetting on its own.
+      const [starts, ends] = await Promise.all([
+        listOffsets(client, topic, partitions, EARLIEST_TIMESTAMP),
+        listOffsets(client, topic, partitions, LATEST_TIMESTAMP),
+      ]);
+      for (const partition of partitions) {
+        const wanted = targets.get(partition)!;
+        if (wanted > ends.get(partition)!) targets.set(partition, ends.get(partition)!);
+        else if (wanted < starts.get(partition)!) targets.set(partition, starts.get(partition)!);
+      }
+    }
     for (const partition of partitions) {
       const previous =
         committed.find((entry) => entry.topic === name && entry.partition === partition)?.offset ?? -1n;
