@@ -106,6 +106,12 @@ describe("raftka group commands against a broker process", () => {
     expect((await describeGroup("audit")).totalLag).toBe(0);
   });
 
+  it("says a group that does not exist does not, exit 1", async () => {
+    const run = await raftka(["group", "describe", "no-such-group"]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('group "no-such-group" does not exist');
+  });
+
   it("lists groups with their state", async () => {
     const run = await raftka(["group", "list"]);
     expect(run.code, run.stderr).toBe(0);

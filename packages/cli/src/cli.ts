@@ -121,10 +121,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .allowUnknownOption()
     .allowExcessArguments()
     .action(() => {
-      // main.ts hands `start` to the broker before this parser runs; reaching here means it was not.
+      // main.ts hands `start` to the broker before this parser runs when it comes first; reaching here
+      // means options came before it (or the CLI runs embedded, without main.ts).
       throw new CliError(
         ExitCode.usage,
-        "`raftka start` is only available from the raftka executable (packages/cli/dist/main.js)",
+        "`raftka start` must come first, with its settings after it (`raftka start --log.dirs=/data`): the client options (--brokers, --format, --timeout) do not apply to a node",
       );
     });
 
@@ -320,7 +321,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return ExitCode.ok;
+      // `--help`, `raftka help [command]` and `--version`: what was asked for was printed.
+      if (["commander.helpDisplayed", "commander.help", "commander.version"].includes(error.code))
+        return ExitCode.ok;
       return ExitCode.usage;
     }
     if (error instanceof CliError) {

@@ -9,6 +9,21 @@ describe("raftka command line", () => {
     expect(run.stdout).toContain("2 usage error, 3 cannot reach the broker");
   });
 
+  it("prints help for `raftka help` and `raftka help <command>` too, exit 0", async () => {
+    const general = await runRaftka(["help"]);
+    expect(general.code).toBe(0);
+    expect(general.stdout).toContain("Usage: raftka");
+    const topic = await runRaftka(["help", "topic"]);
+    expect(topic.code).toBe(0);
+    expect(topic.stdout).toContain("Usage: raftka topic");
+  });
+
+  it("says that `start` comes first when client options precede it, exit 2", async () => {
+    const run = await runRaftka(["--brokers", "127.0.0.1:1", "start"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("`raftka start` must come first, with its settings after it");
+  });
+
   it("exits 2 for an unknown command, suggesting the right one", async () => {
     const run = await runRaftka(["topic", "lst"]);
     expect(run.code).toBe(2);

@@ -116,6 +116,12 @@ export async function groupDescribe(
     const committed = (await fetchCommittedOffsets(client, coordinator, group, null)).filter(
       (entry) => entry.offset >= 0n,
     );
+    // Kafka describes a group it has never heard of as Dead with nothing in it; say so instead.
+    if (description.groupState === "Dead" && description.members.length === 0 && committed.length === 0) {
+      throw new OperationFailedError(
+        `group "${group}" does not exist (no members, no committed offsets); \`raftka group list\` lists the groups`,
+      );
+    }
     const topics = new Map<string, TopicInfo>();
     for (const name of new Set(committed.map((entry) => entry.topic))) {
       try {
