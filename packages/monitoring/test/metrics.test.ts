@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { register as globalRegistry } from "prom-client";
 import ts from "typescript";
@@ -83,6 +84,20 @@ describe("metrics", () => {
     ]);
     expect(await first.render()).toContain("process_cpu_seconds_total");
     expect(await first.render()).toContain("nodejs_eventloop_lag_seconds");
+  });
+
+  it("passes promtool check metrics, Node's default metrics included", async () => {
+    const metrics = new RaftkaMetrics({ version: "1.2.3", nodeId: 1 });
+    metrics.provide(providers);
+    metrics.kafka.requests.inc({ api: "Produce" });
+    const exposition = await metrics.render();
+    // The per-type gauges stay; only their `_total` sums, named like counters, are gone.
+    expect(exposition).toContain("nodejs_active_handles{");
+    const check = spawnSync("/usr/bin/promtool", ["check", "metrics"], {
+      input: exposition,
+      encoding: "utf8",
+    });
+    expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
   });
 
   it("updates pushed metrics through typed handles and bound series", async () => {

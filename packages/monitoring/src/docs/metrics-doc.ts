@@ -26,7 +26,9 @@ default \`:9644\`), from one registry per process.
 - Process and Node.js runtime metrics keep their standard names (\`process_cpu_seconds_total\`,
   \`process_resident_memory_bytes\`, \`nodejs_eventloop_lag_seconds\`, \`nodejs_heap_size_used_bytes\`, ...),
   so existing Node.js dashboards and alerts work unchanged; Prometheus' \`job\` and \`instance\`
-  labels already say which process they come from.
+  labels already say which process they come from. Left out: prom-client's
+  \`nodejs_active_{handles,requests,resources}_total\`, gauges named like counters that
+  \`promtool check metrics\` rejects; \`sum\` the per-type gauges of the same name without \`_total\`.
 - **Pushed** metrics are updated as things happen. **Collected** metrics are read from the broker's
   state when Prometheus scrapes, so they cost nothing on the produce and fetch paths.
 - With \`metrics.aggregate.partitions=true\` (changeable at run time) every series labelled by
