@@ -48,7 +48,13 @@ function resolveSettings(flags: GlobalFlags, env: CliIo["env"]): GlobalSettings 
   };
 }
 
-const integer = (option: string, min: number) => (text: string) => parseIntegerOption(text, option, min);
+const integer =
+  (option: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  (text: string) =>
+    parseIntegerOption(text, option, min, max);
+/** The widths Kafka's wire format gives them: partition counts and numbers are INT32, replicas INT16. */
+const INT32_MAX = 2_147_483_647;
+const INT16_MAX = 32_767;
 
 /**
  * Runs one `raftka` command line and resolves with its exit code (see ExitCode); never throws and
@@ -158,12 +164,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option(
       "-p, --partitions <n>",
       "number of partitions (default: the broker's num.partitions)",
-      integer("--partitions", 1),
+      integer("--partitions", 1, INT32_MAX),
     )
     .option(
       "-r, --replicas <n>",
       "replication factor (default: the broker's default.replication.factor)",
-      integer("--replicas", 1),
+      integer("--replicas", 1, INT16_MAX),
     )
     .option("-c, --config <key=value>", "topic setting, repeatable (e.g. -c retention.ms=86400000)", collect)
     .option("--if-not-exists", "succeed when the topic already exists")
@@ -207,7 +213,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option(
       "-p, --partition <n>",
       "produce to this partition (default: by key hash; records without a key go to one partition per batch, starting at a random one)",
-      integer("--partition", 0),
+      integer("--partition", 0, INT32_MAX),
     )
     .addOption(
       new Option("-a, --acks <acks>", "acknowledgement to wait for")
@@ -219,7 +225,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         .choices(["none", "gzip", "snappy", "lz4", "zstd"])
         .default("none"),
     )
-    .option("--batch-records <n>", "most records per batch", integer("--batch-records", 1), 1000)
+    .option("--batch-records <n>", "most records per batch", integer("--batch-records", 1, INT32_MAX), 1000)
     .option("--wait-for-topic <duration>", "wait up to this long for the topic to exist")
     .action(
       run((context, name: string, options: Parameters<typeof topicProduce>[2]) =>

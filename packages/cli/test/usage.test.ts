@@ -35,6 +35,13 @@ describe("raftka command line", () => {
     const partitions = await runRaftka(["topic", "create", "t", "--partitions", "zero"]);
     expect(partitions.code).toBe(2);
     expect(partitions.stderr).toContain('--partitions "zero" is not valid; use a whole number of at least 1');
+    // Beyond what the wire format carries (INT32 partitions, INT16 replicas): refused, not a crash.
+    const tooMany = await runRaftka(["topic", "create", "t", "--partitions", "99999999999"]);
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.stderr).toContain("use a whole number from 1 to 2147483647");
+    const replicas = await runRaftka(["topic", "create", "t", "--replicas", "40000"]);
+    expect(replicas.code).toBe(2);
+    expect(replicas.stderr).toContain("use a whole number from 1 to 32767");
     const format = await runRaftka(["topic", "list", "--format", "yaml"]);
     expect(format.code).toBe(2);
     expect(format.stderr).toContain("yaml");
