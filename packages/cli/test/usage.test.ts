@@ -34,7 +34,9 @@ describe("raftka command line", () => {
   it("exits 2 for invalid option values, naming the option and what is allowed", async () => {
     const partitions = await runRaftka(["topic", "create", "t", "--partitions", "zero"]);
     expect(partitions.code).toBe(2);
-    expect(partitions.stderr).toContain('--partitions "zero" is not valid; use a whole number of at least 1');
+    expect(partitions.stderr).toContain(
+      '--partitions "zero" is not valid; use a whole number from 1 to 2147483647',
+    );
     // Beyond what the wire format carries (INT32 partitions, INT16 replicas): refused, not a crash.
     const tooMany = await runRaftka(["topic", "create", "t", "--partitions", "99999999999"]);
     expect(tooMany.code).toBe(2);
