@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -238,6 +238,20 @@ describe("connections", () => {
 });
 
 describe("start-up", () => {
+  it("says so when a log directory is a file", async () => {
+    const parent = await mkdtemp(join(tmpdir(), "raftka-file-dir-"));
+    try {
+      const file = join(parent, "not-a-directory");
+      await writeFile(file, "x");
+      await expect(startTestBroker({}, file)).rejects.toThrow(
+        `log.dirs entry ${file} is not a directory (it or a parent is a file: EEXIST); point log.dirs at a directory`,
+      );
+      await expect(startTestBroker({}, join(file, "below"))).rejects.toThrow(/is not a directory .*ENOTDIR/);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
   it("refuses cluster.seeds rather than run alone as a cluster of its own", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "raftka-seeded-"));
     try {

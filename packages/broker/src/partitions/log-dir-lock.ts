@@ -25,7 +25,12 @@ export class LogDirLock {
     const held: string[] = [];
     try {
       for (const dir of logDirs) {
-        await mkdir(dir, { recursive: true });
+        await mkdir(dir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== "EEXIST" && error.code !== "ENOTDIR") throw error;
+          throw new Error(
+            `log.dirs entry ${dir} is not a directory (it or a parent is a file: ${error.code}); point log.dirs at a directory, or move the file away`,
+          );
+        });
         await lockOne(join(dir, LOCK_FILE), dir, me);
         held.push(join(dir, LOCK_FILE));
       }
