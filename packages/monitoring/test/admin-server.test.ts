@@ -202,8 +202,13 @@ describe("admin server", () => {
     });
     const wrongMethod = await call(`${base}/v1/health/live`, { method: "DELETE" });
     expect(wrongMethod.status).toBe(405);
-    expect(wrongMethod.headers.get("allow")).toBe("GET");
-    expect(wrongMethod.body.error.message).toBe("/v1/health/live does not accept DELETE; use GET");
+    expect(wrongMethod.headers.get("allow")).toBe("GET, HEAD");
+    expect(wrongMethod.body.error.message).toBe("/v1/health/live does not accept DELETE; use GET or HEAD");
+    // HEAD answers as GET does, without a body (load balancers' health checks).
+    const head = await fetch(`${base}/v1/health/live`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect(await head.text()).toBe("");
 
     const badJson = await call(`${base}/v1/things`, {
       method: "PUT",

@@ -244,10 +244,15 @@ export class AdminServer {
 
   private async handle(incoming: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(incoming.url ?? "/", "http://admin.invalid");
-    const method = (incoming.method ?? "GET").toUpperCase() as HttpMethod;
+    const requested = (incoming.method ?? "GET").toUpperCase();
+    // HEAD is GET without the body (Node's response leaves it out), as HTTP asks of every GET route:
+    // load balancers' health checks use it.
+    const method = (requested === "HEAD" ? "GET" : requested) as HttpMethod;
     const found = methods.includes(method) ? this.router.find(method, url.pathname) : null;
     if (!found) {
-      const allowed = methods.filter((other) => this.router.find(other, url.pathname) !== null);
+      const allowed = methods.flatMap((other) =>
+        this.router.find(other, url.pathname) === null ? [] : other === "GET" ? ["GET", "HEAD"] : [other],
+      );
       if (allowed.length > 0) {
         throw new AdminHttpError(
           405,
