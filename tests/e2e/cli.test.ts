@@ -86,6 +86,15 @@ describe("raftka topic commands against a broker process", () => {
     expect(tolerated.stdout).toMatch(/orders\s+exists/);
   });
 
+  it("tells scripts the created topic's id and counts", async () => {
+    const [created] = jsonOf<{ name: string; topicId: string; partitions: number; replicas: number }[]>(
+      await raftka(["topic", "create", "scripted", "-p", "4", "--format", "json"]),
+    );
+    expect(created).toMatchObject({ name: "scripted", partitions: 4, replicas: 1 });
+    expect(created!.topicId).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(created!.topicId).not.toBe("AAAAAAAAAAAAAAAAAAAAAA");
+  });
+
   it("refuses an invalid topic name with the broker's reason and exit 1", async () => {
     const run = await raftka(["topic", "create", "bad/name"]);
     expect(run.code).toBe(1);

@@ -259,9 +259,10 @@ export async function topicCreate(
       return {
         name: topic.name,
         status: options.validateOnly ? "valid" : "created",
-        topicId: topic.topicId ?? null,
-        partitions: topic.numPartitions ?? null,
-        replicas: topic.replicationFactor ?? null,
+        // Older versions leave these out (decoded as zero id and -1): unknown, not made up.
+        topicId: topic.topicId === undefined || topic.topicId === ZERO_UUID ? null : topic.topicId,
+        partitions: (topic.numPartitions ?? -1) < 0 ? null : topic.numPartitions,
+        replicas: (topic.replicationFactor ?? -1) < 0 ? null : topic.replicationFactor,
       };
     }
     if (topic.errorCode === ErrorCode.TOPIC_ALREADY_EXISTS && options.ifNotExists) {

@@ -36,7 +36,8 @@ const versionCeilings: Partial<Record<ApiKey, number>> = {
   [ApiKey.FindCoordinator]: 2,
   [ApiKey.DescribeGroups]: 4,
   [ApiKey.ListGroups]: 4,
-  [ApiKey.CreateTopics]: 4,
+  // v5 answers the partition and replica counts, v7 the topic id, which `topic create` prints.
+  [ApiKey.CreateTopics]: 7,
   [ApiKey.DeleteTopics]: 3,
   [ApiKey.DescribeConfigs]: 2,
   [ApiKey.AlterConfigs]: 1,
