@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import {
   AdminServer,
+  describeSource,
   effectiveAdvertisedListeners,
   type Listener,
   type Logger,
@@ -222,6 +223,16 @@ export class Broker {
       throw new Error(
         "cluster.seeds is set, but this version of Raftka runs single-node only (multi-node clusters are not built yet); " +
           "remove cluster.seeds to run this node on its own",
+      );
+    }
+    if (config.ignoredKafkaSettings.length > 0) {
+      this.logger.warn(
+        {
+          ignored: config.ignoredKafkaSettings.map(
+            (setting) => `${setting.key} (${describeSource(setting.source)})`,
+          ),
+        },
+        "Kafka settings that have no effect in Raftka were ignored (threads, socket buffers, KRaft roles, internal topics' replication); remove them to quiet this",
       );
     }
     const nodeId = config.get("node.id");

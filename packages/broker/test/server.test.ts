@@ -238,6 +238,18 @@ describe("connections", () => {
 });
 
 describe("start-up", () => {
+  it("warns about the Kafka settings it ignores, naming each and where it was set", async () => {
+    const own = await startTestBroker({ "num.io.threads": 8 });
+    try {
+      const warning = own.logLines.find((line) =>
+        String(line.msg).startsWith("Kafka settings that have no effect"),
+      );
+      expect(warning?.ignored).toEqual(["num.io.threads (flag --num.io.threads)"]);
+    } finally {
+      await own.cleanup();
+    }
+  });
+
   it("says so when a log directory is a file", async () => {
     const parent = await mkdtemp(join(tmpdir(), "raftka-file-dir-"));
     try {

@@ -142,6 +142,36 @@ describe("loading", () => {
     ]);
   });
 
+  it("starts from Kafka's stock server.properties, setting aside the keys that mean nothing here", () => {
+    const properties = file(
+      "kafka.properties",
+      [
+        "process.roles=broker,controller",
+        "node.id=1",
+        "controller.quorum.voters=1@localhost:9093",
+        "num.network.threads=3",
+        "socket.send.buffer.bytes=102400",
+        "offsets.topic.replication.factor=1",
+        "log.retention.hours=168",
+      ].join("\n"),
+    );
+    const config = loadConfig({ configFile: properties });
+    expect(config.get("node.id")).toBe(1);
+    expect(config.get("log.retention.hours")).toBe(168);
+    expect(config.ignoredKafkaSettings.map((setting) => setting.key)).toEqual([
+      "process.roles",
+      "controller.quorum.voters",
+      "num.network.threads",
+      "socket.send.buffer.bytes",
+      "offsets.topic.replication.factor",
+    ]);
+    expect(config.ignoredKafkaSettings[0]!.source).toMatchObject({ kind: "file", line: 1 });
+    // Any other key nobody knows is still an error.
+    expect(problemsOf({ configFile: file("typo.properties", "num.netwrk.threads=3") })[0]!.message).toContain(
+      "unknown setting",
+    );
+  });
+
   it("accepts Kafka's Long.MAX_VALUE for long settings as 'no limit'", () => {
     const config = loadConfig({ argv: ["--log.flush.interval.messages=9223372036854775807"] });
     expect(config.get("log.flush.interval.messages")).toBe(Number.MAX_SAFE_INTEGER);

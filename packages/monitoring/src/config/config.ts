@@ -32,6 +32,37 @@ function rawForMessage(definition: SettingDefinition | undefined, raw: unknown):
 }
 
 /** Parses one raw value against its setting; a blank value means "unset" for optional settings. */
+/**
+ * Settings of Kafka's stock server.properties that mean nothing to Raftka (its threads, socket buffers,
+ * KRaft roles and internal topics' replication are its own): accepted, with a warning at start naming
+ * them, so that a Kafka configuration file starts a node instead of failing on them.
+ */
+export const KAFKA_SETTINGS_WITHOUT_EFFECT: ReadonlySet<string> = new Set([
+  "process.roles",
+  "controller.quorum.voters",
+  "controller.quorum.bootstrap.servers",
+  "controller.listener.names",
+  "inter.broker.listener.name",
+  "listener.security.protocol.map",
+  "num.network.threads",
+  "num.io.threads",
+  "num.recovery.threads.per.data.dir",
+  "num.replica.fetchers",
+  "background.threads",
+  "queued.max.requests",
+  "socket.send.buffer.bytes",
+  "socket.receive.buffer.bytes",
+  "offsets.topic.replication.factor",
+  "transaction.state.log.replication.factor",
+  "transaction.state.log.min.isr",
+  "log.cleaner.enable",
+]);
+
+export interface IgnoredKafkaSetting {
+  readonly key: string;
+  readonly source: RawSetting["source"];
+}
+
 export function parseSetting(
   raw: RawSetting,
 ): { ok: true; key: SettingKey; value: unknown } | { ok: false; problem: ConfigProblem } {
@@ -84,7 +115,11 @@ export class RaftkaConfig {
   private readonly listeners = new Set<ConfigChangeListener>();
 
   /** Validates resolved static values; throws ConfigError listing every problem. */
-  constructor(staticValues: ReadonlyMap<SettingKey, ResolvedSetting> = new Map()) {
+  constructor(
+    staticValues: ReadonlyMap<SettingKey, ResolvedSetting> = new Map(),
+    /** Kafka settings in the config file or flags that Raftka has no use for (the node warns at start). */
+    readonly ignoredKafkaSettings: readonly IgnoredKafkaSetting[] = [],
+  ) {
     this.staticValues = staticValues;
     const problems = crossCheck(this);
     if (problems.length > 0) throw new ConfigError(problems);

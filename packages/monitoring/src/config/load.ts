@@ -1,5 +1,12 @@
 import path from "node:path";
-import { parseSetting, RaftkaConfig, type RawSetting, type ResolvedSetting } from "./config.js";
+import {
+  type IgnoredKafkaSetting,
+  KAFKA_SETTINGS_WITHOUT_EFFECT,
+  parseSetting,
+  RaftkaConfig,
+  type RawSetting,
+  type ResolvedSetting,
+} from "./config.js";
 import { type ConfigReader, crossCheck } from "./cross-checks.js";
 import { ConfigError, type ConfigProblem } from "./problems.js";
 import { CONFIG_FILE_VARIABLE, type SettingKey, settingDefinition } from "./settings.js";
@@ -45,8 +52,13 @@ export function loadConfig(options: LoadConfigOptions = {}): RaftkaConfig {
   layers.push(flags.settings);
 
   const resolved = new Map<SettingKey, ResolvedSetting>();
+  const ignored: IgnoredKafkaSetting[] = [];
   for (const layer of layers) {
     for (const raw of layer) {
+      if (KAFKA_SETTINGS_WITHOUT_EFFECT.has(raw.key)) {
+        ignored.push({ key: raw.key, source: raw.source });
+        continue;
+      }
       const parsed = parseSetting(raw);
       if (parsed.ok) resolved.set(parsed.key, { value: parsed.value, source: raw.source });
       else problems.push(parsed.problem);
@@ -59,5 +71,5 @@ export function loadConfig(options: LoadConfigOptions = {}): RaftkaConfig {
   } as ConfigReader;
   problems.push(...crossCheck(reader));
   if (problems.length > 0) throw new ConfigError(problems);
-  return new RaftkaConfig(resolved);
+  return new RaftkaConfig(resolved, ignored);
 }

@@ -20,8 +20,12 @@ export function renderConfigurationDoc(): string {
 <!-- Generated from packages/monitoring/src/config by \`pnpm docs:config\`; edit the schema, not this file. -->
 
 Raftka uses Kafka's setting names wherever Kafka has one, so a Kafka \`server.properties\` mostly
-carries over. Every setting below is read at start; those marked **yes** under "Run time" can also be
-changed while the node runs (AlterConfigs on the broker resource, or the admin API).
+carries over: the settings of Kafka's stock file that mean nothing here (\`process.roles\`,
+\`controller.quorum.voters\`, \`num.network.threads\`, \`num.io.threads\`, socket buffer sizes,
+\`offsets.topic.replication.factor\`, \`transaction.state.log.*\`, ...) are ignored with a warning at start;
+any other unknown key is an error. Every setting below is read at start; those marked **yes** under "Run
+time" can also be changed while the node runs (AlterConfigs on the broker resource; the admin API changes
+log levels).
 
 ## Where settings come from
 
