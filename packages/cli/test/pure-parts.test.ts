@@ -1,9 +1,11 @@
 import { PassThrough } from "node:stream";
+import { ErrorCode } from "@raftka/protocol";
 import { describe, expect, it } from "vitest";
 import { startFailureAdvice } from "../src/commands/start.js";
 import { parseDuration } from "../src/duration.js";
 import { UsageError } from "../src/errors.js";
 import { parseBrokerList } from "../src/kafka/addresses.js";
+import { describeKafkaError } from "../src/kafka/kafka-errors.js";
 import { parseOffsetSpec } from "../src/kafka/offset-spec.js";
 import { murmur2, partitionForKey } from "../src/kafka/partitioner.js";
 import { Progress } from "../src/output/progress.js";
@@ -132,5 +134,24 @@ describe("startFailureAdvice", () => {
     expect(startFailureAdvice(new Error("port in use"), ["/a"])).toBeUndefined();
     expect(startFailureAdvice(systemError("ECONNREFUSED"), ["/a"])).toBeUndefined();
     expect(startFailureAdvice("not an error", ["/a"])).toBeUndefined();
+  });
+});
+
+describe("Kafka error descriptions", () => {
+  it("add the generic hint to a cause the broker's message already names only when it named none", () => {
+    const internal = describeKafkaError(
+      ErrorCode.INVALID_TOPIC_EXCEPTION,
+      "topic __consumer_offsets is internal to the broker and cannot be deleted",
+    );
+    expect(internal).toBe(
+      "INVALID_TOPIC_EXCEPTION: topic __consumer_offsets is internal to the broker and cannot be deleted",
+    );
+    expect(describeKafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, null)).toContain(
+      "topic names are 1-249 characters",
+    );
+    // Hints that are right whatever the broker said stay.
+    expect(describeKafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, "topic orders already exists")).toContain(
+      "--if-not-exists",
+    );
   });
 });

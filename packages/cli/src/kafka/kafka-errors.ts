@@ -30,10 +30,19 @@ const hints: Partial<Record<number, string>> = {
     "this raftka CLI and the broker disagree on a protocol version; use matching versions",
 };
 
+/**
+ * Errors with several causes, where the hint names one: given only when the broker said nothing, since its
+ * message names the actual one (an internal topic is not a badly named one; 10,001 partitions are not 0).
+ */
+const hintsWithoutBrokerMessage = new Set<number>([
+  ErrorCode.INVALID_TOPIC_EXCEPTION,
+  ErrorCode.INVALID_PARTITIONS,
+]);
+
 /** `UNKNOWN_TOPIC_OR_PARTITION: <broker's message or Kafka's text>; <what to do next>`. */
 export function describeKafkaError(code: number, brokerMessage?: string | null): string {
   const text = brokerMessage || errorInfo(code)?.message || "unknown error code";
-  const hint = hints[code];
+  const hint = brokerMessage && hintsWithoutBrokerMessage.has(code) ? undefined : hints[code];
   return `${errorName(code)}: ${text}${hint ? `; ${hint}` : ""}`;
 }
 
