@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start: install, build and run a single-node broker with embedded defaults
 # (Kafka on localhost:9092, admin/metrics HTTP on :9644, data in ./data).
-# Extra arguments go to `raftka start`, e.g. scripts/start.sh --log-level debug
+# Extra arguments go to `raftka start`, e.g. scripts/start.sh --log.level=debug
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/ensure-tools.sh
