@@ -95,16 +95,25 @@ async function isRunning(holder: Holder): Promise<boolean> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
-  const startTime = await startTimeOf(holder.pid);
-  // Where /proc tells, a pid now used by another process is not the holder.
-  return holder.startTime === null || startTime === null || startTime === holder.startTime;
+  const stat = await procStat(holder.pid);
+  if (stat === null) return true;
+  // A killed node its parent has not reaped yet (a zombie) writes nothing any more.
+  if (stat.state === "Z" || stat.state === "X") return false;
+  // A pid now used by another process is not the holder.
+  return holder.startTime === null || stat.startTime === holder.startTime;
 }
 
 async function startTimeOf(pid: number): Promise<string | null> {
+  return (await procStat(pid))?.startTime ?? null;
+}
+
+/** State and start time from /proc/<pid>/stat (Linux); null elsewhere or once the process is gone. */
+async function procStat(pid: number): Promise<{ state: string; startTime: string } | null> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    // Field 22, counted after the command name, which may itself hold spaces and parentheses.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+    // Fields 3 and 22, counted after the command name, which may itself hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0] ?? "", startTime: fields[19] ?? "" };
   } catch {
     return null;
   }

@@ -1,0 +1,70 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { LOCK_FILE, LogDirLock } from "../src/partitions/log-dir-lock.js";
+
+const directories: string[] = [];
+const children: number[] = [];
+afterEach(async () => {
+  for (const pid of children.splice(0)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+  await Promise.all(
+    directories.splice(0).map((directory) => rm(directory, { recursive: true, force: true })),
+  );
+});
+
+async function directory(): Promise<string> {
+  const created = await mkdtemp(join(tmpdir(), "raftka-lock-"));
+  directories.push(created);
+  return created;
+}
+
+async function stat(pid: number): Promise<string[]> {
+  const text = await readFile(`/proc/${pid}/stat`, "utf8");
+  return text.slice(text.lastIndexOf(")") + 2).split(" ");
+}
+
+/** A process that stays alive, and a zombie: a child that exited under a parent (that process) that never reaps. */
+async function liveAndZombie(): Promise<{ live: number; zombie: number }> {
+  const parent = spawn("sh", ["-c", 'sh -c "exit 0" & echo $!; exec sleep 30'], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  children.push(parent.pid!);
+  const zombie = await new Promise<number>((resolve) =>
+    parent.stdout!.once("data", (data) => resolve(Number(data))),
+  );
+  for (let tries = 0; (await stat(zombie))[0] !== "Z" && tries < 100; tries++)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  return { live: parent.pid!, zombie };
+}
+
+describe("LogDirLock", () => {
+  it("refuses a directory a live process holds, and takes over one a zombie or a dead process left", async () => {
+    const { live, zombie } = await liveAndZombie();
+    const held = await directory();
+    await writeFile(join(held, LOCK_FILE), JSON.stringify({ pid: live, startTime: (await stat(live))[19] }));
+    await expect(LogDirLock.acquire([held])).rejects.toThrow(
+      `is in use by another Raftka process (pid ${live})`,
+    );
+
+    const leftByZombie = await directory();
+    await writeFile(
+      join(leftByZombie, LOCK_FILE),
+      JSON.stringify({ pid: zombie, startTime: (await stat(zombie))[19] }),
+    );
+    const taken = await LogDirLock.acquire([leftByZombie]);
+    expect(JSON.parse(await readFile(join(leftByZombie, LOCK_FILE), "utf8")).pid).toBe(process.pid);
+    await taken.release();
+
+    // A reused pid: the live process, but with another start time than the lock recorded.
+    const reused = await directory();
+    await writeFile(join(reused, LOCK_FILE), JSON.stringify({ pid: live, startTime: "1" }));
+    await (await LogDirLock.acquire([reused])).release();
+    await expect(readFile(join(reused, LOCK_FILE))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
