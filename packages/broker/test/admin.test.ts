@@ -100,16 +100,25 @@ describe("DeleteTopics", () => {
     expect(await produce(connection, name, 1, "fresh")).toMatchObject({ errorCode: 0, baseOffset: 0n });
   });
 
-  it("starts with a long-named partition directory no topic owns, keeping it aside as a stray", async () => {
+  it("starts with partition directories no topic owns, keeping each aside under a name of its own", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "raftka-stray-"));
     const name = `${"s".repeat(249)}-0`;
     await mkdir(join(dataDir, name), { recursive: true });
     await writeFile(join(dataDir, name, "00000000000000000000.log"), "kept");
+    // And a short one whose stray name an earlier start already used (a topic deleted twice, each
+    // deletion cut short by a crash): the new stray must not collide with it.
+    await mkdir(join(dataDir, "twice-3"), { recursive: true });
+    await mkdir(join(dataDir, "twice-3-stray"), { recursive: true });
+    await writeFile(join(dataDir, "twice-3-stray", "00000000000000000000.log"), "first");
     const own = await startTestBroker({}, dataDir);
     try {
       const entries = await readdir(dataDir);
       expect(entries).not.toContain(name);
-      const stray = entries.filter((entry) => entry.endsWith("-stray"));
+      expect(entries).not.toContain("twice-3");
+      expect(entries.filter((entry) => entry.startsWith("twice-3") && entry.endsWith("-stray"))).toHaveLength(
+        2,
+      );
+      const stray = entries.filter((entry) => entry.startsWith("s") && entry.endsWith("-stray"));
       expect(stray).toHaveLength(1);
       expect(Buffer.byteLength(stray[0]!)).toBeLessThanOrEqual(255);
       expect(await readFile(join(dataDir, stray[0]!, "00000000000000000000.log"), "utf8")).toBe("kept");

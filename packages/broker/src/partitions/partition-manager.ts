@@ -240,14 +240,13 @@ export class PartitionManager implements LogStatsProvider {
         const topic = image.topic(match[1]!);
         const partition = Number(match[2]);
         if (!topic || partition >= topic.partitions.length) {
-          const strayName =
-            Buffer.byteLength(entry.name + STRAY_SUFFIX) <= MAX_FILE_NAME_BYTES
-              ? entry.name + STRAY_SUFFIX
-              : renamedPartitionDirectory(
-                  match[1]!,
-                  partition,
-                  `.${randomUUID().replaceAll("-", "")}${STRAY_SUFFIX}`,
-                );
+          // Unique, so that a second stray of the same name (a topic deleted twice, each time cut short
+          // by a crash) never collides with the first: a failed rename would stop the node starting.
+          const strayName = renamedPartitionDirectory(
+            match[1]!,
+            partition,
+            `.${randomUUID().replaceAll("-", "")}${STRAY_SUFFIX}`,
+          );
           const strayPath = join(dir, strayName);
           this.options.logger.warn(
             { directory: path, renamedTo: strayPath },
