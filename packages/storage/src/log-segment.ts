@@ -289,9 +289,10 @@ export class LogSegment {
       timeIndexBytes = await this.timeIndexFile.use(readWhole);
     } catch (error) {
       if (!isNotFound(error)) throw error;
-      await this.rebuildIndexes();
-      this.settings.onIndexRebuilt?.(this.baseOffset, "index file missing");
-      return "index file missing";
+      const cut = await this.rebuildIndexes();
+      const reason = cut === undefined ? "index file missing" : `index file missing; segment ${cut}`;
+      this.settings.onIndexRebuilt?.(this.baseOffset, reason);
+      return reason;
     }
     const lastRelative = this.endKnown
       ? Math.max(0, this.nextOffset - this.baseOffset - 1)
@@ -299,9 +300,10 @@ export class LogSegment {
     const problem =
       OffsetIndex.validate(indexBytes, this.size) ?? TimeIndex.validate(timeIndexBytes, lastRelative);
     if (problem !== undefined) {
-      await this.rebuildIndexes();
-      this.settings.onIndexRebuilt?.(this.baseOffset, problem);
-      return problem;
+      const cut = await this.rebuildIndexes();
+      const reason = cut === undefined ? problem : `${problem}; segment ${cut}`;
+      this.settings.onIndexRebuilt?.(this.baseOffset, reason);
+      return reason;
     }
     this.offsetIndex = new OffsetIndex(indexBytes);
     this.timeIndex = new TimeIndex(timeIndexBytes);
@@ -315,8 +317,13 @@ export class LogSegment {
     return undefined;
   }
 
-  /** Rebuilds both indexes (and the stats they imply) by walking the batches; rewrites the files. */
-  async rebuildIndexes(): Promise<void> {
+  /**
+   * Rebuilds both indexes (and the stats they imply) by walking the batches; rewrites the files. Bytes
+   * that are not a whole valid batch (a segment cut short or damaged on disk, found because its index no
+   * longer fits) are cut off, as Kafka's segment recovery does: what follows them cannot be read in order
+   * anyway. Returns what was cut, for the log's report; undefined when the segment was whole.
+   */
+  async rebuildIndexes(): Promise<string | undefined> {
     this.resetIndexState();
     const result = await this.logFile.use((handle) =>
       scanBatches(
@@ -330,12 +337,15 @@ export class LogSegment {
         },
       ),
     );
-    invariant(
-      result.problem === undefined,
-      () => `segment ${this.paths.log} changed while its indexes were rebuilt: ${result.problem}`,
-    );
+    let cut: string | undefined;
+    if (result.problem !== undefined) {
+      cut = `cut at byte ${result.endPosition} of ${this.size}: ${result.problem}`;
+      await truncateFile(this.logFile, result.endPosition);
+      this.size = result.endPosition;
+    }
     this.appendFinalTimeIndexEntry();
     await this.writeIndexFiles();
+    return cut;
   }
 
   private resetIndexState(): void {
@@ -763,7 +773,7 @@ export class LogSegment {
     maxBytes: number,
     limitOffset: number,
     allocate: (size: number) => Buffer = Buffer.allocUnsafe,
-  ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit"> {
+  ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit" | "torn"> {
     await this.ensureIndexesLoaded();
     return this.logFile.use((handle) => this.readWith(handle, offset, maxBytes, limitOffset, allocate));
   }
@@ -774,7 +784,7 @@ export class LogSegment {
     maxBytes: number,
     limitOffset: number,
     allocate: (size: number) => Buffer,
-  ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit"> {
+  ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit" | "torn"> {
     const sizeNow = this.size;
     const start = this.offsetIndex!.lookup(
       Math.min(Math.max(0, offset - this.baseOffset), MAX_RELATIVE_OFFSET),
@@ -802,6 +812,8 @@ export class LogSegment {
     }
     if (!found) {
       if (bufferStart + at >= sizeNow) return "none-here";
+      // The buffer holds the file's end, and what is left there is not even a batch header: cut short.
+      if (bufferStart + bufferLength >= sizeNow && at < bufferLength) return "torn";
       // The walk left the buffer: fall back to a chunked scan for the batch.
       const hit = await this.findBatch(offset);
       if (!hit) return "none-here";
@@ -831,8 +843,12 @@ export class LogSegment {
       cut += size;
       nextOffset = last + 1;
     }
-    // A truncation racing this read can shorten the file under us: return only what was whole.
-    if (cut === at) return "limit";
+    if (cut === at) {
+      // The batch runs past the end of the file: a truncation racing this read shortened it, or (in a
+      // closed segment) the file was cut short on disk. The caller knows which.
+      if (bufferStart + at + found.size > sizeNow && found.lastOffset < limitOffset) return "torn";
+      return "limit";
+    }
     return { records: buffer.subarray(at, cut), firstOffset: found.baseOffset, nextOffset };
   }
 

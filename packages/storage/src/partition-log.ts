@@ -109,6 +109,8 @@ export type LogEvent =
   | { type: "segment-rolled"; closedBaseOffset: number; newBaseOffset: number; reason: RollReason }
   | { type: "segment-durable"; segment: SegmentInfo }
   | { type: "index-rebuilt"; baseOffset: number; reason: string }
+  /** A read met a batch cut short in a closed segment (damage on disk) and went on with the next segment. */
+  | { type: "damaged-segment-skipped"; baseOffset: number; fromOffset: number }
   | { type: "failed"; error: KafkaStorageError };
 
 export interface RecoveryReport {
@@ -220,6 +222,8 @@ export class PartitionLog {
   private epochsDirty = false;
   private recoveryPointWrite: Promise<void> = Promise.resolve();
   private readonly pendingDeletions = new Set<Promise<void>>();
+  /** Closed segments found cut short by a read, reported once each. */
+  private readonly reportedDamage = new Set<number>();
   private readonly flushTarget: FlushTarget = { beginFlush: () => this.beginFlush() };
 
   private constructor(init: {
@@ -805,7 +809,17 @@ export class PartitionLog {
         segment.release();
       }
       if (result === "limit") return empty;
-      if (result !== "none-here") return result;
+      if (result === "torn") {
+        // The active segment: a truncation raced this read. A closed one was cut short on disk: the rest
+        // of it is gone, and readers go on with the next segment (as Kafka's do) instead of stopping here.
+        if (index === this.segments.length - 1) return empty;
+        if (!this.reportedDamage.has(segment.baseOffset)) {
+          this.reportedDamage.add(segment.baseOffset);
+          this.onEvent({ type: "damaged-segment-skipped", baseOffset: segment.baseOffset, fromOffset });
+        }
+      } else if (result !== "none-here") {
+        return result;
+      }
       index += 1;
     }
     return empty;
@@ -1410,9 +1424,10 @@ async function recoverDirectory(
     segments.push(await create(logStartOffset));
   }
 
-  for (const [segment, reason] of indexProblems) {
+  for (const [segment, problem] of indexProblems) {
     if (!segments.includes(segment)) continue;
-    await segment.rebuildIndexes();
+    const cut = await segment.rebuildIndexes();
+    const reason = cut === undefined ? problem : `${problem}; segment ${cut}`;
     const next = segments[segments.indexOf(segment) + 1];
     if (next) segment.setEnd(next.baseOffset);
     report.rebuiltIndexes.push({ segmentBaseOffset: segment.baseOffset, reason });

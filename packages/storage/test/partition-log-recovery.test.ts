@@ -3,7 +3,7 @@ import { appendFile, readFile, rm, stat, truncate, unlink, writeFile } from "nod
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { FlushScheduler, PartitionLog, type PartitionLogOptions } from "../src/index.js";
+import { FlushScheduler, type LogEvent, PartitionLog, type PartitionLogOptions } from "../src/index.js";
 import { decodeBatches, makeBatch, records, valuesOf, withTempDir } from "./helpers.js";
 
 function openLog(directory: string, options: PartitionLogOptions = {}) {
@@ -312,6 +312,74 @@ describe("recovery", () => {
         "leader-epoch-checkpoint.1234.tmp",
       ]);
       expect(reopened.logEndOffset).toBe(4);
+      await reopened.close();
+    });
+  });
+});
+
+describe("a closed segment cut short on disk", () => {
+  /** Every value from the log start, reading on as a consumer does; fails instead of looping if stuck. */
+  async function readOn(log: PartitionLog): Promise<string[]> {
+    const values: string[] = [];
+    let offset = log.logStartOffset;
+    while (offset < log.logEndOffset) {
+      const result = await log.read(offset, 1 << 20);
+      expect(result.nextOffset, `a read from ${offset} made no progress`).toBeGreaterThan(offset);
+      values.push(...valuesOf(result.records));
+      offset = result.nextOffset;
+    }
+    return values;
+  }
+
+  // 10 bytes short, its last batch's header is whole; 40 bytes short, not even that is.
+  it.each([10, 40])(
+    "%i bytes short is read past: a read meeting the cut goes on with the next segment, reported once",
+    async (cutBytes) => {
+      await withTempDir(async (directory) => {
+        const log = await openLog(directory, { config: { segmentBytes: 2000 } });
+        await fill(log, 150);
+        expect(log.segmentInfos().length).toBeGreaterThan(4);
+        const third = log.segmentInfos()[2]!;
+        await log.close();
+        // Cut inside its last batch, above its (empty) offset index: the open finds nothing wrong.
+        await truncate(third.logPath, third.sizeInBytes - cutBytes);
+        const events: LogEvent[] = [];
+        const reopened = await openLog(directory, {
+          config: { segmentBytes: 2000 },
+          onEvent: (event) => events.push(event),
+        });
+        const values = await readOn(reopened);
+        await readOn(reopened);
+        // Only the cut batch is missing; everything after it, in later segments, is read.
+        const lost = expectedValues(150).filter((value) => !values.includes(value));
+        expect(lost).toHaveLength(2);
+        expect(values.at(-1)).toBe("v149-1");
+        expect(events.filter((event) => event.type === "damaged-segment-skipped")).toEqual([
+          { type: "damaged-segment-skipped", baseOffset: third.baseOffset, fromOffset: third.nextOffset - 2 },
+        ]);
+        await reopened.close();
+      });
+    },
+  );
+
+  it("below its last index entry: the log opens, the segment is cut at its last whole batch, and says so", async () => {
+    await withTempDir(async (directory) => {
+      const config = { segmentBytes: 2000, indexIntervalBytes: 100 };
+      const log = await openLog(directory, { config });
+      await fill(log, 150);
+      expect(log.segmentInfos().length).toBeGreaterThan(4);
+      const third = log.segmentInfos()[2]!;
+      await log.close();
+      // Mid-batch, well below the index's last entry: the index no longer fits and is rebuilt.
+      await truncate(third.logPath, third.sizeInBytes - 250);
+      const events: LogEvent[] = [];
+      const reopened = await openLog(directory, { config, onEvent: (event) => events.push(event) });
+      const rebuilt = events.find((event) => event.type === "index-rebuilt");
+      expect(rebuilt).toMatchObject({ baseOffset: third.baseOffset });
+      expect((rebuilt as { reason: string }).reason).toMatch(/segment cut at byte \d+ of \d+: /);
+      const values = await readOn(reopened);
+      expect(values.at(-1)).toBe("v149-1");
+      expect(expectedValues(150).filter((value) => !values.includes(value)).length).toBeLessThanOrEqual(6);
       await reopened.close();
     });
   });

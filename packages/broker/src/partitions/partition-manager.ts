@@ -280,10 +280,21 @@ export class PartitionManager implements LogStatsProvider {
     const name = `${topic.name}-${partition.partition}`;
     const dir = this.directoryFor(name);
     const onEvent = (event: LogEvent) => {
+      const where = { topic: topic.name, partition: partition.partition };
       if (event.type === "failed") {
         this.options.logger.error(
-          { err: event.error, topic: topic.name, partition: partition.partition },
+          { err: event.error, ...where },
           "partition log failed and refuses writes until the broker restarts",
+        );
+      } else if (event.type === "index-rebuilt") {
+        this.options.logger.warn(
+          { ...where, segmentBaseOffset: event.baseOffset, reason: event.reason },
+          "segment index rebuilt from its log file; a segment cut short on disk loses what followed the cut (check the disk)",
+        );
+      } else if (event.type === "damaged-segment-skipped") {
+        this.options.logger.warn(
+          { ...where, segmentBaseOffset: event.baseOffset, fromOffset: event.fromOffset },
+          "a segment file is cut short on disk: readers skip from the cut to the next segment; check the disk, the records between are lost",
         );
       }
     };
