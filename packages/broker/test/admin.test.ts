@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiKey, ErrorCode, type KafkaConnection } from "@raftka/protocol";
@@ -122,6 +122,49 @@ describe("DeleteTopics", () => {
       expect(stray).toHaveLength(1);
       expect(Buffer.byteLength(stray[0]!)).toBeLessThanOrEqual(255);
       expect(await readFile(join(dataDir, stray[0]!, "00000000000000000000.log"), "utf8")).toBe("kept");
+    } finally {
+      await own.cleanup();
+    }
+  });
+
+  it("finishes a deletion a crash cut short: a deleted topic's leftover directory goes, it is not kept as a stray", async () => {
+    let own = await startTestBroker();
+    try {
+      let connection = await own.connect();
+      await createTopic(connection, "half-gone");
+      await produce(connection, "half-gone", 0, "deleted data");
+      const metadata = await readFile(join(own.dataDir, "half-gone-0", "partition.metadata"), "utf8");
+      expect(metadata).toMatch(/^version: 0\ntopic_id: [A-Za-z0-9_-]{22}\n$/);
+      // What a crash between the committed deletion and the directory's rename leaves: the directory.
+      const saved = await mkdtemp(join(tmpdir(), "raftka-saved-"));
+      await cp(join(own.dataDir, "half-gone-0"), join(saved, "half-gone-0"), { recursive: true });
+      const deleted = await connection.send(ApiKey.DeleteTopics, 6, {
+        timeoutMs: 5000,
+        topics: [{ name: "half-gone", topicId: "AAAAAAAAAAAAAAAAAAAAAA" }],
+      });
+      expect(deleted.responses[0]!.errorCode).toBe(ErrorCode.NONE);
+      await own.stop();
+      await cp(join(saved, "half-gone-0"), join(own.dataDir, "half-gone-0"), { recursive: true });
+      await rm(saved, { recursive: true, force: true });
+      own = await own.restart();
+      const entries = await readdir(own.dataDir);
+      expect(entries.filter((entry) => entry.startsWith("half-gone") && entry.endsWith("-stray"))).toEqual(
+        [],
+      );
+      expect(entries).not.toContain("half-gone-0");
+      expect(
+        own.logLines.some(
+          (line) =>
+            line.msg === "finishing the deletion of a partition whose topic was deleted before a crash",
+        ),
+      ).toBe(true);
+      // A topic created under the name again starts empty.
+      connection = await own.connect();
+      await createTopic(connection, "half-gone");
+      expect(await produce(connection, "half-gone", 0, "new")).toMatchObject({
+        errorCode: 0,
+        baseOffset: 0n,
+      });
     } finally {
       await own.cleanup();
     }

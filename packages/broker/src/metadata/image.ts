@@ -52,6 +52,8 @@ function check(condition: unknown, message: string): asserts condition {
 export class MetadataImage {
   private readonly byName = new Map<string, TopicImage>();
   private readonly byId = new Map<string, TopicImage>();
+  /** Ids of topics the log deleted: a partition directory of one of them is a deletion to finish. */
+  private readonly removedIds = new Set<string>();
   private readonly brokerConfigs = new Map<string, Map<string, string>>();
   /** Offset of the next metadata record to apply (the metadata log position this image reflects). */
   appliedOffset = 0;
@@ -156,6 +158,7 @@ export class MetadataImage {
         check(topic, `removal of unknown topic id ${record.topicId}`);
         this.byName.delete(topic.name);
         this.byId.delete(topic.topicId);
+        this.removedIds.add(topic.topicId);
         delta.removedTopics.push(topic);
         return delta;
       }
@@ -166,6 +169,11 @@ export class MetadataImage {
         return delta;
       }
     }
+  }
+
+  /** Whether the metadata log deleted the topic with this id. */
+  wasDeleted(topicId: string): boolean {
+    return this.removedIds.has(topicId);
   }
 
   private replace(topic: TopicImage, changes: Partial<TopicImage>): TopicImage {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger, LogStatsProvider, PartitionLogStats, RaftkaConfig } from "@raftka/monitoring";
 import type { DirectReads, DirectWrites, FlushScheduler, LogEvent } from "@raftka/storage";
@@ -239,6 +239,22 @@ export class PartitionManager implements LogStatsProvider {
         if (!match || match[1] === METADATA_TOPIC) continue;
         const topic = image.topic(match[1]!);
         const partition = Number(match[2]);
+        const ownerId = await readPartitionTopicId(path);
+        if (ownerId !== undefined && ownerId !== topic?.topicId && image.wasDeleted(ownerId)) {
+          // The metadata log deleted its topic, and a crash came before this directory was renamed for
+          // deletion: finish the deletion instead of keeping a deleted topic's data as a stray.
+          const doomed = join(
+            dir,
+            renamedPartitionDirectory(match[1]!, partition, `.${ownerId}${DELETE_SUFFIX}`),
+          );
+          this.options.logger.info(
+            { directory: path, topicId: ownerId },
+            "finishing the deletion of a partition whose topic was deleted before a crash",
+          );
+          await rename(path, doomed);
+          this.deleteInBackground(doomed);
+          continue;
+        }
         if (!topic || partition >= topic.partitions.length) {
           // Unique, so that a second stray of the same name (a topic deleted twice, each time cut short
           // by a crash) never collides with the first: a failed rename would stop the node starting.
@@ -298,6 +314,7 @@ export class PartitionManager implements LogStatsProvider {
         );
       }
     };
+    await writePartitionTopicId(join(dir, name), topic.topicId);
     const topicPartition = { topic: topic.name, partition: partition.partition };
     const config = logConfigFor(this.options.config, topic.configs);
     const raft = this.options.raft;
@@ -449,4 +466,31 @@ export class PartitionManager implements LogStatsProvider {
   private refreshSettings(): void {
     for (const hosted of this.topics.values()) this.applyTopicConfig(hosted);
   }
+}
+
+/** Kafka's file naming a partition directory's topic id (`version: 0`, `topic_id: <id>`). */
+const PARTITION_METADATA_FILE = "partition.metadata";
+
+/** The topic id a partition directory belongs to, from its partition.metadata; undefined if it has none. */
+async function readPartitionTopicId(directory: string): Promise<string | undefined> {
+  try {
+    const text = await readFile(join(directory, PARTITION_METADATA_FILE), "utf8");
+    return /^topic_id: *(\S+)$/m.exec(text)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Records which topic a partition directory belongs to, as Kafka does, so that a directory a crash left
+ * behind is known for a deleted topic's. Written whole (a temporary file renamed) but not fsynced: a
+ * marker lost to a power cut only means such a directory is kept as a stray, as without it, and
+ * creating thousands of partitions does not wait for thousands of fsyncs.
+ */
+async function writePartitionTopicId(directory: string, topicId: string): Promise<void> {
+  if ((await readPartitionTopicId(directory)) === topicId) return;
+  await mkdir(directory, { recursive: true });
+  const temporary = join(directory, `${PARTITION_METADATA_FILE}.tmp`);
+  await writeFile(temporary, `version: 0\ntopic_id: ${topicId}\n`);
+  await rename(temporary, join(directory, PARTITION_METADATA_FILE));
 }
