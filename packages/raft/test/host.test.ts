@@ -22,7 +22,11 @@ function recordingLogger(lines: string[]): RaftLogger {
   return { info: record, warn: record, error: record };
 }
 
-async function startCluster(ids: number[], groups: number, options: { logLines?: string[] } = {}) {
+async function startCluster(
+  ids: number[],
+  groups: number,
+  options: { logLines?: string[]; observeSyncRound?: (seconds: number) => void } = {},
+) {
   const started: RaftNodeHost[] = [];
   for (const id of ids) {
     const host = await RaftNodeHost.start({
@@ -35,6 +39,7 @@ async function startCluster(ids: number[], groups: number, options: { logLines?:
       tickMs: 10,
       seed: id,
       logger: options.logLines ? recordingLogger(options.logLines) : undefined,
+      ...(options.observeSyncRound ? { observeSyncRound: options.observeSyncRound } : {}),
     });
     hosts.push(host);
     started.push(host);
@@ -121,24 +126,13 @@ describe("RaftNodeHost over TCP", () => {
       }
     }
     const rounds: number[] = [];
-    const host = await RaftNodeHost.start({
-      nodeId: 1,
-      clusterId: "test",
-      secret: SECRET,
-      listen: { host: "127.0.0.1", port: 0 },
-      peers: new Map(),
-      hardStateStore: new MemoryHardStateStore(),
-      tickMs: 10,
-      seed: 1,
-      observeSyncRound: (seconds) => rounds.push(seconds),
-    });
-    hosts.push(host);
-    host.addGroup(0, { log: new SlowSyncLog(makeConfig([1])) });
-    await until("a leader", () => host.isLeader(0));
-    const before = { observed: rounds.length, synced: host.syncRounds };
-    await host.propose(0, new Uint8Array([1]));
+    const [host] = await startCluster([1], 0, { observeSyncRound: (seconds) => rounds.push(seconds) });
+    host!.addGroup(0, { log: new SlowSyncLog(makeConfig([1])) });
+    await until("a leader", () => host!.isLeader(0));
+    const before = { observed: rounds.length, synced: host!.syncRounds };
+    await host!.propose(0, new Uint8Array([1]));
     // One observation per completed round, each at least its log's 30 ms sync.
-    expect(rounds.length - before.observed).toBe(host.syncRounds - before.synced);
+    expect(rounds.length - before.observed).toBe(host!.syncRounds - before.synced);
     expect(rounds.length - before.observed).toBeGreaterThan(0);
     expect(Math.min(...rounds.slice(before.observed))).toBeGreaterThanOrEqual(0.025);
   });

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FlushScheduler, PartitionLog, readBatchHeader, StableStore } from "@raftka/storage";
+import { FlushScheduler, type LogConfig, PartitionLog, readBatchHeader, StableStore } from "@raftka/storage";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type ClusterConfig,
@@ -318,24 +318,31 @@ describe("PartitionRaftLog", () => {
     expect(reopened.raftLog.lastOffset()).toBe(10);
   });
 
-  it("applies Kafka retention up to the high watermark, moving the snapshot position with the segments", async () => {
+  /** A single-voter group over a log of 1 KiB segments with `retention`, holding `count` records of ~100 bytes. */
+  async function retainedGroup(group: number, retention: Partial<LogConfig>, count: number, prefix: string) {
     const stable = await StableStore.open(join(directory, "stable"), { flushScheduler: scheduler });
-    const log = await PartitionLog.open(join(directory, "group-7"), {
+    const log = await PartitionLog.open(join(directory, `group-${group}`), {
       flushScheduler: scheduler,
       initialOffset: 0,
-      config: { segmentBytes: 1024, retentionBytes: 2048 },
+      config: { segmentBytes: 1024, ...retention },
     });
     const raftLog = await PartitionRaftLog.open({
       log,
       stable,
-      keyPrefix: raftKeyPrefix(7),
+      keyPrefix: raftKeyPrefix(group),
       initialConfig: makeConfig([1]),
     });
     open.push(stable, raftLog);
     const core = singleVoter(raftLog);
     await drive(core, raftLog);
-    for (let index = 0; index < 40; index++) core.propose(batch(1, `retained-${index}`.padEnd(100, ".")), 1);
+    for (let index = 0; index < count; index++)
+      core.propose(batch(1, `${prefix}-${index}`.padEnd(100, ".")), 1);
     await drive(core, raftLog);
+    return { log, raftLog, core };
+  }
+
+  it("applies Kafka retention up to the high watermark, moving the snapshot position with the segments", async () => {
+    const { log, raftLog, core } = await retainedGroup(7, { retentionBytes: 2048 }, 40, "retained");
     expect(log.segmentInfos().length).toBeGreaterThan(3);
     const { deleted, logStartOffset: start } = await raftLog.applyRetention({
       upToOffset: core.commitIndex + 1,
@@ -352,23 +359,7 @@ describe("PartitionRaftLog", () => {
   });
 
   it("empties a partition whose every record has expired, the active segment too, and goes on appending", async () => {
-    const stable = await StableStore.open(join(directory, "stable"), { flushScheduler: scheduler });
-    const log = await PartitionLog.open(join(directory, "group-8"), {
-      flushScheduler: scheduler,
-      initialOffset: 0,
-      config: { segmentBytes: 1024, retentionMs: 1000 },
-    });
-    const raftLog = await PartitionRaftLog.open({
-      log,
-      stable,
-      keyPrefix: raftKeyPrefix(8),
-      initialConfig: makeConfig([1]),
-    });
-    open.push(stable, raftLog);
-    const core = singleVoter(raftLog);
-    await drive(core, raftLog);
-    for (let index = 0; index < 20; index++) core.propose(batch(1, `expiring-${index}`.padEnd(100, ".")), 1);
-    await drive(core, raftLog);
+    const { log, raftLog, core } = await retainedGroup(8, { retentionMs: 1000 }, 20, "expiring");
     const end = log.logEndOffset;
     expect(log.segmentInfos().at(-1)!.sizeInBytes).toBeGreaterThan(0);
     const { deleted, logStartOffset: start } = await raftLog.applyRetention({
