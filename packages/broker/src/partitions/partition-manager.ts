@@ -303,10 +303,16 @@ export class PartitionManager implements LogStatsProvider {
           "partition log failed and refuses writes until the broker restarts",
         );
       } else if (event.type === "index-rebuilt") {
-        this.options.logger.warn(
-          { ...where, segmentBaseOffset: event.baseOffset, reason: event.reason },
-          "segment index rebuilt from its log file; a segment cut short on disk loses what followed the cut (check the disk)",
-        );
+        const fields = { ...where, segmentBaseOffset: event.baseOffset, reason: event.reason };
+        // A missing or stale index after a crash is routine; a segment cut short on disk is not.
+        if (event.reason.includes("segment cut at byte")) {
+          this.options.logger.warn(
+            fields,
+            "segment file cut short on disk: cut at its last whole batch and its index rebuilt; the records after the cut are lost (check the disk)",
+          );
+        } else {
+          this.options.logger.info(fields, "segment index rebuilt from its log file");
+        }
       } else if (event.type === "damaged-segment-skipped") {
         this.options.logger.warn(
           { ...where, segmentBaseOffset: event.baseOffset, fromOffset: event.fromOffset },
