@@ -27,6 +27,7 @@ import { metadataHandler } from "./apis/metadata/handler.js";
 import { offsetForLeaderEpochHandler } from "./apis/offset-for-leader-epoch/handler.js";
 import { produceHandler } from "./apis/produce/handler.js";
 import { groupCoordinatorExtension } from "./group/group-coordinator-extension.js";
+import { AlterConfigOperation, ConfigResourceType } from "./metadata/config-operations.js";
 import { Controller } from "./metadata/controller.js";
 import { type MetadataDelta, MetadataImage } from "./metadata/image.js";
 import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
@@ -416,6 +417,25 @@ export class Broker {
         for (const topic of delta.removedTopics) topicMetrics.forget(topic.name);
         if (delta.brokerConfigChanges.length > 0) this.applyBrokerConfigs(image, delta);
       },
+    });
+    // The admin API's log-level changes become this node's run-time overrides in the metadata log, as
+    // AlterConfigs' do: kept across a restart, and reported alike.
+    this.admin.persistSettingsWith(async (changes) => {
+      const [outcome] = await controller.alterConfigs(
+        [
+          {
+            resourceType: ConfigResourceType.BROKER,
+            resourceName: String(nodeId),
+            entries: Object.entries(changes).map(([name, value]) => ({
+              name,
+              value,
+              operation: value === null ? AlterConfigOperation.DELETE : AlterConfigOperation.SET,
+            })),
+          },
+        ],
+        { replaceAll: false },
+      );
+      return outcome?.error?.message;
     });
     this.servicesValue = {
       nodeId,

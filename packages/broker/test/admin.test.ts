@@ -266,6 +266,30 @@ describe("configs", () => {
     expect(refused.errorMessage).toMatch(/min\.cleanable\.dirty\.ratio=2: 2 is out of range/);
   });
 
+  it("keeps log levels set through the admin API across a restart, and reports them as AlterConfigs' are", async () => {
+    let own = await startTestBroker();
+    try {
+      const put = (level: string | null) =>
+        fetch(`http://127.0.0.1:${own.broker.adminAddress.port}/v1/log-levels/raft`, {
+          method: "PUT",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ level }),
+        });
+      const raftLevel = async () =>
+        (await describeConfigs(await own.connect(), BROKER, "0", ["log.level.raft"])).configs[0];
+      expect((await put("error")).status).toBe(200);
+      expect(await raftLevel()).toMatchObject({ value: "error", configSource: 2 });
+      own = await own.restart();
+      expect(await raftLevel()).toMatchObject({ value: "error", configSource: 2 });
+      // Back to following the root level, for good.
+      expect((await put(null)).status).toBe(200);
+      own = await own.restart();
+      expect(await raftLevel()).toMatchObject({ value: null, configSource: 5 });
+    } finally {
+      await own.cleanup();
+    }
+  });
+
   it("reports Kafka's Long.MAX_VALUE back as it was set, for a topic's override and a default alike", async () => {
     const connection = await node.connect();
     await createTopic(connection, "unlimited", 1, { "retention.ms": "9223372036854775807" });

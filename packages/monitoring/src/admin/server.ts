@@ -205,9 +205,24 @@ export class AdminServer {
     if (this.options.logging) this.addLogLevelRoutes(this.options.logging);
   }
 
+  /**
+   * Makes log-level changes persistent: `persist` stores dynamic settings as the node's run-time
+   * overrides (the broker's controller) and applies them, or answers why not. Without it they apply to
+   * this process only.
+   */
+  persistSettingsWith(
+    persist: (changes: Record<string, string | null>) => Promise<string | undefined>,
+  ): void {
+    this.persistSettings = persist;
+  }
+
+  private persistSettings:
+    | ((changes: Record<string, string | null>) => Promise<string | undefined>)
+    | undefined;
+
   private addLogLevelRoutes(logging: Logging): void {
     this.route("GET", "/v1/log-levels", () => ok(logging.levels()));
-    this.route("PUT", "/v1/log-levels/:component", (request) => {
+    this.route("PUT", "/v1/log-levels/:component", async (request) => {
       const component = request.params.component!;
       if (component !== ROOT && !(logComponents as readonly string[]).includes(component)) {
         throw new AdminHttpError(
@@ -231,8 +246,14 @@ export class AdminServer {
       const config = this.options.config;
       if (config) {
         const key = component === ROOT ? "log.level" : `log.level.${component}`;
-        const problems = config.update({ [key]: typedLevel });
+        const persist = this.persistSettings;
+        const problems = config.update({ [key]: typedLevel }, persist ? { validateOnly: true } : {});
         if (problems.length > 0) throw new AdminHttpError(400, problems.map(formatProblem).join("; "));
+        if (persist) {
+          // As AlterConfigs would: kept across restarts, and what DescribeConfigs reports.
+          const problem = await persist({ [key]: typedLevel });
+          if (problem !== undefined) throw new AdminHttpError(400, problem);
+        }
       } else if (component === ROOT) {
         logging.setRootLevel(typedLevel!);
       } else {
