@@ -7,7 +7,7 @@ import { topicProduce } from "./commands/produce.js";
 import { topicAlterConfig, topicCreate, topicDelete, topicDescribe, topicList } from "./commands/topic.js";
 import { type CliIo, CommandContext, type CommandResult, type GlobalSettings } from "./context.js";
 import { parseDuration } from "./duration.js";
-import { CliError, ExitCode } from "./errors.js";
+import { CliError, ExitCode, UsageError } from "./errors.js";
 import { parseBrokerList } from "./kafka/addresses.js";
 import { collect, parseIntegerOption } from "./options.js";
 import { type OutputFormat, outputFormats } from "./output/render.js";
@@ -42,7 +42,7 @@ function resolveSettings(flags: GlobalFlags, env: CliIo["env"]): GlobalSettings 
     brokers,
     adminUrl,
     format: flags.format,
-    requestTimeoutMs: Math.max(1, parseDuration(flags.timeout, "--timeout")),
+    requestTimeoutMs: positiveTimeout(flags.timeout),
     progress: flags.progress === true ? "always" : flags.progress === false ? "never" : "auto",
     clientId: flags.clientId,
   };
@@ -52,6 +52,14 @@ const integer =
   (option: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
   (text: string) =>
     parseIntegerOption(text, option, min, max);
+/** --timeout: no request can be answered in no time, so 0 is a usage error rather than a certain timeout. */
+function positiveTimeout(text: string): number {
+  const milliseconds = parseDuration(text, "--timeout");
+  if (milliseconds < 1)
+    throw new UsageError(`--timeout "${text}" leaves no time for a request; give at least 1ms (e.g. 30s)`);
+  return milliseconds;
+}
+
 /** The widths Kafka's wire format gives them: partition counts and numbers are INT32, replicas INT16. */
 const INT32_MAX = 2_147_483_647;
 const INT16_MAX = 32_767;
