@@ -18,11 +18,15 @@ export function parseIntegerOption(
   return value;
 }
 
-/** `key=value` (the value may contain `=`); an empty key is a usage error. */
-export function parseKeyValue(text: string, option: string): [string, string] {
+/** `key=value` (the value may contain `=`); an empty key is a usage error, shown with `example`. */
+export function parseKeyValue(
+  text: string,
+  option: string,
+  example = "retention.ms=60000",
+): [string, string] {
   const equals = text.indexOf("=");
   if (equals <= 0)
-    throw new UsageError(`${option} "${text}" is not key=value; write it like ${option} retention.ms=60000`);
+    throw new UsageError(`${option} "${text}" is not key=value; write it like ${option} ${example}`);
   return [text.slice(0, equals), text.slice(equals + 1)];
 }
 

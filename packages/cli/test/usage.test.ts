@@ -44,6 +44,9 @@ describe("raftka command line", () => {
     const replicas = await runRaftka(["topic", "create", "t", "--replicas", "40000"]);
     expect(replicas.code).toBe(2);
     expect(replicas.stderr).toContain("use a whole number from 1 to 32767");
+    const header = await runRaftka(["topic", "produce", "t", "-v", "x", "-H", "bad"]);
+    expect(header.code).toBe(2);
+    expect(header.stderr).toContain('--header "bad" is not key=value; write it like --header source=billing');
     const noTime = await runRaftka(["topic", "list", "--timeout", "0"]);
     expect(noTime.code).toBe(2);
     expect(noTime.stderr).toContain('--timeout "0" leaves no time for a request');

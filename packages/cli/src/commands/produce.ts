@@ -204,7 +204,7 @@ export async function topicProduce(
   }
   if (options.keySeparator === "") throw new UsageError("--key-separator must not be empty");
   const headers = (options.header ?? []).map((entry) => {
-    const [key, value] = parseKeyValue(entry, "--header");
+    const [key, value] = parseKeyValue(entry, "--header", "source=billing");
     return { key, value };
   });
   const waitMs =
