@@ -74,6 +74,8 @@ export class PartitionManager implements LogStatsProvider {
   private readonly topics = new Map<string, MutableTopic>();
   /** Where each existing partition directory lives, found at start-up (several log.dirs). */
   private readonly existingDirectories = new Map<string, string>();
+  /** The topic id each existing partition directory's partition.metadata named at the start-up scan. */
+  private readonly scannedTopicIds = new Map<string, string>();
   private readonly partitionsPerDirectory = new Map<string, number>();
   private readonly pendingDeletions = new Set<Promise<void>>();
   /** User topics already warned about that ask for compaction (cleared once they no longer do). */
@@ -272,6 +274,7 @@ export class PartitionManager implements LogStatsProvider {
           continue;
         }
         this.existingDirectories.set(entry.name, dir);
+        if (ownerId !== undefined) this.scannedTopicIds.set(entry.name, ownerId);
       }
     }
   }
@@ -320,7 +323,11 @@ export class PartitionManager implements LogStatsProvider {
         );
       }
     };
-    await writePartitionTopicId(join(dir, name), topic.topicId);
+    // The scan read every existing directory's marker: written only for new directories, or on a change.
+    if (this.scannedTopicIds.get(name) !== topic.topicId) {
+      await writePartitionTopicId(join(dir, name), topic.topicId);
+      this.scannedTopicIds.set(name, topic.topicId);
+    }
     const topicPartition = { topic: topic.name, partition: partition.partition };
     const config = logConfigFor(this.options.config, topic.configs);
     const raft = this.options.raft;
@@ -386,6 +393,7 @@ export class PartitionManager implements LogStatsProvider {
       const name = `${topic.name}-${log.topicPartition.partition}`;
       const dir = this.existingDirectories.get(name);
       this.existingDirectories.delete(name);
+      this.scannedTopicIds.delete(name);
       try {
         await log.close();
       } catch (error) {
@@ -494,7 +502,6 @@ async function readPartitionTopicId(directory: string): Promise<string | undefin
  * creating thousands of partitions does not wait for thousands of fsyncs.
  */
 async function writePartitionTopicId(directory: string, topicId: string): Promise<void> {
-  if ((await readPartitionTopicId(directory)) === topicId) return;
   await mkdir(directory, { recursive: true });
   const temporary = join(directory, `${PARTITION_METADATA_FILE}.tmp`);
   await writeFile(temporary, `version: 0\ntopic_id: ${topicId}\n`);
