@@ -124,8 +124,9 @@ export function prepareRecords(
     }
   }
 
-  // Checked as the producer sent it and again as stored (Kafka's analyzeAndValidateRecords and its recheck
-  // after recompression): a topic codec that shrinks a batch does not admit one over the limit.
+  // Checked as the producer sent it and, when the topic's codec changed it, again as stored (Kafka's
+  // analyzeAndValidateRecords and its recheck after recompression): a topic codec that shrinks a batch
+  // does not admit one over the limit, nor one that grows it a batch that ends up over it.
   const tooLarge = batchTooLarge(bytes, settings);
   if (tooLarge !== undefined) return tooLarge;
   if (settings.compressionType !== "producer") {
@@ -137,16 +138,11 @@ export function prepareRecords(
       } catch (error) {
         return fromError(error);
       }
+      const storedTooLarge = batchTooLarge(bytes, settings);
+      if (storedTooLarge !== undefined) return storedTooLarge;
     }
   }
-  return (
-    batchTooLarge(bytes, settings) ?? {
-      ok: true,
-      records: bytes,
-      headers: [header],
-      recordCount: header.recordCount,
-    }
-  );
+  return { ok: true, records: bytes, headers: [header], recordCount: header.recordCount };
 }
 
 function batchTooLarge(bytes: Buffer, settings: TopicSettings): PreparedRecords | undefined {
