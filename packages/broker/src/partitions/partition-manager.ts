@@ -55,7 +55,7 @@ const MAX_FILE_NAME_BYTES = 255;
  * the whole would exceed the file system's name limit (as Kafka does), since a topic name may take 249 of
  * the 255 bytes. `tag` must make the name unique on its own (a topic id, a random id).
  */
-export function renamedPartitionDirectory(topic: string, partition: number, tag: string): string {
+function renamedPartitionDirectory(topic: string, partition: number, tag: string): string {
   const suffix = `-${partition}${tag}`;
   return `${topic.slice(0, MAX_FILE_NAME_BYTES - Buffer.byteLength(suffix))}${suffix}`;
 }
