@@ -379,9 +379,59 @@ describe("configs", () => {
         ["retention.ms", "3600000"],
       ]);
       const broker = await describeConfigs(again, BROKER, "0", ["log.retention.ms"]);
-      expect(broker.configs[0]).toMatchObject({ value: "3600000", configSource: 2 });
+      // Set on broker "": Kafka's DYNAMIC_DEFAULT_BROKER_CONFIG, not this node's own override.
+      expect(broker.configs[0]).toMatchObject({ value: "3600000", configSource: 3 });
     } finally {
       await current.cleanup();
+    }
+  });
+
+  it("DescribeConfigs tells this node's override from the cluster default, as Kafka's sources and synonyms", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "layered");
+    const alter = (resourceName: string, value: string | null) =>
+      connection.send(ApiKey.IncrementalAlterConfigs, 1, {
+        validateOnly: false,
+        resources: [
+          {
+            resourceType: BROKER,
+            resourceName,
+            configs: [{ name: "log.retention.ms", configOperation: value === null ? 1 : 0, value }],
+          },
+        ],
+      });
+    const sources = (configs: { synonyms?: { source: number; value: string | null }[] }[]) =>
+      (configs[0]!.synonyms ?? []).map((synonym) => [synonym.source, synonym.value]);
+    try {
+      expect((await alter("", "7200000")).responses[0]!.errorCode).toBe(ErrorCode.NONE);
+      expect((await alter("0", "3600000")).responses[0]!.errorCode).toBe(ErrorCode.NONE);
+
+      const own = await describeConfigs(connection, BROKER, "0", ["log.retention.ms"]);
+      expect(own.configs[0]).toMatchObject({ value: "3600000", configSource: 2, isDefault: false });
+      expect(sources(own.configs)).toEqual([
+        [2, "3600000"],
+        [3, "7200000"],
+      ]);
+
+      const topic = await describeConfigs(connection, TOPIC, "layered", ["retention.ms"]);
+      expect(topic.configs[0]).toMatchObject({ value: "3600000", configSource: 2 });
+      expect(sources(topic.configs).slice(0, 2)).toEqual([
+        [2, "3600000"],
+        [3, "7200000"],
+      ]);
+
+      // Broker "" lists only what was set as the cluster default, without this node's layer.
+      const clusterDefault = await describeConfigs(connection, BROKER, "", null);
+      expect(
+        clusterDefault.configs.map((config) => [config.name, config.value, config.configSource]),
+      ).toEqual([["log.retention.ms", "7200000", 3]]);
+
+      expect((await alter("0", null)).responses[0]!.errorCode).toBe(ErrorCode.NONE);
+      const fallback = await describeConfigs(connection, BROKER, "0", ["log.retention.ms"]);
+      expect(fallback.configs[0]).toMatchObject({ value: "7200000", configSource: 3 });
+    } finally {
+      await alter("0", null);
+      await alter("", null);
     }
   });
 });

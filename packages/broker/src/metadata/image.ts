@@ -1,4 +1,4 @@
-import type { TopicConfigOverrides, TopicSettingKey } from "@raftka/monitoring";
+import type { DynamicBrokerLayers, TopicConfigOverrides, TopicSettingKey } from "@raftka/monitoring";
 import type { MetadataRecord } from "./records.js";
 
 export interface PartitionImage {
@@ -79,6 +79,11 @@ export class MetadataImage {
   /** Dynamic broker config overrides of one resource ("" = cluster default, or a node id). */
   brokerConfig(resourceName: string): ReadonlyMap<string, string> {
     return this.brokerConfigs.get(resourceName) ?? new Map();
+  }
+
+  /** Node `nodeId`'s run-time broker settings by layer: its own over the cluster default's. */
+  brokerConfigLayers(nodeId: number): DynamicBrokerLayers {
+    return { node: this.brokerConfig(String(nodeId)), clusterDefault: this.brokerConfig("") };
   }
 
   apply(record: MetadataRecord, delta: MetadataDelta = emptyDelta()): MetadataDelta {

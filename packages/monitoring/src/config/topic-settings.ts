@@ -1,4 +1,4 @@
-import type { RaftkaConfig } from "./config.js";
+import { parseSetting, type RaftkaConfig } from "./config.js";
 import {
   brokerSettings,
   cleanupPolicies,
@@ -282,14 +282,25 @@ export function validateTopicConfig(
 export type ConfigSourceName =
   | "DYNAMIC_TOPIC_CONFIG"
   | "DYNAMIC_BROKER_CONFIG"
+  | "DYNAMIC_DEFAULT_BROKER_CONFIG"
   | "STATIC_BROKER_CONFIG"
   | "DEFAULT_CONFIG";
 export const configSourceCode: Readonly<Record<ConfigSourceName, number>> = {
   DYNAMIC_TOPIC_CONFIG: 1,
   DYNAMIC_BROKER_CONFIG: 2,
+  DYNAMIC_DEFAULT_BROKER_CONFIG: 3,
   STATIC_BROKER_CONFIG: 4,
   DEFAULT_CONFIG: 5,
 };
+
+/**
+ * Run-time broker settings by layer, as the metadata log keeps them: this node's own (AlterConfigs on
+ * broker "<node.id>") over the cluster default (broker ""). Kafka reports the two as different sources.
+ */
+export interface DynamicBrokerLayers {
+  readonly node: ReadonlyMap<string, string>;
+  readonly clusterDefault: ReadonlyMap<string, string>;
+}
 
 export interface ConfigSynonym {
   readonly name: string;
@@ -312,20 +323,40 @@ export interface ConfigDescription {
   readonly documentation: string;
 }
 
-/** Every layer of one broker setting that has a value: run-time, static, default. */
-function brokerLayers(config: RaftkaConfig, key: SettingKey): ConfigSynonym[] {
+/**
+ * Every layer of one broker setting that has a value: run-time (this node's, then the cluster default's,
+ * when `dynamic` tells them apart), static, default.
+ */
+function brokerLayers(config: RaftkaConfig, key: SettingKey, dynamic?: DynamicBrokerLayers): ConfigSynonym[] {
   const definition = settingDefinition(key);
   // Like Kafka, synonyms keep their own unit (log.retention.hours=168); only the entry value is converted.
   const show = (value: unknown): string | null =>
     value === null || definition.sensitive ? null : definition.type.format(value);
   const layers: ConfigSynonym[] = [];
-  const dynamic = config.dynamicSetting(key);
-  if (dynamic) layers.push({ name: key, value: show(dynamic.value), source: "DYNAMIC_BROKER_CONFIG" });
+  if (dynamic) {
+    const own = dynamic.node.get(key);
+    if (own !== undefined) layers.push(storedLayer(key, own, "DYNAMIC_BROKER_CONFIG"));
+    const clusterDefault = dynamic.clusterDefault.get(key);
+    if (clusterDefault !== undefined)
+      layers.push(storedLayer(key, clusterDefault, "DYNAMIC_DEFAULT_BROKER_CONFIG"));
+  } else {
+    const applied = config.dynamicSetting(key);
+    if (applied) layers.push({ name: key, value: show(applied.value), source: "DYNAMIC_BROKER_CONFIG" });
+  }
   const fixed = config.staticSetting(key);
   if (fixed) layers.push({ name: key, value: show(fixed.value), source: "STATIC_BROKER_CONFIG" });
   if (definition.default !== null)
     layers.push({ name: key, value: show(definition.default), source: "DEFAULT_CONFIG" });
   return layers;
+}
+
+/** A run-time value as the metadata log stores it, shown the way the node would print it. */
+function storedLayer(key: SettingKey, stored: string, source: ConfigSourceName): ConfigSynonym {
+  const definition = settingDefinition(key);
+  if (definition.sensitive) return { name: key, value: null, source };
+  const parsed = parseSetting({ key, value: stored, source: { kind: "dynamic" } });
+  const value = parsed.ok ? (parsed.value === null ? null : definition.type.format(parsed.value)) : stored;
+  return { name: key, value, source };
 }
 
 /** The effective value of a topic setting: the topic's own, else its broker synonyms in order, else the fallback. */
@@ -357,13 +388,14 @@ export function describeTopicConfig(
   config: RaftkaConfig,
   overrides: TopicConfigOverrides,
   keys: readonly string[] = topicKeys,
+  dynamic?: DynamicBrokerLayers,
 ): ConfigDescription[] {
   return keys.filter(isTopicSettingKey).map((key) => {
     const definition = topicSettings.get(key)!;
     const synonyms: ConfigSynonym[] = [];
     const own = overrides[key];
     if (own !== undefined) synonyms.push({ name: key, value: own, source: "DYNAMIC_TOPIC_CONFIG" });
-    for (const synonym of definition.synonyms) synonyms.push(...brokerLayers(config, synonym.key));
+    for (const synonym of definition.synonyms) synonyms.push(...brokerLayers(config, synonym.key, dynamic));
     const source = synonyms[0]?.source ?? "DEFAULT_CONFIG";
     return {
       name: key,
@@ -380,11 +412,15 @@ export function describeTopicConfig(
 }
 
 /** DescribeConfigs for the broker: every broker setting (or those named); secrets are never shown. */
-export function describeBrokerConfig(config: RaftkaConfig, keys?: readonly string[]): ConfigDescription[] {
+export function describeBrokerConfig(
+  config: RaftkaConfig,
+  keys?: readonly string[],
+  dynamic?: DynamicBrokerLayers,
+): ConfigDescription[] {
   const wanted = keys ?? [...brokerSettings.keys()];
   return wanted.filter(isSettingKey).map((key) => {
     const definition = settingDefinition(key);
-    const synonyms = brokerLayers(config, key);
+    const synonyms = brokerLayers(config, key, dynamic);
     const source = synonyms[0]?.source ?? "DEFAULT_CONFIG";
     return {
       name: key,
@@ -392,6 +428,36 @@ export function describeBrokerConfig(config: RaftkaConfig, keys?: readonly strin
       readOnly: !definition.dynamic,
       isDefault: source === "DEFAULT_CONFIG",
       source,
+      isSensitive: definition.sensitive,
+      synonyms,
+      configType: definition.type.kafkaType,
+      documentation: definition.doc,
+    };
+  });
+}
+
+/**
+ * DescribeConfigs for broker "" (the cluster default), as Kafka answers it: only the settings that have
+ * a cluster-default value, each with the layers below it (no node's own override).
+ */
+export function describeClusterDefaultBrokerConfig(
+  config: RaftkaConfig,
+  clusterDefault: ReadonlyMap<string, string>,
+  keys?: readonly string[],
+): ConfigDescription[] {
+  const wanted = (keys ?? [...clusterDefault.keys()]).filter(
+    (key) => isSettingKey(key) && clusterDefault.has(key),
+  ) as SettingKey[];
+  const dynamic: DynamicBrokerLayers = { node: new Map(), clusterDefault };
+  return wanted.map((key) => {
+    const definition = settingDefinition(key);
+    const synonyms = brokerLayers(config, key, dynamic);
+    return {
+      name: key,
+      value: synonyms[0]!.value,
+      readOnly: false,
+      isDefault: false,
+      source: "DYNAMIC_DEFAULT_BROKER_CONFIG",
       isSensitive: definition.sensitive,
       synonyms,
       configType: definition.type.kafkaType,

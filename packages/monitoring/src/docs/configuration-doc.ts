@@ -78,8 +78,10 @@ Kafka reports it.`);
 Set per topic with CreateTopics or AlterConfigs (\`kafka-configs.sh\`, kcat, any admin client).
 A topic without its own value uses the broker setting in the second column (the first one that is
 set, for keys with several), or the value given there for keys no broker setting supplies. DescribeConfigs reports each value's source as Kafka does:
-\`DYNAMIC_TOPIC_CONFIG\` (the topic's own), \`DYNAMIC_BROKER_CONFIG\` (changed at run time),
-\`STATIC_BROKER_CONFIG\` (config file, environment or flag) or \`DEFAULT_CONFIG\`. Invalid values
+\`DYNAMIC_TOPIC_CONFIG\` (the topic's own), \`DYNAMIC_BROKER_CONFIG\` (changed at run time for this
+node, broker \`<node.id>\`), \`DYNAMIC_DEFAULT_BROKER_CONFIG\` (changed at run time as the cluster default,
+broker \`""\`, which DescribeConfigs of broker \`""\` lists alone), \`STATIC_BROKER_CONFIG\` (config file,
+environment or flag) or \`DEFAULT_CONFIG\`. Invalid values
 and unknown keys are refused with \`INVALID_CONFIG\` and a message naming the key and what is allowed.`);
   const topicRows = [...topicSettings.values()].map((definition) => [
     code(definition.key),

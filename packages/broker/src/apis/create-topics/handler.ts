@@ -55,7 +55,12 @@ async function handleCreateTopics(
         configs: null,
       };
     }
-    const configs = describeTopicConfig(services.config, outcome.overrides ?? {}).map((entry) => ({
+    const configs = describeTopicConfig(
+      services.config,
+      outcome.overrides ?? {},
+      undefined,
+      services.controller.image.brokerConfigLayers(services.nodeId),
+    ).map((entry) => ({
       name: entry.name,
       value: entry.value,
       readOnly: entry.readOnly,

@@ -2,6 +2,7 @@ import {
   type ConfigDescription,
   configSourceCode,
   describeBrokerConfig,
+  describeClusterDefaultBrokerConfig,
   describeTopicConfig,
   kafkaConfigTypeCode,
 } from "@raftka/monitoring";
@@ -65,9 +66,11 @@ function handleDescribeConfigs(
       configs: configs.map((description) => toEntry(description, request)),
     });
     const keys = resource.configurationKeys ?? undefined;
+    const image = services.controller.image;
+    const dynamic = image.brokerConfigLayers(services.nodeId);
     switch (resource.resourceType) {
       case ConfigResourceType.TOPIC: {
-        const topic = services.controller.image.topic(resource.resourceName);
+        const topic = image.topic(resource.resourceName);
         if (!topic) {
           // As Kafka: a name no topic could have is INVALID_TOPIC_EXCEPTION, not "unknown".
           const nameProblem = topicNameProblem(resource.resourceName);
@@ -77,7 +80,11 @@ function handleDescribeConfigs(
             `topic ${resource.resourceName} does not exist`,
           );
         }
-        return result(ErrorCode.NONE, null, describeTopicConfig(services.config, topic.configs, keys));
+        return result(
+          ErrorCode.NONE,
+          null,
+          describeTopicConfig(services.config, topic.configs, keys, dynamic),
+        );
       }
       case ConfigResourceType.BROKER:
       case ConfigResourceType.BROKER_LOGGER: {
@@ -87,10 +94,15 @@ function handleDescribeConfigs(
             `broker ${resource.resourceName} is not this node (${services.nodeId}); ask the node itself`,
           );
         }
-        const described =
-          resource.resourceType === ConfigResourceType.BROKER
-            ? describeBrokerConfig(services.config, keys)
-            : describeLoggers(services.config, keys);
+        let described: ConfigDescription[];
+        if (resource.resourceType === ConfigResourceType.BROKER_LOGGER) {
+          described = describeLoggers(services.config, keys);
+        } else if (resource.resourceName === "") {
+          // As Kafka: broker "" is the cluster default, and lists only what was set there.
+          described = describeClusterDefaultBrokerConfig(services.config, dynamic.clusterDefault, keys);
+        } else {
+          described = describeBrokerConfig(services.config, keys, dynamic);
+        }
         return result(ErrorCode.NONE, null, described);
       }
       default:
