@@ -114,6 +114,17 @@ describe("Produce", () => {
     expect(kept.subarray(CRC_POSITION)).toEqual(snappy.subarray(CRC_POSITION));
   });
 
+  it("answers RECORD_LIST_TOO_LARGE, as Kafka, for a batch larger than the topic's segment.bytes", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "small-segments", 1, { "segment.bytes": "1000" });
+    const refused = await produce("small-segments", batch(["z".repeat(1_500)]), 9);
+    expect(refused.errorCode).toBe(ErrorCode.RECORD_LIST_TOO_LARGE);
+    expect(refused.errorMessage).toMatch(/larger than segment\.bytes \(1000\)/);
+    expect(await produce("small-segments", batch(["z".repeat(500)]))).toMatchObject({
+      errorCode: ErrorCode.NONE,
+    });
+  });
+
   it("holds max.message.bytes against the batch as sent and as stored, whatever the topic's codec", async () => {
     const connection = await node.connect();
     await createTopic(connection, "gzip-limit", 1, {

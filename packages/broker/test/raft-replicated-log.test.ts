@@ -285,7 +285,7 @@ describe("RaftReplicatedLog", () => {
     corrupt.writeUInt32BE((corrupt.readUInt32BE(17) ^ 1) >>> 0, 17);
     await expect(node.log.append(corrupt, { acks: -1 })).rejects.toMatchObject({ code: "CORRUPT_MESSAGE" });
     await expect(node.log.append(batch(["y".repeat(2000)]), { acks: -1 })).rejects.toMatchObject({
-      code: "MESSAGE_TOO_LARGE",
+      code: "RECORD_LIST_TOO_LARGE",
     });
     expect((await node.log.append(batch(["fine"]), { acks: -1 })).baseOffset).toBe(0);
 

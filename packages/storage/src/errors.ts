@@ -6,6 +6,7 @@ export type StorageErrorCode =
   | "CORRUPT_MESSAGE"
   | "INVALID_RECORD"
   | "MESSAGE_TOO_LARGE"
+  | "RECORD_LIST_TOO_LARGE"
   | "INVALID_CONFIG"
   | "KAFKA_STORAGE_ERROR"
   | "INVALID_REQUEST"
@@ -41,10 +42,13 @@ export class InvalidRecordError extends StorageError {
   }
 }
 
-/** A batch larger than a segment can ever hold (Kafka answers MESSAGE_TOO_LARGE). */
+/**
+ * A batch larger than a segment can ever hold. Kafka answers RECORD_LIST_TOO_LARGE ("larger than the
+ * configured segment size"); MESSAGE_TOO_LARGE is for max.message.bytes, which the broker checks first.
+ */
 export class RecordBatchTooLargeError extends StorageError {
   constructor(message: string) {
-    super("MESSAGE_TOO_LARGE", message);
+    super("RECORD_LIST_TOO_LARGE", message);
   }
 }
 
