@@ -249,6 +249,15 @@ describe("raftka topic commands against a broker process", () => {
     expect(run.stderr).toContain("consumed 2 records from late");
   });
 
+  it("shows the broker's reason when a record cannot be stored: a batch over the topic's segment.bytes", async () => {
+    expect((await raftka(["topic", "create", "tiny-segments", "-c", "segment.bytes=1000"])).code).toBe(0);
+    const run = await raftka(["topic", "produce", "tiny-segments", "-v", "x".repeat(1500)]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /RECORD_LIST_TOO_LARGE: record batch 0 is \d+ bytes, larger than segment\.bytes \(1000\); send smaller batches or raise segment\.bytes for this topic\n/,
+    );
+  });
+
   it("round-trips records compressed with every codec, and with acks=0 and acks=1", async () => {
     expect((await raftka(["topic", "create", "codecs"])).code).toBe(0);
     const sent: string[] = [];

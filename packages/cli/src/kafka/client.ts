@@ -26,7 +26,8 @@ export interface KafkaClientOptions {
  * paths real clients walk.
  */
 const versionCeilings: Partial<Record<ApiKey, number>> = {
-  [ApiKey.Produce]: 7,
+  // Above what the clients send (7): v8 carries the broker's error message, which says what to do.
+  [ApiKey.Produce]: 9,
   [ApiKey.Fetch]: 11,
   [ApiKey.ListOffsets]: 3,
   // Above what kafkajs sends (6), for topic ids (v10) and leader epochs (v7) in `topic describe`.

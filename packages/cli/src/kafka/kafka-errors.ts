@@ -21,7 +21,10 @@ const hints: Partial<Record<number, string>> = {
   [ErrorCode.NOT_ENOUGH_REPLICAS]: "too few replicas are in sync for acks=all; check `raftka cluster health`",
   [ErrorCode.MESSAGE_TOO_LARGE]:
     "the record batch exceeds max.message.bytes; send smaller records or raise the topic's max.message.bytes",
-  [ErrorCode.RECORD_LIST_TOO_LARGE]: "send fewer records per batch",
+  [ErrorCode.RECORD_LIST_TOO_LARGE]:
+    "the record batch is larger than the topic's segment.bytes; send smaller records or raise the topic's segment.bytes",
+  [ErrorCode.KAFKA_STORAGE_ERROR]:
+    "the broker could not use its disk for this partition; its log and `raftka cluster health` say why",
   [ErrorCode.OFFSET_OUT_OF_RANGE]:
     "the offset is outside the partition's log; `raftka topic describe` shows its start and end",
   [ErrorCode.POLICY_VIOLATION]: "the broker's policy refused it; the message above says which rule",
@@ -37,6 +40,9 @@ const hints: Partial<Record<number, string>> = {
 const hintsWithoutBrokerMessage = new Set<number>([
   ErrorCode.INVALID_TOPIC_EXCEPTION,
   ErrorCode.INVALID_PARTITIONS,
+  ErrorCode.MESSAGE_TOO_LARGE,
+  ErrorCode.RECORD_LIST_TOO_LARGE,
+  ErrorCode.KAFKA_STORAGE_ERROR,
 ]);
 
 /** `UNKNOWN_TOPIC_OR_PARTITION: <broker's message or Kafka's text>; <what to do next>`. */
