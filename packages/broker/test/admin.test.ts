@@ -208,6 +208,65 @@ describe("CreatePartitions", () => {
   });
 });
 
+describe("admin requests past their timeoutMs", () => {
+  it("answer REQUEST_TIMED_OUT, as Kafka, while the change goes on and completes", async () => {
+    const connection = await node.connect();
+    const partitionCount = async (name: string) => {
+      const response = await connection.send(ApiKey.Metadata, 9, {
+        topics: [{ name }],
+        allowAutoTopicCreation: false,
+        includeClusterAuthorizedOperations: false,
+        includeTopicAuthorizedOperations: false,
+      });
+      const topic = response.topics[0]!;
+      // Partitions still opening are LEADER_NOT_AVAILABLE: count those that take produce.
+      if (topic.errorCode !== ErrorCode.NONE) return 0;
+      return topic.partitions.filter((partition) => partition.errorCode === ErrorCode.NONE).length;
+    };
+    // 300 partitions take far longer than 1 ms to commit and open.
+    const created = await connection.send(ApiKey.CreateTopics, 7, {
+      topics: [
+        { name: "slow-create", numPartitions: 300, replicationFactor: 1, assignments: [], configs: [] },
+      ],
+      timeoutMs: 1,
+      validateOnly: false,
+    });
+    expect(created.topics[0]).toMatchObject({ name: "slow-create", errorCode: ErrorCode.REQUEST_TIMED_OUT });
+    expect(created.topics[0]!.errorMessage).toMatch(/within the request's timeout of 1 ms and goes on/);
+    await expect.poll(() => partitionCount("slow-create"), { timeout: 30_000 }).toBe(300);
+    expect((await produce(connection, "slow-create", 299, "late but there")).errorCode).toBe(ErrorCode.NONE);
+
+    const grown = await connection.send(ApiKey.CreatePartitions, 1, {
+      timeoutMs: 1,
+      validateOnly: false,
+      topics: [{ name: "slow-create", count: 600, assignments: null }],
+    });
+    expect(grown.results[0]).toMatchObject({ errorCode: ErrorCode.REQUEST_TIMED_OUT });
+    await expect.poll(() => partitionCount("slow-create"), { timeout: 30_000 }).toBe(600);
+
+    const deleted = await connection.send(ApiKey.DeleteTopics, 6, {
+      topics: [{ name: "slow-create", topicId: "AAAAAAAAAAAAAAAAAAAAAA" }],
+      timeoutMs: 1,
+    });
+    expect(deleted.responses[0]).toMatchObject({
+      name: "slow-create",
+      errorCode: ErrorCode.REQUEST_TIMED_OUT,
+    });
+    await expect.poll(() => partitionCount("slow-create"), { timeout: 30_000 }).toBe(0);
+
+    // Within the timeout, and with 0 ("do not wait" in Kafka's clients), the answer is the outcome itself.
+    const quick = await connection.send(ApiKey.CreateTopics, 7, {
+      topics: [
+        { name: "quick-create", numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] },
+      ],
+      timeoutMs: 0,
+      validateOnly: false,
+    });
+    expect(quick.topics[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect((await produce(connection, "quick-create", 0, "at once")).errorCode).toBe(ErrorCode.NONE);
+  });
+});
+
 describe("configs", () => {
   it("describes topic configs with their source and broker synonyms", async () => {
     const connection = await node.connect();

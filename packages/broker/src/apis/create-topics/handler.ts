@@ -8,6 +8,7 @@ import {
 } from "@raftka/protocol";
 import type { ApiHandler } from "../../server/api-registry.js";
 import type { BrokerServices } from "../../services.js";
+import { stillRunningMessage, withinDeadline } from "../operation-deadline.js";
 
 const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 
@@ -28,7 +29,7 @@ async function handleCreateTopics(
   services: BrokerServices,
   request: CreateTopicsRequest,
 ): Promise<CreateTopicsResponse> {
-  const outcomes = await services.controller.createTopics(
+  const creation = services.controller.createTopics(
     request.topics.map((topic) => {
       const configs: Record<string, string | null> = {};
       for (const config of topic.configs) configs[config.name] = config.value;
@@ -42,7 +43,29 @@ async function handleCreateTopics(
     }),
     { validateOnly: request.validateOnly ?? false },
   );
-  const topics = outcomes.map((outcome): CreateTopicsResponseCreatableTopicResult => {
+  const deadline = await withinDeadline(creation, request.timeoutMs, (error) =>
+    services.logger.error({ err: error }, "CreateTopics failed after its request had timed out"),
+  );
+  if (!deadline.finished) {
+    return {
+      throttleTimeMs: 0,
+      topics: request.topics.map((topic) => ({
+        name: topic.name,
+        topicId: ZERO_UUID,
+        errorCode: ErrorCode.REQUEST_TIMED_OUT,
+        errorMessage: stillRunningMessage(
+          `creating topic ${topic.name}`,
+          request.timeoutMs,
+          "describe the topic (Metadata, `raftka topic describe`) to see when it is there, or send a longer timeout",
+        ),
+        topicConfigErrorCode: ErrorCode.NONE,
+        numPartitions: -1,
+        replicationFactor: -1,
+        configs: null,
+      })),
+    };
+  }
+  const topics = deadline.value.map((outcome): CreateTopicsResponseCreatableTopicResult => {
     if (outcome.error) {
       return {
         name: outcome.name,

@@ -1,6 +1,7 @@
 import { ApiKey, type DeleteTopicsRequest, type DeleteTopicsResponse, ErrorCode } from "@raftka/protocol";
 import type { ApiHandler } from "../../server/api-registry.js";
 import type { BrokerServices } from "../../services.js";
+import { stillRunningMessage, withinDeadline } from "../operation-deadline.js";
 
 const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 
@@ -25,7 +26,27 @@ async function handleDeleteTopics(
           topicId: topic.topicId === ZERO_UUID ? null : topic.topicId,
         }))
       : (request.topicNames ?? []).map((name) => ({ name, topicId: null }));
-  const outcomes = await services.controller.deleteTopics(references);
+  const deletion = await withinDeadline(
+    services.controller.deleteTopics(references),
+    request.timeoutMs,
+    (error) => services.logger.error({ err: error }, "DeleteTopics failed after its request had timed out"),
+  );
+  if (!deletion.finished) {
+    return {
+      throttleTimeMs: 0,
+      responses: references.map((reference) => ({
+        name: reference.name,
+        topicId: reference.topicId ?? ZERO_UUID,
+        errorCode: ErrorCode.REQUEST_TIMED_OUT,
+        errorMessage: stillRunningMessage(
+          `deleting topic ${reference.name ?? reference.topicId}`,
+          request.timeoutMs,
+          "list topics (Metadata, `raftka topic list`) to see when it is gone, or send a longer timeout",
+        ),
+      })),
+    };
+  }
+  const outcomes = deletion.value;
   return {
     throttleTimeMs: 0,
     responses: outcomes.map((outcome) => ({
