@@ -131,20 +131,24 @@ describe("DeleteTopics", () => {
     let own = await startTestBroker();
     try {
       let connection = await own.connect();
-      await createTopic(connection, "half-gone");
+      await createTopic(connection, "half-gone", 2);
       await produce(connection, "half-gone", 0, "deleted data");
       const metadata = await readFile(join(own.dataDir, "half-gone-0", "partition.metadata"), "utf8");
       expect(metadata).toMatch(/^version: 0\ntopic_id: [A-Za-z0-9_-]{22}\n$/);
       // What a crash between the committed deletion and the directory's rename leaves: the directory.
       const saved = await mkdtemp(join(tmpdir(), "raftka-saved-"));
-      await cp(join(own.dataDir, "half-gone-0"), join(saved, "half-gone-0"), { recursive: true });
+      for (const partition of ["half-gone-0", "half-gone-1"]) {
+        await cp(join(own.dataDir, partition), join(saved, partition), { recursive: true });
+      }
       const deleted = await connection.send(ApiKey.DeleteTopics, 6, {
         timeoutMs: 5000,
         topics: [{ name: "half-gone", topicId: "AAAAAAAAAAAAAAAAAAAAAA" }],
       });
       expect(deleted.responses[0]!.errorCode).toBe(ErrorCode.NONE);
       await own.stop();
-      await cp(join(saved, "half-gone-0"), join(own.dataDir, "half-gone-0"), { recursive: true });
+      for (const partition of ["half-gone-0", "half-gone-1"]) {
+        await cp(join(saved, partition), join(own.dataDir, partition), { recursive: true });
+      }
       await rm(saved, { recursive: true, force: true });
       own = await own.restart();
       const entries = await readdir(own.dataDir);
@@ -152,12 +156,15 @@ describe("DeleteTopics", () => {
         [],
       );
       expect(entries).not.toContain("half-gone-0");
+      expect(entries).not.toContain("half-gone-1");
+      // One line for the topic, however many partitions it had.
       expect(
-        own.logLines.some(
+        own.logLines.filter(
           (line) =>
-            line.msg === "finishing the deletion of a partition whose topic was deleted before a crash",
+            line.msg ===
+            "finishing the deletion of a topic that was still being deleted when the node stopped",
         ),
-      ).toBe(true);
+      ).toEqual([expect.objectContaining({ topic: "half-gone", partitions: 2 })]);
       // A topic created under the name again starts empty.
       connection = await own.connect();
       await createTopic(connection, "half-gone");
@@ -182,6 +189,24 @@ describe("DeleteTopics", () => {
       expect(response.responses[0]!.errorCode).toBe(ErrorCode.TOPIC_DELETION_DISABLED);
     } finally {
       await strict.cleanup();
+    }
+  });
+});
+
+describe("several log.dirs", () => {
+  it("spreads the partitions of one CreateTopics over the directories, fewest partitions first", async () => {
+    const root = await mkdtemp(join(tmpdir(), "raftka-two-dirs-"));
+    const [first, second] = [join(root, "a"), join(root, "b")];
+    const own = await startTestBroker({ "log.dirs": `${first},${second}` }, first);
+    try {
+      const connection = await own.connect();
+      expect((await createTopic(connection, "spread", 4)).errorCode).toBe(ErrorCode.NONE);
+      const placed = async (dir: string) =>
+        (await readdir(dir)).filter((name) => name.startsWith("spread-")).length;
+      expect([await placed(first), await placed(second)]).toEqual([2, 2]);
+    } finally {
+      await own.cleanup();
+      await rm(root, { recursive: true, force: true });
     }
   });
 });

@@ -228,6 +228,9 @@ export class PartitionManager implements LogStatsProvider {
   }
 
   private async scanDirectories(image: MetadataImage): Promise<void> {
+    // Per deleted topic id, how many of its partition directories this start finishes deleting: one line
+    // per topic, not one per partition (a topic of thousands of partitions made thousands of lines).
+    const unfinishedDeletions = new Map<string, { topic: string; partitions: number }>();
     for (const dir of this.options.logDirs) {
       await mkdir(dir, { recursive: true });
       for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -243,16 +246,16 @@ export class PartitionManager implements LogStatsProvider {
         const partition = Number(match[2]);
         const ownerId = await readPartitionTopicId(path);
         if (ownerId !== undefined && ownerId !== topic?.topicId && image.wasDeleted(ownerId)) {
-          // The metadata log deleted its topic, and a crash came before this directory was renamed for
-          // deletion: finish the deletion instead of keeping a deleted topic's data as a stray.
+          // The metadata log deleted its topic, and the node stopped (a crash, or a shutdown while the
+          // deletion ran in the background) before this directory was renamed for deletion: finish the
+          // deletion instead of keeping a deleted topic's data as a stray.
           const doomed = join(
             dir,
             renamedPartitionDirectory(match[1]!, partition, `.${ownerId}${DELETE_SUFFIX}`),
           );
-          this.options.logger.info(
-            { directory: path, topicId: ownerId },
-            "finishing the deletion of a partition whose topic was deleted before a crash",
-          );
+          const unfinished = unfinishedDeletions.get(ownerId) ?? { topic: match[1]!, partitions: 0 };
+          unfinished.partitions += 1;
+          unfinishedDeletions.set(ownerId, unfinished);
           await rename(path, doomed);
           this.deleteInBackground(doomed);
           continue;
@@ -277,6 +280,12 @@ export class PartitionManager implements LogStatsProvider {
         if (ownerId !== undefined) this.scannedTopicIds.set(entry.name, ownerId);
       }
     }
+    for (const [topicId, { topic, partitions }] of unfinishedDeletions) {
+      this.options.logger.info(
+        { topic, topicId, partitions },
+        "finishing the deletion of a topic that was still being deleted when the node stopped",
+      );
+    }
   }
 
   private directoryFor(name: string): string {
@@ -298,6 +307,24 @@ export class PartitionManager implements LogStatsProvider {
     if (!partition.replicas.includes(this.options.nodeId)) return;
     const name = `${topic.name}-${partition.partition}`;
     const dir = this.directoryFor(name);
+    // Counted at once: the partitions of one CreateTopics open concurrently, and each must see the others'
+    // choices, or they all land in the same directory.
+    this.partitionsPerDirectory.set(dir, (this.partitionsPerDirectory.get(dir) ?? 0) + 1);
+    try {
+      await this.openPartitionIn(dir, name, topic, partition, hosted);
+    } catch (error) {
+      this.partitionsPerDirectory.set(dir, Math.max(0, (this.partitionsPerDirectory.get(dir) ?? 1) - 1));
+      throw error;
+    }
+  }
+
+  private async openPartitionIn(
+    dir: string,
+    name: string,
+    topic: TopicImage,
+    partition: PartitionImage,
+    hosted: MutableTopic,
+  ): Promise<void> {
     const onEvent = (event: LogEvent) => {
       const where = { topic: topic.name, partition: partition.partition };
       if (event.type === "failed") {
@@ -359,7 +386,6 @@ export class PartitionManager implements LogStatsProvider {
       );
     }
     this.existingDirectories.set(name, dir);
-    this.partitionsPerDirectory.set(dir, (this.partitionsPerDirectory.get(dir) ?? 0) + 1);
     hosted.partitions[partition.partition] = log;
   }
 
