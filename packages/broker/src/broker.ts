@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import {
   AdminServer,
+  brokerSettings,
   describeSource,
   effectiveAdvertisedListeners,
   type Listener,
@@ -9,6 +10,7 @@ import {
   type RaftkaConfig,
   type RaftkaMetrics,
   readinessCheckNames,
+  type SettingKey,
 } from "@raftka/monitoring";
 import { DirectReads, DirectWrites, FlushScheduler, preallocation } from "@raftka/storage";
 import { alterConfigsHandler, incrementalAlterConfigsHandler } from "./apis/alter-configs/handler.js";
@@ -234,6 +236,16 @@ export class Broker {
           ),
         },
         "Kafka settings that have no effect in Raftka were ignored (threads, socket buffers, KRaft roles, internal topics' replication); remove them to quiet this",
+      );
+    }
+    const objectStoreSettings = [...brokerSettings.values()]
+      .filter((definition) => definition.category === "objectStore")
+      .map((definition) => definition.key as SettingKey)
+      .filter((key) => config.sourceOf(key).kind !== "default");
+    if (objectStoreSettings.length > 0) {
+      this.logger.warn(
+        { settings: objectStoreSettings },
+        "object store settings have no effect yet: this version keeps every segment on local disk and uploads nothing (no tiered storage); remove them to quiet this",
       );
     }
     const nodeId = config.get("node.id");

@@ -250,6 +250,18 @@ describe("start-up", () => {
     }
   });
 
+  it("warns that object store settings do nothing yet, and is quiet without them", async () => {
+    const objectStoreWarning = (lines: Record<string, unknown>[]) =>
+      lines.find((line) => String(line.msg).startsWith("object store settings have no effect yet"));
+    const own = await startTestBroker({ "object.store.type": "s3", "s3.bucket": "raftka" });
+    try {
+      expect(objectStoreWarning(own.logLines)?.settings).toEqual(["object.store.type", "s3.bucket"]);
+      expect(objectStoreWarning(node.logLines)).toBeUndefined();
+    } finally {
+      await own.cleanup();
+    }
+  });
+
   it("says so when a log directory is a file", async () => {
     const parent = await mkdtemp(join(tmpdir(), "raftka-file-dir-"));
     try {

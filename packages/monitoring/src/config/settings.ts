@@ -396,7 +396,7 @@ const table = {
   // Object store
   "object.store.type": setting(oneOf(["local", "s3"] as const), "local", {
     category: "objectStore",
-    doc: "Where closed segments and snapshots are uploaded: a local directory or an S3 bucket.",
+    doc: "Reserved for tiered storage (closed segments and snapshots in a local directory or an S3 bucket), which this version does not have yet: every segment stays on the node's disk, nothing is uploaded, and the node warns at start when an object.store.* or s3.* setting is given.",
   }),
   "object.store.local.dir": optional(
     text({ pattern: /^.+$/, describe: "a directory path" }),

@@ -165,9 +165,7 @@ const table = {
   "remote.storage.enable": topicSetting(
     boolean(),
     [],
-    noEffect(
-      "Kafka's tiered storage switch; Raftka uploads closed segments by its broker settings (object.store.type).",
-    ),
+    noEffect("Kafka's tiered storage switch; Raftka has no tiered storage yet (see object.store.type)."),
     false,
   ),
   "retention.bytes": topicSetting(
