@@ -154,6 +154,27 @@ describe("raftka group commands against a broker process", () => {
     expect(clamped.committedOffset).toBeLessThan(999999);
   });
 
+  it("shows offsets reset to earliest (-2, as kafkajs' resetOffsets commits them) with the lag they mean", async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await admin.resetOffsets({ groupId: "reset-to-earliest", topic: TOPIC, earliest: true });
+    } finally {
+      await admin.disconnect();
+    }
+    const group = await describeGroup("reset-to-earliest");
+    expect(group.offsets.map((entry) => entry.committedOffset)).toEqual([-2, -2, -2]);
+    // The consumer will read every record from the log start: all of them are lag.
+    expect(group.totalLag).toBe(RECORDS);
+    const table = await raftka(["group", "describe", "reset-to-earliest"]);
+    expect(table.stdout).toMatch(/^billing\s+0\s+earliest \(-2\)\s+\d+\s+\d+/m);
+
+    const seek = await raftka(["group", "seek", "reset-to-earliest", "--to", "end", "--dry-run"]);
+    expect(seek.code, seek.stderr).toBe(0);
+    expect(seek.stdout).toMatch(/would move to these offsets:\n/);
+    expect(seek.stdout).toMatch(/earliest \(-2\)/);
+  });
+
   describe("with an active kafkajs consumer in the group", () => {
     let consumer: Consumer;
     const seen: string[] = [];

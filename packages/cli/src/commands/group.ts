@@ -113,9 +113,9 @@ export async function groupDescribe(
   const described = [];
   for (const group of names) {
     const { coordinator, description } = await describeGroup(client, group);
-    const committed = (await fetchCommittedOffsets(client, coordinator, group, null)).filter(
-      (entry) => entry.offset >= 0n,
-    );
+    // Asked for every topic, the coordinator answers only offsets it stores: negative ones included,
+    // since tools such as kafkajs' resetOffsets commit -2 (earliest) and -1 (latest).
+    const committed = await fetchCommittedOffsets(client, coordinator, group, null);
     // Kafka describes a group it has never heard of as Dead with nothing in it; say so instead.
     if (description.groupState === "Dead" && description.members.length === 0 && committed.length === 0) {
       throw new OperationFailedError(
@@ -133,20 +133,31 @@ export async function groupDescribe(
       }
     }
     const ends = new Map<string, Map<number, bigint>>();
+    const starts = new Map<string, Map<number, bigint>>();
     for (const [name, topic] of topics) {
       const partitions = committed.filter((entry) => entry.topic === name).map((entry) => entry.partition);
       ends.set(name, await listOffsets(client, topic, partitions, LATEST_TIMESTAMP));
+      if (committed.some((entry) => entry.topic === name && entry.offset === EARLIEST_OFFSET)) {
+        starts.set(name, await listOffsets(client, topic, partitions, EARLIEST_TIMESTAMP));
+      }
     }
     const owners = assignmentsOf(description);
     const offsets = committed.map((entry) => {
       const end = ends.get(entry.topic)?.get(entry.partition);
       const owner = owners.get(`${entry.topic}/${entry.partition}`);
+      // What the consumer will read from: the log start for -2, the end for -1 (or anything else negative).
+      const resumesAt =
+        entry.offset >= 0n
+          ? entry.offset
+          : entry.offset === EARLIEST_OFFSET
+            ? starts.get(entry.topic)?.get(entry.partition)
+            : end;
       return {
         topic: entry.topic,
         partition: entry.partition,
         committedOffset: entry.offset,
         logEndOffset: end ?? null,
-        lag: end === undefined ? null : end > entry.offset ? end - entry.offset : 0n,
+        lag: end === undefined || resumesAt === undefined ? null : end > resumesAt ? end - resumesAt : 0n,
         memberId: owner?.memberId ?? null,
         clientId: owner?.clientId ?? null,
         host: owner?.host ?? null,
@@ -205,7 +216,7 @@ export async function groupDescribe(
                 group.offsets.map((entry) => [
                   entry.topic,
                   entry.partition,
-                  entry.committedOffset,
+                  committedOffsetText(entry.committedOffset),
                   entry.logEndOffset,
                   entry.lag,
                   entry.memberId,
@@ -271,9 +282,7 @@ export async function groupSeek(
     );
   }
   const committed = await fetchCommittedOffsets(client, coordinator, group, null);
-  const topicNames = options.topic ?? [
-    ...new Set(committed.filter((entry) => entry.offset >= 0n).map((entry) => entry.topic)),
-  ];
+  const topicNames = options.topic ?? [...new Set(committed.map((entry) => entry.topic))];
   if (topicNames.length === 0) {
     throw new UsageError(`group "${group}" has no committed offsets; name the topics to seek with --topic`);
   }
@@ -304,12 +313,13 @@ export async function groupSeek(
       }
     }
     for (const partition of partitions) {
-      const previous =
-        committed.find((entry) => entry.topic === name && entry.partition === partition)?.offset ?? -1n;
+      const previous = committed.find(
+        (entry) => entry.topic === name && entry.partition === partition,
+      )?.offset;
       changes.push({
         topic: name,
         partition,
-        previousOffset: previous < 0n ? null : previous,
+        previousOffset: previous ?? null,
         offset: targets.get(partition)!,
       });
     }
@@ -325,14 +335,28 @@ export async function groupSeek(
   return {
     data: { group, dryRun: options.dryRun ?? false, offsets: changes },
     text: renderSections([
-      [null, options.dryRun ? `dry run: group "${group}" would move to` : `group "${group}" moved to`],
       [
         null,
-        renderTable(
-          ["topic", "partition", "previous-offset", "new-offset"],
-          changes.map((change) => [change.topic, change.partition, change.previousOffset, change.offset]),
-        ),
+        `${options.dryRun ? `dry run: group "${group}" would move to these offsets` : `group "${group}" moved to these offsets`}:\n` +
+          renderTable(
+            ["topic", "partition", "previous-offset", "new-offset"],
+            changes.map((change) => [
+              change.topic,
+              change.partition,
+              change.previousOffset === null ? null : committedOffsetText(change.previousOffset),
+              change.offset,
+            ]),
+          ),
       ],
     ]),
   };
+}
+
+/** Kafka's stored sentinels: -2 (earliest) and -1 (latest), as kafkajs' resetOffsets commits them. */
+const EARLIEST_OFFSET = -2n;
+
+function committedOffsetText(offset: bigint): string {
+  if (offset === EARLIEST_OFFSET) return "earliest (-2)";
+  if (offset < 0n) return `latest (${offset})`;
+  return String(offset);
 }
