@@ -154,4 +154,10 @@ describe("Kafka error descriptions", () => {
       "--if-not-exists",
     );
   });
+
+  it("join Kafka's own text, which ends in a full stop, and the hint without doubling the punctuation", () => {
+    expect(describeKafkaError(ErrorCode.NON_EMPTY_GROUP)).toBe(
+      "NON_EMPTY_GROUP: The group is not empty; stop the group's consumers first; `raftka group describe` shows them",
+    );
+  });
 });

@@ -49,7 +49,8 @@ const hintsWithoutBrokerMessage = new Set<number>([
 export function describeKafkaError(code: number, brokerMessage?: string | null): string {
   const text = brokerMessage || errorInfo(code)?.message || "unknown error code";
   const hint = brokerMessage && hintsWithoutBrokerMessage.has(code) ? undefined : hints[code];
-  return `${errorName(code)}: ${text}${hint ? `; ${hint}` : ""}`;
+  // Kafka's own texts end in a full stop ("The group is not empty."), which a hint after "; " doubles.
+  return hint ? `${errorName(code)}: ${text.replace(/\.$/, "")}; ${hint}` : `${errorName(code)}: ${text}`;
 }
 
 /** A Kafka error code answered by the broker, with the message an operator reads. */
