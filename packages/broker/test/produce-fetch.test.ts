@@ -62,6 +62,13 @@ describe("Produce", () => {
     expect(await produce("checked", batch(["a"]).subarray(0, 40))).toMatchObject({
       errorCode: ErrorCode.CORRUPT_MESSAGE,
     });
+    // Not the retriable CORRUPT_MESSAGE, which a client would resend forever: Kafka's INVALID_RECORD.
+    for (const nothing of [Buffer.alloc(0), null]) {
+      expect(await produce("checked", nothing, 8)).toMatchObject({
+        errorCode: ErrorCode.INVALID_RECORD,
+        errorMessage: expect.stringMatching(/at least one record batch per partition/),
+      });
+    }
     expect(await produce("no-such-topic", batch(["a"]))).toMatchObject({
       errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     });
