@@ -26,6 +26,8 @@ import { listOffsetsHandler } from "./apis/list-offsets/handler.js";
 import { metadataHandler } from "./apis/metadata/handler.js";
 import { offsetForLeaderEpochHandler } from "./apis/offset-for-leader-epoch/handler.js";
 import { produceHandler } from "./apis/produce/handler.js";
+import { saslAuthenticateHandler } from "./apis/sasl-authenticate/handler.js";
+import { saslHandshakeHandler } from "./apis/sasl-handshake/handler.js";
 import { groupCoordinatorExtension } from "./group/group-coordinator-extension.js";
 import { AlterConfigOperation, ConfigResourceType } from "./metadata/config-operations.js";
 import { Controller } from "./metadata/controller.js";
@@ -508,6 +510,8 @@ export class Broker {
       deleteRecordsHandler(services),
       describeClusterHandler(services),
       offsetForLeaderEpochHandler(services),
+      saslHandshakeHandler(services),
+      saslAuthenticateHandler(),
     ]) {
       this.registry.register(handler as never);
     }

@@ -88,6 +88,34 @@ describe("ApiVersions", () => {
   });
 });
 
+describe("SASL on a PLAINTEXT listener", () => {
+  it("answers SaslHandshake and SaslAuthenticate with ILLEGAL_SASL_STATE, as Kafka does, and keeps the connection", async () => {
+    const connection = await node.connect();
+    const versions = await connection.send(ApiKey.ApiVersions, 3, {
+      clientSoftwareName: "raftka-test",
+      clientSoftwareVersion: "1.0",
+    });
+    const byKey = new Map(versions.apiKeys.map((entry) => [entry.apiKey, entry]));
+    // Advertised as Kafka does; librdkafka needs SaslHandshake v0 listed to try SASL at all.
+    expect(byKey.get(ApiKey.SaslHandshake)).toMatchObject({ minVersion: 0, maxVersion: 1 });
+    expect(byKey.get(ApiKey.SaslAuthenticate)).toMatchObject({ minVersion: 0, maxVersion: 2 });
+    for (const version of [0, 1]) {
+      expect(await connection.send(ApiKey.SaslHandshake, version, { mechanism: "PLAIN" })).toEqual({
+        errorCode: ErrorCode.ILLEGAL_SASL_STATE,
+        mechanisms: [],
+      });
+    }
+    for (const version of [0, 1, 2]) {
+      const authenticate = await connection.send(ApiKey.SaslAuthenticate, version, {
+        authBytes: Buffer.from("\0user\0secret"),
+      });
+      expect(authenticate.errorCode).toBe(ErrorCode.ILLEGAL_SASL_STATE);
+      expect(authenticate.errorMessage).toMatch(/PLAINTEXT without SASL; configure the client without SASL/);
+    }
+    expect((await connection.send(ApiKey.Metadata, 1, { topics: [] })).brokers).toHaveLength(1);
+  });
+});
+
 describe("connections", () => {
   it("answers pipelined requests in order, appending in the order they were sent", async () => {
     const connection = await node.connect();
