@@ -76,6 +76,32 @@ describe("ApiVersions", () => {
     }
   });
 
+  it("answers v3+ with an invalid client software name or version INVALID_REQUEST and no API keys, as Kafka does", async () => {
+    const connection = await node.connect();
+    const invalid = [
+      { clientSoftwareName: "bad name!", clientSoftwareVersion: "1.0" },
+      { clientSoftwareName: "", clientSoftwareVersion: "1.0" },
+      { clientSoftwareName: "librdkafka", clientSoftwareVersion: "" },
+      { clientSoftwareName: "-leading-dash", clientSoftwareVersion: "1.0" },
+      { clientSoftwareName: "librdkafka", clientSoftwareVersion: "2.0.2." },
+    ];
+    for (const version of [3, 4]) {
+      for (const software of invalid) {
+        expect(await connection.send(ApiKey.ApiVersions, version, software)).toMatchObject({
+          errorCode: ErrorCode.INVALID_REQUEST,
+          apiKeys: [],
+        });
+      }
+      const valid = await connection.send(ApiKey.ApiVersions, version, {
+        clientSoftwareName: "apache-kafka-java",
+        clientSoftwareVersion: "3.9.0-SNAPSHOT.1",
+      });
+      expect(valid.errorCode).toBe(ErrorCode.NONE);
+    }
+    // Before v3 the fields do not exist, so nothing is checked.
+    expect((await connection.send(ApiKey.ApiVersions, 2, {})).errorCode).toBe(ErrorCode.NONE);
+  });
+
   it("answers an unknown ApiVersions version in v0 format with UNSUPPORTED_VERSION and the supported range", async () => {
     const frame = Buffer.concat(encodeRequestFrame(ApiKey.ApiVersions, 0, 77, "test", {}));
     frame.writeInt16BE(9, 6); // request api version, right after the size and api key
