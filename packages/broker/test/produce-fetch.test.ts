@@ -213,6 +213,32 @@ describe("Fetch", () => {
     expect(second!.highWatermark).toBe(3n);
   });
 
+  it("returns the first batch of the first partition with data even when its partition limit is 0 (KIP-74)", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "zero-limit", 2);
+    for (let index = 0; index < 2; index++) {
+      await produce("zero-limit", batch([`p0-${index}`]), 7, 0);
+      await produce("zero-limit", batch([`p1-${index}`]), 7, 1);
+    }
+    const response = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest(
+        [
+          { topic: "zero-limit", partition: 0, offset: 0n, maxBytes: 0 },
+          { topic: "zero-limit", partition: 1, offset: 0n, maxBytes: 0 },
+        ],
+        // Without the batch, min.bytes is not met and the fetch would wait this out and return nothing.
+        { maxWaitMs: 1000, minBytes: 1 },
+      ),
+    );
+    const [first, second] = response.responses[0]!.partitions;
+    expect(sliceBatches(first!.records!).batches).toHaveLength(1);
+    // Only the first partition with data may exceed its limit, as in Kafka.
+    expect(second).toMatchObject({ errorCode: 0, highWatermark: 2n });
+    expect(second!.records!.length).toBe(0);
+  });
+
   it("bounds the first partition by max.bytes too, however large its own limit", async () => {
     const connection = await node.connect();
     await createTopic(connection, "first-bounded", 1);
