@@ -403,6 +403,7 @@ export class Broker {
       refusesProduce: (dir) => diskSpace.refuses(dir),
     });
     this.partitionManager = partitions;
+    partitions.onPartitionsRemoved((logs) => this.longPoll.wakeFetchesOf(logs));
     await partitions.openAll(image);
     readiness.set(readinessCheckNames.storageRecovered, { ready: true });
 

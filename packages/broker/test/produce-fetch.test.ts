@@ -177,6 +177,38 @@ describe("Fetch", () => {
     expect(decodeRecordBatch(records).records[0]!.value!.toString()).toBe("woke-up");
   });
 
+  it("answers a fetch parked on a partition at once when its topic is deleted, leaving others parked", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "deleted-while-parked");
+    await createTopic(connection, "kept-while-parked");
+    await produce("deleted-while-parked", batch(["before"]));
+    // A max.wait.ms far beyond the test's timeout: only the deletion can answer this fetch in time.
+    const wait = { maxWaitMs: 600_000, minBytes: 1 };
+    const parked = connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([{ topic: "deleted-while-parked", partition: 0, offset: 1n }], wait),
+    );
+    const other = await node.connect();
+    const bystander = other
+      .send(ApiKey.Fetch, 11, fetchRequest([{ topic: "kept-while-parked", partition: 0, offset: 0n }], wait))
+      .catch(() => "closed");
+    while (node.broker.longPoll.parkedCount < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    const admin = await node.connect();
+    const deleted = await admin.send(ApiKey.DeleteTopics, 6, {
+      timeoutMs: 5000,
+      topics: [{ name: "deleted-while-parked", topicId: "AAAAAAAAAAAAAAAAAAAAAA" }],
+    });
+    expect(deleted.responses[0]!.errorCode).toBe(ErrorCode.NONE);
+    const response = await parked;
+    expect(response.responses[0]!.partitions[0]).toMatchObject({
+      errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    });
+    expect(node.broker.longPoll.parkedCount).toBe(1);
+    await other.close();
+    expect(await bystander).toBe("closed");
+  });
+
   it("answers an unsatisfied fetch with no data once max.wait.ms passes", async () => {
     const connection = await node.connect();
     await createTopic(connection, "quiet");
