@@ -28,6 +28,8 @@ import { listOffsetsHandler } from "./apis/list-offsets/handler.js";
 import { metadataHandler } from "./apis/metadata/handler.js";
 import { offsetForLeaderEpochHandler } from "./apis/offset-for-leader-epoch/handler.js";
 import { produceHandler } from "./apis/produce/handler.js";
+import { saslAuthenticateHandler } from "./apis/sasl-authenticate/handler.js";
+import { saslHandshakeHandler } from "./apis/sasl-handshake/handler.js";
 import { groupCoordinatorExtension } from "./group/group-coordinator-extension.js";
 import { AlterConfigOperation, ConfigResourceType } from "./metadata/config-operations.js";
 import { Controller } from "./metadata/controller.js";
@@ -413,6 +415,7 @@ export class Broker {
       refusesProduce: (dir) => diskSpace.refuses(dir),
     });
     this.partitionManager = partitions;
+    partitions.onPartitionsRemoved((logs) => this.longPoll.wakeFetchesOf(logs));
     await partitions.openAll(image);
     readiness.set(readinessCheckNames.storageRecovered, { ready: true });
 
@@ -520,6 +523,8 @@ export class Broker {
       deleteRecordsHandler(services),
       describeClusterHandler(services),
       offsetForLeaderEpochHandler(services),
+      saslHandshakeHandler(services),
+      saslAuthenticateHandler(),
     ]) {
       this.registry.register(handler as never);
     }

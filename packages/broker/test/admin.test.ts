@@ -586,6 +586,24 @@ describe("DescribeCluster and OffsetForLeaderEpoch", () => {
     });
   });
 
+  it("refuses controller and unknown endpoint types (KIP-919) as a Kafka broker does", async () => {
+    const connection = await node.connect();
+    const describe = (endpointType: number) =>
+      connection.send(ApiKey.DescribeCluster, 1, { includeClusterAuthorizedOperations: false, endpointType });
+    expect(await describe(2)).toMatchObject({
+      errorCode: ErrorCode.MISMATCHED_ENDPOINT_TYPE,
+      errorMessage: expect.stringMatching(/bootstrap\.servers/),
+      brokers: [],
+    });
+    for (const unknown of [0, 3, -1]) {
+      expect(await describe(unknown)).toMatchObject({
+        errorCode: ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
+        errorMessage: `Unsupported endpoint type ${unknown}`,
+        brokers: [],
+      });
+    }
+  });
+
   it("answers the end offset of the requested leader epoch", async () => {
     const connection = await node.connect();
     await createTopic(connection, "epochs");

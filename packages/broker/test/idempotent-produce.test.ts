@@ -92,32 +92,43 @@ describe("idempotent producers", () => {
     const gap = await produce(connection, idempotentBatch(producerId, 0, 5, ["x"]), 8);
     expect(gap.errorCode).toBe(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
     expect(gap.errorMessage).toMatch(/expected 1/);
-    // KIP-360: the producer asks for its own id back with the epoch bumped.
-    const bumped = await initProducerId(connection, 4, producerId, 0);
-    expect(bumped).toMatchObject({ errorCode: 0, producerId, producerEpoch: 1 });
+    // An idempotent client bumps its epoch itself (KIP-360) and starts it at sequence 0; the old epoch is stale.
     expect((await produce(connection, idempotentBatch(producerId, 1, 0, ["b"]))).errorCode).toBe(0);
     const zombie = await produce(connection, idempotentBatch(producerId, 0, 1, ["z"]));
     expect(zombie.errorCode).toBe(ErrorCode.INVALID_PRODUCER_EPOCH);
-    // Asking again from epoch 0 is a retry of the lost answer: same epoch back, no second bump.
-    expect(await initProducerId(connection, 4, producerId, 0)).toMatchObject({
-      errorCode: 0,
-      producerEpoch: 1,
-    });
-    // After another bump, epoch 0 is a fenced zombie (PRODUCER_FENCED from v4, INVALID_PRODUCER_EPOCH before).
-    expect(await initProducerId(connection, 4, producerId, 1)).toMatchObject({
-      errorCode: 0,
-      producerEpoch: 2,
-    });
-    expect((await initProducerId(connection, 4, producerId, 0)).errorCode).toBe(ErrorCode.PRODUCER_FENCED);
-    expect((await initProducerId(connection, 3, producerId, 0)).errorCode).toBe(
-      ErrorCode.INVALID_PRODUCER_EPOCH,
-    );
+    // A half-set KIP-360 id/epoch pair is malformed, as Kafka's KafkaApis judges it.
+    expect((await initProducerId(connection, 4, producerId, -1)).errorCode).toBe(ErrorCode.INVALID_REQUEST);
     const transactional = await connection.send(22, 1, {
       transactionalId: "tx",
       transactionTimeoutMs: 60_000,
     });
     expect(transactional.errorCode).toBe(ErrorCode.UNSUPPORTED_VERSION);
     expect(await readAll(connection)).toEqual(["a", "b"]);
+  });
+
+  it("hands an idempotent producer that names an id (KIP-360 fields) a new id at epoch 0, as Kafka does", async () => {
+    running = await startGroupsBroker();
+    const connection = await running.connect();
+    await createTopic(connection, "t");
+    const first = await initProducerId(connection);
+    expect(first).toMatchObject({ errorCode: 0, producerEpoch: 0 });
+    // Its own id: still a new one, like Kafka's coordinator for a null transactional id.
+    const again = await initProducerId(connection, 4, first.producerId, 0);
+    expect(again).toMatchObject({ errorCode: 0, producerEpoch: 0 });
+    expect(again.producerId).not.toBe(first.producerId);
+    // An id this broker never issued must not be taken over, nor another producer's id fenced by a bump.
+    const unissued = again.producerId + 5n;
+    const taken = await initProducerId(connection, 4, unissued, 7);
+    expect(taken).toMatchObject({ errorCode: 0, producerEpoch: 0 });
+    expect(taken.producerId).not.toBe(unissued);
+    const fencer = await initProducerId(connection, 3, first.producerId, 0);
+    expect(fencer.producerId).not.toBe(first.producerId);
+    // So the first producer keeps writing at epoch 0.
+    expect(
+      (await produce(connection, idempotentBatch(first.producerId, 0, 0, ["still-mine"]))).errorCode,
+    ).toBe(0);
+    const ids = new Set([first, again, taken, fencer].map((answer) => answer.producerId));
+    expect(ids.size).toBe(4);
   });
 
   it("answers a retry that arrives while its original is still being appended with the original's offset", async () => {

@@ -62,6 +62,13 @@ describe("Produce", () => {
     expect(await produce("checked", batch(["a"]).subarray(0, 40))).toMatchObject({
       errorCode: ErrorCode.CORRUPT_MESSAGE,
     });
+    // Not the retriable CORRUPT_MESSAGE, which a client would resend forever: Kafka's INVALID_RECORD.
+    for (const nothing of [Buffer.alloc(0), null]) {
+      expect(await produce("checked", nothing, 8)).toMatchObject({
+        errorCode: ErrorCode.INVALID_RECORD,
+        errorMessage: expect.stringMatching(/at least one record batch per partition/),
+      });
+    }
     expect(await produce("no-such-topic", batch(["a"]))).toMatchObject({
       errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     });
@@ -170,6 +177,38 @@ describe("Fetch", () => {
     expect(decodeRecordBatch(records).records[0]!.value!.toString()).toBe("woke-up");
   });
 
+  it("answers a fetch parked on a partition at once when its topic is deleted, leaving others parked", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "deleted-while-parked");
+    await createTopic(connection, "kept-while-parked");
+    await produce("deleted-while-parked", batch(["before"]));
+    // A max.wait.ms far beyond the test's timeout: only the deletion can answer this fetch in time.
+    const wait = { maxWaitMs: 600_000, minBytes: 1 };
+    const parked = connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest([{ topic: "deleted-while-parked", partition: 0, offset: 1n }], wait),
+    );
+    const other = await node.connect();
+    const bystander = other
+      .send(ApiKey.Fetch, 11, fetchRequest([{ topic: "kept-while-parked", partition: 0, offset: 0n }], wait))
+      .catch(() => "closed");
+    while (node.broker.longPoll.parkedCount < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    const admin = await node.connect();
+    const deleted = await admin.send(ApiKey.DeleteTopics, 6, {
+      timeoutMs: 5000,
+      topics: [{ name: "deleted-while-parked", topicId: "AAAAAAAAAAAAAAAAAAAAAA" }],
+    });
+    expect(deleted.responses[0]!.errorCode).toBe(ErrorCode.NONE);
+    const response = await parked;
+    expect(response.responses[0]!.partitions[0]).toMatchObject({
+      errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    });
+    expect(node.broker.longPoll.parkedCount).toBe(1);
+    await other.close();
+    expect(await bystander).toBe("closed");
+  });
+
   it("answers an unsatisfied fetch with no data once max.wait.ms passes", async () => {
     const connection = await node.connect();
     await createTopic(connection, "quiet");
@@ -204,6 +243,32 @@ describe("Fetch", () => {
     expect(sliceBatches(first!.records!).batches).toHaveLength(1);
     expect(second!.records!.length).toBe(0);
     expect(second!.highWatermark).toBe(3n);
+  });
+
+  it("returns the first batch of the first partition with data even when its partition limit is 0 (KIP-74)", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "zero-limit", 2);
+    for (let index = 0; index < 2; index++) {
+      await produce("zero-limit", batch([`p0-${index}`]), 7, 0);
+      await produce("zero-limit", batch([`p1-${index}`]), 7, 1);
+    }
+    const response = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest(
+        [
+          { topic: "zero-limit", partition: 0, offset: 0n, maxBytes: 0 },
+          { topic: "zero-limit", partition: 1, offset: 0n, maxBytes: 0 },
+        ],
+        // Without the batch, min.bytes is not met and the fetch would wait this out and return nothing.
+        { maxWaitMs: 1000, minBytes: 1 },
+      ),
+    );
+    const [first, second] = response.responses[0]!.partitions;
+    expect(sliceBatches(first!.records!).batches).toHaveLength(1);
+    // Only the first partition with data may exceed its limit, as in Kafka.
+    expect(second).toMatchObject({ errorCode: 0, highWatermark: 2n });
+    expect(second!.records!.length).toBe(0);
   });
 
   it("bounds the first partition by max.bytes too, however large its own limit", async () => {

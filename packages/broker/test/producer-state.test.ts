@@ -1,8 +1,7 @@
 import { ErrorCode } from "@raftka/protocol";
 import { describe, expect, it } from "vitest";
 import {
-  MAX_PRODUCER_EPOCH,
-  ProducerEpochs,
+  decideInitProducerId,
   ProducerIdAllocator,
   type ProducerIdBlockStore,
 } from "../src/producer-state/producer-ids.js";
@@ -219,48 +218,22 @@ describe("producer ids", () => {
     expect(ids.every((id) => id < next)).toBe(true);
   });
 
-  it("bumps the epoch of an id passed back by its producer (KIP-360) and fences older epochs", () => {
-    const epochs = new ProducerEpochs(DAY);
-    const request = { transactionalId: null, transactionTimeoutMs: 60_000, apiVersion: 4 };
-    expect(epochs.decide({ ...request, producerId: -1n, producerEpoch: -1 }, 0)).toEqual({
+  it("allocates a new id for an idempotent producer even when it names one it had (KIP-360 fields)", () => {
+    const request = { transactionalId: null };
+    expect(decideInitProducerId({ ...request, producerId: -1n, producerEpoch: -1 })).toEqual({
       kind: "allocate",
     });
-    epochs.remember(5n, 0, -1, 0);
-    expect(epochs.decide({ ...request, producerId: 5n, producerEpoch: 0 }, 1)).toEqual({
-      kind: "answer",
-      producerId: 5n,
-      producerEpoch: 1,
-    });
-    // The response was lost: the same request gets the same answer, not a second bump.
-    expect(epochs.decide({ ...request, producerId: 5n, producerEpoch: 0 }, 2)).toMatchObject({
-      producerEpoch: 1,
-    });
-    epochs.decide({ ...request, producerId: 5n, producerEpoch: 1 }, 3);
-    expect(epochs.decide({ ...request, producerId: 5n, producerEpoch: 0 }, 4)).toMatchObject({
-      kind: "error",
-      errorCode: ErrorCode.PRODUCER_FENCED,
-    });
-    expect(epochs.decide({ ...request, apiVersion: 3, producerId: 5n, producerEpoch: 0 }, 4)).toMatchObject({
-      errorCode: ErrorCode.INVALID_PRODUCER_EPOCH,
-    });
-    // An epoch that cannot be bumped any further needs a new id.
-    expect(epochs.decide({ ...request, producerId: 6n, producerEpoch: MAX_PRODUCER_EPOCH }, 5)).toEqual({
+    // Bumping a named id would let a client fence another producer or take an id not yet handed out.
+    expect(decideInitProducerId({ ...request, producerId: 5n, producerEpoch: 0 })).toEqual({
       kind: "allocate",
     });
   });
 
   it("rejects half-set ids and transactional ids with a reason", () => {
-    const epochs = new ProducerEpochs(DAY);
-    const request = { transactionTimeoutMs: 60_000, apiVersion: 4 };
-    expect(
-      epochs.decide({ ...request, transactionalId: null, producerId: 3n, producerEpoch: -1 }, 0),
-    ).toMatchObject({
+    expect(decideInitProducerId({ transactionalId: null, producerId: 3n, producerEpoch: -1 })).toMatchObject({
       errorCode: ErrorCode.INVALID_REQUEST,
     });
-    const transactional = epochs.decide(
-      { ...request, transactionalId: "tx", producerId: -1n, producerEpoch: -1 },
-      0,
-    );
+    const transactional = decideInitProducerId({ transactionalId: "tx", producerId: -1n, producerEpoch: -1 });
     expect(transactional).toMatchObject({ kind: "error", errorCode: ErrorCode.UNSUPPORTED_VERSION });
     expect(transactional.kind === "error" && transactional.message).toMatch(/idempotent producer/);
   });

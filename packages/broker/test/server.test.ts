@@ -76,6 +76,32 @@ describe("ApiVersions", () => {
     }
   });
 
+  it("answers v3+ with an invalid client software name or version INVALID_REQUEST and no API keys, as Kafka does", async () => {
+    const connection = await node.connect();
+    const invalid = [
+      { clientSoftwareName: "bad name!", clientSoftwareVersion: "1.0" },
+      { clientSoftwareName: "", clientSoftwareVersion: "1.0" },
+      { clientSoftwareName: "librdkafka", clientSoftwareVersion: "" },
+      { clientSoftwareName: "-leading-dash", clientSoftwareVersion: "1.0" },
+      { clientSoftwareName: "librdkafka", clientSoftwareVersion: "2.0.2." },
+    ];
+    for (const version of [3, 4]) {
+      for (const software of invalid) {
+        expect(await connection.send(ApiKey.ApiVersions, version, software)).toMatchObject({
+          errorCode: ErrorCode.INVALID_REQUEST,
+          apiKeys: [],
+        });
+      }
+      const valid = await connection.send(ApiKey.ApiVersions, version, {
+        clientSoftwareName: "apache-kafka-java",
+        clientSoftwareVersion: "3.9.0-SNAPSHOT.1",
+      });
+      expect(valid.errorCode).toBe(ErrorCode.NONE);
+    }
+    // Before v3 the fields do not exist, so nothing is checked.
+    expect((await connection.send(ApiKey.ApiVersions, 2, {})).errorCode).toBe(ErrorCode.NONE);
+  });
+
   it("answers an unknown ApiVersions version in v0 format with UNSUPPORTED_VERSION and the supported range", async () => {
     const frame = Buffer.concat(encodeRequestFrame(ApiKey.ApiVersions, 0, 77, "test", {}));
     frame.writeInt16BE(9, 6); // request api version, right after the size and api key
@@ -85,6 +111,34 @@ describe("ApiVersions", () => {
     expect(correlationId).toBe(77);
     expect(response.errorCode).toBe(ErrorCode.UNSUPPORTED_VERSION);
     expect(response.apiKeys).toEqual([{ apiKey: ApiKey.ApiVersions, minVersion: 0, maxVersion: 4 }]);
+  });
+});
+
+describe("SASL on a PLAINTEXT listener", () => {
+  it("answers SaslHandshake and SaslAuthenticate with ILLEGAL_SASL_STATE, as Kafka does, and keeps the connection", async () => {
+    const connection = await node.connect();
+    const versions = await connection.send(ApiKey.ApiVersions, 3, {
+      clientSoftwareName: "raftka-test",
+      clientSoftwareVersion: "1.0",
+    });
+    const byKey = new Map(versions.apiKeys.map((entry) => [entry.apiKey, entry]));
+    // Advertised as Kafka does; librdkafka needs SaslHandshake v0 listed to try SASL at all.
+    expect(byKey.get(ApiKey.SaslHandshake)).toMatchObject({ minVersion: 0, maxVersion: 1 });
+    expect(byKey.get(ApiKey.SaslAuthenticate)).toMatchObject({ minVersion: 0, maxVersion: 2 });
+    for (const version of [0, 1]) {
+      expect(await connection.send(ApiKey.SaslHandshake, version, { mechanism: "PLAIN" })).toEqual({
+        errorCode: ErrorCode.ILLEGAL_SASL_STATE,
+        mechanisms: [],
+      });
+    }
+    for (const version of [0, 1, 2]) {
+      const authenticate = await connection.send(ApiKey.SaslAuthenticate, version, {
+        authBytes: Buffer.from("\0user\0secret"),
+      });
+      expect(authenticate.errorCode).toBe(ErrorCode.ILLEGAL_SASL_STATE);
+      expect(authenticate.errorMessage).toMatch(/PLAINTEXT without SASL; configure the client without SASL/);
+    }
+    expect((await connection.send(ApiKey.Metadata, 1, { topics: [] })).brokers).toHaveLength(1);
   });
 });
 

@@ -81,6 +81,7 @@ export class PartitionManager implements LogStatsProvider {
   /** User topics already warned about that ask for compaction (cleared once they no longer do). */
   private readonly warnedCompaction = new Set<string>();
   private readonly topicDeletedListeners = new Set<(topic: string) => void>();
+  private readonly partitionsRemovedListeners = new Set<(logs: readonly ReplicatedLog[]) => void>();
   private readonly partitionsOpenedListeners = new Set<
     (topic: TopicImage, logs: readonly ReplicatedLog[]) => void
   >();
@@ -398,6 +399,15 @@ export class PartitionManager implements LogStatsProvider {
     return () => this.partitionsOpenedListeners.delete(listener);
   }
 
+  /**
+   * Calls `listener` with the logs of each deleted topic's partitions as soon as they are no longer served,
+   * before they close: whatever waits on them (parked fetches) can answer at once.
+   */
+  onPartitionsRemoved(listener: (logs: readonly ReplicatedLog[]) => void): () => void {
+    this.partitionsRemovedListeners.add(listener);
+    return () => this.partitionsRemovedListeners.delete(listener);
+  }
+
   /** Calls `listener` with the name of each topic deleted from now on, once its partitions are gone. */
   onTopicDeleted(listener: (topic: string) => void): () => void {
     this.topicDeletedListeners.add(listener);
@@ -414,8 +424,9 @@ export class PartitionManager implements LogStatsProvider {
     this.topics.delete(topic.name);
     this.warnedCompaction.delete(topic.name);
     if (!hosted) return;
-    for (const log of hosted.partitions) {
-      if (!log) continue;
+    const removed = hosted.partitions.filter((log): log is ReplicatedLog => log !== undefined);
+    for (const listener of this.partitionsRemovedListeners) listener(removed);
+    for (const log of removed) {
       const name = `${topic.name}-${log.topicPartition.partition}`;
       const dir = this.existingDirectories.get(name);
       this.existingDirectories.delete(name);

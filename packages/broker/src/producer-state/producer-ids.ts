@@ -8,8 +8,6 @@ import { ErrorCode } from "@raftka/protocol";
 
 /** Kafka's block size (ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE). */
 export const PRODUCER_ID_BLOCK_SIZE = 1000;
-/** Largest epoch; an epoch bump past it needs a new producer id (Kafka's Short.MaxValue - 1 rule). */
-export const MAX_PRODUCER_EPOCH = 32_766;
 
 /** Durable "next free block" counter, e.g. a key in the broker's metadata store. */
 export interface ProducerIdBlockStore {
@@ -49,79 +47,38 @@ export class ProducerIdAllocator {
 
 export interface InitProducerIdInput {
   readonly transactionalId: string | null;
-  readonly transactionTimeoutMs: number;
-  /** -1 unless the client asks to bump the epoch of an id it has (v3+, KIP-360). */
+  /** -1 unless the client names the id it has (v3+, KIP-360); both or neither must be set. */
   readonly producerId: bigint;
   readonly producerEpoch: number;
-  readonly apiVersion: number;
 }
 
 export type InitProducerIdDecision =
   | { readonly kind: "allocate" }
-  | { readonly kind: "answer"; readonly producerId: bigint; readonly producerEpoch: number }
   | { readonly kind: "error"; readonly errorCode: number; readonly message: string };
 
 /**
- * InitProducerId for idempotent producers. A fresh producer gets a new id at epoch 0. A producer that
- * passes its current id and epoch (KIP-360, after a timed-out batch left its sequence state unknown) gets
- * the same id with the epoch bumped, which fences its own older in-flight batches; a retry of that bump
- * gets the same answer, and an older epoch is fenced (PRODUCER_FENCED from v4, INVALID_PRODUCER_EPOCH
- * before). Epochs are remembered per id in memory for `producer.id.expiration.ms`; after a restart an
- * unknown id is simply bumped.
+ * InitProducerId for idempotent producers always gets a new id at epoch 0, as Kafka's
+ * TransactionCoordinator.handleInitProducerId does for a null transactional id. The KIP-360 id and epoch
+ * a client may pass are only checked for shape: bumping an id the request names would let any client
+ * fence another producer's id, or take an id not yet handed out that a later allocation then repeats.
+ * (An idempotent client bumps its own epoch locally; only transactional producers have the coordinator
+ * bump it.)
  */
-export class ProducerEpochs {
-  private readonly issued = new Map<bigint, { epoch: number; previousEpoch: number; at: number }>();
-
-  constructor(private expirationMs: number) {}
-
-  updateExpiration(expirationMs: number): void {
-    this.expirationMs = expirationMs;
+export function decideInitProducerId(request: InitProducerIdInput): InitProducerIdDecision {
+  if (request.transactionalId !== null) {
+    return {
+      kind: "error",
+      errorCode: ErrorCode.UNSUPPORTED_VERSION,
+      message: `transactional id "${request.transactionalId}" refused: this broker has no transaction coordinator yet; drop transactional.id and use an idempotent producer`,
+    };
   }
-
-  decide(request: InitProducerIdInput, now: number): InitProducerIdDecision {
-    if (request.transactionalId !== null) {
-      return {
-        kind: "error",
-        errorCode: ErrorCode.UNSUPPORTED_VERSION,
-        message: `transactional id "${request.transactionalId}" refused: this broker has no transaction coordinator yet; drop transactional.id and use an idempotent producer`,
-      };
-    }
-    if (request.producerId < 0n !== request.producerEpoch < 0) {
-      return {
-        kind: "error",
-        errorCode: ErrorCode.INVALID_REQUEST,
-        message: `producer id ${request.producerId} and epoch ${request.producerEpoch} must be both set or both -1`,
-      };
-    }
-    if (request.producerId < 0n) return { kind: "allocate" };
-    const known = this.issued.get(request.producerId);
-    if (known !== undefined && now - known.at < this.expirationMs) {
-      if (request.producerEpoch === known.previousEpoch) {
-        // The client did not get the answer to its bump and retries it.
-        return { kind: "answer", producerId: request.producerId, producerEpoch: known.epoch };
-      }
-      if (request.producerEpoch !== known.epoch) {
-        return {
-          kind: "error",
-          errorCode: request.apiVersion >= 4 ? ErrorCode.PRODUCER_FENCED : ErrorCode.INVALID_PRODUCER_EPOCH,
-          message: `producer ${request.producerId} asked to bump epoch ${request.producerEpoch}, but epoch ${known.epoch} was issued since: a newer instance has taken over`,
-        };
-      }
-    }
-    if (request.producerEpoch >= MAX_PRODUCER_EPOCH) return { kind: "allocate" };
-    const epoch = request.producerEpoch + 1;
-    this.remember(request.producerId, epoch, request.producerEpoch, now);
-    return { kind: "answer", producerId: request.producerId, producerEpoch: epoch };
+  // Kafka's KafkaApis check: exactly -1 means "not set".
+  if ((request.producerId === -1n) !== (request.producerEpoch === -1)) {
+    return {
+      kind: "error",
+      errorCode: ErrorCode.INVALID_REQUEST,
+      message: `producer id ${request.producerId} and epoch ${request.producerEpoch} must be both set or both -1`,
+    };
   }
-
-  /** Records an id just allocated (epoch 0), so a later bump from it is judged. */
-  remember(producerId: bigint, epoch: number, previousEpoch: number, now: number): void {
-    this.issued.set(producerId, { epoch, previousEpoch, at: now });
-  }
-
-  removeExpired(now: number): void {
-    for (const [producerId, entry] of this.issued) {
-      if (now - entry.at >= this.expirationMs) this.issued.delete(producerId);
-    }
-  }
+  return { kind: "allocate" };
 }

@@ -1,6 +1,6 @@
 import { initProducerIdHandler } from "../apis/init-producer-id/handler.js";
 import type { BrokerExtension } from "../broker.js";
-import { ProducerEpochs, ProducerIdAllocator } from "./producer-ids.js";
+import { ProducerIdAllocator } from "./producer-ids.js";
 import { ProducerStateService, type ProducerStateServiceOptions } from "./producer-state-service.js";
 
 /**
@@ -29,8 +29,7 @@ export function producerStateExtension(
       const allocator = new ProducerIdAllocator({
         reserveBlock: (size) => services.controller.reserveProducerIds(size),
       });
-      const epochs = new ProducerEpochs(services.config.get("producer.id.expiration.ms"));
-      registry.register(initProducerIdHandler(services, allocator, epochs));
+      registry.register(initProducerIdHandler(services, allocator));
     },
     async stop() {
       await service?.stop();

@@ -253,9 +253,11 @@ async function readPartitions(
     }
     const { log, topicName, highWatermark } = checked.readable;
     const base = partitionBase(partition, log, highWatermark);
-    // As Kafka: within what is left of max.bytes, and a first partition with data always gets one batch
-    // (the read returns at least one whole batch, and the check below lets the first one exceed).
-    const limit = Math.min(partition.maxBytes, firstWithData ? Math.max(budget, 1) : budget);
+    // As Kafka: within what is left of max.bytes, and a first partition with data always gets one batch,
+    // even with a partition limit of 0 (KIP-74's minOneMessage; the read returns at least one whole
+    // batch, and the check below lets the first one exceed), so its consumer makes progress.
+    const partitionLimit = Math.min(partition.maxBytes, budget);
+    const limit = firstWithData ? Math.max(partitionLimit, 1) : partitionLimit;
     if (limit <= 0) {
       readAhead.discard(index);
       results.push({

@@ -1,32 +1,30 @@
 import { ApiKey, ErrorCode, type InitProducerIdRequest, type InitProducerIdResponse } from "@raftka/protocol";
-import type { ProducerEpochs, ProducerIdAllocator } from "../../producer-state/producer-ids.js";
+import { decideInitProducerId, type ProducerIdAllocator } from "../../producer-state/producer-ids.js";
 import type { ApiHandler, RequestContext } from "../../server/api-registry.js";
 import type { BrokerServices } from "../../services.js";
 
 /**
- * InitProducerId v0-v4 for idempotent producers: a new producer id from a durably reserved block, or (v3+,
- * KIP-360) the same id with its epoch bumped. Transactional ids are refused with an explanation until a
+ * InitProducerId v0-v4 for idempotent producers: a new producer id at epoch 0 from a durably reserved
+ * block, also when (v3+, KIP-360) the request names an id it had. Transactional ids are refused with an explanation until a
  * transaction coordinator exists: it plugs in here (with FindCoordinator key type 1 and the
  * `__transaction_state` topic) and takes over requests that carry a transactional id.
  */
 export function initProducerIdHandler(
   services: BrokerServices,
   allocator: ProducerIdAllocator,
-  epochs: ProducerEpochs,
 ): ApiHandler<typeof ApiKey.InitProducerId> {
   return {
     apiKey: ApiKey.InitProducerId,
     // librdkafka enables idempotence only if InitProducerId v0 is advertised.
     minVersion: 0,
     maxVersion: 4,
-    handle: (request, context) => handleInitProducerId(services, allocator, epochs, request, context),
+    handle: (request, context) => handleInitProducerId(services, allocator, request, context),
   };
 }
 
 async function handleInitProducerId(
   services: BrokerServices,
   allocator: ProducerIdAllocator,
-  epochs: ProducerEpochs,
   request: InitProducerIdRequest,
   context: RequestContext,
 ): Promise<InitProducerIdResponse> {
@@ -36,25 +34,17 @@ async function handleInitProducerId(
     producerId,
     producerEpoch,
   });
-  const now = services.now();
-  const decision = epochs.decide(
-    {
-      transactionalId: request.transactionalId,
-      transactionTimeoutMs: request.transactionTimeoutMs,
-      producerId: context.apiVersion >= 3 ? (request.producerId ?? -1n) : -1n,
-      producerEpoch: context.apiVersion >= 3 ? (request.producerEpoch ?? -1) : -1,
-      apiVersion: context.apiVersion,
-    },
-    now,
-  );
+  const decision = decideInitProducerId({
+    transactionalId: request.transactionalId,
+    producerId: context.apiVersion >= 3 ? (request.producerId ?? -1n) : -1n,
+    producerEpoch: context.apiVersion >= 3 ? (request.producerEpoch ?? -1) : -1,
+  });
   if (decision.kind === "error") {
     services.logger.info({ client: context.clientId, reason: decision.message }, "InitProducerId refused");
     return answer(decision.errorCode);
   }
-  if (decision.kind === "answer") return answer(ErrorCode.NONE, decision.producerId, decision.producerEpoch);
   try {
     const producerId = await allocator.allocate();
-    epochs.remember(producerId, 0, -1, now);
     return answer(ErrorCode.NONE, producerId, 0);
   } catch (error) {
     services.logger.error({ err: error }, "could not reserve a block of producer ids in the metadata log");

@@ -44,10 +44,12 @@ export function prepareRecords(
   settings: TopicSettings,
   now: number,
 ): PreparedRecords {
+  // Not CORRUPT_MESSAGE: that is retriable, and a client would resend the same nothing forever.
+  // Kafka's ProduceRequest.validateRecords answers INVALID_RECORD.
   if (records === null || records.length === 0) {
     return refuse(
-      ErrorCode.CORRUPT_MESSAGE,
-      "the partition's records are empty; send at least one record batch",
+      ErrorCode.INVALID_RECORD,
+      `Produce requests with version ${produceVersion} must have at least one record batch per partition; the records are ${records === null ? "null" : "empty"}`,
     );
   }
   let sliced: ReturnType<typeof sliceBatches>;
