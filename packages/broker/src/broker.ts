@@ -399,6 +399,7 @@ export class Broker {
       ...(raft ? { raft } : {}),
       ...(observeCommitLatency ? { observeCommitLatency } : {}),
       refusesProduce: (dir) => diskSpace.refuses(dir),
+      mayReserve: (partitionDirectory, bytes) => diskSpace.mayReserve(partitionDirectory, bytes),
     });
     this.partitionManager = partitions;
     await partitions.openAll(image);

@@ -106,6 +106,29 @@ describe("DiskSpaceGuard", () => {
     guard.stop();
   });
 
+  it("lets blocks be reserved ahead of appends only while twice the minimum stays free, and counts them as taken", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 300 * MiB],
+      ["b", 5000 * MiB],
+    ]);
+    const { guard } = guardOver(free, { value: 100 * MiB });
+    await guard.check();
+    expect(guard.mayReserve("data/a/t-0", 64 * MiB)).toBe(true);
+    expect(guard.mayReserve("data/a/t-1", 32 * MiB)).toBe(true);
+    // 300 - 96 = 204 MiB free: 8 MiB more would leave under 200.
+    expect(guard.mayReserve("data/a/t-2", 8 * MiB)).toBe(false);
+    expect(guard.mayReserve("data/a/t-2", 4 * MiB)).toBe(true);
+    // What was reserved is counted as taken until the file system shows it: Produce reaches the minimum sooner.
+    expect(guard.admit("data/a/t-0", 100 * MiB)).toBeUndefined();
+    expect(guard.admit("data/a/t-0", 1 * MiB)).toContain("has 100.0 MiB free");
+    // Nothing is reserved while Produce is refused.
+    free.set("a", 5000 * MiB);
+    expect(guard.mayReserve("data/a/t-3", MiB)).toBe(false);
+    // The other directory is on its own.
+    expect(guard.mayReserve("/var/lib/raftka/b/t-0", 32 * MiB)).toBe(true);
+    guard.stop();
+  });
+
   it("never refuses a file system without a size (ramfs reports nothing free)", async () => {
     const free = new Map<string, number | Error | "no size">([
       ["a", "no size"],

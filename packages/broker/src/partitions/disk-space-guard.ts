@@ -96,12 +96,7 @@ export class DiskSpaceGuard {
    * so (and they are counted), else why not.
    */
   admit(partitionDirectory: string, bytes: number): string | undefined {
-    let state = this.byPartition.get(partitionDirectory);
-    if (state === undefined && !this.byPartition.has(partitionDirectory)) {
-      const logDirectory = dirname(resolve(partitionDirectory));
-      state = this.directories.find((directory) => directory.resolved === logDirectory);
-      this.byPartition.set(partitionDirectory, state);
-    }
+    const state = this.stateOf(partitionDirectory);
     if (state === undefined) return undefined;
     if (state.refusal !== undefined) return state.refusal;
     // A minimum of 0 is the check turned off, not "refuse once the estimate says the disk is full".
@@ -119,6 +114,33 @@ export class DiskSpaceGuard {
     }
     state.admitted += bytes;
     return undefined;
+  }
+
+  /**
+   * Whether the partition kept in `partitionDirectory` may reserve `bytes` of disk blocks ahead of its
+   * appends (log.preallocate); if so they are counted as taken. Reserved blocks leave the disk as
+   * written ones do, but nothing else accounts for them, and several busy partitions reserving tens of
+   * MiB each at once filled small disks (ENOSPC, failed logs). A reservation must therefore leave twice
+   * log.dir.min.free.bytes free: reservations stop well before Produce is refused, so it is the records
+   * themselves that reach the minimum, not blocks reserved for records that Produce will then refuse.
+   */
+  mayReserve(partitionDirectory: string, bytes: number): boolean {
+    const state = this.stateOf(partitionDirectory);
+    if (state === undefined || state.free === undefined) return true;
+    if (state.refusal !== undefined) return false;
+    if (state.free - state.admitted - bytes < 2 * state.minimum) return false;
+    state.admitted += bytes;
+    return true;
+  }
+
+  private stateOf(partitionDirectory: string): LogDirectoryState | undefined {
+    let state = this.byPartition.get(partitionDirectory);
+    if (state === undefined && !this.byPartition.has(partitionDirectory)) {
+      const logDirectory = dirname(resolve(partitionDirectory));
+      state = this.directories.find((directory) => directory.resolved === logDirectory);
+      this.byPartition.set(partitionDirectory, state);
+    }
+    return state;
   }
 
   /** Whether the log directory `configured` (as in log.dirs) refuses Produce now. */

@@ -42,6 +42,11 @@ export interface PartitionManagerOptions {
    * go to the others while one of them has room.
    */
   readonly refusesProduce?: (logDir: string) => boolean;
+  /**
+   * Whether the disk of the partition kept in `partitionDirectory` can spare `bytes` for blocks reserved
+   * ahead of appends (log.preallocate); when it answers true they count as taken.
+   */
+  readonly mayReserve?: (partitionDirectory: string, bytes: number) => boolean;
 }
 
 const PARTITION_DIRECTORY = /^(.+)-(\d+)$/;
@@ -332,6 +337,7 @@ export class PartitionManager implements LogStatsProvider {
     const config = logConfigFor(this.options.config, topic.configs);
     const raft = this.options.raft;
     const group = raft ? await raft.groupFor(topic.topicId, partition.partition) : undefined;
+    const mayReserve = this.options.mayReserve;
     const log = await openReplicatedLog(join(dir, name), {
       topicPartition,
       nodeId: this.options.nodeId,
@@ -341,6 +347,7 @@ export class PartitionManager implements LogStatsProvider {
       flushScheduler: this.options.flushScheduler,
       ...(this.options.directWrites ? { directWrites: this.options.directWrites } : {}),
       ...(this.options.directReads ? { directReads: this.options.directReads } : {}),
+      ...(mayReserve ? { mayReserve: (bytes: number) => mayReserve(join(dir, name), bytes) } : {}),
       now: this.options.now,
       onEvent,
       ...(this.options.observeCommitLatency
