@@ -106,6 +106,31 @@ describe("DiskSpaceGuard", () => {
     guard.stop();
   });
 
+  it("says a refusal truly: the free space it decided on, and the request that would have taken it under the minimum", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 104 * MiB],
+      ["b", 5000 * MiB],
+    ]);
+    const { guard } = guardOver(free, { value: 100 * MiB });
+    await guard.check();
+    const refusal = guard.admit("data/a/t-0", 5 * MiB);
+    expect(refusal).toContain(
+      "log directory data/a has 104.0 MiB free, and a Produce of 5.0 MiB would leave less than log.dir.min.free.bytes (100.0 MiB)",
+    );
+    // Still refused a little above the minimum (no flapping at the line): said as such.
+    free.set("a", 105 * MiB);
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toContain(
+      "has 105.0 MiB free, not yet a tenth above log.dir.min.free.bytes (100.0 MiB), where Produce is taken again",
+    );
+    free.set("a", 90 * MiB);
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toContain(
+      "has 90.0 MiB free, under log.dir.min.free.bytes (100.0 MiB)",
+    );
+    guard.stop();
+  });
+
   it("lets blocks be reserved ahead of appends only while twice the minimum stays free, and counts them as taken", async () => {
     const free = new Map<string, number | Error | "no size">([
       ["a", 300 * MiB],

@@ -105,11 +105,8 @@ export class DiskSpaceGuard {
       state.free !== undefined &&
       state.free - state.admitted - bytes < state.minimum
     ) {
-      this.update(
-        state,
-        this.describeRefusal(state, state.free - state.admitted),
-        state.free - state.admitted,
-      );
+      const free = state.free - state.admitted;
+      this.update(state, this.describeRefusal(state, free, bytes), free);
       return state.refusal;
     }
     state.admitted += bytes;
@@ -202,10 +199,20 @@ export class DiskSpaceGuard {
     }
   }
 
-  private describeRefusal(state: LogDirectoryState, free: number): string {
+  /**
+   * Why Produce is refused, true to the numbers it was decided on: `free` (the last check's less what
+   * was admitted since), and `requestBytes` when it was a request that would have taken it under.
+   */
+  private describeRefusal(state: LogDirectoryState, free: number, requestBytes?: number): string {
+    const minimum = `log.dir.min.free.bytes (${formatBytes(state.minimum)})`;
+    const has = `log directory ${state.configured} has ${formatBytes(Math.max(0, free))} free`;
+    let why: string;
+    if (free < state.minimum) why = `${has}, under ${minimum}`;
+    else if (requestBytes !== undefined)
+      why = `${has}, and a Produce of ${formatBytes(requestBytes)} would leave less than ${minimum}`;
+    else why = `${has}, not yet a tenth above ${minimum}, where Produce is taken again`;
     return (
-      `log directory ${state.configured} has ${formatBytes(Math.max(0, free))} free, under ` +
-      `log.dir.min.free.bytes (${formatBytes(state.minimum)}): Produce is refused until space is freed; ` +
+      `${why}: Produce is refused until space is freed; ` +
       "delete topics or lower their retention.bytes / retention.ms, or give the disk more space"
     );
   }
