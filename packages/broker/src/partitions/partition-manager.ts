@@ -6,6 +6,7 @@ import type { DirectReads, DirectWrites, FlushScheduler, LogEvent } from "@raftk
 import type { MetadataDelta, MetadataImage, PartitionImage, TopicImage } from "../metadata/image.js";
 import { METADATA_TOPIC } from "../metadata/topic-names.js";
 import { logConfigFor } from "./log-config.js";
+import type { LogFailures } from "./log-failures.js";
 import { openReplicatedLog } from "./open-replicated-log.js";
 import type { RaftGroups } from "./raft-groups.js";
 import { RaftReplicatedLog } from "./raft-replicated-log.js";
@@ -47,6 +48,8 @@ export interface PartitionManagerOptions {
    * ahead of appends (log.preallocate); when it answers true they count as taken.
    */
   readonly mayReserve?: (partitionDirectory: string, bytes: number) => boolean;
+  /** Where a partition log that fails a write or fsync is recorded (it refuses writes until a restart). */
+  readonly logFailures?: LogFailures;
 }
 
 const PARTITION_DIRECTORY = /^(.+)-(\d+)$/;
@@ -306,6 +309,7 @@ export class PartitionManager implements LogStatsProvider {
     const onEvent = (event: LogEvent) => {
       const where = { topic: topic.name, partition: partition.partition };
       if (event.type === "failed") {
+        this.options.logFailures?.record(name, event.error);
         this.options.logger.error(
           { err: event.error, ...where },
           "partition log failed and refuses writes until the broker restarts",
@@ -401,6 +405,7 @@ export class PartitionManager implements LogStatsProvider {
       const dir = this.existingDirectories.get(name);
       this.existingDirectories.delete(name);
       this.scannedTopicIds.delete(name);
+      this.options.logFailures?.forget(name);
       try {
         await log.close();
       } catch (error) {
