@@ -433,6 +433,11 @@ export class Broker {
         await partitions.applyDelta(delta);
         for (const topic of delta.removedTopics) topicMetrics.forget(topic.name);
         if (delta.brokerConfigChanges.length > 0) this.applyBrokerConfigs(image, delta);
+        // Retention that was lowered applies now, not at the next log.retention.check.interval.ms.
+        const retentionChanged =
+          delta.topicConfigChanges.length > 0 ||
+          delta.brokerConfigChanges.some((change) => change.key.startsWith("log.retention."));
+        if (retentionChanged) this.retention?.requestPass();
       },
     });
     // The admin API's log-level changes become this node's run-time overrides in the metadata log, as
