@@ -154,6 +154,32 @@ describe("DiskSpaceGuard", () => {
     guard.stop();
   });
 
+  it("warns once when log.dir.min.free.bytes is more than the whole disk, and again for another such value", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 50 * MiB],
+      ["b", 50 * MiB],
+    ]);
+    const minFreeBytes = { value: (200 * MiB) as number | undefined };
+    const { guard, logLines } = guardOver(free, minFreeBytes, 100 * MiB);
+    const unreachable = () =>
+      logLines.filter((line) => String(line.msg).includes("is more than the whole file system"));
+    await guard.check();
+    expect(unreachable()).toHaveLength(2);
+    expect(unreachable()[0]!.msg).toContain(
+      "log.dir.min.free.bytes (200.0 MiB) is more than the whole file system of log directory data/a (100.0 MiB)",
+    );
+    expect(unreachable()[0]!.msg).toContain("set it below the disk's size");
+    await guard.check();
+    expect(unreachable()).toHaveLength(2);
+    minFreeBytes.value = 300 * MiB;
+    await guard.check();
+    expect(unreachable()).toHaveLength(4);
+    minFreeBytes.value = 10 * MiB;
+    await guard.check();
+    expect(unreachable()).toHaveLength(4);
+    guard.stop();
+  });
+
   it("never refuses a file system without a size (ramfs reports nothing free)", async () => {
     const free = new Map<string, number | Error | "no size">([
       ["a", "no size"],

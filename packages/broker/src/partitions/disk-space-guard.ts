@@ -46,6 +46,8 @@ interface LogDirectoryState {
   admitted: number;
   /** Why Produce is refused now, or undefined. */
   refusal: string | undefined;
+  /** The log.dir.min.free.bytes last warned about as larger than the whole file system. */
+  warnedMinimum?: number;
 }
 
 /**
@@ -176,7 +178,10 @@ export class DiskSpaceGuard {
       try {
         const space = await this.space(state.resolved);
         state.free = space?.free;
-        if (space !== undefined) state.minimum = configured ?? defaultMinFreeBytes(space.capacity);
+        if (space !== undefined) {
+          state.minimum = configured ?? defaultMinFreeBytes(space.capacity);
+          this.warnIfMinimumUnreachable(state, configured, space.capacity);
+        }
       } catch (error) {
         // Not knowing is no reason to refuse: the appends themselves report a disk that fails.
         state.free = undefined;
@@ -197,6 +202,22 @@ export class DiskSpaceGuard {
         estimate,
       );
     }
+  }
+
+  /** Once per value: a minimum the file system cannot have free refuses Produce to it for good. */
+  private warnIfMinimumUnreachable(
+    state: LogDirectoryState,
+    configured: number | undefined,
+    capacity: number,
+  ): void {
+    if (configured === undefined || configured < capacity || state.warnedMinimum === configured) return;
+    state.warnedMinimum = configured;
+    this.options.logger.warn(
+      { dir: state.configured, minFreeBytes: configured, capacityBytes: capacity },
+      `log.dir.min.free.bytes (${formatBytes(configured)}) is more than the whole file system of log directory ` +
+        `${state.configured} (${formatBytes(capacity)}), so Produce to it is always refused; set it below the ` +
+        "disk's size, or unset it (1 GiB, or 5% of a disk smaller than 20 GiB)",
+    );
   }
 
   /**
