@@ -144,3 +144,48 @@ describe("a broker started on a disk with no space left", () => {
     }
   });
 });
+
+describe("a node whose partition log failed a write (a full disk, with the free-space guard off)", () => {
+  it("is not ready for `raftka cluster health`, and its shutdown exits 1 saying which logs had failed", async () => {
+    const full = await mkdtemp(join(tmpdir(), "raftka-e2e-failed-"));
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", full]);
+    let node: RunningBroker | undefined;
+    try {
+      node = await startBroker({ dataDir: `${full}/data`, settings: { "log.dir.min.free.bytes": 0 } });
+      const kafka = kafkaClient(node.bootstrap);
+      const producer = kafka.producer({ retry: { retries: 0 } });
+      await producer.connect();
+      let failure: unknown;
+      for (let round = 0; round < 2000 && failure === undefined; round++) {
+        try {
+          await producer.send({ topic: "failing", acks: -1, messages: messages(round) });
+        } catch (error) {
+          failure = error;
+        }
+      }
+      await producer.disconnect();
+      expect(errorType(failure)).toBe("KAFKA_STORAGE_ERROR");
+
+      const health = spawnSync(
+        process.execPath,
+        [raftkaMain, "cluster", "health", "--admin-url", node.adminUrl],
+        {
+          cwd: repositoryRoot,
+          encoding: "utf8",
+        },
+      );
+      expect(health.status).toBe(1);
+      expect(health.stdout + health.stderr).toMatch(/storage_writable/);
+      expect(health.stdout + health.stderr).toContain("then restart the node");
+
+      expect(await node.stop()).toBe(1);
+      const last = node.logs.find((line) => String(line.msg).startsWith("shutdown complete"));
+      expect(last?.level).toBe("error");
+      expect(last?.msg).toContain("log(s) had failed (failing-0");
+    } finally {
+      await node?.cleanup();
+      execFileSync("umount", [full]);
+      await rm(full, { recursive: true, force: true });
+    }
+  });
+});

@@ -38,6 +38,7 @@ import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
 import { DiskSpaceGuard } from "./partitions/disk-space-guard.js";
 import { LogDirLock } from "./partitions/log-dir-lock.js";
+import { LogFailures } from "./partitions/log-failures.js";
 import { openReplicatedLog } from "./partitions/open-replicated-log.js";
 import { PartitionManager } from "./partitions/partition-manager.js";
 import { METADATA_GROUP_ID, RaftGroups } from "./partitions/raft-groups.js";
@@ -148,6 +149,7 @@ export class Broker {
   private retention: RetentionService | undefined;
   private diskSpaceGuard: DiskSpaceGuard | undefined;
   private stopping: Promise<void> | undefined;
+  private readonly logFailures: LogFailures;
   private logDirLock: LogDirLock | undefined;
   private readonly startedExtensions: BrokerExtension[] = [];
 
@@ -157,6 +159,9 @@ export class Broker {
     this.serverLogger = options.logging.component("server");
     const memoryReleased = options.metrics?.node.memoryReleasedBytes;
     this.heapTrimmer = new HeapTrimmer({ onTrimmed: (bytes) => memoryReleased?.inc(bytes) });
+    const logsFailed = options.metrics?.storage.logsFailed;
+    logsFailed?.set(0);
+    this.logFailures = new LogFailures((count) => logsFailed?.set(count));
     const storageMetrics = options.metrics?.storage;
     this.flushScheduler = new FlushScheduler(
       storageMetrics
@@ -264,6 +269,7 @@ export class Broker {
       ready: false,
       reason: "Kafka listeners not started yet",
     });
+    readiness.register(readinessCheckNames.storageWritable, () => this.logFailures.readiness());
     this.adminAddressValue = await this.admin.listen(config.get("admin.listener"));
 
     const clusterId = await loadOrCreateMetaProperties(logDirs, nodeId);
@@ -363,6 +369,7 @@ export class Broker {
         ...(this.options.metrics ? { metrics: this.options.metrics } : {}),
       });
       this.raftGroups = raft;
+      raft.failed.catch((error: Error) => this.logFailures.recordRaftFailure(error));
     }
     const openedMetadataLog = await openReplicatedLog(metadataDirectory, {
       topicPartition: { topic: METADATA_TOPIC, partition: 0 },
@@ -373,6 +380,14 @@ export class Broker {
       flushScheduler: this.flushScheduler,
       directWrites,
       now: this.now,
+      onEvent: (event) => {
+        if (event.type !== "failed") return;
+        this.logFailures.record(`${METADATA_TOPIC}-0`, event.error);
+        storageLogger.error(
+          { err: event.error, topic: METADATA_TOPIC, partition: 0 },
+          "the metadata log failed and refuses writes until the broker restarts",
+        );
+      },
       ...(observeCommitLatency ? { observeCommitLatency } : {}),
     });
     this.metadataLog = openedMetadataLog;
@@ -413,6 +428,8 @@ export class Broker {
       ...(raft ? { raft } : {}),
       ...(observeCommitLatency ? { observeCommitLatency } : {}),
       refusesProduce: (dir) => diskSpace.refuses(dir),
+      mayReserve: (partitionDirectory, bytes) => diskSpace.mayReserve(partitionDirectory, bytes),
+      logFailures: this.logFailures,
     });
     this.partitionManager = partitions;
     partitions.onPartitionsRemoved((logs) => this.longPoll.wakeFetchesOf(logs));
@@ -431,6 +448,11 @@ export class Broker {
         await partitions.applyDelta(delta);
         for (const topic of delta.removedTopics) topicMetrics.forget(topic.name);
         if (delta.brokerConfigChanges.length > 0) this.applyBrokerConfigs(image, delta);
+        // Retention that was lowered applies now, not at the next log.retention.check.interval.ms.
+        const retentionChanged =
+          delta.topicConfigChanges.length > 0 ||
+          delta.brokerConfigChanges.some((change) => change.key.startsWith("log.retention."));
+        if (retentionChanged) this.retention?.requestPass();
       },
     });
     // The admin API's log-level changes become this node's run-time overrides in the metadata log, as
@@ -483,6 +505,8 @@ export class Broker {
         connections: this.server.connectionCount,
         // Log directories short of space (log.dir.min.free.bytes), where Produce is refused.
         produceRefusedDirs: diskSpace.refusingDirectories().join(", ") || "none",
+        // Logs that failed a write or fsync and refuse writes until the broker restarts.
+        failedLogs: this.logFailures.failedLogs.join(", ") || "none",
       }),
     });
     this.registerHandlers(this.servicesValue);
@@ -562,6 +586,19 @@ export class Broker {
     this.retention.start();
   }
 
+  /**
+   * Logs that failed a write or fsync (each refuses writes until a restart; Raft's host counts as
+   * one when it stopped): a shutdown after any did not close the node cleanly.
+   */
+  get failedLogs(): readonly string[] {
+    return this.logFailures.failedLogs;
+  }
+
+  /** Whether a log or the Raft host failed since the start: only a restart (after fixing the disk) clears it. */
+  get needsRestart(): boolean {
+    return this.logFailures.needsRestart;
+  }
+
   /** Runs a retention pass now instead of waiting for the timer (tests, operator tools). */
   runRetention(): ReturnType<RetentionService["runOnce"]> {
     if (!this.retention) throw new Error("the broker has not started yet; await Broker.start()");
@@ -598,7 +635,16 @@ export class Broker {
     this.heapTrimmer.close();
     await this.admin.close();
     await this.logDirLock?.release();
-    this.logger.info("shutdown complete: every log flushed and closed");
+    if (!this.logFailures.needsRestart) {
+      this.logger.info("shutdown complete: every log flushed and closed");
+      return;
+    }
+    const failed = this.logFailures.failedLogs;
+    this.logger.error(
+      { failedLogs: failed },
+      `shutdown complete, but ${failed.length > 0 ? `${failed.length} log(s) had failed (${failed.join(", ")})` : "the Raft groups had stopped after a storage failure"} and were closed without flushing; ` +
+        "fix the disk (free space, `dmesg` for I/O errors), then start the node: it recovers those logs",
+    );
   }
 
   private async stopExtensions(): Promise<void> {

@@ -106,6 +106,80 @@ describe("DiskSpaceGuard", () => {
     guard.stop();
   });
 
+  it("says a refusal truly: the free space it decided on, and the request that would have taken it under the minimum", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 104 * MiB],
+      ["b", 5000 * MiB],
+    ]);
+    const { guard } = guardOver(free, { value: 100 * MiB });
+    await guard.check();
+    const refusal = guard.admit("data/a/t-0", 5 * MiB);
+    expect(refusal).toContain(
+      "log directory data/a has 104.0 MiB free, and a Produce of 5.0 MiB would leave less than log.dir.min.free.bytes (100.0 MiB)",
+    );
+    // Still refused a little above the minimum (no flapping at the line): said as such.
+    free.set("a", 105 * MiB);
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toContain(
+      "has 105.0 MiB free, not yet a tenth above log.dir.min.free.bytes (100.0 MiB), where Produce is taken again",
+    );
+    free.set("a", 90 * MiB);
+    await guard.check();
+    expect(guard.admit("data/a/t-0", 0)).toContain(
+      "has 90.0 MiB free, under log.dir.min.free.bytes (100.0 MiB)",
+    );
+    guard.stop();
+  });
+
+  it("lets blocks be reserved ahead of appends only while twice the minimum stays free, and counts them as taken", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 300 * MiB],
+      ["b", 5000 * MiB],
+    ]);
+    const { guard } = guardOver(free, { value: 100 * MiB });
+    await guard.check();
+    expect(guard.mayReserve("data/a/t-0", 64 * MiB)).toBe(true);
+    expect(guard.mayReserve("data/a/t-1", 32 * MiB)).toBe(true);
+    // 300 - 96 = 204 MiB free: 8 MiB more would leave under 200.
+    expect(guard.mayReserve("data/a/t-2", 8 * MiB)).toBe(false);
+    expect(guard.mayReserve("data/a/t-2", 4 * MiB)).toBe(true);
+    // What was reserved is counted as taken until the file system shows it: Produce reaches the minimum sooner.
+    expect(guard.admit("data/a/t-0", 100 * MiB)).toBeUndefined();
+    expect(guard.admit("data/a/t-0", 1 * MiB)).toContain("has 100.0 MiB free");
+    // Nothing is reserved while Produce is refused.
+    free.set("a", 5000 * MiB);
+    expect(guard.mayReserve("data/a/t-3", MiB)).toBe(false);
+    // The other directory is on its own.
+    expect(guard.mayReserve("/var/lib/raftka/b/t-0", 32 * MiB)).toBe(true);
+    guard.stop();
+  });
+
+  it("warns once when log.dir.min.free.bytes is more than the whole disk, and again for another such value", async () => {
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 50 * MiB],
+      ["b", 50 * MiB],
+    ]);
+    const minFreeBytes = { value: (200 * MiB) as number | undefined };
+    const { guard, logLines } = guardOver(free, minFreeBytes, 100 * MiB);
+    const unreachable = () =>
+      logLines.filter((line) => String(line.msg).includes("is more than the whole file system"));
+    await guard.check();
+    expect(unreachable()).toHaveLength(2);
+    expect(unreachable()[0]!.msg).toContain(
+      "log.dir.min.free.bytes (200.0 MiB) is more than the whole file system of log directory data/a (100.0 MiB)",
+    );
+    expect(unreachable()[0]!.msg).toContain("set it below the disk's size");
+    await guard.check();
+    expect(unreachable()).toHaveLength(2);
+    minFreeBytes.value = 300 * MiB;
+    await guard.check();
+    expect(unreachable()).toHaveLength(4);
+    minFreeBytes.value = 10 * MiB;
+    await guard.check();
+    expect(unreachable()).toHaveLength(4);
+    guard.stop();
+  });
+
   it("never refuses a file system without a size (ramfs reports nothing free)", async () => {
     const free = new Map<string, number | Error | "no size">([
       ["a", "no size"],

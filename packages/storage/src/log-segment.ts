@@ -49,6 +49,12 @@ export interface SegmentSettings {
   preallocate?: boolean;
   /** The log's `segment.bytes`: no block is reserved past it. */
   segmentBytes?: number;
+  /**
+   * Asked before each reservation of `bytes`: whether the disk can spare them (reserved blocks are
+   * taken from it as written ones are, so the node's free-space guard must count them). When it
+   * answers true the bytes are counted as taken. Unset: every reservation is made.
+   */
+  mayReserve?: (bytes: number) => boolean;
 }
 
 export interface SegmentRecovery {
@@ -72,6 +78,11 @@ const PREALLOCATE_MIN_APPEND_BYTES = 256 * 1024;
 const PREALLOCATE_APPENDS_AHEAD = 8;
 const PREALLOCATE_MAX_BYTES = 32 * 1024 * 1024;
 const PAGE_BYTES = 4096;
+/**
+ * A file holding this much more disk than its length rounds up to holds reserved blocks past its end
+ * (a few blocks more are the file system's own bookkeeping, as extent tree blocks).
+ */
+const RESERVED_BLOCKS_SLACK_BYTES = 64 * 1024;
 const READ_AHEAD_BYTES = 32 * 1024;
 
 /**
@@ -178,6 +189,11 @@ export class LogSegment {
   ): Promise<{ segment: LogSegment; indexProblem?: string }> {
     const paths = segmentPaths(directory, baseOffset);
     const logStat = await stat(paths.log);
+    if (holdsBlocksPastEnd(logStat)) {
+      // Left by a process that stopped without closing the log (a crash, or a failed close): the disk
+      // they take is the log's only on paper, and a node on a nearly full disk needs it to start.
+      await settings.files.transient(() => releaseBlocksPastEnd(paths.log, logStat));
+    }
     const segment = new LogSegment(directory, baseOffset, logStat.size, nowMs, settings);
     segment.endKnown = false;
     segment.lastModifiedMs = logStat.mtimeMs;
@@ -567,6 +583,7 @@ export class LogSegment {
     const start = Math.max(this.reservedEnd, Math.floor(this.size / PAGE_BYTES) * PAGE_BYTES);
     const end = Math.min(limit, this.size + ahead);
     if (end <= start || preallocation.unavailableReason !== undefined) return;
+    if (settings.mayReserve !== undefined && !settings.mayReserve(end - start)) return;
     this.reserving = this.logFile
       .use((handle) => preallocation.reserve(handle.fd, start, end - start))
       .then(
@@ -581,15 +598,16 @@ export class LogSegment {
   }
 
   /**
-   * Gives back the blocks reserved past the end of the log (truncating a file to its own size frees
-   * them), so that a closed segment takes no more disk than its bytes: this process's reservations, and
-   * any an earlier one left on a segment that was active when it stopped.
+   * Gives back the blocks reserved past the end of the file (truncating a file to its own length frees
+   * them), so that a rolled segment, and the active one when its log closes, takes no more disk than
+   * its bytes. The file's own length, not the log's: after a failed write the bytes past the log's end
+   * are for recovery to judge, not for this to cut.
    */
-  private async releaseReservation(): Promise<void> {
+  async releaseReservedBlocks(): Promise<void> {
     await this.reserving;
     if (this.reservedEnd <= this.size && !this.settings.preallocate) return;
     this.reservedEnd = 0;
-    await this.logFile.use((handle) => handle.truncate(this.size));
+    await this.logFile.use(async (handle) => handle.truncate((await handle.stat()).size));
   }
 
   /**
@@ -713,7 +731,7 @@ export class LogSegment {
    * restart without a scan) and returns the files the next flush must make durable.
    */
   async closeForAppends(): Promise<void> {
-    await this.releaseReservation();
+    await this.releaseReservedBlocks();
     await this.directLogFile.close();
     this.lastPartialPage = undefined;
     await this.ensureIndexesLoaded();
@@ -1037,6 +1055,26 @@ async function truncateFile(file: CachedFile, length: number): Promise<void> {
     await handle.truncate(length);
     file.markDirty();
   });
+}
+
+/** Whether a file takes more disk than its length needs: blocks reserved past its end. */
+function holdsBlocksPastEnd(info: { size: number; blocks: number }): boolean {
+  const needed = Math.ceil(info.size / PAGE_BYTES) * PAGE_BYTES;
+  return info.blocks * 512 > needed + RESERVED_BLOCKS_SLACK_BYTES;
+}
+
+/** Frees the blocks past the end of `path`, keeping its modification time (retention may age the segment by it). */
+async function releaseBlocksPastEnd(
+  path: string,
+  info: { size: number; atime: Date; mtime: Date },
+): Promise<void> {
+  const handle = await open(path, "r+");
+  try {
+    await handle.truncate(info.size);
+    await handle.utimes(info.atime, info.mtime);
+  } finally {
+    await handle.close();
+  }
 }
 
 async function readTail(path: string, fileSize: number, length: number): Promise<Buffer> {

@@ -161,6 +161,11 @@ export interface PartitionLogOptions {
   now?: () => number;
   /** First offset of a brand-new log (ignored when the directory already holds one). */
   initialOffset?: number;
+  /**
+   * Whether the disk can spare `bytes` for blocks reserved ahead of appends (`preallocate`); when it
+   * answers true they count as taken. Unset: every reservation is made.
+   */
+  mayReserve?: (bytes: number) => boolean;
   onEvent?: (event: LogEvent) => void;
 }
 
@@ -291,6 +296,7 @@ export class PartitionLog {
       preallocate: config.preallocate,
       segmentBytes: config.segmentBytes,
       files: options.fileHandleCache ?? defaultFileHandleCache(),
+      ...(options.mayReserve ? { mayReserve: options.mayReserve } : {}),
       ...(options.directWrites ? { directWrites: options.directWrites } : {}),
       ...(options.directReads ? { directReads: options.directReads } : {}),
     };
@@ -1119,6 +1125,9 @@ export class PartitionLog {
           cleanShutdown = false;
         }
       }
+      // Failed or not: a stopped node must not keep disk it reserved but never wrote, or a nearly full
+      // disk may leave it unable to start again.
+      await this.activeSegment.releaseReservedBlocks().catch(() => {});
       this.closed = true;
       openDirectories.delete(resolve(this.directory));
       this.scheduler.forget(this.flushTarget);

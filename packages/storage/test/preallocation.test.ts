@@ -1,4 +1,4 @@
-import { readdir, stat, unlink } from "node:fs/promises";
+import { open, readdir, stat, unlink, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FlushScheduler, PartitionLog, type PartitionLogOptions, preallocation } from "../src/index.js";
@@ -174,6 +174,98 @@ describe("block reservation ahead of appends (preallocate)", () => {
         batches[0]!.length + batches[1]!.length + bigBatch("c2", MiB).length,
       );
       await reopened.close();
+    });
+  });
+
+  it("closing a log gives back what its active segment reserved but did not use", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory);
+      await append(log, bigBatch("k", MiB));
+      const [path] = await logFiles(directory);
+      expect(await allocatedBeyond(path!, 4 * MiB)).toBeGreaterThan(4 * MiB);
+      await log.close();
+      const closed = await usage(path!);
+      expect(closed.allocated).toBeLessThanOrEqual(roundUpToPage(closed.size));
+    });
+  });
+
+  it("a log that failed still gives back its reservation when it closes", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory);
+      await append(log, bigBatch("f", MiB));
+      const [path] = await logFiles(directory);
+      expect(await allocatedBeyond(path!, 4 * MiB)).toBeGreaterThan(4 * MiB);
+      // A flush whose fsync fails (the descriptor closed under it) fails the log.
+      (log as unknown as { fail(message: string, cause: unknown): void }).fail(
+        "test failure",
+        new Error("EIO"),
+      );
+      expect(log.storageFailure).toBeDefined();
+      await log.close();
+      const closed = await usage(path!);
+      expect(closed.allocated).toBeLessThanOrEqual(roundUpToPage(closed.size));
+    });
+  });
+
+  it("opening a log gives back blocks a stopped process left reserved, and keeps the segments' modification times", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory, { config: { segmentBytes: 2 * MiB } });
+      const batches = Array.from({ length: 3 }, (_, index) => bigBatch(`o${index}`, 900_000));
+      for (const batch of batches) await append(log, batch);
+      await log.close();
+      // What a crash leaves: reservations past the ends of the closed and the active segment.
+      const files = await logFiles(directory);
+      expect(files).toHaveLength(2);
+      const modified = new Date("2020-01-02T03:04:05Z");
+      for (const path of files) {
+        const handle = await open(path, "r+");
+        expect(await preallocation.reserve(handle.fd, (await handle.stat()).size, 4 * MiB)).toBe(true);
+        await handle.close();
+        await utimes(path, modified, modified);
+        expect((await usage(path)).allocated).toBeGreaterThan(4 * MiB);
+      }
+      const reopened = await openLog(directory, { config: { segmentBytes: 2 * MiB } });
+      for (const path of files) {
+        const after = await usage(path);
+        expect(after.allocated).toBeLessThanOrEqual(roundUpToPage(after.size));
+        expect((await stat(path)).mtimeMs).toBe(modified.getTime());
+      }
+      expect(await readValues(reopened)).toEqual(batches.flatMap((batch) => valuesOf(batch)));
+      await reopened.close();
+    });
+  });
+
+  it("asks mayReserve first, reserves nothing when it refuses, and tells it the bytes it takes", async () => {
+    await withTempDir(async (directory) => {
+      const asked: number[] = [];
+      const refused = await openLog(join(directory, "refused"), {
+        mayReserve: (bytes) => {
+          asked.push(bytes);
+          return false;
+        },
+      });
+      await append(refused, bigBatch("n", MiB));
+      const [refusedPath] = await logFiles(join(directory, "refused"));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const refusedUsage = await usage(refusedPath!);
+      expect(asked.length).toBeGreaterThan(0);
+      expect(refusedUsage.allocated).toBeLessThanOrEqual(roundUpToPage(refusedUsage.size));
+      await refused.close();
+
+      const granted: number[] = [];
+      const allowed = await openLog(join(directory, "allowed"), {
+        mayReserve: (bytes) => {
+          granted.push(bytes);
+          return true;
+        },
+      });
+      await append(allowed, bigBatch("y", MiB));
+      const [allowedPath] = await logFiles(join(directory, "allowed"));
+      const allocated = await allocatedBeyond(allowedPath!, 4 * MiB);
+      expect(granted).toHaveLength(1);
+      expect(allocated).toBeLessThanOrEqual(roundUpToPage(MiB) + granted[0]! + 64 * 1024);
+      expect(allocated).toBeGreaterThanOrEqual(granted[0]!);
+      await allowed.close();
     });
   });
 

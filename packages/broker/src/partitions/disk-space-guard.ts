@@ -46,6 +46,8 @@ interface LogDirectoryState {
   admitted: number;
   /** Why Produce is refused now, or undefined. */
   refusal: string | undefined;
+  /** The log.dir.min.free.bytes last warned about as larger than the whole file system. */
+  warnedMinimum?: number;
 }
 
 /**
@@ -96,12 +98,7 @@ export class DiskSpaceGuard {
    * so (and they are counted), else why not.
    */
   admit(partitionDirectory: string, bytes: number): string | undefined {
-    let state = this.byPartition.get(partitionDirectory);
-    if (state === undefined && !this.byPartition.has(partitionDirectory)) {
-      const logDirectory = dirname(resolve(partitionDirectory));
-      state = this.directories.find((directory) => directory.resolved === logDirectory);
-      this.byPartition.set(partitionDirectory, state);
-    }
+    const state = this.stateOf(partitionDirectory);
     if (state === undefined) return undefined;
     if (state.refusal !== undefined) return state.refusal;
     // A minimum of 0 is the check turned off, not "refuse once the estimate says the disk is full".
@@ -110,15 +107,39 @@ export class DiskSpaceGuard {
       state.free !== undefined &&
       state.free - state.admitted - bytes < state.minimum
     ) {
-      this.update(
-        state,
-        this.describeRefusal(state, state.free - state.admitted),
-        state.free - state.admitted,
-      );
+      const free = state.free - state.admitted;
+      this.update(state, this.describeRefusal(state, free, bytes), free);
       return state.refusal;
     }
     state.admitted += bytes;
     return undefined;
+  }
+
+  /**
+   * Whether the partition kept in `partitionDirectory` may reserve `bytes` of disk blocks ahead of its
+   * appends (log.preallocate); if so they are counted as taken. Reserved blocks leave the disk as
+   * written ones do, but nothing else accounts for them, and several busy partitions reserving tens of
+   * MiB each at once filled small disks (ENOSPC, failed logs). A reservation must therefore leave twice
+   * log.dir.min.free.bytes free: reservations stop well before Produce is refused, so it is the records
+   * themselves that reach the minimum, not blocks reserved for records that Produce will then refuse.
+   */
+  mayReserve(partitionDirectory: string, bytes: number): boolean {
+    const state = this.stateOf(partitionDirectory);
+    if (state === undefined || state.free === undefined) return true;
+    if (state.refusal !== undefined) return false;
+    if (state.free - state.admitted - bytes < 2 * state.minimum) return false;
+    state.admitted += bytes;
+    return true;
+  }
+
+  private stateOf(partitionDirectory: string): LogDirectoryState | undefined {
+    let state = this.byPartition.get(partitionDirectory);
+    if (state === undefined && !this.byPartition.has(partitionDirectory)) {
+      const logDirectory = dirname(resolve(partitionDirectory));
+      state = this.directories.find((directory) => directory.resolved === logDirectory);
+      this.byPartition.set(partitionDirectory, state);
+    }
+    return state;
   }
 
   /** Whether the log directory `configured` (as in log.dirs) refuses Produce now. */
@@ -157,7 +178,10 @@ export class DiskSpaceGuard {
       try {
         const space = await this.space(state.resolved);
         state.free = space?.free;
-        if (space !== undefined) state.minimum = configured ?? defaultMinFreeBytes(space.capacity);
+        if (space !== undefined) {
+          state.minimum = configured ?? defaultMinFreeBytes(space.capacity);
+          this.warnIfMinimumUnreachable(state, configured, space.capacity);
+        }
       } catch (error) {
         // Not knowing is no reason to refuse: the appends themselves report a disk that fails.
         state.free = undefined;
@@ -180,10 +204,36 @@ export class DiskSpaceGuard {
     }
   }
 
-  private describeRefusal(state: LogDirectoryState, free: number): string {
+  /** Once per value: a minimum the file system cannot have free refuses Produce to it for good. */
+  private warnIfMinimumUnreachable(
+    state: LogDirectoryState,
+    configured: number | undefined,
+    capacity: number,
+  ): void {
+    if (configured === undefined || configured < capacity || state.warnedMinimum === configured) return;
+    state.warnedMinimum = configured;
+    this.options.logger.warn(
+      { dir: state.configured, minFreeBytes: configured, capacityBytes: capacity },
+      `log.dir.min.free.bytes (${formatBytes(configured)}) is more than the whole file system of log directory ` +
+        `${state.configured} (${formatBytes(capacity)}), so Produce to it is always refused; set it below the ` +
+        "disk's size, or unset it (1 GiB, or 5% of a disk smaller than 20 GiB)",
+    );
+  }
+
+  /**
+   * Why Produce is refused, true to the numbers it was decided on: `free` (the last check's less what
+   * was admitted since), and `requestBytes` when it was a request that would have taken it under.
+   */
+  private describeRefusal(state: LogDirectoryState, free: number, requestBytes?: number): string {
+    const minimum = `log.dir.min.free.bytes (${formatBytes(state.minimum)})`;
+    const has = `log directory ${state.configured} has ${formatBytes(Math.max(0, free))} free`;
+    let why: string;
+    if (free < state.minimum) why = `${has}, under ${minimum}`;
+    else if (requestBytes !== undefined)
+      why = `${has}, and a Produce of ${formatBytes(requestBytes)} would leave less than ${minimum}`;
+    else why = `${has}, not yet a tenth above ${minimum}, where Produce is taken again`;
     return (
-      `log directory ${state.configured} has ${formatBytes(Math.max(0, free))} free, under ` +
-      `log.dir.min.free.bytes (${formatBytes(state.minimum)}): Produce is refused until space is freed; ` +
+      `${why}: Produce is refused until space is freed; ` +
       "delete topics or lower their retention.bytes / retention.ms, or give the disk more space"
     );
   }

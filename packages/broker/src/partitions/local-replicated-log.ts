@@ -30,6 +30,11 @@ export interface LocalReplicatedLogOptions {
   readonly directWrites?: DirectWrites;
   /** Lets reads of data not in the page cache bypass it (log.direct.reads.enable); without it, none do. */
   readonly directReads?: DirectReads;
+  /**
+   * Whether the disk can spare `bytes` for blocks reserved ahead of appends (log.preallocate); when it
+   * answers true they count as taken. Without it, every reservation is made.
+   */
+  readonly mayReserve?: (bytes: number) => boolean;
   readonly now?: () => number;
   readonly onEvent?: (event: LogEvent) => void;
 }
@@ -90,6 +95,7 @@ export class LocalReplicatedLog implements ReplicatedLog {
       flushScheduler: options.flushScheduler,
       ...(options.directWrites ? { directWrites: options.directWrites } : {}),
       ...(options.directReads ? { directReads: options.directReads } : {}),
+      ...(options.mayReserve ? { mayReserve: options.mayReserve } : {}),
       ...(options.now ? { now: options.now } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });

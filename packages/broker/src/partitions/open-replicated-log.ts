@@ -17,6 +17,11 @@ export interface OpenReplicatedLogOptions {
   readonly directWrites?: DirectWrites;
   /** Lets reads of data not in the page cache bypass it (log.direct.reads.enable); without it, none do. */
   readonly directReads?: DirectReads;
+  /**
+   * Whether the disk can spare `bytes` for blocks reserved ahead of appends (log.preallocate); when it
+   * answers true they count as taken. Without it, every reservation is made.
+   */
+  readonly mayReserve?: (bytes: number) => boolean;
   readonly now: () => number;
   readonly onEvent?: (event: LogEvent) => void;
   /** Seconds from a Raft proposal to its commit. */
@@ -38,6 +43,7 @@ export function openReplicatedLog(
     flushScheduler: options.flushScheduler,
     ...(options.directWrites ? { directWrites: options.directWrites } : {}),
     ...(options.directReads ? { directReads: options.directReads } : {}),
+    ...(options.mayReserve ? { mayReserve: options.mayReserve } : {}),
     now: options.now,
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   };

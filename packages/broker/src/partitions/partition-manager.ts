@@ -6,6 +6,7 @@ import type { DirectReads, DirectWrites, FlushScheduler, LogEvent } from "@raftk
 import type { MetadataDelta, MetadataImage, PartitionImage, TopicImage } from "../metadata/image.js";
 import { METADATA_TOPIC } from "../metadata/topic-names.js";
 import { logConfigFor } from "./log-config.js";
+import type { LogFailures } from "./log-failures.js";
 import { openReplicatedLog } from "./open-replicated-log.js";
 import type { RaftGroups } from "./raft-groups.js";
 import { RaftReplicatedLog } from "./raft-replicated-log.js";
@@ -42,6 +43,13 @@ export interface PartitionManagerOptions {
    * go to the others while one of them has room.
    */
   readonly refusesProduce?: (logDir: string) => boolean;
+  /**
+   * Whether the disk of the partition kept in `partitionDirectory` can spare `bytes` for blocks reserved
+   * ahead of appends (log.preallocate); when it answers true they count as taken.
+   */
+  readonly mayReserve?: (partitionDirectory: string, bytes: number) => boolean;
+  /** Where a partition log that fails a write or fsync is recorded (it refuses writes until a restart). */
+  readonly logFailures?: LogFailures;
 }
 
 const PARTITION_DIRECTORY = /^(.+)-(\d+)$/;
@@ -329,6 +337,7 @@ export class PartitionManager implements LogStatsProvider {
     const onEvent = (event: LogEvent) => {
       const where = { topic: topic.name, partition: partition.partition };
       if (event.type === "failed") {
+        this.options.logFailures?.record(name, event.error);
         this.options.logger.error(
           { err: event.error, ...where },
           "partition log failed and refuses writes until the broker restarts",
@@ -360,6 +369,7 @@ export class PartitionManager implements LogStatsProvider {
     const config = logConfigFor(this.options.config, topic.configs);
     const raft = this.options.raft;
     const group = raft ? await raft.groupFor(topic.topicId, partition.partition) : undefined;
+    const mayReserve = this.options.mayReserve;
     const log = await openReplicatedLog(join(dir, name), {
       topicPartition,
       nodeId: this.options.nodeId,
@@ -369,6 +379,7 @@ export class PartitionManager implements LogStatsProvider {
       flushScheduler: this.options.flushScheduler,
       ...(this.options.directWrites ? { directWrites: this.options.directWrites } : {}),
       ...(this.options.directReads ? { directReads: this.options.directReads } : {}),
+      ...(mayReserve ? { mayReserve: (bytes: number) => mayReserve(join(dir, name), bytes) } : {}),
       now: this.options.now,
       onEvent,
       ...(this.options.observeCommitLatency
@@ -431,6 +442,7 @@ export class PartitionManager implements LogStatsProvider {
       const dir = this.existingDirectories.get(name);
       this.existingDirectories.delete(name);
       this.scannedTopicIds.delete(name);
+      this.options.logFailures?.forget(name);
       try {
         await log.close();
       } catch (error) {

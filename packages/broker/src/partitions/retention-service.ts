@@ -45,6 +45,20 @@ export class RetentionService {
     return this.running;
   }
 
+  /**
+   * A pass soon, for retention settings that changed: now, or right after the pass under way, which
+   * may have visited the changed partitions with the settings before. An operator who lowers
+   * retention on a full disk (what the low-disk refusal tells them to do) should not wait for
+   * log.retention.check.interval.ms.
+   */
+  requestPass(): void {
+    if (this.stopped) return;
+    void (this.running ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => (this.stopped ? undefined : this.runOnce()))
+      .catch((error: unknown) => this.options.logger.error({ err: error }, "retention pass failed"));
+  }
+
   private schedule(): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {

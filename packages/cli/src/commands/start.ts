@@ -170,7 +170,9 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
       }, config.get("shutdown.timeout.ms") + LOG_CLOSE_GRACE_MS);
       limit.unref();
       broker.shutdown().then(
-        () => resolve(ExitCode.OK),
+        // A log that failed was closed without flushing: a supervisor must see that the node needs its
+        // disk checked (the shutdown's last line says which logs).
+        () => resolve(broker.needsRestart ? ExitCode.FAILED : ExitCode.OK),
         (error: unknown) => {
           logger.error({ err: error }, "shutdown failed; logs are recovered at the next start");
           resolve(ExitCode.FAILED);

@@ -7,6 +7,8 @@ export type ReadinessCheck = () => ReadinessResult | Promise<ReadinessResult>;
 export const readinessCheckNames = {
   /** Every partition log has been recovered from disk. */
   storageRecovered: "storage_recovered",
+  /** No log failed a write or fsync (a failed one refuses writes until the broker restarts). */
+  storageWritable: "storage_writable",
   /** The Kafka listeners accept connections. */
   listenersUp: "listeners_up",
   /** In a cluster: a controller leader is known. */

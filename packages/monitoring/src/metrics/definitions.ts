@@ -164,6 +164,11 @@ export const pushedMetricDefinitions = {
       "1 while Produce to the partitions of the log directory is refused because its file system has less than log.dir.min.free.bytes free.",
       ["dir"],
     ),
+    logsFailed: gauge(
+      "raftka_logs_failed",
+      "Logs (partitions and the metadata log) that failed a write or fsync on this node. Each refuses writes until the broker restarts: fix the disk, then restart the node, which recovers them.",
+      [],
+    ),
     fsyncSeconds: histogram(
       "raftka_log_fsync_duration_seconds",
       "Time one fsync of a segment, index or Raft state file took, from the call (which may wait for a libuv pool thread) to its end. Every acks=all answer waits for the fsyncs of its partitions' group-commit round, so a slow disk shows here first.",
