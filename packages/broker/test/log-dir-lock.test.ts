@@ -38,8 +38,10 @@ async function liveAndZombie(): Promise<{ live: number; zombie: number }> {
   const zombie = await new Promise<number>((resolve) =>
     parent.stdout!.once("data", (data) => resolve(Number(data))),
   );
-  for (let tries = 0; (await stat(zombie))[0] !== "Z" && tries < 100; tries++)
+  // Up to 10 s: on a loaded machine the child can take more than a second to run and exit.
+  for (let tries = 0; (await stat(zombie))[0] !== "Z" && tries < 1000; tries++)
     await new Promise((resolve) => setTimeout(resolve, 10));
+  expect((await stat(zombie))[0], "the child did not become a zombie within 10 s").toBe("Z");
   return { live: parent.pid!, zombie };
 }
 
