@@ -423,15 +423,40 @@ async function withStealBySecond(measure, measuring) {
  * Runs `run` (a produce or consume run of `count` records) and, with the broker's pid, adds the broker's CPU per MiB
  * to its result: unlike throughput, barely moved by other load on the machine.
  */
-async function withCpuPerMiB(brokerPid, count, run) {
+async function withCpuPerMiB(brokerPid, count, run, field = "brokerCpuMsPerMiB") {
   const before = brokerPid === undefined ? undefined : await cpuSeconds(brokerPid);
   const result = await run();
   if (before !== undefined) {
     const cpu = (await cpuSeconds(brokerPid)) - before;
-    result.brokerCpuMsPerMiB = (1000 * cpu) / ((count * recordBytes) / (1 << 20));
+    result[field] = (1000 * cpu) / ((count * recordBytes) / (1 << 20));
   }
   return result;
 }
+
+/**
+ * Where the CPU of the median sustained acks=1 pair went, per MiB produced: the load generator's against
+ * each, the null sink's and the broker's (all their threads). On two CPUs shared by the load generator and
+ * the server, kept busy, the ratio to the null sink is about (L + N) / (L + B): what the broker's CPU
+ * per MiB (B) must be for a target ratio follows from the load generator's (L) and the null sink's (N).
+ */
+function cpuBreakdown(sink, broker) {
+  const atSink = loadgenCpuMsPerMiB(sink);
+  const atBroker = loadgenCpuMsPerMiB(broker);
+  if (atSink === undefined || sink.sinkCpuMsPerMiB === undefined || broker.brokerCpuMsPerMiB === undefined)
+    return "";
+  const implied = (atSink + sink.sinkCpuMsPerMiB) / (atBroker + broker.brokerCpuMsPerMiB);
+  return (
+    `CPU per MiB at acks=1 sustained (median pair): load generator ${atSink.toFixed(2)} ms against the null sink and ` +
+    `${atBroker.toFixed(2)} against the broker; null sink ${sink.sinkCpuMsPerMiB.toFixed(2)}, broker ` +
+    `${broker.brokerCpuMsPerMiB.toFixed(2)} (all threads): (L + N) / (L + B) = ${(100 * implied).toFixed(0)}%`
+  );
+}
+
+/** The load generator's own CPU per MiB it sent (its getrusage over the measured records). */
+const loadgenCpuMsPerMiB = (result) =>
+  result.cpuSeconds === undefined
+    ? undefined
+    : (1000 * result.cpuSeconds) / ((result.records * recordBytes) / (1 << 20));
 
 /**
  * KiB of freed memory this VM has handed back to its host so far (virtio-balloon free page reporting), or
@@ -571,13 +596,24 @@ try {
   for (let pair = 1; pair <= pairs; pair++) {
     const measured = {};
     say(`pair ${pair} of ${pairs}: acks=1 at full speed, null sink then broker, short then sustained`);
-    measured.sinkShort = await produce(sinkBootstrap, "bench", 1);
+    measured.sinkShort = await withCpuPerMiB(
+      sink.child.pid,
+      records,
+      () => produce(sinkBootstrap, "bench", 1),
+      "sinkCpuMsPerMiB",
+    );
     const shortTopic = topicOf(`bench-acks1-${pair}`);
     await createTopic(broker, shortTopic, partitions);
     measured.brokerShort = await withCpuPerMiB(pid, records, () =>
       withSchedule(pid, () => produce(bootstrap, shortTopic, 1)),
     );
-    measured.sinkSustained = await produce(sinkBootstrap, "bench", 1, sustainedRecords(measured.sinkShort));
+    const sinkSustained = sustainedRecords(measured.sinkShort);
+    measured.sinkSustained = await withCpuPerMiB(
+      sink.child.pid,
+      sinkSustained,
+      () => produce(sinkBootstrap, "bench", 1, sinkSustained),
+      "sinkCpuMsPerMiB",
+    );
     const sustained = sustainedRecords(measured.brokerShort);
     measured.sustainedTopic = topicOf(`bench-acks1-sustained-${pair}`);
     say(
@@ -898,6 +934,7 @@ if (options.json) {
       ? `split CPUs: the load generator ran on CPU 0, the null sink${options.bootstrap === undefined ? " and the broker" : ""} on CPU ${serverCpus}`
       : "",
     `acks=1 against the null sink in ${pairs} alternating pairs (the acks=1 rows above are the median pair's): short ${pairRatios("brokerShort", "sinkShort")}; sustained ${pairRatios("brokerSustained", "sinkSustained")}`,
+    cpuBreakdown(results.sinkAcks1Sustained, results.brokerAcks1Sustained),
     results.reportedToHostGiB === undefined || pid === undefined
       ? ""
       : `this VM handed ${results.reportedToHostGiB.toFixed(1)} GiB of freed memory back to its host during the run: page-cache pages the broker then writes into such memory cost a host page fault each (docs/benchmarks.md)`,

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,6 +103,14 @@ static rd_kafka_conf_t *base_conf(const struct options *o, char *err, size_t err
   return conf;
 }
 
+/* This process's user + system CPU so far, in seconds (all its threads, librdkafka's included). */
+static double cpu_seconds(void) {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return (double)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
 static int run_produce(const struct options *o) {
   char err[512], acks[16];
   struct produce_state state = {0};
@@ -154,10 +163,12 @@ static int run_produce(const struct options *o) {
    * warm-up") is reported apart from what it does from then on. measured_from is when the first measured
    * record goes. */
   int64_t start = now_us(), last_report = start, measured_from = o->warm_up_records > 0 ? INT64_MAX : start;
+  double cpu_at_measuring = cpu_seconds();
   long sent = 0;
   while (sent < total) {
     if (sent == o->warm_up_records && measured_from == INT64_MAX) {
       measured_from = now_us();
+      cpu_at_measuring = cpu_seconds();
       /* Callers that sample the server (its CPU, its histograms) start their measurement here. */
       fprintf(stderr, "loadgen: warm-up done, measuring\n");
       fflush(stderr);
@@ -196,6 +207,7 @@ static int run_produce(const struct options *o) {
     if (now_us() - start > 600 * 1000000LL) die("timeout", "records were not acknowledged within 10 minutes");
   }
   int64_t end = now_us();
+  double measured_cpu_seconds = cpu_seconds() - cpu_at_measuring;
   double seconds = (double)(end - measured_from) / 1e6;
 
   /* The p99 of each whole second from the start, warm-up included, so that a transient shows where it is. */
@@ -227,10 +239,10 @@ static int run_produce(const struct options *o) {
   printf("{\"mode\":\"produce\",\"records\":%ld,\"failed\":%ld,\"recordBytes\":%d,\"seconds\":%.3f,"
          "\"recordsPerSecond\":%.0f,\"mibPerSecond\":%.2f,\"latencyMs\":{\"p50\":%.3f,\"p99\":%.3f,"
          "\"p999\":%.3f,\"max\":%.3f},\"warmUp\":{\"records\":%ld,\"latencyMs\":{\"p50\":%.3f,\"p99\":%.3f,"
-         "\"p999\":%.3f,\"max\":%.3f}},\"p99BySecondMs\":[%s],\"firstError\":%s%s%s}\n",
+         "\"p999\":%.3f,\"max\":%.3f}},\"p99BySecondMs\":[%s],\"cpuSeconds\":%.3f,\"firstError\":%s%s%s}\n",
          measured, state.failed, o->record_bytes, seconds, (double)measured / seconds,
          (double)measured * o->record_bytes / seconds / 1048576.0, l.p50, l.p99, l.p999, l.max, warm_up,
-         warm.p50, warm.p99, warm.p999, warm.max, by_second, state.first_error ? "\"" : "",
+         warm.p50, warm.p99, warm.p999, warm.max, by_second, measured_cpu_seconds, state.first_error ? "\"" : "",
          state.first_error ? state.first_error : "null", state.first_error ? "\"" : "");
   rd_kafka_topic_destroy(topic);
   rd_kafka_destroy(rk);
