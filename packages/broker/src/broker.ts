@@ -242,7 +242,7 @@ export class Broker {
             (setting) => `${setting.key} (${describeSource(setting.source)})`,
           ),
         },
-        "Kafka settings that have no effect in Raftka were ignored (threads, socket buffers, KRaft roles, internal topics' replication); remove them to quiet this",
+        "Kafka settings that have no effect in Raftka were ignored (threads, socket buffers, KRaft roles, ZooKeeper, internal topics' replication); remove them to quiet this",
       );
     }
     const objectStoreSettings = [...brokerSettings.values()]

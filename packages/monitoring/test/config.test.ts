@@ -166,6 +166,17 @@ describe("loading", () => {
       "offsets.topic.replication.factor",
     ]);
     expect(config.ignoredKafkaSettings[0]!.source).toMatchObject({ kind: "file", line: 1 });
+    // A ZooKeeper-mode file names its ensemble; Raftka needs none.
+    const zookeeperMode = loadConfig({
+      configFile: file(
+        "zookeeper.properties",
+        "zookeeper.connect=localhost:2181\nzookeeper.connection.timeout.ms=18000\n",
+      ),
+    });
+    expect(zookeeperMode.ignoredKafkaSettings.map((setting) => setting.key)).toEqual([
+      "zookeeper.connect",
+      "zookeeper.connection.timeout.ms",
+    ]);
     // Any other key nobody knows is still an error.
     expect(problemsOf({ configFile: file("typo.properties", "num.netwrk.threads=3") })[0]!.message).toContain(
       "unknown setting",

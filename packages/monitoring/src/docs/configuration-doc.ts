@@ -22,7 +22,8 @@ export function renderConfigurationDoc(): string {
 Raftka uses Kafka's setting names wherever Kafka has one, so a Kafka \`server.properties\` mostly
 carries over: the settings of Kafka's stock file that mean nothing here (\`process.roles\`,
 \`controller.quorum.voters\`, \`num.network.threads\`, \`num.io.threads\`, socket buffer sizes,
-\`offsets.topic.replication.factor\`, \`transaction.state.log.*\`, ...) are ignored with a warning at start;
+\`offsets.topic.replication.factor\`, \`transaction.state.log.*\`, ...) and a ZooKeeper-mode file's
+\`zookeeper.*\` keys (Raftka needs no ZooKeeper) are ignored with a warning at start;
 any other unknown key is an error. Every setting below is read at start; those marked **yes** under "Run
 time" can also be changed while the node runs (AlterConfigs on the broker resource; the admin API changes
 log levels).
