@@ -107,6 +107,19 @@ describe("loading", () => {
     ).toBe(8);
   });
 
+  it("refuses --config given twice instead of silently reading only the last file", () => {
+    file("first.properties", "num.partitions=7\n");
+    file("second.properties", "log.retention.hours=1\n");
+    const problems = problemsOf({
+      cwd: directory,
+      argv: ["--config", "first.properties", "--config=second.properties"],
+    });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.key).toBe("--config");
+    expect(problems[0]!.message).toContain("given twice (first.properties, then second.properties)");
+    expect(problems[0]!.message).toContain("merge them into one file");
+  });
+
   it("reads JSON files with native types and lists", () => {
     const json = file(
       "config.json",

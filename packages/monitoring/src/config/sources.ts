@@ -192,6 +192,13 @@ export function readFlags(argv: readonly string[]): FlagResult {
           source: { kind: "flag", flag },
           message: "needs a file: --config=server.properties",
         });
+      } else if (configFile !== undefined) {
+        // One file is read (docs/configuration.md); keeping the last would silently drop the first's settings.
+        problems.push({
+          key: flag,
+          source: { kind: "flag", flag },
+          message: `given twice (${configFile}, then ${value}); only one config file is read: merge them into one file, or move one file's settings to --key=value flags`,
+        });
       } else {
         configFile = value;
       }

@@ -32,7 +32,8 @@ log levels).
 
 Later sources win: **defaults < config file < environment < command-line flags**.
 
-- **Config file**: \`--config=<file>\` or the \`${CONFIG_FILE_VARIABLE}\` environment variable. Either Kafka's
+- **Config file**: one file, \`--config=<file>\` (given once: a second \`--config\` is an error) or the
+  \`${CONFIG_FILE_VARIABLE}\` environment variable (\`--config\` wins). Either Kafka's
   \`.properties\` format (\`key=value\`, \`key: value\` or \`key value\`; \`#\` and \`!\` start comments;
   a trailing \`\\\` continues a line) or, for a \`.json\` file, one JSON object of flat keys:
   \`{"log.dirs": ["/var/lib/raftka"], "log.segment.bytes": 536870912}\`. A key may appear only once.
