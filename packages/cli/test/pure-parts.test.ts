@@ -1,7 +1,7 @@
 import { PassThrough } from "node:stream";
 import { ErrorCode } from "@raftka/protocol";
 import { describe, expect, it } from "vitest";
-import { startFailureAdvice } from "../src/commands/start.js";
+import { crc32cWarning, startFailureAdvice } from "../src/commands/start.js";
 import { parseDuration } from "../src/duration.js";
 import { UsageError } from "../src/errors.js";
 import { parseBrokerList } from "../src/kafka/addresses.js";
@@ -115,6 +115,18 @@ describe("output", () => {
     progress.update("consumed 5 records");
     progress.done("consumed 5 records");
     expect(output).toBe("");
+  });
+});
+
+describe("crc32cWarning", () => {
+  it("blames RAFTKA_CRC32C_NATIVE=false, not a failed build, when the variable chose @node-rs/crc32", () => {
+    const chosen = crc32cWarning("@node-rs/crc32", "x64", { RAFTKA_CRC32C_NATIVE: "false" });
+    expect(chosen).toContain("because RAFTKA_CRC32C_NATIVE=false asks for it");
+    expect(chosen).toContain("unset the variable and restart");
+    expect(chosen).not.toContain("pnpm build");
+    expect(crc32cWarning("@node-rs/crc32", "x64", {})).toContain("run `pnpm build`");
+    expect(crc32cWarning("native-sse4.2", "x64", {})).toBeUndefined();
+    expect(crc32cWarning("@node-rs/crc32", "arm64", {})).toBeUndefined();
   });
 });
 

@@ -96,6 +96,13 @@ describe("loading", () => {
     expect(config.get("num.partitions")).toBe(4);
   });
 
+  it("refuses a RAFTKA_CRC32C_NATIVE other than true or false, saying what the variable does", () => {
+    expect(loadConfig({ env: { RAFTKA_CRC32C_NATIVE: "true" } }).get("num.partitions")).toBe(1);
+    const [problem] = problemsOf({ env: { RAFTKA_CRC32C_NATIVE: "bogus" } });
+    expect(problem).toMatchObject({ key: "RAFTKA_CRC32C_NATIVE", value: "bogus" });
+    expect(problem!.message).toContain("must be true or false (false computes CRC-32C on @node-rs/crc32");
+  });
+
   it("finds the config file through --config and RAFTKA_CONFIG, relative to cwd", () => {
     file("from-flag.properties", "num.partitions=7\n");
     file("from-env.properties", "num.partitions=8\n");

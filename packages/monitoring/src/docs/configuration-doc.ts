@@ -41,7 +41,7 @@ Later sources win: **defaults < config file < environment < command-line flags**
   (\`log.segment.bytes\` → \`RAFTKA_LOG_SEGMENT_BYTES\`). Any other \`RAFTKA_*\` variable is an error,
   except the CLI's own ${CLIENT_ENVIRONMENT_VARIABLES.map((name) => `\`${name}\``).join(" and ")}, which nodes ignore,
   and \`RAFTKA_CRC32C_NATIVE=false\`, read as the process loads: CRC-32C on @node-rs/crc32 instead of the
-  native build (\`packages/crc32c\`), to compare the two.
+  native build (\`packages/crc32c\`), to compare the two (\`true\` or \`false\`; any other value is an error).
 - **Flags**: \`--log.segment.bytes=536870912\` or \`--log.segment.bytes 536870912\`; a boolean flag
   alone (\`--auto.create.topics.enable\`) means \`true\`.
 - An empty value (\`s3.endpoint=\`) unsets an optional setting; for any other setting it is an error.
