@@ -98,7 +98,7 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     config = loadConfig({ argv, env });
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`raftka start: invalid configuration\n${error.message}\n`);
+      process.stderr.write(`raftka start: ${error.message}\n`);
       return ExitCode.USAGE;
     }
     throw error;
