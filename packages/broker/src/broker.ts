@@ -105,6 +105,12 @@ export interface BrokerOptions {
   readonly advertisedHost?: string;
   /** Milliseconds since the epoch. */
   readonly now?: () => number;
+  /**
+   * Aborted to give up a start under way (a SIGTERM during recovery): start-up stops at its next step
+   * (between partitions while recovering), closes what it opened, releases the log directories and
+   * rejects with the signal's reason.
+   */
+  readonly interruptStart?: AbortSignal;
 }
 
 /** The node's StableStore (Raft hard states and partition group ids), in the first log dir. */
@@ -227,6 +233,7 @@ export class Broker {
 
   private async startUp(): Promise<void> {
     const { config } = this.options;
+    const stopIfInterrupted = () => this.options.interruptStart?.throwIfAborted();
     if (config.get("cluster.seeds").length > 0) {
       // Started alone, each of several nodes given the same seeds would be a cluster of its own: a
       // producer and a consumer pointed at different nodes would silently see different data.
@@ -258,6 +265,7 @@ export class Broker {
     const nodeId = config.get("node.id");
     const logDirs = config.get("log.dirs");
     this.logDirLock = await LogDirLock.acquire(logDirs);
+    stopIfInterrupted();
     const storageLogger = this.options.logging.component("storage");
     const controllerLogger = this.options.logging.component("controller");
     const readiness = this.admin.readiness;
@@ -273,6 +281,7 @@ export class Broker {
     this.adminAddressValue = await this.admin.listen(config.get("admin.listener"));
 
     const clusterId = await loadOrCreateMetaProperties(logDirs, nodeId);
+    stopIfInterrupted();
     const directWrites = new DirectWrites({ enabled: config.get("log.direct.io.enable") });
     directWrites.onDisabled((reason) => {
       storageLogger.warn(
@@ -401,6 +410,7 @@ export class Broker {
       "cluster metadata replayed",
     );
     this.applyBrokerConfigs(image);
+    stopIfInterrupted();
 
     const diskSpace = new DiskSpaceGuard({
       logDirs,
@@ -433,7 +443,7 @@ export class Broker {
     });
     this.partitionManager = partitions;
     partitions.onPartitionsRemoved((logs) => this.longPoll.wakeFetchesOf(logs));
-    await partitions.openAll(image);
+    await partitions.openAll(image, this.options.interruptStart);
     readiness.set(readinessCheckNames.storageRecovered, { ready: true });
 
     const topicMetrics = new TopicMetrics(this.options.metrics);
@@ -518,6 +528,7 @@ export class Broker {
       this.startedExtensions.push(extension);
     }
 
+    stopIfInterrupted();
     const bound = await this.server.listen(config.get("listeners"));
     this.advertised = effectiveAdvertisedListeners(config, this.options.advertisedHost ?? "localhost").map(
       (listener) => {
