@@ -35,6 +35,7 @@ import { AlterConfigOperation, ConfigResourceType } from "./metadata/config-oper
 import { Controller } from "./metadata/controller.js";
 import { type MetadataDelta, MetadataImage } from "./metadata/image.js";
 import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
+import { describeStoredOverrides } from "./metadata/stored-overrides.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
 import { DiskSpaceGuard } from "./partitions/disk-space-guard.js";
 import { LogDirLock } from "./partitions/log-dir-lock.js";
@@ -565,7 +566,10 @@ export class Broker {
     }
   }
 
-  /** Dynamic broker settings from the metadata log: the cluster default ("") first, this node's on top. */
+  /**
+   * Dynamic broker settings from the metadata log: the cluster default ("") first, this node's on top.
+   * At start (no delta) each one applied is logged, with what it overrides and how to remove it.
+   */
   private applyBrokerConfigs(image: MetadataImage, delta?: MetadataDelta): void {
     if (delta && delta.brokerConfigChanges.length === 0) return;
     const nodeId = String(this.options.config.get("node.id"));
@@ -584,6 +588,11 @@ export class Broker {
         { key: problem.key, problem: problem.message },
         "a dynamic broker setting from the metadata log was not applied",
       );
+    }
+    if (delta) return;
+    const stored = { node: image.brokerConfig(nodeId), clusterDefault: image.brokerConfig("") };
+    for (const override of describeStoredOverrides(this.options.config, stored, Number(nodeId))) {
+      this.logger[override.level]({ key: override.key }, override.message);
     }
   }
 

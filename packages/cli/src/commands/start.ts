@@ -92,8 +92,8 @@ function packageVersion(): string {
 export const START_USAGE = `Usage: raftka start [--config <file>] [--<setting>=<value> ...]
 
 Starts a Raftka node. Settings come from (lowest to highest precedence): built-in defaults, the config
-file (--config or RAFTKA_CONFIG; .properties or .json), RAFTKA_* environment variables, --key=value flags.
-Every setting is listed in docs/configuration.md. Examples:
+file (--config or RAFTKA_CONFIG; .properties or .json), RAFTKA_* environment variables, --key=value flags,
+then run-time settings stored in the metadata log (AlterConfigs, log levels; logged at start). Every setting is listed in docs/configuration.md. Examples:
 
   raftka start                                      Kafka on :9092, admin HTTP on :9644, data in ./data
   raftka start --listeners=PLAINTEXT://127.0.0.1:0 --admin.listener=127.0.0.1:0 --log.dirs=/tmp/r1

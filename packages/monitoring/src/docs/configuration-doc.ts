@@ -30,7 +30,8 @@ log levels).
 
 ## Where settings come from
 
-Later sources win: **defaults < config file < environment < command-line flags**.
+Later sources win: **defaults < config file < environment < command-line flags < run-time settings
+stored in the metadata log**.
 
 - **Config file**: one file, \`--config=<file>\` (given once: a second \`--config\` is an error) or the
   \`${CONFIG_FILE_VARIABLE}\` environment variable (\`--config\` wins). Either Kafka's
@@ -44,6 +45,13 @@ Later sources win: **defaults < config file < environment < command-line flags**
   native build (\`packages/crc32c\`), to compare the two (\`true\` or \`false\`; any other value is an error).
 - **Flags**: \`--log.segment.bytes=536870912\` or \`--log.segment.bytes 536870912\`; a boolean flag
   alone (\`--auto.create.topics.enable\`) means \`true\`.
+- **Run-time settings**: a dynamic setting changed while the node runs (AlterConfigs or
+  IncrementalAlterConfigs on the broker resource, e.g. \`kafka-configs.sh --alter --entity-type brokers\`;
+  the admin API's \`PUT /v1/log-levels\`, \`raftka cluster log-level\`) is stored in the metadata log and,
+  as in Kafka, wins over the file, environment and flags at every later start too: this node's own value
+  over the cluster default (\`--entity-default\`). The start logs each one it applies, with what it
+  overrides and how to remove it (\`kafka-configs.sh ... --delete-config <key>\`, or
+  \`raftka cluster log-level <component> default\`); removed, the setting falls back to the layers below.
 - An empty value (\`s3.endpoint=\`) unsets an optional setting; for any other setting it is an error.
 - Lists are comma-separated (\`log.dirs=/data/a,/data/b\`) or JSON arrays in a JSON file.
 
