@@ -411,7 +411,6 @@ export class Broker {
       "cluster metadata replayed",
     );
     this.applyBrokerConfigs(image);
-    stopIfInterrupted();
 
     const diskSpace = new DiskSpaceGuard({
       logDirs,
