@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
+import { PassThrough, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Interrupts, runCli } from "../../packages/cli/src/index.js";
 import { type RunningBroker, raftkaMain, startBroker } from "./harness/broker.js";
 import { kafkaClient } from "./harness/kafkajs.js";
 
@@ -311,6 +313,34 @@ describe("raftka topic commands against a broker process", () => {
     child.kill("SIGINT");
     expect(await exited).toBe(130);
     expect(stderr).toContain("consumed 90 records from orders (lag 0)");
+  });
+
+  it("says a produce interrupted while waiting on standard input was interrupted, not that the input was empty", async () => {
+    expect((await raftka(["topic", "create", "waiting-input"])).code).toBe(0);
+    // `sleep 30 | raftka topic produce waiting-input`, then Ctrl-C: standard input stays open and silent.
+    const stdin = new PassThrough();
+    let stderr = "";
+    const interrupts = new Interrupts();
+    const exited = runCli(["topic", "produce", "waiting-input", "--brokers", broker.bootstrap], {
+      stdout: new Writable({ write: (_chunk, _encoding, done) => done() }),
+      stderr: new Writable({
+        write: (chunk, _encoding, done) => {
+          stderr += String(chunk);
+          done();
+        },
+      }),
+      stdin,
+      env: environment(),
+      interrupts,
+    });
+    // Reading has begun once something listens to standard input.
+    await expect.poll(() => stdin.listenerCount("data") + stdin.listenerCount("readable")).toBeGreaterThan(0);
+    expect(interrupts.trigger()).toBe("handled");
+    expect(await exited).toBe(130);
+    expect(stderr).toContain(
+      "interrupted before a record was read from standard input; nothing was produced",
+    );
+    expect(stderr).not.toContain("standard input was empty");
   });
 
   it("changes topic settings and shows them", async () => {

@@ -35,6 +35,7 @@ import { AlterConfigOperation, ConfigResourceType } from "./metadata/config-oper
 import { Controller } from "./metadata/controller.js";
 import { type MetadataDelta, MetadataImage } from "./metadata/image.js";
 import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
+import { describeStoredOverrides } from "./metadata/stored-overrides.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
 import { DiskSpaceGuard } from "./partitions/disk-space-guard.js";
 import { LogDirLock } from "./partitions/log-dir-lock.js";
@@ -105,6 +106,12 @@ export interface BrokerOptions {
   readonly advertisedHost?: string;
   /** Milliseconds since the epoch. */
   readonly now?: () => number;
+  /**
+   * Aborted to give up a start under way (a SIGTERM during recovery): start-up stops at its next step
+   * (between partitions while recovering), closes what it opened, releases the log directories and
+   * rejects with the signal's reason.
+   */
+  readonly interruptStart?: AbortSignal;
 }
 
 /** The node's StableStore (Raft hard states and partition group ids), in the first log dir. */
@@ -227,6 +234,7 @@ export class Broker {
 
   private async startUp(): Promise<void> {
     const { config } = this.options;
+    const stopIfInterrupted = () => this.options.interruptStart?.throwIfAborted();
     if (config.get("cluster.seeds").length > 0) {
       // Started alone, each of several nodes given the same seeds would be a cluster of its own: a
       // producer and a consumer pointed at different nodes would silently see different data.
@@ -242,7 +250,7 @@ export class Broker {
             (setting) => `${setting.key} (${describeSource(setting.source)})`,
           ),
         },
-        "Kafka settings that have no effect in Raftka were ignored (threads, socket buffers, KRaft roles, internal topics' replication); remove them to quiet this",
+        "Kafka settings that have no effect in Raftka were ignored (threads, socket buffers, KRaft roles, ZooKeeper, internal topics' replication); remove them to quiet this",
       );
     }
     const objectStoreSettings = [...brokerSettings.values()]
@@ -258,6 +266,7 @@ export class Broker {
     const nodeId = config.get("node.id");
     const logDirs = config.get("log.dirs");
     this.logDirLock = await LogDirLock.acquire(logDirs);
+    stopIfInterrupted();
     const storageLogger = this.options.logging.component("storage");
     const controllerLogger = this.options.logging.component("controller");
     const readiness = this.admin.readiness;
@@ -273,6 +282,7 @@ export class Broker {
     this.adminAddressValue = await this.admin.listen(config.get("admin.listener"));
 
     const clusterId = await loadOrCreateMetaProperties(logDirs, nodeId);
+    stopIfInterrupted();
     const directWrites = new DirectWrites({ enabled: config.get("log.direct.io.enable") });
     directWrites.onDisabled((reason) => {
       storageLogger.warn(
@@ -433,7 +443,7 @@ export class Broker {
     });
     this.partitionManager = partitions;
     partitions.onPartitionsRemoved((logs) => this.longPoll.wakeFetchesOf(logs));
-    await partitions.openAll(image);
+    await partitions.openAll(image, this.options.interruptStart);
     readiness.set(readinessCheckNames.storageRecovered, { ready: true });
 
     const topicMetrics = new TopicMetrics(this.options.metrics);
@@ -518,6 +528,7 @@ export class Broker {
       this.startedExtensions.push(extension);
     }
 
+    stopIfInterrupted();
     const bound = await this.server.listen(config.get("listeners"));
     this.advertised = effectiveAdvertisedListeners(config, this.options.advertisedHost ?? "localhost").map(
       (listener) => {
@@ -554,7 +565,10 @@ export class Broker {
     }
   }
 
-  /** Dynamic broker settings from the metadata log: the cluster default ("") first, this node's on top. */
+  /**
+   * Dynamic broker settings from the metadata log: the cluster default ("") first, this node's on top.
+   * At start (no delta) each one applied is logged, with what it overrides and how to remove it.
+   */
   private applyBrokerConfigs(image: MetadataImage, delta?: MetadataDelta): void {
     if (delta && delta.brokerConfigChanges.length === 0) return;
     const nodeId = String(this.options.config.get("node.id"));
@@ -573,6 +587,11 @@ export class Broker {
         { key: problem.key, problem: problem.message },
         "a dynamic broker setting from the metadata log was not applied",
       );
+    }
+    if (delta) return;
+    const stored = { node: image.brokerConfig(nodeId), clusterDefault: image.brokerConfig("") };
+    for (const override of describeStoredOverrides(this.options.config, stored, Number(nodeId))) {
+      this.logger[override.level]({ key: override.key }, override.message);
     }
   }
 

@@ -374,6 +374,48 @@ describe("configs", () => {
     }
   });
 
+  it("names at start each stored run-time setting that overrides the configuration, and how to remove it", async () => {
+    let own = await startTestBroker({ "log.level.raft": "warn" });
+    try {
+      const put = await fetch(`http://127.0.0.1:${own.broker.adminAddress.port}/v1/log-levels/raft`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ level: "error" }),
+      });
+      expect(put.status).toBe(200);
+      const altered = await (await own.connect()).send(ApiKey.IncrementalAlterConfigs, 1, {
+        validateOnly: false,
+        resources: [
+          {
+            resourceType: BROKER,
+            resourceName: "",
+            configs: [{ name: "log.retention.ms", configOperation: 0, value: "3600000" }],
+          },
+        ],
+      });
+      expect(altered.responses[0]!.errorCode).toBe(ErrorCode.NONE);
+      own = await own.restart();
+      const overrides = own.logLines.filter((line) => String(line.msg).startsWith("run-time setting "));
+      expect(overrides).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            level: "warn",
+            key: "log.level.raft",
+            msg: "run-time setting log.level.raft=error, stored in the metadata log for node 0, overrides warn from flag --log.level.raft; to go back to it, remove the stored value: `raftka cluster log-level raft default`",
+          }),
+          expect.objectContaining({
+            level: "info",
+            key: "log.retention.ms",
+            msg: "run-time setting log.retention.ms=3600000, stored in the metadata log as the cluster default, overrides its default (unset); to go back to it, remove the stored value: `kafka-configs.sh --bootstrap-server <host:port> --alter --entity-type brokers --entity-default --delete-config log.retention.ms`",
+          }),
+        ]),
+      );
+      expect(overrides).toHaveLength(2);
+    } finally {
+      await own.cleanup();
+    }
+  });
+
   it("reports Kafka's Long.MAX_VALUE back as it was set, for a topic's override and a default alike", async () => {
     const connection = await node.connect();
     await createTopic(connection, "unlimited", 1, { "retention.ms": "9223372036854775807" });

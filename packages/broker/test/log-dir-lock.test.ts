@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { createDirectories } from "../src/partitions/create-directories.js";
 import { LOCK_FILE, LogDirLock } from "../src/partitions/log-dir-lock.js";
 
 const directories: string[] = [];
@@ -68,5 +69,25 @@ describe("LogDirLock", () => {
     await writeFile(join(reused, LOCK_FILE), JSON.stringify({ pid: live, startTime: "1" }));
     await (await LogDirLock.acquire([reused])).release();
     await expect(readFile(join(reused, LOCK_FILE))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("refuses a log directory that cannot be created under /proc, naming it, instead of spinning forever", async () => {
+    // Node's recursive mkdir loops here for ever: mkdir /proc/x says ENOENT while /proc exists.
+    await expect(LogDirLock.acquire(["/proc/raftka-log-dir-lock-test/data"])).rejects.toThrow(
+      "log.dirs entry /proc/raftka-log-dir-lock-test/data cannot be created: mkdir says ENOENT although /proc exists",
+    );
+  });
+
+  it("creates missing parents, and reports why a parent could not be made (EROFS), not the child's ENOENT", async () => {
+    const root = await directory();
+    await createDirectories(join(root, "a", "b", "c"));
+    await expect(readFile(join(root, "a", "b", "c"))).rejects.toMatchObject({ code: "EISDIR" });
+    await createDirectories(join(root, "a", "b", "c"));
+
+    const readOnlyParent = async (path: string) => {
+      const code = path === "/ro/new" ? "EROFS" : "ENOENT";
+      throw Object.assign(new Error(`${code}: mkdir '${path}'`), { code });
+    };
+    await expect(createDirectories("/ro/new/data", readOnlyParent)).rejects.toMatchObject({ code: "EROFS" });
   });
 });

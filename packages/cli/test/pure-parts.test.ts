@@ -1,7 +1,8 @@
 import { PassThrough } from "node:stream";
 import { ErrorCode } from "@raftka/protocol";
 import { describe, expect, it } from "vitest";
-import { startFailureAdvice } from "../src/commands/start.js";
+import { describeOffsetRange } from "../src/commands/consume.js";
+import { crc32cWarning, startFailureAdvice } from "../src/commands/start.js";
 import { parseDuration } from "../src/duration.js";
 import { UsageError } from "../src/errors.js";
 import { parseBrokerList } from "../src/kafka/addresses.js";
@@ -118,6 +119,27 @@ describe("output", () => {
   });
 });
 
+describe("describeOffsetRange", () => {
+  it("calls a partition with no records empty at its end offset, not 'offsets 3000 to 2999'", () => {
+    expect(describeOffsetRange(3000n, 3000n)).toBe(
+      "which is empty at offset 3000 (its next record's offset)",
+    );
+    expect(describeOffsetRange(5n, 10n)).toBe("which holds offsets 5 to 9 (next offset 10)");
+  });
+});
+
+describe("crc32cWarning", () => {
+  it("blames RAFTKA_CRC32C_NATIVE=false, not a failed build, when the variable chose @node-rs/crc32", () => {
+    const chosen = crc32cWarning("@node-rs/crc32", "x64", { RAFTKA_CRC32C_NATIVE: "false" });
+    expect(chosen).toContain("because RAFTKA_CRC32C_NATIVE=false asks for it");
+    expect(chosen).toContain("unset the variable and restart");
+    expect(chosen).not.toContain("pnpm build");
+    expect(crc32cWarning("@node-rs/crc32", "x64", {})).toContain("run `pnpm build`");
+    expect(crc32cWarning("native-sse4.2", "x64", {})).toBeUndefined();
+    expect(crc32cWarning("@node-rs/crc32", "arm64", {})).toBeUndefined();
+  });
+});
+
 describe("startFailureAdvice", () => {
   const systemError = (code: string) => Object.assign(new Error(`${code}: failed, write`), { code });
 
@@ -149,6 +171,13 @@ describe("Kafka error descriptions", () => {
     expect(describeKafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, null)).toContain(
       "topic names are 1-249 characters",
     );
+    // The broker's INVALID_CONFIG message already says where the topic configs are listed.
+    const unknownConfig = describeKafkaError(
+      ErrorCode.INVALID_CONFIG,
+      "retention.msx: unknown topic config; did you mean retention.ms? docs/configuration.md lists every topic config",
+    );
+    expect(unknownConfig.split("docs/configuration.md")).toHaveLength(2);
+    expect(describeKafkaError(ErrorCode.INVALID_CONFIG, null)).toContain("see docs/configuration.md");
     // Hints that are right whatever the broker said stay.
     expect(describeKafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, "topic orders already exists")).toContain(
       "--if-not-exists",

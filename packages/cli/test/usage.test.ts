@@ -56,6 +56,13 @@ describe("raftka command line", () => {
     expect(format.stderr).toContain("table, json");
   });
 
+  it("heads `raftka start`'s configuration problems once, exit 2", async () => {
+    const run = await runRaftka(["start", "--log.segment.bytes=12abc"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^raftka start: invalid configuration \(1 problem; /);
+    expect(run.stderr.split("invalid configuration")).toHaveLength(2);
+  });
+
   it("exits 3 when no broker answers, naming the addresses and how to point elsewhere", async () => {
     const run = await runRaftka(["topic", "list", "--brokers", "127.0.0.1:1"]);
     expect(run.code).toBe(3);

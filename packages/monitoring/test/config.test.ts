@@ -96,6 +96,13 @@ describe("loading", () => {
     expect(config.get("num.partitions")).toBe(4);
   });
 
+  it("refuses a RAFTKA_CRC32C_NATIVE other than true or false, saying what the variable does", () => {
+    expect(loadConfig({ env: { RAFTKA_CRC32C_NATIVE: "true" } }).get("num.partitions")).toBe(1);
+    const [problem] = problemsOf({ env: { RAFTKA_CRC32C_NATIVE: "bogus" } });
+    expect(problem).toMatchObject({ key: "RAFTKA_CRC32C_NATIVE", value: "bogus" });
+    expect(problem!.message).toContain("must be true or false (false computes CRC-32C on @node-rs/crc32");
+  });
+
   it("finds the config file through --config and RAFTKA_CONFIG, relative to cwd", () => {
     file("from-flag.properties", "num.partitions=7\n");
     file("from-env.properties", "num.partitions=8\n");
@@ -105,6 +112,19 @@ describe("loading", () => {
     expect(
       loadConfig({ cwd: directory, env: { RAFTKA_CONFIG: "from-env.properties" } }).get("num.partitions"),
     ).toBe(8);
+  });
+
+  it("refuses --config given twice instead of silently reading only the last file", () => {
+    file("first.properties", "num.partitions=7\n");
+    file("second.properties", "log.retention.hours=1\n");
+    const problems = problemsOf({
+      cwd: directory,
+      argv: ["--config", "first.properties", "--config=second.properties"],
+    });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.key).toBe("--config");
+    expect(problems[0]!.message).toContain("given twice (first.properties, then second.properties)");
+    expect(problems[0]!.message).toContain("merge them into one file");
   });
 
   it("reads JSON files with native types and lists", () => {
@@ -166,6 +186,17 @@ describe("loading", () => {
       "offsets.topic.replication.factor",
     ]);
     expect(config.ignoredKafkaSettings[0]!.source).toMatchObject({ kind: "file", line: 1 });
+    // A ZooKeeper-mode file names its ensemble; Raftka needs none.
+    const zookeeperMode = loadConfig({
+      configFile: file(
+        "zookeeper.properties",
+        "zookeeper.connect=localhost:2181\nzookeeper.connection.timeout.ms=18000\n",
+      ),
+    });
+    expect(zookeeperMode.ignoredKafkaSettings.map((setting) => setting.key)).toEqual([
+      "zookeeper.connect",
+      "zookeeper.connection.timeout.ms",
+    ]);
     // Any other key nobody knows is still an error.
     expect(problemsOf({ configFile: file("typo.properties", "num.netwrk.threads=3") })[0]!.message).toContain(
       "unknown setting",

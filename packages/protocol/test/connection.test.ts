@@ -144,6 +144,16 @@ describe("KafkaConnection", () => {
     expect(connection.closed).toBe(true);
   });
 
+  it("says a server answering HTTP is an HTTP port, not that a frame is too large", async () => {
+    const { connection } = await connectTo((_header, _frame, socket) => {
+      socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    });
+    const error = await connection.send(ApiKey.ApiVersions, 0, {}).catch((caught: unknown) => caught);
+    expect((error as Error).message).toContain("that address is an HTTP port (Raftka's admin port?)");
+    expect((error as Error).message).toContain("connect to a Kafka listener instead (by default port 9092)");
+    expect((error as Error).message).not.toContain("socket.request.max.bytes");
+  });
+
   it("reports a refused connection with advice", async () => {
     const probe = await startServer(() => {});
     await new Promise((resolve) => probe.server.close(resolve));

@@ -1,5 +1,6 @@
-import { mkdir, open, readFile, unlink } from "node:fs/promises";
+import { open, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { createDirectories, DirectoryNotCreatableError } from "./create-directories.js";
 
 /** Kafka's name for the same guard. */
 export const LOCK_FILE = ".lock";
@@ -25,7 +26,13 @@ export class LogDirLock {
     const held: string[] = [];
     try {
       for (const dir of logDirs) {
-        await mkdir(dir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+        await createDirectories(dir).catch((error: NodeJS.ErrnoException) => {
+          if (error instanceof DirectoryNotCreatableError) {
+            throw new Error(
+              `log.dirs entry ${dir} cannot be created: mkdir says ENOENT although ${error.parent} exists, as on a virtual file system (/proc, /sys) that allows no new directories; point log.dirs at a directory on a disk`,
+              { cause: error },
+            );
+          }
           if (error.code !== "EEXIST" && error.code !== "ENOTDIR") throw error;
           throw new Error(
             `log.dirs entry ${dir} is not a directory (it or a parent is a file: ${error.code}); point log.dirs at a directory, or move the file away`,

@@ -124,8 +124,9 @@ export class PartitionManager implements LogStatsProvider {
   /**
    * Opens every partition of the image (recovering each log), with progress in the log. Partition
    * directories no topic owns are renamed `-stray` and kept: a damaged metadata log must never cost data.
+   * Once `interrupt` is aborted no further partition is opened, and openAll rejects with its reason.
    */
-  async openAll(image: MetadataImage): Promise<void> {
+  async openAll(image: MetadataImage, interrupt?: AbortSignal): Promise<void> {
     await this.scanDirectories(image);
     const work: { topic: TopicImage; partition: PartitionImage }[] = [];
     for (const topic of image.topics()) {
@@ -144,6 +145,8 @@ export class PartitionManager implements LogStatsProvider {
     const concurrency = this.options.openConcurrency ?? 16;
     const next = async (): Promise<void> => {
       for (;;) {
+        // Each worker finishes the partition it is recovering, so none is left half-open for close().
+        if (interrupt?.aborted) return;
         const item = work.shift();
         if (!item) return;
         await this.openPartition(item.topic, item.partition);
@@ -156,6 +159,7 @@ export class PartitionManager implements LogStatsProvider {
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, total) }, next));
+    interrupt?.throwIfAborted();
     // Elections were started as each log opened; their first entries commit in shared fsync rounds.
     await this.elected();
     this.options.logger.info({ partitions: total, topics: image.topicCount }, "partitions recovered");

@@ -256,10 +256,17 @@ async function checkInRange(
     const end = next.get(partition)!;
     if (offset < start || offset > end) {
       throw new OperationFailedError(
-        `offset ${offset} is outside partition ${topic.name}/${partition}, which holds offsets ${start} to ${end - 1n} (next offset ${end}); start with --offset beginning, end or an offset in that range`,
+        `offset ${offset} is outside partition ${topic.name}/${partition}, ${describeOffsetRange(start, end)}; start with --offset beginning, end or an offset in that range`,
       );
     }
   }
+}
+
+/** A partition's offsets in words: "holds offsets 5 to 9 (next offset 10)", or "is empty at offset 10". */
+export function describeOffsetRange(logStartOffset: bigint, logEndOffset: bigint): string {
+  if (logStartOffset >= logEndOffset)
+    return `which is empty at offset ${logEndOffset} (its next record's offset)`;
+  return `which holds offsets ${logStartOffset} to ${logEndOffset - 1n} (next offset ${logEndOffset})`;
 }
 
 function partitionAnswers(response: FetchResponse) {

@@ -288,6 +288,12 @@ export async function topicProduce(
           ),
     ],
   ]);
-  if (read === 0) context.note("raftka: no records to produce (standard input was empty)");
+  if (read === 0) {
+    context.note(
+      context.interrupted
+        ? "raftka: interrupted before a record was read from standard input; nothing was produced"
+        : "raftka: no records to produce (standard input was empty)",
+    );
+  }
   return { data, text };
 }

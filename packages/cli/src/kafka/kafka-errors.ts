@@ -43,6 +43,8 @@ const hintsWithoutBrokerMessage = new Set<number>([
   ErrorCode.MESSAGE_TOO_LARGE,
   ErrorCode.RECORD_LIST_TOO_LARGE,
   ErrorCode.KAFKA_STORAGE_ERROR,
+  // The broker's message names the key and what is allowed, or where every topic config is listed.
+  ErrorCode.INVALID_CONFIG,
 ]);
 
 /** `UNKNOWN_TOPIC_OR_PARTITION: <broker's message or Kafka's text>; <what to do next>`. */

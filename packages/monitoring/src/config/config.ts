@@ -31,7 +31,6 @@ function rawForMessage(definition: SettingDefinition | undefined, raw: unknown):
   return JSON.stringify(raw);
 }
 
-/** Parses one raw value against its setting; a blank value means "unset" for optional settings. */
 /**
  * Settings of Kafka's stock server.properties that mean nothing to Raftka (its threads, socket buffers,
  * KRaft roles and internal topics' replication are its own): accepted, with a warning at start naming
@@ -58,11 +57,24 @@ export const KAFKA_SETTINGS_WITHOUT_EFFECT: ReadonlySet<string> = new Set([
   "log.cleaner.enable",
 ]);
 
+/**
+ * A ZooKeeper-mode server.properties names its ensemble (`zookeeper.connect`, `zookeeper.session.timeout.ms`,
+ * `zookeeper.ssl.*`, ...): Raftka keeps metadata in its own log and needs no ZooKeeper, so every such key
+ * is set aside like the keys above rather than failing the start.
+ */
+const KAFKA_ZOOKEEPER_PREFIX = "zookeeper.";
+
+/** Whether a key is a Kafka setting that Raftka accepts and ignores, with a warning at start. */
+export function isKafkaSettingWithoutEffect(key: string): boolean {
+  return KAFKA_SETTINGS_WITHOUT_EFFECT.has(key) || key.startsWith(KAFKA_ZOOKEEPER_PREFIX);
+}
+
 export interface IgnoredKafkaSetting {
   readonly key: string;
   readonly source: RawSetting["source"];
 }
 
+/** Parses one raw value against its setting; a blank value means "unset" for optional settings. */
 export function parseSetting(
   raw: RawSetting,
 ): { ok: true; key: SettingKey; value: unknown } | { ok: false; problem: ConfigProblem } {

@@ -1,7 +1,7 @@
 import path from "node:path";
 import {
   type IgnoredKafkaSetting,
-  KAFKA_SETTINGS_WITHOUT_EFFECT,
+  isKafkaSettingWithoutEffect,
   parseSetting,
   RaftkaConfig,
   type RawSetting,
@@ -55,7 +55,7 @@ export function loadConfig(options: LoadConfigOptions = {}): RaftkaConfig {
   const ignored: IgnoredKafkaSetting[] = [];
   for (const layer of layers) {
     for (const raw of layer) {
-      if (KAFKA_SETTINGS_WITHOUT_EFFECT.has(raw.key)) {
+      if (isKafkaSettingWithoutEffect(raw.key)) {
         ignored.push({ key: raw.key, source: raw.source });
         continue;
       }

@@ -134,8 +134,20 @@ export function readEnvironment(environment: Readonly<Record<string, string | un
   const knownVariables = [...brokerSettings.keys()].map(environmentVariableFor);
   for (const [variable, value] of Object.entries(environment)) {
     if (!variable.startsWith("RAFTKA_") || variable === CONFIG_FILE_VARIABLE || value === undefined) continue;
-    if (CLIENT_ENVIRONMENT_VARIABLES.includes(variable) || PROCESS_ENVIRONMENT_VARIABLES.includes(variable))
+    if (CLIENT_ENVIRONMENT_VARIABLES.includes(variable)) continue;
+    if (PROCESS_ENVIRONMENT_VARIABLES.includes(variable)) {
+      // Read as the process loads, not a setting; but a typo (=flase) must not pass as "the native build".
+      if (value !== "true" && value !== "false") {
+        problems.push({
+          key: variable,
+          value,
+          source: { kind: "env", variable },
+          message:
+            "must be true or false (false computes CRC-32C on @node-rs/crc32 instead of the native build, to compare the two); fix the value, or unset the variable to use the native build",
+        });
+      }
       continue;
+    }
     const key = settingKeyForEnvironmentVariable(variable);
     if (key === undefined) {
       problems.push({
@@ -191,6 +203,13 @@ export function readFlags(argv: readonly string[]): FlagResult {
           key: flag,
           source: { kind: "flag", flag },
           message: "needs a file: --config=server.properties",
+        });
+      } else if (configFile !== undefined) {
+        // One file is read (docs/configuration.md); keeping the last would silently drop the first's settings.
+        problems.push({
+          key: flag,
+          source: { kind: "flag", flag },
+          message: `given twice (${configFile}, then ${value}); only one config file is read: merge them into one file, or move one file's settings to --key=value flags`,
         });
       } else {
         configFile = value;

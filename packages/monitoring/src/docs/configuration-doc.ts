@@ -22,16 +22,19 @@ export function renderConfigurationDoc(): string {
 Raftka uses Kafka's setting names wherever Kafka has one, so a Kafka \`server.properties\` mostly
 carries over: the settings of Kafka's stock file that mean nothing here (\`process.roles\`,
 \`controller.quorum.voters\`, \`num.network.threads\`, \`num.io.threads\`, socket buffer sizes,
-\`offsets.topic.replication.factor\`, \`transaction.state.log.*\`, ...) are ignored with a warning at start;
+\`offsets.topic.replication.factor\`, \`transaction.state.log.*\`, ...) and a ZooKeeper-mode file's
+\`zookeeper.*\` keys (Raftka needs no ZooKeeper) are ignored with a warning at start;
 any other unknown key is an error. Every setting below is read at start; those marked **yes** under "Run
 time" can also be changed while the node runs (AlterConfigs on the broker resource; the admin API changes
 log levels).
 
 ## Where settings come from
 
-Later sources win: **defaults < config file < environment < command-line flags**.
+Later sources win: **defaults < config file < environment < command-line flags < run-time settings
+stored in the metadata log**.
 
-- **Config file**: \`--config=<file>\` or the \`${CONFIG_FILE_VARIABLE}\` environment variable. Either Kafka's
+- **Config file**: one file, \`--config=<file>\` (given once: a second \`--config\` is an error) or the
+  \`${CONFIG_FILE_VARIABLE}\` environment variable (\`--config\` wins). Either Kafka's
   \`.properties\` format (\`key=value\`, \`key: value\` or \`key value\`; \`#\` and \`!\` start comments;
   a trailing \`\\\` continues a line) or, for a \`.json\` file, one JSON object of flat keys:
   \`{"log.dirs": ["/var/lib/raftka"], "log.segment.bytes": 536870912}\`. A key may appear only once.
@@ -39,9 +42,16 @@ Later sources win: **defaults < config file < environment < command-line flags**
   (\`log.segment.bytes\` → \`RAFTKA_LOG_SEGMENT_BYTES\`). Any other \`RAFTKA_*\` variable is an error,
   except the CLI's own ${CLIENT_ENVIRONMENT_VARIABLES.map((name) => `\`${name}\``).join(" and ")}, which nodes ignore,
   and \`RAFTKA_CRC32C_NATIVE=false\`, read as the process loads: CRC-32C on @node-rs/crc32 instead of the
-  native build (\`packages/crc32c\`), to compare the two.
+  native build (\`packages/crc32c\`), to compare the two (\`true\` or \`false\`; any other value is an error).
 - **Flags**: \`--log.segment.bytes=536870912\` or \`--log.segment.bytes 536870912\`; a boolean flag
   alone (\`--auto.create.topics.enable\`) means \`true\`.
+- **Run-time settings**: a dynamic setting changed while the node runs (AlterConfigs or
+  IncrementalAlterConfigs on the broker resource, e.g. \`kafka-configs.sh --alter --entity-type brokers\`;
+  the admin API's \`PUT /v1/log-levels\`, \`raftka cluster log-level\`) is stored in the metadata log and,
+  as in Kafka, wins over the file, environment and flags at every later start too: this node's own value
+  over the cluster default (\`--entity-default\`). The start logs each one it applies, with what it
+  overrides and how to remove it (\`kafka-configs.sh ... --delete-config <key>\`, or
+  \`raftka cluster log-level <component> default\`); removed, the setting falls back to the layers below.
 - An empty value (\`s3.endpoint=\`) unsets an optional setting; for any other setting it is an error.
 - Lists are comma-separated (\`log.dirs=/data/a,/data/b\`) or JSON arrays in a JSON file.
 

@@ -18,6 +18,10 @@ function describe(size: number, maxFrameSize: number, prefix: Buffer): string {
   if (/^(GET |POST|PUT |HEAD|DELE|OPTI|PATC)/.test(ascii)) {
     return `received what looks like an HTTP request ("${ascii}...") on the Kafka port; send HTTP to the admin port instead`;
   }
+  if (ascii === "HTTP") {
+    // A client pointed at an HTTP server reads its "HTTP/1.1 400 ..." as a frame of 1213486160 bytes.
+    return `received what looks like an HTTP response ("HTTP...") where a Kafka response was expected: that address is an HTTP port (Raftka's admin port?); connect to a Kafka listener instead (by default port 9092)`;
+  }
   if (prefix[0] === 0x16 && prefix[1] === 0x03) {
     return "received what looks like a TLS handshake on a plaintext Kafka listener; connect without TLS or use a TLS listener";
   }

@@ -1,0 +1,54 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { Logging, loadConfig } from "@raftka/monitoring";
+import { afterEach, describe, expect, it } from "vitest";
+import { Broker } from "../src/broker.js";
+import { createTopic, startTestBroker, type TestBroker } from "./helpers.js";
+
+let node: TestBroker | undefined;
+afterEach(async () => {
+  await node?.cleanup();
+  node = undefined;
+});
+
+describe("a start interrupted during recovery", () => {
+  it("opens no further partition, closes what it opened, releases the .lock and rejects with the reason", async () => {
+    node = await startTestBroker();
+    await createTopic(await node.connect(), "many", 8);
+    await node.stop();
+
+    // Interrupted as the metadata is replayed, just before the partitions' recovery begins.
+    const interrupt = new AbortController();
+    const reason = new Error("interrupted by the test");
+    const messages: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        for (const line of chunk.toString("utf8").split("\n")) {
+          if (!line) continue;
+          const message = String(JSON.parse(line).msg);
+          messages.push(message);
+          if (message === "cluster metadata replayed") interrupt.abort(reason);
+        }
+        callback();
+      },
+    });
+    const config = loadConfig({
+      argv: [
+        "--listeners=PLAINTEXT://127.0.0.1:0",
+        "--admin.listener=127.0.0.1:0",
+        `--log.dirs=${node.dataDir}`,
+      ],
+    });
+    const started = Broker.start({
+      config,
+      logging: new Logging({ level: "info", destination }),
+      version: "test",
+      interruptStart: interrupt.signal,
+    });
+    await expect(started).rejects.toBe(reason);
+    expect(messages).toContain("cluster metadata replayed");
+    expect(messages).not.toContain("partitions recovered");
+    await expect(readFile(join(node.dataDir, ".lock"), "utf8")).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
