@@ -153,6 +153,9 @@ export function sampleRequests(protocol, target) {
       },
     ],
     60: [{ includeClusterAuthorizedOperations: true, endpointType: 1 }],
+    // SASL on a PLAINTEXT listener: answered ILLEGAL_SASL_STATE, the connection kept.
+    17: [{ mechanism: "PLAIN" }, { mechanism: "SCRAM-SHA-512" }],
+    36: [{ authBytes: Buffer.from("\0user\0secret") }],
     ...groupSamples(topic),
     22: [
       { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 },
