@@ -93,6 +93,16 @@ describe("a one-member group", () => {
   });
 });
 
+/** Writes that wait until the test fails them (a full disk), oldest first. */
+class FailingWriteStorage extends MemoryLogStorage {
+  failing = false;
+  readonly held: Array<(error: Error) => void> = [];
+  override async write(ready: Ready): Promise<void> {
+    if (!this.failing) return super.write(ready);
+    await new Promise<void>((_resolve, reject) => this.held.push(reject));
+  }
+}
+
 /** Syncs that wait until the test releases them, oldest first. */
 class HeldSyncStorage extends MemoryLogStorage {
   readonly held: Array<() => void> = [];
@@ -262,6 +272,40 @@ describe("a one-member group on a host", () => {
     } finally {
       for (const release of log.held) release();
       await host.stop();
+    }
+  });
+
+  it("fails on a write that fails, leaving no write that nobody awaits as an unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    const host = await startOneNodeHost({});
+    const log = new FailingWriteStorage(makeConfig([1]));
+    let failure: Error | undefined;
+    host.onFailure((error) => {
+      failure = error;
+    });
+    try {
+      host.addGroup(6, { log });
+      host.campaign(6);
+      await until("the election", () => host.isLeader(6));
+      log.failing = true;
+      // The first write holds its round; the next two wait for the round after it, together.
+      const proposals = [host.startProposal(6, payload, 1)];
+      await until("the first write", () => log.held.length === 1);
+      proposals.push(host.startProposal(6, payload, 1));
+      await until("the second write", () => log.held.length === 2);
+      proposals.push(host.startProposal(6, payload, 1));
+      await until("the third write", () => log.held.length === 3);
+      for (const proposal of proposals) proposal.committed.catch(() => {});
+      for (const fail of log.held) fail(new Error("ENOSPC: no space left on device"));
+      await until("the host to fail", () => failure !== undefined);
+      expect(failure!.message).toContain("ENOSPC");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      await host.stop().catch(() => {});
     }
   });
 

@@ -823,10 +823,14 @@ export class RaftNodeHost {
           () => onWritten(last.lastOffset),
           () => {},
         );
-      state.pendingWrite =
-        state.pendingWrite === undefined
-          ? written
-          : Promise.all([state.pendingWrite, written]).then(() => {});
+      if (state.pendingWrite === undefined) {
+        state.pendingWrite = written;
+      } else {
+        // As `written`: the round awaits it, but a round may never come (the host failed meanwhile).
+        const both = Promise.all([state.pendingWrite, written]).then(() => {});
+        both.catch(() => {});
+        state.pendingWrite = both;
+      }
       this.touchedLogs.add(state);
     }
     if (ready.hardState !== undefined) {
