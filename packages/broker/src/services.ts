@@ -24,5 +24,8 @@ export interface BrokerServices {
    * Whether `bytes` more may be appended to the partition kept in `partitionDirectory` (undefined), or
    * why not: its disk is short of space (log.dir.min.free.bytes).
    */
-  readonly diskSpace: { admit(partitionDirectory: string, bytes: number): string | undefined };
+  readonly diskSpace: {
+    admit(partitionDirectory: string, bytes: number): string | undefined;
+    admitInternal(partitionDirectory: string, bytes: number): string | undefined;
+  };
 }

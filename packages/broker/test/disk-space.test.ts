@@ -97,6 +97,66 @@ describe("a log directory running out of space (log.dir.min.free.bytes)", () => 
     });
   });
 
+  it("lets offset commits use the margin under the minimum, but never fill the disk and fail a log", async () => {
+    await withScratchMount("tmpfs", "size=48m", async (directory) => {
+      const node = await startTestBroker({ "log.dir.min.free.bytes": 16 * MiB }, directory);
+      try {
+        const connection = await node.connect();
+        expect((await createTopic(connection, "committed", 100)).errorCode).toBe(ErrorCode.NONE);
+        const commit = async (metadata: string) => {
+          const response = await connection.send(ApiKey.OffsetCommit, 8, {
+            groupId: "filling-commits",
+            generationIdOrMemberEpoch: -1,
+            memberId: "",
+            groupInstanceId: null,
+            topics: [
+              {
+                name: "committed",
+                partitions: Array.from({ length: 100 }, (_, partitionIndex) => ({
+                  partitionIndex,
+                  committedOffset: 0n,
+                  committedLeaderEpoch: -1,
+                  committedMetadata: metadata,
+                })),
+              },
+            ],
+          });
+          return response.topics[0]!.partitions[0]!.errorCode;
+        };
+        // The offsets topic is created and loaded on first use.
+        await connection.send(ApiKey.FindCoordinator, 3, { key: "filling-commits", keyType: 0 });
+        await expect.poll(() => commit("first"), { timeout: 30_000 }).toBe(ErrorCode.NONE);
+
+        for (let attempt = 0; attempt < 1000; attempt++) {
+          const response = await connection.send(
+            ApiKey.Produce,
+            9,
+            produceRequest("committed", 0, batch(VALUES)),
+          );
+          if (response.responses[0]!.partitionResponses[0]!.errorCode !== ErrorCode.NONE) break;
+        }
+        // Produce is refused now; commits of 100 partitions with 4,000 bytes of metadata each go on in
+        // the margin until the node keeps its last quarter, answering NOT_COORDINATOR (clients retry).
+        let accepted = 0;
+        let refusedWith: number | undefined;
+        for (let attempt = 0; attempt < 200 && refusedWith === undefined; attempt++) {
+          const code = await commit("m".repeat(4000));
+          if (code === ErrorCode.NONE) accepted++;
+          else refusedWith = code;
+        }
+        expect(accepted).toBeGreaterThan(0);
+        expect(refusedWith).toBe(ErrorCode.NOT_COORDINATOR);
+        expect(await node.metrics.render()).toMatch(/^raftka_logs_failed(\{[^}]*\})? 0$/m);
+        // The guard's estimate lags the disk by what is in flight at each check: some of the kept
+        // quarter (4 MiB) goes, never all of it.
+        const fileSystem = await statfs(directory);
+        expect(fileSystem.bavail * fileSystem.bsize).toBeGreaterThan(1 * MiB);
+      } finally {
+        await node.stop();
+      }
+    });
+  });
+
   it("puts new partitions in a log directory with room while another one refuses Produce", async () => {
     await withScratchMount("tmpfs", "size=32m", async (low) => {
       await withScratchMount("tmpfs", "size=128m", async (roomy) => {

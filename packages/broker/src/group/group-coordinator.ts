@@ -255,6 +255,7 @@ export class GroupCoordinator implements ConsumerGroupStatsProvider {
       logger: this.logger,
       tombstoneRetentionMs: () => topicSettingValue(services.config, overrides(), "delete.retention.ms"),
       minCompactionBytes: () => 2 * topicSettingValue(services.config, overrides(), "segment.bytes"),
+      admit: (bytes) => services.diskSpace.admitInternal(log.directory, bytes),
     });
     try {
       const { records, skipped } = await partitionLog.load((record) => this.core.replay(partition, record));

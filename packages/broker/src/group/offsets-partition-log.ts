@@ -1,5 +1,12 @@
 import type { Logger } from "@raftka/monitoring";
-import { decodeRecordBatch, encodeRecordBatch, readRecordBatchHeader, sliceBatches } from "@raftka/protocol";
+import {
+  decodeRecordBatch,
+  ErrorCode,
+  encodeRecordBatch,
+  KafkaError,
+  readRecordBatchHeader,
+  sliceBatches,
+} from "@raftka/protocol";
 import { waitForHighWatermark } from "../partitions/high-watermark.js";
 import type { ReplicatedLog } from "../partitions/replicated-log.js";
 import { type CompactionCandidate, planCompaction, shouldCompact } from "./offsets-compaction.js";
@@ -23,6 +30,11 @@ export interface OffsetsPartitionLogOptions {
   readonly tombstoneRetentionMs: () => number;
   /** Compaction only pays off once whole segments can be dropped: never below this many bytes. */
   readonly minCompactionBytes: () => number;
+  /**
+   * Whether the disk can take `bytes` more (the node's free-space guard for its own writes): undefined
+   * if so, else why not. Unset: every write is tried.
+   */
+  readonly admit?: (bytes: number) => string | undefined;
 }
 
 export interface CompactionResult {
@@ -66,6 +78,10 @@ export class OffsetsPartitionLog {
         timestamp: now,
       })),
     });
+    const refusal = this.options.admit?.(batch.length);
+    // KAFKA_STORAGE_ERROR, which a commit or a group write answers as NOT_COORDINATOR (as Kafka maps it):
+    // clients retry, and nothing was written.
+    if (refusal !== undefined) return Promise.reject(new KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, refusal));
     const start = () => this.track(this.options.log.append(batch, { acks: -1 }));
     // The append starts synchronously unless a compaction holds the barrier, so log order = call order.
     const appended = this.barrier === undefined ? start() : this.barrier.then(start);

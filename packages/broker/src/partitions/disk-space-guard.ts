@@ -116,6 +116,28 @@ export class DiskSpaceGuard {
   }
 
   /**
+   * Like `admit`, for the node's own small writes that go on while Produce is refused (offset commits and
+   * group metadata): they may use the margin under log.dir.min.free.bytes, but not its last quarter, so
+   * that no write of any kind fills the disk and fails a log. Undefined if admitted (and counted).
+   */
+  admitInternal(partitionDirectory: string, bytes: number): string | undefined {
+    const state = this.stateOf(partitionDirectory);
+    if (state === undefined || state.minimum <= 0 || state.free === undefined) return undefined;
+    const free = state.free - state.admitted;
+    const floor = Math.floor(state.minimum / 4);
+    if (free - bytes < floor) {
+      return (
+        `log directory ${state.configured} has ${formatBytes(Math.max(0, free))} free, and a write of ` +
+        `${formatBytes(bytes)} would leave less than a quarter of log.dir.min.free.bytes ` +
+        `(${formatBytes(floor)}), which the node keeps so that no log fails on a full disk; ` +
+        "delete topics or lower their retention.bytes / retention.ms, or give the disk more space"
+      );
+    }
+    state.admitted += bytes;
+    return undefined;
+  }
+
+  /**
    * Whether the partition kept in `partitionDirectory` may reserve `bytes` of disk blocks ahead of its
    * appends (log.preallocate); if so they are counted as taken. Reserved blocks leave the disk as
    * written ones do, but nothing else accounts for them, and several busy partitions reserving tens of
