@@ -51,4 +51,44 @@ describe("a start interrupted during recovery", () => {
     expect(messages).not.toContain("partitions recovered");
     await expect(readFile(join(node.dataDir, ".lock"), "utf8")).rejects.toMatchObject({ code: "ENOENT" });
   });
+
+  it("leaves no unhandled rejection from partitions that opened but had not yet led when it stopped", async () => {
+    node = await startTestBroker();
+    await createTopic(await node.connect(), "leading", 128);
+    await node.stop();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const interrupt = new AbortController();
+      const reason = new Error("interrupted by the test");
+      const destination = new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          // Interrupted a few milliseconds into the partitions' recovery: some logs are open, their
+          // one-member groups not yet leaders, when the start closes them.
+          if (chunk.toString("utf8").includes('"msg":"cluster metadata replayed"'))
+            setTimeout(() => interrupt.abort(reason), 30);
+          callback();
+        },
+      });
+      const config = loadConfig({
+        argv: [
+          "--listeners=PLAINTEXT://127.0.0.1:0",
+          "--admin.listener=127.0.0.1:0",
+          `--log.dirs=${node.dataDir}`,
+        ],
+      });
+      const started = Broker.start({
+        config,
+        logging: new Logging({ level: "info", destination }),
+        version: "test",
+        interruptStart: interrupt.signal,
+      });
+      await expect(started).rejects.toBe(reason);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
 });

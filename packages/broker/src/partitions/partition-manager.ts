@@ -196,6 +196,8 @@ export class PartitionManager implements LogStatsProvider {
   /** Every log opened so far leads its group (or the Raft host failed: then this rejects). */
   private async elected(): Promise<void> {
     const electing = Promise.all(this.electing.splice(0));
+    // When the Raft host fails first, the logs' closing rejects this later: nobody awaits it then.
+    electing.catch(() => {});
     await (this.options.raft ? Promise.race([electing, this.options.raft.failed]) : electing);
   }
 
@@ -392,7 +394,11 @@ export class PartitionManager implements LogStatsProvider {
     });
     if (log instanceof RaftReplicatedLog) {
       this.groups.set(name, log.group);
-      this.electing.push(log.whenLeader());
+      const leading = log.whenLeader();
+      // Awaited by elected(); a start given up before it (interrupted, failed) closes the log, which
+      // rejects this with nobody left to await it.
+      leading.catch(() => {});
+      this.electing.push(leading);
     }
     const report = log.recoveryReport;
     if (!report.cleanShutdown && (report.truncations.length > 0 || report.deletedSegments.length > 0)) {
