@@ -534,9 +534,11 @@ describe("configs", () => {
 
       const own = await describeConfigs(connection, BROKER, "0", ["log.retention.ms"]);
       expect(own.configs[0]).toMatchObject({ value: "3600000", configSource: 2, isDefault: false });
+      // Then Kafka's synonyms of log.retention.ms below them: log.retention.hours' default.
       expect(sources(own.configs)).toEqual([
         [2, "3600000"],
         [3, "7200000"],
+        [5, "168"],
       ]);
 
       const topic = await describeConfigs(connection, TOPIC, "layered", ["retention.ms"]);

@@ -454,4 +454,19 @@ describe("topic settings", () => {
     });
     expect(segment).toMatchObject({ value: "1073741824", source: "DEFAULT_CONFIG", readOnly: false });
   });
+
+  it("lists a broker setting's Kafka synonyms (log.retention.ms: minutes, hours) with their layers", () => {
+    const unset = describeBrokerConfig(loadConfig({}), ["log.retention.ms"])[0]!;
+    expect(unset).toMatchObject({ value: null, source: "DEFAULT_CONFIG" });
+    expect(unset.synonyms).toEqual([{ name: "log.retention.hours", value: "168", source: "DEFAULT_CONFIG" }]);
+
+    const set = describeBrokerConfig(loadConfig({ argv: ["--log.retention.minutes=30"] }), [
+      "log.retention.ms",
+    ])[0]!;
+    expect(set.source).toBe("STATIC_BROKER_CONFIG");
+    expect(set.synonyms.map((synonym) => [synonym.name, synonym.value, synonym.source])).toEqual([
+      ["log.retention.minutes", "30", "STATIC_BROKER_CONFIG"],
+      ["log.retention.hours", "168", "DEFAULT_CONFIG"],
+    ]);
+  });
 });

@@ -410,6 +410,16 @@ export function describeTopicConfig(
 }
 
 /** DescribeConfigs for the broker: every broker setting (or those named); secrets are never shown. */
+/**
+ * Kafka's broker synonyms (DynamicBrokerConfig.brokerConfigSynonyms): settings of which the first set
+ * one wins, so describing one lists the layers of all, highest precedence first.
+ */
+const brokerSynonymChains: Readonly<Partial<Record<SettingKey, readonly SettingKey[]>>> = {
+  "log.retention.ms": ["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
+  "log.retention.minutes": ["log.retention.minutes", "log.retention.hours"],
+  "log.roll.ms": ["log.roll.ms", "log.roll.hours"],
+};
+
 export function describeBrokerConfig(
   config: RaftkaConfig,
   keys?: readonly string[],
@@ -418,7 +428,8 @@ export function describeBrokerConfig(
   const wanted = keys ?? [...brokerSettings.keys()];
   return wanted.filter(isSettingKey).map((key) => {
     const definition = settingDefinition(key);
-    const synonyms = brokerLayers(config, key, dynamic);
+    const chain = brokerSynonymChains[key] ?? [key];
+    const synonyms = chain.flatMap((synonym) => brokerLayers(config, synonym, dynamic));
     const source = synonyms[0]?.source ?? "DEFAULT_CONFIG";
     return {
       name: key,
