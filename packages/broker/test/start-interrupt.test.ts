@@ -12,6 +12,19 @@ afterEach(async () => {
   node = undefined;
 });
 
+/** Starts a broker on `dataDir` again, logging to `destination`, with `interrupt` as its start's stop. */
+function startInterruptible(dataDir: string, destination: Writable, interrupt: AbortSignal): Promise<Broker> {
+  const config = loadConfig({
+    argv: ["--listeners=PLAINTEXT://127.0.0.1:0", "--admin.listener=127.0.0.1:0", `--log.dirs=${dataDir}`],
+  });
+  return Broker.start({
+    config,
+    logging: new Logging({ level: "info", destination }),
+    version: "test",
+    interruptStart: interrupt,
+  });
+}
+
 describe("a start interrupted during recovery", () => {
   it("opens no further partition, closes what it opened, releases the .lock and rejects with the reason", async () => {
     node = await startTestBroker();
@@ -33,19 +46,7 @@ describe("a start interrupted during recovery", () => {
         callback();
       },
     });
-    const config = loadConfig({
-      argv: [
-        "--listeners=PLAINTEXT://127.0.0.1:0",
-        "--admin.listener=127.0.0.1:0",
-        `--log.dirs=${node.dataDir}`,
-      ],
-    });
-    const started = Broker.start({
-      config,
-      logging: new Logging({ level: "info", destination }),
-      version: "test",
-      interruptStart: interrupt.signal,
-    });
+    const started = startInterruptible(node.dataDir, destination, interrupt.signal);
     await expect(started).rejects.toBe(reason);
     expect(messages).toContain("cluster metadata replayed");
     expect(messages).not.toContain("partitions recovered");
@@ -71,19 +72,7 @@ describe("a start interrupted during recovery", () => {
           callback();
         },
       });
-      const config = loadConfig({
-        argv: [
-          "--listeners=PLAINTEXT://127.0.0.1:0",
-          "--admin.listener=127.0.0.1:0",
-          `--log.dirs=${node.dataDir}`,
-        ],
-      });
-      const started = Broker.start({
-        config,
-        logging: new Logging({ level: "info", destination }),
-        version: "test",
-        interruptStart: interrupt.signal,
-      });
+      const started = startInterruptible(node.dataDir, destination, interrupt.signal);
       await expect(started).rejects.toBe(reason);
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(unhandled).toEqual([]);
