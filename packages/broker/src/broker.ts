@@ -589,7 +589,7 @@ export class Broker {
       );
     }
     if (delta) return;
-    const stored = { node: image.brokerConfig(nodeId), clusterDefault: image.brokerConfig("") };
+    const stored = image.brokerConfigLayers(Number(nodeId));
     for (const override of describeStoredOverrides(this.options.config, stored, Number(nodeId))) {
       this.logger[override.level]({ key: override.key }, override.message);
     }

@@ -1,4 +1,5 @@
 import {
+  type DynamicBrokerLayers,
   describeSource,
   isSettingKey,
   type RaftkaConfig,
@@ -22,10 +23,7 @@ export interface StoredOverride {
  */
 export function describeStoredOverrides(
   config: RaftkaConfig,
-  stored: {
-    readonly node: ReadonlyMap<string, string>;
-    readonly clusterDefault: ReadonlyMap<string, string>;
-  },
+  stored: DynamicBrokerLayers,
   nodeId: number,
 ): StoredOverride[] {
   const overrides: StoredOverride[] = [];
