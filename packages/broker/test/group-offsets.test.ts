@@ -75,6 +75,32 @@ describe("OffsetCommit and OffsetFetch", () => {
     expect(h.core.fetchOffsets("g", [{ topic: "orders", partition: 0 }], true).offsets[0]!.offset).toBe(5n);
   });
 
+  it("drops a commit still being written when OffsetDelete removes its partition, also from the log", () => {
+    const h = makeCore();
+    const committed = commit(h, { offsets: [{ topic: "orders", partition: 0, offset: 5n }] });
+    const deleted = new Reply<{ errorCode: number; partitions: { errorCode: number }[] }>();
+    h.core.deleteOffsets("g", [{ topic: "orders", partition: 0 }], deleted.callback);
+    h.writes.completeAll();
+    expect(committed.result[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect(deleted.result.partitions[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect(h.core.fetchOffsets("g", [{ topic: "orders", partition: 0 }], true).offsets[0]).toMatchObject({
+      offset: -1n,
+      errorCode: ErrorCode.NONE,
+    });
+    // The tombstone follows the commit in the log: a replay restores no offset either.
+    const replayed = makeCore({}, { loadAll: false });
+    const partition = replayed.core.partitionFor("g");
+    replayed.core.beginLoading(partition);
+    for (const entry of h.writes.log)
+      if (entry.partition === partition) replayed.core.replay(partition, entry.record);
+    replayed.core.finishLoading(partition, replayed.timers.now);
+    expect(replayed.core.fetchOffsets("g", null, false).offsets).toEqual([]);
+    // A commit made after the delete counts again.
+    commit(h, { offsets: [{ topic: "orders", partition: 0, offset: 6n }] });
+    h.writes.completeAll();
+    expect(h.core.fetchOffsets("g", null, false).offsets[0]!.offset).toBe(6n);
+  });
+
   it("rejects metadata longer than offset.metadata.max.bytes for that partition only", () => {
     const h = makeCore({ offsetMetadataMaxBytes: 8 });
     const reply = commit(h, {

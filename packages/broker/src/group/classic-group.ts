@@ -145,6 +145,8 @@ export class ClassicGroup {
   readonly offsets = new Map<string, Map<number, CommittedOffset>>();
   /** Commits written but not yet durable, per "topic\0partition": how many are in flight. */
   readonly pendingOffsetCommits = new Map<string, number>();
+  /** Of those, how many (the oldest) OffsetDelete cancelled. */
+  private readonly cancelledOffsetCommits = new Map<string, number>();
 
   constructor(
     readonly groupId: string,
@@ -530,12 +532,33 @@ export class ClassicGroup {
     this.pendingOffsetCommits.set(key, (this.pendingOffsetCommits.get(key) ?? 0) + 1);
   }
 
-  finishPendingCommit(topic: string, partition: number): void {
+  /**
+   * Ends the oldest commit in flight for the partition; false when OffsetDelete cancelled it meanwhile (its
+   * offset must not be stored). Commits complete in the order they were written.
+   */
+  finishPendingCommit(topic: string, partition: number): boolean {
     const key = pendingKey(topic, partition);
     const count = this.pendingOffsetCommits.get(key);
-    if (count === undefined) return;
+    if (count === undefined) return true;
     if (count <= 1) this.pendingOffsetCommits.delete(key);
     else this.pendingOffsetCommits.set(key, count - 1);
+    const cancelled = this.cancelledOffsetCommits.get(key);
+    if (cancelled === undefined) return true;
+    if (cancelled <= 1) this.cancelledOffsetCommits.delete(key);
+    else this.cancelledOffsetCommits.set(key, cancelled - 1);
+    return false;
+  }
+
+  /**
+   * OffsetDelete while commits to the partition are being written (Kafka's removeOffsets drops its
+   * pendingOffsetCommits): they are not stored when they complete. Returns whether there were any.
+   */
+  cancelPendingCommits(topic: string, partition: number): boolean {
+    const key = pendingKey(topic, partition);
+    const count = this.pendingOffsetCommits.get(key);
+    if (count === undefined) return false;
+    this.cancelledOffsetCommits.set(key, count);
+    return true;
   }
 
   /**

@@ -1234,9 +1234,9 @@ export class GroupCoordinatorCore {
     this.persist(group, records, (errorCode) => {
       const mapped = offsetWriteError(errorCode);
       for (const { entry, value, index } of accepted) {
-        group.finishPendingCommit(entry.topic, entry.partition);
+        const stillWanted = group.finishPendingCommit(entry.topic, entry.partition);
         if (mapped === ErrorCode.NONE) {
-          if (!group.is("Dead")) group.setOffset(entry.topic, entry.partition, value);
+          if (stillWanted && !group.is("Dead")) group.setOffset(entry.topic, entry.partition, value);
         } else {
           results[index] = { topic: entry.topic, partition: entry.partition, errorCode: mapped };
         }
@@ -1479,7 +1479,9 @@ export class GroupCoordinatorCore {
     }
     const tombstones: OffsetsLogRecord[] = [];
     for (const entry of eligible) {
-      if (group.removeOffset(entry.topic, entry.partition)) {
+      // Both, not either: a commit being written would otherwise store its offset after the delete.
+      const cancelled = group.cancelPendingCommits(entry.topic, entry.partition);
+      if (group.removeOffset(entry.topic, entry.partition) || cancelled) {
         tombstones.push({
           kind: "offset",
           groupId,
