@@ -319,6 +319,62 @@ describe("group coordinator over the wire", () => {
     expect(fetched.topics).toEqual([]);
   });
 
+  it("handles requests pipelined on one connection in order: a fetch or delete sees the commit sent before it", async () => {
+    running = await startGroupsBroker();
+    const connection = await running.connect();
+    await createTopic(connection, "orders", 1);
+    await findCoordinatorReady(connection, "pipelined");
+    const commit = (offset: bigint) =>
+      connection.send(8, 8, {
+        groupId: "pipelined",
+        generationIdOrMemberEpoch: -1,
+        memberId: "",
+        groupInstanceId: null,
+        topics: [
+          {
+            name: "orders",
+            partitions: [
+              {
+                partitionIndex: 0,
+                committedOffset: offset,
+                committedLeaderEpoch: -1,
+                committedMetadata: null,
+              },
+            ],
+          },
+        ],
+      });
+    const fetchCommitted = async (requireStable: boolean) => {
+      const fetched = await connection.send(9, 7, {
+        groupId: "pipelined",
+        topics: [{ name: "orders", partitionIndexes: [0] }],
+        requireStable,
+      });
+      const partition = fetched.topics![0]!.partitions[0]!;
+      return { offset: partition.committedOffset, errorCode: partition.errorCode };
+    };
+    for (let offset = 1n; offset <= 10n; offset++) {
+      // Sent back to back, not awaited in between: Kafka answers them one after the other.
+      const [, plain, stable] = await Promise.all([
+        commit(offset),
+        fetchCommitted(false),
+        fetchCommitted(true),
+      ]);
+      expect(plain).toEqual({ offset, errorCode: ErrorCode.NONE });
+      expect(stable).toEqual({ offset, errorCode: ErrorCode.NONE });
+    }
+    const [, deleted, after] = await Promise.all([
+      commit(11n),
+      connection.send(47, 0, {
+        groupId: "pipelined",
+        topics: [{ name: "orders", partitions: [{ partitionIndex: 0 }] }],
+      }),
+      fetchCommitted(false),
+    ]);
+    expect(deleted.topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect(after.offset).toBe(-1n);
+  });
+
   it("compacts __consumer_offsets by copying the latest records forward, and restores the same offsets after", async () => {
     running = await startGroupsBroker({
       groups: { offsetsTopicSegmentBytes: 16 * 1024, compactionIntervalMs: 3_600_000 },

@@ -59,9 +59,12 @@ interface ResponseSlot {
 }
 
 /**
- * A client connection. Requests are decoded and handed to their handlers as soon as their frames arrive, in
- * arrival order, so several are in flight at once (pipelining) while responses are written strictly in
- * request order. Anything wrong with the bytes closes this connection only, with a log line saying why.
+ * A client connection. Requests are decoded as their frames arrive and handled in arrival order, one at a
+ * time as in Kafka (which mutes a connection until its request is answered), so that a request sees what
+ * every earlier one on the connection did: an OffsetFetch or OffsetDelete after an OffsetCommit sees the
+ * commit. The one exception is a run of Produce requests, which are handled together (pipelining: each
+ * partition's log keeps their appends in arrival order). Responses are written strictly in request order.
+ * Anything wrong with the bytes closes this connection only, with a log line saying why.
  */
 export class Connection {
   private readonly reader: FrameReader;
@@ -77,6 +80,16 @@ export class Connection {
   /** Large frames charged to the budget whose requests have not been handled yet (arriving, mostly). */
   private unhandledFrameBytes = 0;
   private readonly stopWatchingBudget: () => void;
+  /** Handlers started and not yet finished, and how many of them are not Produce. */
+  private handling = 0;
+  private handlingOtherThanProduce = 0;
+  /** Decoded requests waiting for the ones before them (see the class comment), in arrival order. */
+  private readonly waiting: Array<{
+    readonly produce: boolean;
+    readonly start: () => void;
+    /** The connection closed first: gives back what the request held (its Produce charge). */
+    readonly drop: () => void;
+  }> = [];
 
   constructor(
     private readonly socket: Socket,
@@ -207,7 +220,6 @@ export class Connection {
       this.reject(`malformed request: ${(error as Error).message}`);
       return false;
     }
-    this.options.metrics.received(name, frame.length + 4, (performance.now() - readAt) / 1000);
     const expectsResponse = handler.expectsResponse?.(request as never) ?? true;
     const slot: ResponseSlot | null = expectsResponse
       ? { api: name, chunks: null, readyAt: 0, written: null }
@@ -231,7 +243,6 @@ export class Connection {
         frameReleased = released;
       },
     };
-    const startedAt = performance.now();
     // A Produce frame (its records are slices of it) counts against the node's budget until its handler
     // is done with it; a Produce always ends, committed, failed or timed out. Requests that may park for
     // minutes (long-poll Fetch, JoinGroup) are small and must not hold the budget meanwhile: with
@@ -246,7 +257,7 @@ export class Connection {
       held = false;
       budget.release(charged);
     };
-    const finish = (response: unknown) => {
+    const finish = (response: unknown, startedAt: number) => {
       release();
       this.complete(slot, header, response, startedAt);
       // A failed handler may have left anything behind: its frame is never reused.
@@ -261,14 +272,59 @@ export class Connection {
       release();
       this.handlerFailed(header, error);
     };
-    try {
-      const result = handler.handle(request as never, context);
-      if (result instanceof Promise) result.then(finish, failed);
-      else finish(result);
-    } catch (error) {
-      failed(error);
-    }
+    const produce = header.apiKey === ApiKey.Produce;
+    const start = () => {
+      this.handling++;
+      if (!produce) this.handlingOtherThanProduce++;
+      const done = () => {
+        this.handling--;
+        if (!produce) this.handlingOtherThanProduce--;
+        this.startWaiting();
+      };
+      const startedAt = performance.now();
+      // Queued includes any wait for the requests before it on this connection.
+      this.options.metrics.received(name, frame.length + 4, (startedAt - readAt) / 1000);
+      try {
+        const result = handler.handle(request as never, context);
+        if (result instanceof Promise) {
+          result.then(
+            (response) => {
+              done();
+              finish(response, startedAt);
+            },
+            (error) => {
+              done();
+              failed(error);
+            },
+          );
+        } else {
+          done();
+          finish(result, startedAt);
+        }
+      } catch (error) {
+        done();
+        failed(error);
+      }
+    };
+    if (this.mayStart(produce)) start();
+    else this.waiting.push({ produce, start, drop: release });
     return holdsCharge;
+  }
+
+  /** Whether a request may start now: nothing waits before it, and what runs is at most other Produce. */
+  private mayStart(produce: boolean): boolean {
+    if (this.waiting.length > 0) return false;
+    return produce ? this.handlingOtherThanProduce === 0 : this.handling === 0;
+  }
+
+  private startWaiting(): void {
+    while (this.waiting.length > 0 && !this.closed) {
+      const next = this.waiting[0]!;
+      const free = next.produce ? this.handlingOtherThanProduce === 0 : this.handling === 0;
+      if (!free) return;
+      this.waiting.shift();
+      next.start();
+    }
   }
 
   private complete(
@@ -435,6 +491,7 @@ export class Connection {
     if (this.unhandledFrameBytes > 0) this.options.budget.release(this.unhandledFrameBytes);
     this.unhandledFrameBytes = 0;
     this.closedController.abort();
+    for (const request of this.waiting.splice(0)) request.drop();
     for (const resolve of this.drainWaiters.splice(0)) resolve();
     this.options.onClose(this);
   }
