@@ -112,6 +112,13 @@ describe("raftka group commands against a broker process", () => {
     expect(run.stderr).toContain('group "no-such-group" does not exist');
   });
 
+  it("still describes the groups that exist when one of those named does not, exit 1", async () => {
+    const run = await raftka(["group", "describe", "audit", "no-such-group"]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^group\s+audit$/m);
+    expect(run.stderr).toContain('group "no-such-group" does not exist');
+  });
+
   it("lists groups with their state", async () => {
     const run = await raftka(["group", "list"]);
     expect(run.code, run.stderr).toBe(0);

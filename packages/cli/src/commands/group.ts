@@ -111,16 +111,17 @@ export async function groupDescribe(
   const client = await context.kafka();
   await client.metadata([]);
   const described = [];
+  const missing: string[] = [];
   for (const group of names) {
     const { coordinator, description } = await describeGroup(client, group);
     // Asked for every topic, the coordinator answers only offsets it stores: negative ones included,
     // since tools such as kafkajs' resetOffsets commit -2 (earliest) and -1 (latest).
     const committed = await fetchCommittedOffsets(client, coordinator, group, null);
-    // Kafka describes a group it has never heard of as Dead with nothing in it; say so instead.
+    // Kafka describes a group it has never heard of as Dead with nothing in it; say so instead, and
+    // still describe the others named (as kafka-consumer-groups.sh does).
     if (description.groupState === "Dead" && description.members.length === 0 && committed.length === 0) {
-      throw new OperationFailedError(
-        `group "${group}" does not exist (no members, no committed offsets); \`raftka group list\` lists the groups`,
-      );
+      missing.push(group);
+      continue;
     }
     const topics = new Map<string, TopicInfo>();
     for (const name of new Set(committed.map((entry) => entry.topic))) {
@@ -226,7 +227,17 @@ export async function groupDescribe(
       ]),
     )
     .join("\n\n");
-  return { data: described, text };
+  if (missing.length === names.length && names.length === 1) {
+    throw new OperationFailedError(
+      `group "${missing[0]}" does not exist (no members, no committed offsets); \`raftka group list\` lists the groups`,
+    );
+  }
+  for (const group of missing) {
+    context.note(
+      `raftka: group "${group}" does not exist (no members, no committed offsets); \`raftka group list\` lists the groups`,
+    );
+  }
+  return { data: described, text, ...(missing.length > 0 ? { exitCode: ExitCode.failed } : {}) };
 }
 
 export async function groupDelete(context: CommandContext, names: readonly string[]): Promise<CommandResult> {
