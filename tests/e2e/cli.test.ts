@@ -221,6 +221,21 @@ describe("raftka topic commands against a broker process", () => {
     expect(consumed.stdout.split("\n").filter((line) => line !== "")).toEqual(values);
   });
 
+  it("answers a batch too large for the topic with a --batch-records value that gets through", async () => {
+    expect((await raftka(["topic", "create", "small-batches", "-c", "max.message.bytes=8192"])).code).toBe(0);
+    const values = `${Array.from({ length: 1000 }, (_, index) => `record ${index}`).join("\n")}\n`;
+    const refused = await raftka(["topic", "produce", "small-batches"], values);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("MESSAGE_TOO_LARGE");
+    const suggested = /--batch-records=(\d+)/.exec(refused.stderr)?.[1];
+    expect(suggested, refused.stderr).toBeDefined();
+    const produced = await raftka(
+      ["topic", "produce", "small-batches", `--batch-records=${suggested}`],
+      values,
+    );
+    expect(produced.code, produced.stderr).toBe(0);
+  });
+
   it("stops after --num records, and reads the last N of a partition with -o -N", async () => {
     const five = await raftka(["topic", "consume", "orders", "-n", "5"]);
     expect(five.code).toBe(0);

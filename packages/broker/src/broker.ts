@@ -420,8 +420,12 @@ export class Broker {
       onLow: () => void this.retention?.runOnce().catch(() => {}),
       onStateChange: (dir, refusing) =>
         this.options.metrics?.storage.produceRefused.set({ dir }, refusing ? 1 : 0),
+      onRefused: (dir) => this.options.metrics?.storage.produceRefusedRequests.inc({ dir }),
     });
-    for (const dir of logDirs) this.options.metrics?.storage.produceRefused.set({ dir }, 0);
+    for (const dir of logDirs) {
+      this.options.metrics?.storage.produceRefused.set({ dir }, 0);
+      this.options.metrics?.storage.produceRefusedRequests.inc({ dir }, 0);
+    }
     // Before the partitions and the listeners: new partitions avoid a directory short of space, and a
     // node started on a nearly full disk refuses its first Produce already.
     await diskSpace.start();

@@ -23,6 +23,7 @@ function guardOver(
   });
   const low: string[] = [];
   const states: [string, boolean][] = [];
+  const refused: string[] = [];
   const guard = new DiskSpaceGuard({
     logDirs: ["data/a", "/var/lib/raftka/b"],
     minFreeBytes: () => minFreeBytes.value,
@@ -36,8 +37,9 @@ function guardOver(
     },
     onLow: (directory) => low.push(directory),
     onStateChange: (directory, refusing) => states.push([directory, refusing]),
+    onRefused: (directory) => refused.push(directory),
   });
-  return { guard, logLines, low, states };
+  return { guard, logLines, low, states, refused };
 }
 
 describe("DiskSpaceGuard", () => {
@@ -128,6 +130,36 @@ describe("DiskSpaceGuard", () => {
     expect(guard.admit("data/a/t-0", 0)).toContain(
       "has 90.0 MiB free, under log.dir.min.free.bytes (100.0 MiB)",
     );
+    guard.stop();
+  });
+
+  it("counts a directory that refuses large requests as refusing across checks, until a request of that size fits", async () => {
+    // An 8 MiB disk at its default minimum (409.6 KiB) with 1.2 MiB free, and ~1 MB Produce requests.
+    const free = new Map<string, number | Error | "no size">([
+      ["a", 1.2 * MiB],
+      ["b", 5000 * MiB],
+    ]);
+    const { guard, logLines, states, refused } = guardOver(free, { value: undefined }, 8 * MiB);
+    await guard.check();
+    const request = 976.5 * 1024;
+    expect(guard.admit("data/a/t-0", request)).toContain("a Produce of 976.5 KiB would leave less than");
+    for (let check = 0; check < 3; check++) {
+      await guard.check();
+      expect(guard.refusingDirectories()).toEqual(["data/a"]);
+      expect(guard.admit("data/a/t-0", request)).toContain("a Produce of 976.5 KiB would leave less than");
+    }
+    expect(refused).toEqual(["data/a", "data/a", "data/a", "data/a"]);
+    // One warning, not one a check.
+    expect(logLines.filter((line) => line.level === "warn" || line.level === 40)).toHaveLength(1);
+    expect(states).toEqual([["data/a", true]]);
+    free.set("a", 1.4 * MiB);
+    await guard.check();
+    expect(guard.refusingDirectories()).toEqual([]);
+    expect(guard.admit("data/a/t-0", request)).toBeUndefined();
+    expect(states).toEqual([
+      ["data/a", true],
+      ["data/a", false],
+    ]);
     guard.stop();
   });
 

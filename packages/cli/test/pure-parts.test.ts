@@ -2,6 +2,7 @@ import { PassThrough } from "node:stream";
 import { ErrorCode } from "@raftka/protocol";
 import { describe, expect, it } from "vitest";
 import { describeOffsetRange } from "../src/commands/consume.js";
+import { batchTooLargeAdvice } from "../src/commands/produce.js";
 import { crc32cWarning, startFailureAdvice } from "../src/commands/start.js";
 import { parseDuration } from "../src/duration.js";
 import { UsageError } from "../src/errors.js";
@@ -187,6 +188,30 @@ describe("Kafka error descriptions", () => {
   it("join Kafka's own text, which ends in a full stop, and the hint without doubling the punctuation", () => {
     expect(describeKafkaError(ErrorCode.NON_EMPTY_GROUP)).toBe(
       "NON_EMPTY_GROUP: The group is not empty; stop the group's consumers first; `raftka group describe` shows them",
+    );
+  });
+});
+
+describe("advice for a batch the broker found too large", () => {
+  it("names --batch-records with a value sized from the limit the broker's message gives", () => {
+    const advice = batchTooLargeAdvice(
+      1000,
+      10_890,
+      "record batch of 10890 bytes is larger than max.message.bytes (8192); send smaller batches or raise max.message.bytes for the topic",
+    );
+    expect(advice).toBe("the batch held 1000 records in 10890 bytes: pass --batch-records=677 (now 1000)");
+    expect(
+      batchTooLargeAdvice(
+        1000,
+        10_890,
+        "record batch 1 is 10890 bytes, larger than segment.bytes (4096); send smaller batches or raise segment.bytes for this topic",
+      ),
+    ).toContain("--batch-records=338");
+    // No limit in the message: half as many.
+    expect(batchTooLargeAdvice(1000, 10_890, null)).toContain("--batch-records=500");
+    // One record over the limit: fewer records per batch cannot help.
+    expect(batchTooLargeAdvice(1, 10_890, "larger than max.message.bytes (8192)")).toContain(
+      "--batch-records cannot make it smaller",
     );
   });
 });

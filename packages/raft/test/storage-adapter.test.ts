@@ -1,7 +1,14 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FlushScheduler, type LogConfig, PartitionLog, readBatchHeader, StableStore } from "@raftka/storage";
+import {
+  FlushScheduler,
+  KafkaStorageError,
+  type LogConfig,
+  PartitionLog,
+  readBatchHeader,
+  StableStore,
+} from "@raftka/storage";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type ClusterConfig,
@@ -378,6 +385,50 @@ describe("PartitionRaftLog", () => {
     await closeAll();
     const reopened = await openGroup(8, makeConfig([1]), undefined, join(directory, "stable"));
     expect(reopened.raftLog.snapshotMeta().offset).toBe(end - 1);
+  });
+
+  it("reports no deletion its failed log did not make, and deletes the prefix behind the snapshot at the next open", async () => {
+    const stable = await StableStore.open(join(directory, "stable"), { flushScheduler: scheduler });
+    const log = await PartitionLog.open(join(directory, "group-9"), {
+      flushScheduler: scheduler,
+      initialOffset: 0,
+      config: { segmentBytes: 1024, retentionBytes: 2048 },
+    });
+    // The snapshot position reaches the stable store, then the log fails as on a full disk.
+    const failing = new Proxy(log, {
+      get(target, key) {
+        if (key === "advanceLogStartOffset")
+          return () => Promise.reject(new KafkaStorageError("no space left on device"));
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const raftLog = await PartitionRaftLog.open({
+      log: failing,
+      stable,
+      keyPrefix: raftKeyPrefix(9),
+      initialConfig: makeConfig([1]),
+    });
+    open.push(stable, raftLog);
+    const core = singleVoter(raftLog);
+    await drive(core, raftLog);
+    for (let index = 0; index < 40; index++) core.propose(batch(1, `full-${index}`.padEnd(100, ".")), 1);
+    await drive(core, raftLog);
+    const sizeBefore = log.sizeInBytes;
+    const upToOffset = core.commitIndex + 1;
+    await expect(raftLog.applyRetention({ upToOffset })).rejects.toThrow(KafkaStorageError);
+    await expect(raftLog.applyRetention({ upToOffset })).rejects.toThrow(KafkaStorageError);
+    expect(log.logStartOffset).toBe(0);
+    expect(log.sizeInBytes).toBe(sizeBefore);
+    const snapshotOffset = raftLog.snapshotMeta().offset;
+    expect(snapshotOffset).toBeGreaterThan(0);
+    await closeAll();
+
+    const reopened = await openGroup(9, makeConfig([1]));
+    expect(reopened.log.logStartOffset).toBe(snapshotOffset + 1);
+    expect(reopened.log.segmentInfos()[0]!.baseOffset).toBe(snapshotOffset + 1);
+    expect(reopened.log.sizeInBytes).toBeLessThan(sizeBefore);
+    expect(reopened.raftLog.lastOffset()).toBe(upToOffset - 1);
   });
 
   it("drops config index entries whose batch never reached the log", async () => {

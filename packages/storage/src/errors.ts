@@ -88,7 +88,8 @@ export function invariant(condition: unknown, message: string | (() => string)):
 export function describeCause(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as NodeJS.ErrnoException).code;
-    return code ? `${code}: ${error.message}` : error.message;
+    // Node's own messages already start with the code ("ENOSPC: no space left on device, write").
+    return code && !error.message.startsWith(code) ? `${code}: ${error.message}` : error.message;
   }
   return String(error);
 }

@@ -20,6 +20,8 @@ export interface DiskSpaceGuardOptions {
   readonly onLow?: (directory: string) => void;
   /** Whether a log directory (as configured) refuses Produce now, on every change (for a metric). */
   readonly onStateChange?: (directory: string, refusing: boolean) => void;
+  /** A Produce request to a log directory (as configured) was refused (for a counter). */
+  readonly onRefused?: (directory: string) => void;
 }
 
 export interface FileSystemSpace {
@@ -46,6 +48,11 @@ interface LogDirectoryState {
   admitted: number;
   /** Why Produce is refused now, or undefined. */
   refusal: string | undefined;
+  /**
+   * The largest request refused while refusing: the refusal holds until one of that size would fit
+   * again, so that a directory that refuses large requests counts as refusing between checks too.
+   */
+  refusedRequestBytes: number;
   /** The log.dir.min.free.bytes last warned about as larger than the whole file system. */
   warnedMinimum?: number;
 }
@@ -78,6 +85,7 @@ export class DiskSpaceGuard {
       minimum: 0,
       admitted: 0,
       refusal: undefined,
+      refusedRequestBytes: 0,
     }));
     this.space = options.space ?? spaceOf;
   }
@@ -100,7 +108,11 @@ export class DiskSpaceGuard {
   admit(partitionDirectory: string, bytes: number): string | undefined {
     const state = this.stateOf(partitionDirectory);
     if (state === undefined) return undefined;
-    if (state.refusal !== undefined) return state.refusal;
+    if (state.refusal !== undefined) {
+      state.refusedRequestBytes = Math.max(state.refusedRequestBytes, bytes);
+      this.options.onRefused?.(state.configured);
+      return state.refusal;
+    }
     // A minimum of 0 is the check turned off, not "refuse once the estimate says the disk is full".
     if (
       state.minimum > 0 &&
@@ -108,7 +120,9 @@ export class DiskSpaceGuard {
       state.free - state.admitted - bytes < state.minimum
     ) {
       const free = state.free - state.admitted;
+      state.refusedRequestBytes = bytes;
       this.update(state, this.describeRefusal(state, free, bytes), free);
+      this.options.onRefused?.(state.configured);
       return state.refusal;
     }
     state.admitted += bytes;
@@ -213,14 +227,19 @@ export class DiskSpaceGuard {
         );
       }
       state.admitted -= admittedBefore;
-      // Once refusing, a tenth more than the minimum before taking Produce again: no flapping at the line.
-      const needed = state.refusal === undefined ? state.minimum : state.minimum * 1.1;
+      // Once refusing, a tenth more than the minimum before taking Produce again (no flapping at the
+      // line), and room for the largest request refused: until one of its size fits, its producer is
+      // still refused, and the directory must not count as taking Produce meanwhile.
+      const needed =
+        state.refusal === undefined
+          ? state.minimum
+          : Math.max(state.minimum * 1.1, state.minimum + state.refusedRequestBytes);
       const estimate = state.free === undefined ? undefined : state.free - state.admitted;
+      const refusing = state.minimum > 0 && estimate !== undefined && estimate < needed;
+      if (!refusing) state.refusedRequestBytes = 0;
       this.update(
         state,
-        state.minimum > 0 && estimate !== undefined && estimate < needed
-          ? this.describeRefusal(state, estimate)
-          : undefined,
+        refusing ? this.describeRefusal(state, estimate!, state.refusedRequestBytes || undefined) : undefined,
         estimate,
       );
     }
@@ -251,7 +270,7 @@ export class DiskSpaceGuard {
     const has = `log directory ${state.configured} has ${formatBytes(Math.max(0, free))} free`;
     let why: string;
     if (free < state.minimum) why = `${has}, under ${minimum}`;
-    else if (requestBytes !== undefined)
+    else if (requestBytes !== undefined && free - requestBytes < state.minimum)
       why = `${has}, and a Produce of ${formatBytes(requestBytes)} would leave less than ${minimum}`;
     else why = `${has}, not yet a tenth above ${minimum}, where Produce is taken again`;
     return (

@@ -1,4 +1,5 @@
 import type { Logger } from "@raftka/monitoring";
+import { KafkaStorageError } from "@raftka/storage";
 import type { PartitionManager } from "./partition-manager.js";
 
 export interface RetentionPassResult {
@@ -16,6 +17,8 @@ export class RetentionService {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<RetentionPassResult> | undefined;
   private stopped = false;
+  /** Partitions whose log failed, already warned about: retention skips them until a restart. */
+  private readonly failedLogs = new WeakSet<object>();
 
   constructor(
     private readonly options: {
@@ -96,6 +99,17 @@ export class RetentionService {
             "retention deleted old segments",
           );
         } catch (error) {
+          // A failed log deletes nothing until the broker restarts: say so once, not at every pass.
+          if (error instanceof KafkaStorageError) {
+            if (this.failedLogs.has(log)) continue;
+            this.failedLogs.add(log);
+            this.options.logger.warn(
+              { err: error, topic: topic.image.name, partition: log.topicPartition.partition },
+              "retention skips a partition whose log failed, until the broker restarts; free or add disk " +
+                "space (or replace the disk), then restart the broker: retention catches up at start",
+            );
+            continue;
+          }
           this.options.logger.warn(
             { err: error, topic: topic.image.name, partition: log.topicPartition.partition },
             "retention could not check a partition; it is retried at the next pass",

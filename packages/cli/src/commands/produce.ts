@@ -43,6 +43,31 @@ const MAX_ATTEMPTS = 5;
 /** How long a record read from stdin may wait for more before its batch is sent (interactive use). */
 const LINGER_MS = 20;
 
+/**
+ * The advice after MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE for a batch of `records` records and
+ * `batchBytes` bytes: the broker says "send smaller batches", and this command's way to do that is
+ * --batch-records, with a value sized from the limit the broker's message names, when it names one.
+ */
+export function batchTooLargeAdvice(
+  records: number,
+  batchBytes: number,
+  brokerMessage: string | null | undefined,
+): string {
+  if (records <= 1) {
+    return "the batch held a single record, so --batch-records cannot make it smaller: send smaller records";
+  }
+  const limit = /(?:max\.message\.bytes|segment\.bytes) \((\d+)\)/.exec(brokerMessage ?? "")?.[1];
+  // A tenth below the proportional count: records differ in size, and the batch has its own overhead.
+  const suggested =
+    limit === undefined
+      ? Math.floor(records / 2)
+      : Math.floor(((records * Number(limit)) / batchBytes) * 0.9);
+  if (suggested < 1) {
+    return `the batch held ${records} records in ${batchBytes} bytes: send smaller records`;
+  }
+  return `the batch held ${records} records in ${batchBytes} bytes: pass --batch-records=${Math.min(suggested, records - 1)} (now ${records})`;
+}
+
 interface PartitionTally {
   partition: number;
   records: number;
@@ -128,22 +153,18 @@ class Producer {
     for (let attempt = 1; remaining.length > 0; attempt++) {
       const retry: typeof remaining = [];
       for (const [leader, items] of byLeader(this.topic, remaining)) {
+        const partitionData = items.map((item) => ({
+          index: item.partition,
+          records: encodeRecordBatch({
+            records: item.records,
+            compression: codecs[this.options.compression],
+          }),
+        }));
         const request = {
           transactionalId: null,
           acks: this.acks,
           timeoutMs: this.timeoutMs,
-          topicData: [
-            {
-              name: this.topic.name,
-              partitionData: items.map((item) => ({
-                index: item.partition,
-                records: encodeRecordBatch({
-                  records: item.records,
-                  compression: codecs[this.options.compression],
-                }),
-              })),
-            },
-          ],
+          topicData: [{ name: this.topic.name, partitionData }],
         };
         if (this.acks === 0) {
           await this.client.sendNoResponse(ApiKey.Produce, request, leader);
@@ -159,8 +180,17 @@ class Producer {
           } else if (safeToRetry.has(answer.errorCode) && attempt < MAX_ATTEMPTS) {
             retry.push(item);
           } else {
+            let advice = "";
+            if (
+              answer.errorCode === ErrorCode.MESSAGE_TOO_LARGE ||
+              answer.errorCode === ErrorCode.RECORD_LIST_TOO_LARGE
+            ) {
+              const batchBytes =
+                partitionData.find((data) => data.index === answer.index)?.records.length ?? 0;
+              advice = `; ${batchTooLargeAdvice(item.records.length, batchBytes, answer.errorMessage)}`;
+            }
             throw new OperationFailedError(
-              `producing to ${this.topic.name}/${answer.index} failed after ${this.produced} records were written: ${describeKafkaError(answer.errorCode, answer.errorMessage)}`,
+              `producing to ${this.topic.name}/${answer.index} failed after ${this.produced} records were written: ${describeKafkaError(answer.errorCode, answer.errorMessage)}${advice}`,
             );
           }
         }

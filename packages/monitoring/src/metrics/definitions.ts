@@ -161,7 +161,12 @@ export const pushedMetricDefinitions = {
     ),
     produceRefused: gauge(
       "raftka_log_dir_produce_refused",
-      "1 while Produce to the partitions of the log directory is refused because its file system has less than log.dir.min.free.bytes free.",
+      "1 while Produce to the partitions of the log directory is refused because its file system has less than log.dir.min.free.bytes free, or too little above it for the largest request refused (until one of that size fits again).",
+      ["dir"],
+    ),
+    produceRefusedRequests: counter(
+      "raftka_log_dir_produce_refused_requests_total",
+      "Produce requests (one per partition in a request) refused because the log directory's file system has, or would be left with, less than log.dir.min.free.bytes free. Rising: producers to its partitions get KAFKA_STORAGE_ERROR; free space or lower retention.",
       ["dir"],
     ),
     logsFailed: gauge(

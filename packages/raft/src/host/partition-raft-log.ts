@@ -71,7 +71,8 @@ export function raftKeyPrefix(group: GroupId): string {
  *   filtered against the log on open, so the index never misses a config entry the log holds;
  * - a truncation reaches the log before the index forgets the entries it removed;
  * - a snapshot install is recorded as pending first and completed (again) on open;
- * - compaction and retention record the new snapshot position before the log prefix is deleted.
+ * - compaction and retention record the new snapshot position before the log prefix is deleted, and
+ *   open deletes a prefix left behind it (the log failed, or the node stopped, in between).
  */
 export class PartitionRaftLog implements RaftLogStorage {
   onLoaded: (() => void) | undefined;
@@ -165,6 +166,13 @@ export class PartitionRaftLog implements RaftLogStorage {
       const term = log.epochForOffset(log.logStartOffset) ?? log.latestEpoch ?? 0;
       meta = { offset, term, config: meta.config };
       await stable.set(keys.snapshot, encodeMeta(meta));
+    }
+    if (log.logStartOffset < meta.offset + 1) {
+      // Compaction or retention recorded this snapshot position, but the log prefix behind it was never
+      // deleted (the log failed, say on a full disk, or the node stopped in between): delete it now,
+      // or the prefix stays on disk and every retention pass picks the same segments again.
+      if (meta.offset + 1 <= log.logEndOffset) await log.advanceLogStartOffset(meta.offset + 1);
+      else await log.truncateFullyAndStartAt(meta.offset + 1);
     }
     const data = stable.get(keys.data) ?? new Uint8Array(0);
     if (log.logStartOffset > meta.offset + 1) {
@@ -346,7 +354,17 @@ export class PartitionRaftLog implements RaftLogStorage {
    * byte of the log is deleted.
    */
   compact(offset: number, data: Uint8Array): Promise<void> {
-    if (offset <= this.meta.offset) return Promise.resolve();
+    return this.compactTo(offset, data).then(() => {});
+  }
+
+  /** `compact`, resolving to the segments the log really deleted. */
+  private compactTo(offset: number, data: Uint8Array): Promise<RetentionResult["deleted"]> {
+    if (offset <= this.meta.offset) {
+      if (this.log.logStartOffset > offset) return Promise.resolve([]);
+      // The snapshot position is there already but the log start was left behind it (its deletion
+      // failed): the log catches up rather than keep the prefix for good.
+      return this.enqueue(async () => (await this.log.advanceLogStartOffset(offset + 1)).deleted);
+    }
     const term = this.termAt(offset);
     if (term === undefined) {
       return Promise.reject(
@@ -374,7 +392,7 @@ export class PartitionRaftLog implements RaftLogStorage {
         [this.keys.data, data.byteLength > 0 ? Buffer.from(data) : undefined],
         [this.keys.configs, configs],
       ]);
-      await this.log.advanceLogStartOffset(offset + 1);
+      return (await this.log.advanceLogStartOffset(offset + 1)).deleted;
     });
   }
 
@@ -382,10 +400,12 @@ export class PartitionRaftLog implements RaftLogStorage {
    * Kafka retention (retention.ms / retention.bytes) for a partition group: deletes the oldest segments
    * wholly at or below `upToOffset` (pass commitIndex + 1, the high watermark), moving the Raft snapshot
    * position with them, so Raft never finds its log start deleted behind its back. The active segment
-   * goes too (the log rolls it) once everything in the log is to go, as in Kafka.
+   * goes too (the log rolls it) once everything in the log is to go, as in Kafka. Returns only the
+   * segments the log really deleted; a log that failed rejects with its failure.
    */
   async applyRetention(options: { upToOffset: number; now?: number }): Promise<RetentionResult> {
     await this.chain;
+    if (this.failure !== undefined) throw this.failure;
     const config = this.log.currentConfig;
     const now = options.now ?? this.now();
     const candidates = this.log
@@ -405,17 +425,14 @@ export class PartitionRaftLog implements RaftLogStorage {
       now,
       Math.min(options.upToOffset, this.end + 1),
     );
+    if (selected.length === 0) return { deleted: [], logStartOffset: this.log.logStartOffset };
     const reasons = new Map(selected.map((segment) => [segment.baseOffset, segment.reason]));
-    const deleted = candidates
-      .filter((segment) => reasons.has(segment.baseOffset))
-      .map(({ baseOffset, nextOffset, sizeInBytes }) => ({
-        baseOffset,
-        nextOffset,
-        sizeInBytes,
-        reason: reasons.get(baseOffset)!,
-      }));
-    const last = deleted[deleted.length - 1];
-    if (last !== undefined) await this.compact(last.nextOffset - 1, new Uint8Array(0));
+    const last = candidates[selected.length - 1]!;
+    const removed = await this.compactTo(last.nextOffset - 1, new Uint8Array(0));
+    const deleted = removed.map((segment) => ({
+      ...segment,
+      reason: reasons.get(segment.baseOffset) ?? segment.reason,
+    }));
     return { deleted, logStartOffset: this.log.logStartOffset };
   }
 
@@ -426,14 +443,17 @@ export class PartitionRaftLog implements RaftLogStorage {
 
   // ---------------------------------------------------------------------------------------------
 
-  private enqueue(step: () => Promise<void>): Promise<void> {
+  private enqueue<T>(step: () => Promise<T>): Promise<T> {
     this.queuedSteps++;
     const next = this.chain.then(step).finally(() => {
       this.queuedSteps--;
     });
-    this.chain = next.catch((error: Error) => {
-      this.failure ??= error;
-    });
+    this.chain = next.then(
+      () => {},
+      (error: Error) => {
+        this.failure ??= error;
+      },
+    );
     return next;
   }
 
