@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -423,5 +423,84 @@ describe("one node per log directory", () => {
     // And a clean stop removes it.
     await after.stop();
     await expect(readFile(join(dataDir, ".lock"), "utf8")).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
+
+describe("the log directories a node starts on", () => {
+  /**
+   * `raftka start` on `logDirs`, expected to refuse: resolves with the "start failed" line's message. A
+   * node that starts instead is stopped (and the test fails) rather than left running.
+   */
+  async function refusedStart(logDirs: readonly string[]): Promise<string> {
+    const child = spawn(
+      process.execPath,
+      [
+        raftkaMain,
+        "start",
+        `--log.dirs=${logDirs.join(",")}`,
+        "--listeners=PLAINTEXT://127.0.0.1:0",
+        "--admin.listener=127.0.0.1:0",
+      ],
+      { cwd: repositoryRoot, env: environment(), stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      if (stdout.includes('"msg":"ready"')) child.kill("SIGTERM");
+    });
+    child.stderr.resume();
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(stdout, "the node started instead of refusing").not.toContain('"msg":"ready"');
+    expect(code, stdout).toBe(1);
+    const run = { stdout };
+    const failed = run.stdout
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as LogLine)
+      .find((line) => String(line.msg).startsWith("start failed: "));
+    expect(failed?.level, run.stdout).toBe("fatal");
+    return String(failed?.msg);
+  }
+
+  it("refuses a new directory listed first and one that lost its meta.properties, and keeps the data", async () => {
+    const root = await temporaryDirectory();
+    const [data, added] = [join(root, "data"), join(root, "added")];
+    const broker = await track(startBroker({ dataDir: data }));
+    const kafka = kafkaClient(broker.bootstrap);
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: "kept", acks: -1, messages: [{ value: "a" }] });
+    await producer.disconnect();
+    await broker.stop();
+    const clusterId = /cluster\.id=(\S+)/.exec(await readFile(join(data, "meta.properties"), "utf8"))![1]!;
+
+    // A new, empty directory first: the node's metadata is in the second.
+    expect(await refusedStart([added, data])).toBe(
+      `start failed: log.dirs lists ${added} first, but this node's metadata (cluster id ${clusterId}, __cluster_metadata-0, raft-stable-store) is in ${data}; list ${data} first: the first directory holds the metadata`,
+    );
+    await expect(readFile(join(added, "meta.properties"))).rejects.toMatchObject({ code: "ENOENT" });
+    expect((await readdir(data)).filter((name) => name.endsWith("-stray"))).toEqual([]);
+
+    // Listed after it, the new directory joins the node's cluster and the data is all there.
+    const again = await track(startBroker({ dataDir: data, settings: { "log.dirs": `${data},${added}` } }));
+    expect(await readFile(join(added, "meta.properties"), "utf8")).toContain(`cluster.id=${clusterId}`);
+    const admin = kafkaClient(again.bootstrap).admin();
+    await admin.connect();
+    try {
+      expect(await admin.fetchTopicOffsets("kept")).toMatchObject([{ partition: 0, high: "1" }]);
+    } finally {
+      await admin.disconnect();
+    }
+    await again.stop();
+
+    // Without its meta.properties the data directory is refused, not given a new cluster id.
+    await rm(join(data, "meta.properties"));
+    const message = await refusedStart([data, added]);
+    expect(message).toContain(`start failed: log directory ${data} holds data (`);
+    expect(message).toContain(
+      `but no meta.properties, so which cluster and node it belongs to is unknown (Kafka: "have you run kafka-storage.sh to format the directory?"); restore ${join(data, "meta.properties")}, or write it with the lines version=1, cluster.id=${clusterId} and node.id=${again.nodeId} (as in ${join(added, "meta.properties")})`,
+    );
+    expect(await refusedStart([data])).toContain(`restore ${join(data, "meta.properties")} from a backup`);
+    await expect(readFile(join(data, "meta.properties"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 });

@@ -34,6 +34,7 @@ import { groupCoordinatorExtension } from "./group/group-coordinator-extension.j
 import { AlterConfigOperation, ConfigResourceType } from "./metadata/config-operations.js";
 import { Controller } from "./metadata/controller.js";
 import { type MetadataDelta, MetadataImage } from "./metadata/image.js";
+import { METADATA_LOG_DIRECTORY, RAFT_STABLE_STORE_FILE } from "./metadata/log-dir-check.js";
 import { loadOrCreateMetaProperties } from "./metadata/meta-properties.js";
 import { describeStoredOverrides } from "./metadata/stored-overrides.js";
 import { METADATA_TOPIC } from "./metadata/topic-names.js";
@@ -113,9 +114,6 @@ export interface BrokerOptions {
    */
   readonly interruptStart?: AbortSignal;
 }
-
-/** The node's StableStore (Raft hard states and partition group ids), in the first log dir. */
-const RAFT_STABLE_STORE_FILE = "raft-stable-store";
 
 /** How often each log directory's free space is compared with log.dir.min.free.bytes. */
 const DISK_SPACE_CHECK_INTERVAL_MS = 1000;
@@ -359,7 +357,7 @@ export class Broker {
         if (pageCacheBytes > 0) readPageCache.inc(pageCacheBytes);
       });
     }
-    const metadataDirectory = join(logDirs[0]!, `${METADATA_TOPIC}-0`);
+    const metadataDirectory = join(logDirs[0]!, METADATA_LOG_DIRECTORY);
     const metrics = this.options.metrics;
     const observeCommitLatency = metrics
       ? (seconds: number) => metrics.raft.commitLatencySeconds.observe(seconds)

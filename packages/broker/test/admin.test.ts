@@ -102,6 +102,9 @@ describe("DeleteTopics", () => {
 
   it("starts with partition directories no topic owns, keeping each aside under a name of its own", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "raftka-stray-"));
+    // A node's own directory: one without meta.properties that holds partitions is refused.
+    let own = await startTestBroker({}, dataDir);
+    await own.stop();
     const name = `${"s".repeat(249)}-0`;
     await mkdir(join(dataDir, name), { recursive: true });
     await writeFile(join(dataDir, name, "00000000000000000000.log"), "kept");
@@ -110,7 +113,7 @@ describe("DeleteTopics", () => {
     await mkdir(join(dataDir, "twice-3"), { recursive: true });
     await mkdir(join(dataDir, "twice-3-stray"), { recursive: true });
     await writeFile(join(dataDir, "twice-3-stray", "00000000000000000000.log"), "first");
-    const own = await startTestBroker({}, dataDir);
+    own = await own.restart();
     try {
       const entries = await readdir(dataDir);
       expect(entries).not.toContain(name);

@@ -1,14 +1,10 @@
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomically } from "@raftka/storage";
-import { isKafkaUuid, randomKafkaUuid } from "./uuid.js";
+import { checkLogDirectories, type LogDirectoryContents, META_PROPERTIES_FILE } from "./log-dir-check.js";
+import { randomKafkaUuid } from "./uuid.js";
 
-export const META_PROPERTIES_FILE = "meta.properties";
-
-/** A log directory that belongs to another node or cluster: starting on it would mix two nodes' data. */
-export class MetaPropertiesError extends Error {
-  override readonly name = "MetaPropertiesError";
-}
+export { META_PROPERTIES_FILE, MetaPropertiesError } from "./log-dir-check.js";
 
 function parse(text: string): Map<string, string> {
   const entries = new Map<string, string>();
@@ -30,46 +26,29 @@ async function readMeta(dir: string): Promise<Map<string, string> | undefined> {
   }
 }
 
+async function inspect(dir: string): Promise<LogDirectoryContents> {
+  await mkdir(dir, { recursive: true });
+  const meta = await readMeta(dir);
+  const entries = (await readdir(dir, { withFileTypes: true })).map((entry) => ({
+    name: entry.name,
+    isDirectory: entry.isDirectory(),
+  }));
+  return { dir, meta, entries };
+}
+
 /**
  * Kafka's `meta.properties` in every log directory: which cluster and node the data belongs to. Returns the
- * cluster id, creating it (and the files) on first start. Refuses directories of another node or cluster.
+ * cluster id, creating it (and the files) on first start and in blank directories added to `log.dirs`.
+ * Refuses (see checkLogDirectories) what would mix two nodes' data or start without the node's metadata.
  */
 export async function loadOrCreateMetaProperties(
   logDirs: readonly string[],
   nodeId: number,
 ): Promise<string> {
-  let clusterId: string | undefined;
-  let clusterIdSource: string | undefined;
-  const missing: string[] = [];
-  for (const dir of logDirs) {
-    await mkdir(dir, { recursive: true });
-    const meta = await readMeta(dir);
-    if (!meta) {
-      missing.push(dir);
-      continue;
-    }
-    const storedNode = meta.get("node.id");
-    if (storedNode !== undefined && storedNode !== String(nodeId)) {
-      throw new MetaPropertiesError(
-        `log directory ${dir} belongs to node ${storedNode}, but this node is node.id=${nodeId}; start with node.id=${storedNode} or use another log directory`,
-      );
-    }
-    const storedCluster = meta.get("cluster.id");
-    if (storedCluster === undefined || !isKafkaUuid(storedCluster)) {
-      throw new MetaPropertiesError(
-        `${join(dir, META_PROPERTIES_FILE)} has no valid cluster.id; restore the file or remove the directory's data`,
-      );
-    }
-    if (clusterId !== undefined && storedCluster !== clusterId) {
-      throw new MetaPropertiesError(
-        `log directories ${clusterIdSource} and ${dir} belong to different clusters (${clusterId}, ${storedCluster}); use directories of one cluster only`,
-      );
-    }
-    clusterId = storedCluster;
-    clusterIdSource = dir;
-  }
-  clusterId ??= randomKafkaUuid();
+  const directories: LogDirectoryContents[] = [];
+  for (const dir of logDirs) directories.push(await inspect(dir));
+  const { clusterId, toFormat } = checkLogDirectories(directories, nodeId, randomKafkaUuid);
   const text = `#Written by Raftka: the cluster and node this directory belongs to. Do not edit.\nversion=1\ncluster.id=${clusterId}\nnode.id=${nodeId}\n`;
-  for (const dir of missing) await writeFileAtomically(join(dir, META_PROPERTIES_FILE), text);
+  for (const dir of toFormat) await writeFileAtomically(join(dir, META_PROPERTIES_FILE), text);
   return clusterId;
 }
