@@ -15,9 +15,13 @@ import { isNotFound, readFully, writevFully } from "./fs-util.js";
 import { preallocation } from "./preallocation.js";
 import {
   BATCH_HEADER_SIZE,
+  BATCH_LENGTH_POSITION,
   type BatchHeader,
+  CURRENT_MAGIC,
+  LAST_OFFSET_DELTA_POSITION,
   LOG_OVERHEAD,
   lastOffsetOf,
+  MAGIC_POSITION,
   readBatchHeader,
 } from "./record-batch-header.js";
 import { DELETED_SUFFIX, type SegmentPaths, segmentPaths } from "./segment-files.js";
@@ -57,6 +61,27 @@ export interface SegmentSettings {
   mayReserve?: (bytes: number) => boolean;
 }
 
+/** Bytes that cannot be a batch header where one must start: damage on disk, found by a read. */
+export interface SegmentCorruption {
+  corrupt: {
+    path: string;
+    /** Byte of the segment file where a batch should start and does not. */
+    position: number;
+    reason: string;
+    /** The offset the batch at `position` should have started with. */
+    firstLostOffset: number;
+    /** The first offset a read can reach past the damage (an indexed batch, or the segment's end). */
+    resumeOffset: number;
+  };
+}
+
+export type SegmentRead =
+  | { records: Buffer; firstOffset: number; nextOffset: number }
+  | "none-here"
+  | "limit"
+  | "torn"
+  | SegmentCorruption;
+
 export interface SegmentRecovery {
   validBytes: number;
   removedBytes: number;
@@ -64,6 +89,11 @@ export interface SegmentRecovery {
   problem?: string;
   /** Leader epoch changes seen in the valid batches, in order: [epoch, first offset]. */
   epochStarts: [number, number][];
+  /**
+   * Offsets the cut bytes held, when bytes were cut: from the first one missing, to the last one whose
+   * batch header could still be read there (absent if none could).
+   */
+  lostOffsets?: { from: number; to?: number };
 }
 
 // Relative offsets in the indexes are int32.
@@ -428,6 +458,7 @@ export class LogSegment {
   async recover(): Promise<SegmentRecovery> {
     const epochStarts: [number, number][] = [];
     let expectedOffset = this.baseOffset;
+    let lostUpTo: number | undefined;
     const result = await this.logFile.use(async (handle) => {
       this.size = (await handle.stat()).size;
       this.resetIndexState();
@@ -461,6 +492,7 @@ export class LogSegment {
         },
       );
       if (this.size > scan.endPosition) {
+        lostUpTo = await lastOffsetInCut(handle, scan.endPosition, this.size, expectedOffset);
         await handle.truncate(scan.endPosition);
         this.logFile.markDirty();
       }
@@ -470,7 +502,15 @@ export class LogSegment {
     this.size = result.endPosition;
     this.appendFinalTimeIndexEntry();
     await this.writeIndexFiles();
-    return { validBytes: result.endPosition, removedBytes, problem: result.problem, epochStarts };
+    return {
+      validBytes: result.endPosition,
+      removedBytes,
+      ...(result.problem !== undefined ? { problem: result.problem } : {}),
+      epochStarts,
+      ...(removedBytes > 0
+        ? { lostOffsets: { from: expectedOffset, ...(lostUpTo !== undefined ? { to: lostUpTo } : {}) } }
+        : {}),
+    };
   }
 
   /**
@@ -766,20 +806,59 @@ export class LogSegment {
    * it, or the next one), or undefined if no batch in this segment reaches that far.
    */
   async findBatch(offset: number): Promise<{ position: number; header: BatchHeader } | undefined> {
+    const hit = await this.locateBatch(offset);
+    return typeof hit === "object" && "header" in hit ? hit : undefined;
+  }
+
+  /**
+   * As findBatch, but says why the walk stopped short: at a batch cut short by the end of the file
+   * ("torn"), or at bytes that cannot be a batch header (damage on disk).
+   */
+  private async locateBatch(
+    offset: number,
+  ): Promise<{ position: number; header: BatchHeader } | "torn" | SegmentCorruption | undefined> {
     await this.ensureIndexesLoaded();
     const sizeNow = this.size;
     const start = this.offsetIndex!.lookup(
       Math.min(Math.max(0, offset - this.baseOffset), MAX_RELATIVE_OFFSET),
     );
     let found: { position: number; header: BatchHeader } | undefined;
-    await this.logFile.use((handle) =>
+    let expectedOffset = this.baseOffset + start.relativeOffset;
+    const scan = await this.logFile.use((handle) =>
       scanBatches(handle, start.position, sizeNow, { verifyCrc: false }, (position, header) => {
-        if (lastOffsetOf(header) < offset) return "continue";
+        if (lastOffsetOf(header) < offset) {
+          expectedOffset = lastOffsetOf(header) + 1;
+          return "continue";
+        }
         found = { position, header };
         return "stop";
       }),
     );
-    return found;
+    if (found !== undefined) return found;
+    if (scan.problem === undefined) return undefined;
+    // Look again at the bytes the scan refused: a header that is fine but runs past the end is a
+    // torn batch, anything else is damage.
+    const position = scan.endPosition;
+    const head = Buffer.alloc(BATCH_HEADER_SIZE);
+    const read = await this.logFile.use((handle) =>
+      readFully(handle, head, 0, Math.min(BATCH_HEADER_SIZE, sizeNow - position), position),
+    );
+    if (read <= MAGIC_POSITION) return "torn";
+    const problem = implausibleBatchHeader(head, 0, expectedOffset);
+    if (problem !== undefined) return this.corruptionAt(position, problem, expectedOffset);
+    if (position + head.readInt32BE(BATCH_LENGTH_POSITION) + LOG_OVERHEAD > sizeNow) return "torn";
+    return this.corruptionAt(position, scan.problem, expectedOffset);
+  }
+
+  /**
+   * Describes damage found at byte `position`, where a batch starting at `firstLostOffset` should be:
+   * reads resume at the first indexed batch past it (its index entry was written when the batch was),
+   * or, failing one, at the segment's end.
+   */
+  private corruptionAt(position: number, reason: string, firstLostOffset: number): SegmentCorruption {
+    const next = this.offsetIndex!.firstEntryAfter(position);
+    const resumeOffset = next === undefined ? this.nextOffset : this.baseOffset + next.relativeOffset;
+    return { corrupt: { path: this.paths.log, position, reason, firstLostOffset, resumeOffset } };
   }
 
   /**
@@ -791,7 +870,7 @@ export class LogSegment {
     maxBytes: number,
     limitOffset: number,
     allocate: (size: number) => Buffer = Buffer.allocUnsafe,
-  ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit" | "torn"> {
+  ): Promise<SegmentRead> {
     await this.ensureIndexesLoaded();
     return this.logFile.use((handle) => this.readWith(handle, offset, maxBytes, limitOffset, allocate));
   }
@@ -802,7 +881,7 @@ export class LogSegment {
     maxBytes: number,
     limitOffset: number,
     allocate: (size: number) => Buffer,
-  ): Promise<{ records: Buffer; firstOffset: number; nextOffset: number } | "none-here" | "limit" | "torn"> {
+  ): Promise<SegmentRead> {
     const sizeNow = this.size;
     const start = this.offsetIndex!.lookup(
       Math.min(Math.max(0, offset - this.baseOffset), MAX_RELATIVE_OFFSET),
@@ -817,24 +896,33 @@ export class LogSegment {
     let buffer = await this.readRange(handle, allocate, bufferStart, Math.max(0, guess));
     let bufferLength = buffer.length;
     let at = 0;
+    let expectedOffset = this.baseOffset + start.relativeOffset;
     let found: { size: number; baseOffset: number; lastOffset: number } | undefined;
     while (at + BATCH_HEADER_SIZE <= bufferLength) {
-      const size = buffer.readInt32BE(at + 8) + LOG_OVERHEAD;
+      // Per batch header, never per record: without it a zero-filled region is walked 12 bytes at a
+      // time into garbage, and the read answers nothing, forever, instead of failing.
+      const problem = implausibleBatchHeader(buffer, at, expectedOffset);
+      if (problem !== undefined) return this.corruptionAt(bufferStart + at, problem, expectedOffset);
+      const size = buffer.readInt32BE(at + BATCH_LENGTH_POSITION) + LOG_OVERHEAD;
       const baseOffset = Number(buffer.readBigInt64BE(at));
-      const lastOffset = baseOffset + buffer.readInt32BE(at + 23);
+      const lastOffset = baseOffset + buffer.readInt32BE(at + LAST_OFFSET_DELTA_POSITION);
       if (lastOffset >= offset) {
         found = { size, baseOffset, lastOffset };
         break;
       }
+      // A batch before the wanted one runs past the end: the segment was cut short there.
+      if (bufferStart + at + size > sizeNow) return "torn";
       at += size;
+      expectedOffset = lastOffset + 1;
     }
     if (!found) {
       if (bufferStart + at >= sizeNow) return "none-here";
       // The buffer holds the file's end, and what is left there is not even a batch header: cut short.
       if (bufferStart + bufferLength >= sizeNow && at < bufferLength) return "torn";
       // The walk left the buffer: fall back to a chunked scan for the batch.
-      const hit = await this.findBatch(offset);
-      if (!hit) return "none-here";
+      const hit = await this.locateBatch(offset);
+      if (hit === undefined) return "none-here";
+      if (hit === "torn" || "corrupt" in hit) return hit;
       found = {
         size: hit.header.sizeInBytes,
         baseOffset: hit.header.baseOffset,
@@ -854,9 +942,11 @@ export class LogSegment {
     let cut = at;
     let nextOffset = found.baseOffset;
     while (cut + BATCH_HEADER_SIZE <= end) {
-      const size = buffer.readInt32BE(cut + 8) + LOG_OVERHEAD;
+      // Damage after the first batch ends the answer there; the next read, from there, reports it.
+      if (implausibleBatchHeader(buffer, cut, nextOffset) !== undefined) break;
+      const size = buffer.readInt32BE(cut + BATCH_LENGTH_POSITION) + LOG_OVERHEAD;
       if (cut + size > end) break;
-      const last = Number(buffer.readBigInt64BE(cut)) + buffer.readInt32BE(cut + 23);
+      const last = Number(buffer.readBigInt64BE(cut)) + buffer.readInt32BE(cut + LAST_OFFSET_DELTA_POSITION);
       if (last >= limitOffset) break;
       cut += size;
       nextOffset = last + 1;
@@ -883,22 +973,37 @@ export class LogSegment {
     return buffer.subarray(0, await readFully(handle, buffer, 0, length, position));
   }
 
-  /** The first batch with maxTimestamp >= `timestamp`, found via the time index. */
-  async findByTimestamp(timestamp: number, fromOffset = 0): Promise<BatchHeader | undefined> {
+  /**
+   * The first batch with maxTimestamp >= `timestamp`, found via the time index; "torn" if the walk met
+   * a batch cut short by the end of the file before finding one, the damage if it met bytes that cannot
+   * be a batch (answering with a later batch instead would skip the records behind the damage).
+   */
+  async findByTimestamp(
+    timestamp: number,
+    fromOffset = 0,
+  ): Promise<BatchHeader | "torn" | SegmentCorruption | undefined> {
     await this.ensureIndexesLoaded();
     const scanFromRelative = this.timeIndex!.lookupScanStart(timestamp);
     const start = this.offsetIndex!.lookup(scanFromRelative);
+    const sizeNow = this.size;
     let found: BatchHeader | undefined;
-    await this.logFile.use((handle) =>
-      scanBatches(handle, start.position, this.size, { verifyCrc: false }, (_position, header) => {
-        if (header.maxTimestamp < timestamp) return "continue";
+    let expectedOffset = this.baseOffset + start.relativeOffset;
+    const scan = await this.logFile.use((handle) =>
+      scanBatches(handle, start.position, sizeNow, { verifyCrc: false }, (_position, header) => {
         // Batches wholly below the log start (DeleteRecords inside this segment) are gone for readers.
-        if (header.baseOffset + header.lastOffsetDelta < fromOffset) return "continue";
+        if (header.maxTimestamp < timestamp || header.baseOffset + header.lastOffsetDelta < fromOffset) {
+          expectedOffset = lastOffsetOf(header) + 1;
+          return "continue";
+        }
         found = header;
         return "stop";
       }),
     );
-    return found;
+    if (found !== undefined || scan.problem === undefined) return found;
+    // The same judgement as a read's: let the walk for the first offset past the scan's decide.
+    const hit = await this.locateBatch(expectedOffset);
+    if (hit === undefined || (typeof hit === "object" && "header" in hit)) return undefined;
+    return hit;
   }
 
   // ---- truncation and deletion -----------------------------------------------------------------
@@ -1020,6 +1125,29 @@ export class LogSegment {
   }
 }
 
+/**
+ * Why the bytes at `at` of `buffer` cannot start the batch that follows one ending below
+ * `expectedOffset`, or undefined when they can: length below the v2 header, magic not 2, offsets going
+ * back. A few field reads per batch header; needs the first MAGIC_POSITION + 1 bytes, or a whole
+ * header for the last-offset check.
+ */
+function implausibleBatchHeader(buffer: Buffer, at: number, expectedOffset: number): string | undefined {
+  const batchLength = buffer.readInt32BE(at + BATCH_LENGTH_POSITION);
+  if (batchLength + LOG_OVERHEAD < BATCH_HEADER_SIZE) {
+    return `batch length ${batchLength} is smaller than the ${BATCH_HEADER_SIZE - LOG_OVERHEAD}-byte minimum of a v2 batch`;
+  }
+  const magic = buffer.readInt8(at + MAGIC_POSITION);
+  if (magic !== CURRENT_MAGIC) return `magic byte is ${magic}, not ${CURRENT_MAGIC}`;
+  const baseOffset = Number(buffer.readBigInt64BE(at));
+  if (baseOffset < expectedOffset) {
+    return `base offset ${baseOffset} is below ${expectedOffset}, where the batch before it ended`;
+  }
+  if (buffer.length >= at + BATCH_HEADER_SIZE && buffer.readInt32BE(at + LAST_OFFSET_DELTA_POSITION) < 0) {
+    return `last offset delta ${buffer.readInt32BE(at + LAST_OFFSET_DELTA_POSITION)} is negative`;
+  }
+  return undefined;
+}
+
 function headerPlacement(header: BatchHeader): BatchPlacement {
   return {
     baseOffset: header.baseOffset,
@@ -1048,6 +1176,32 @@ async function readHeaderAt(
   const read = await readFully(handle, buffer, 0, BATCH_HEADER_SIZE, position);
   if (read < BATCH_HEADER_SIZE) return undefined;
   return readBatchHeader(buffer, 0);
+}
+
+/**
+ * The last offset named by the batch headers that still read as such in the bytes [from, to) about to
+ * be cut (a torn last batch keeps its header; bytes that fail their CRC often keep theirs): what a
+ * recovery cut loses, for its report. Undefined when not even the first header there is readable.
+ */
+async function lastOffsetInCut(
+  handle: FileHandle,
+  from: number,
+  to: number,
+  expectedOffset: number,
+): Promise<number | undefined> {
+  const head = Buffer.alloc(BATCH_HEADER_SIZE);
+  let position = from;
+  let expected = expectedOffset;
+  let last: number | undefined;
+  while (position + LAST_OFFSET_DELTA_POSITION + 4 <= to) {
+    head.fill(0);
+    await readFully(handle, head, 0, Math.min(BATCH_HEADER_SIZE, to - position), position);
+    if (implausibleBatchHeader(head, 0, expected) !== undefined) break;
+    last = Number(head.readBigInt64BE(0)) + head.readInt32BE(LAST_OFFSET_DELTA_POSITION);
+    expected = last + 1;
+    position += head.readInt32BE(BATCH_LENGTH_POSITION) + LOG_OVERHEAD;
+  }
+  return last;
 }
 
 async function truncateFile(file: CachedFile, length: number): Promise<void> {

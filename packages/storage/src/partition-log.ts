@@ -6,6 +6,7 @@ import { DEFAULT_LOG_CONFIG, type LogConfig, maxIndexEntries, resolveLogConfig }
 import type { DirectReads } from "./direct-reads.js";
 import type { DirectWrites } from "./direct-writes.js";
 import {
+  CorruptRecordError,
   describeCause,
   InvalidRecordError,
   InvalidRequestError,
@@ -27,7 +28,14 @@ import {
 } from "./flush-scheduler.js";
 import { fsyncDirectory, unlinkIfExists, writeFileAtomically } from "./fs-util.js";
 import { LeaderEpochCache } from "./leader-epoch-cache.js";
-import { type BatchPlacement, LogSegment, MAX_RELATIVE_OFFSET, type SegmentSettings } from "./log-segment.js";
+import {
+  type BatchPlacement,
+  LogSegment,
+  MAX_RELATIVE_OFFSET,
+  type SegmentCorruption,
+  type SegmentRead,
+  type SegmentSettings,
+} from "./log-segment.js";
 import { stampBatch, stampLogAppendTime } from "./record-batch-header.js";
 import { type RetentionReason, selectSegmentsToDelete } from "./retention.js";
 import {
@@ -37,6 +45,7 @@ import {
   LOG_START_OFFSET_CHECKPOINT_FILE,
   parseSegmentFileName,
   RECOVERY_POINT_CHECKPOINT_FILE,
+  segmentPaths,
   TEMPORARY_SUFFIX,
 } from "./segment-files.js";
 import { OFFSET_INDEX_ENTRY_SIZE, TIME_INDEX_ENTRY_SIZE } from "./segment-index.js";
@@ -111,6 +120,19 @@ export type LogEvent =
   | { type: "index-rebuilt"; baseOffset: number; reason: string }
   /** A read met a batch cut short in a closed segment (damage on disk) and went on with the next segment. */
   | { type: "damaged-segment-skipped"; baseOffset: number; fromOffset: number }
+  /**
+   * A read met bytes in a segment that cannot be a batch header (zeroed or overwritten on disk); reads
+   * of the offsets from firstLostOffset to resumeOffset fail with CORRUPT_MESSAGE. Once per segment.
+   */
+  | {
+      type: "corrupt-batch";
+      baseOffset: number;
+      path: string;
+      position: number;
+      reason: string;
+      firstLostOffset: number;
+      resumeOffset: number;
+    }
   | { type: "failed"; error: KafkaStorageError };
 
 export interface RecoveryReport {
@@ -118,8 +140,22 @@ export interface RecoveryReport {
   cleanShutdown: boolean;
   segmentsScanned: number;
   bytesScanned: number;
-  /** Tails cut because they were torn or failed their CRC. */
-  truncations: { segmentBaseOffset: number; validBytes: number; removedBytes: number; reason: string }[];
+  /**
+   * Tails cut because they were torn or failed their CRC, with the offsets the cut bytes held: from
+   * the first missing, to the last one a batch header there still named (absent if none did).
+   */
+  truncations: {
+    segmentBaseOffset: number;
+    validBytes: number;
+    removedBytes: number;
+    reason: string;
+    lostOffsets?: { from: number; to?: number };
+  }[];
+  /**
+   * Offsets no segment holds although the log once did: a segment's `.log` file was removed, found by
+   * the index files it left (which are removed too, see removedFiles).
+   */
+  offsetGaps: { from: number; to: number; reason: string }[];
   /** Whole segments removed because they followed a cut, or lay entirely below the log start. */
   deletedSegments: { baseOffset: number; reason: string }[];
   rebuiltIndexes: { segmentBaseOffset: number; reason: string }[];
@@ -227,7 +263,7 @@ export class PartitionLog {
   private epochsDirty = false;
   private recoveryPointWrite: Promise<void> = Promise.resolve();
   private readonly pendingDeletions = new Set<Promise<void>>();
-  /** Closed segments found cut short by a read, reported once each. */
+  /** Segments found cut short or damaged by a read, reported once each. */
   private readonly reportedDamage = new Set<number>();
   private readonly flushTarget: FlushTarget = { beginFlush: () => this.beginFlush() };
 
@@ -808,13 +844,14 @@ export class PartitionLog {
         // Deleted under us (retention or truncation): look the offset up again.
         return this.read(fromOffset, maxBytes, upToOffset, allocate);
       }
-      let result: Awaited<ReturnType<LogSegment["read"]>>;
+      let result: SegmentRead;
       try {
         result = await segment.read(fromOffset, maxBytes, limit, allocate);
       } finally {
         segment.release();
       }
       if (result === "limit") return empty;
+      if (typeof result === "object" && "corrupt" in result) throw this.corruption(segment, result);
       if (result === "torn") {
         // The active segment: a truncation raced this read. A closed one was cut short on disk: the rest
         // of it is gone, and readers go on with the next segment (as Kafka's do) instead of stopping here.
@@ -850,7 +887,9 @@ export class PartitionLog {
       } finally {
         segment.release();
       }
-      if (!header) continue;
+      // A cut-short segment is read past, as read() does; damage fails the lookup, as it fails a read.
+      if (!header || header === "torn") continue;
+      if ("corrupt" in header) throw this.corruption(segment, header);
       if (header.baseOffset + header.lastOffsetDelta >= Math.min(upToOffset, this.logEndOffsetValue)) {
         return undefined;
       }
@@ -861,6 +900,23 @@ export class PartitionLog {
       };
     }
     return undefined;
+  }
+
+  /**
+   * The error a read that met damage in `segment` fails with (Kafka's CORRUPT_MESSAGE), telling the
+   * operator once per segment through an event: every read of the damaged offsets fails the same way.
+   */
+  private corruption(segment: LogSegment, found: SegmentCorruption): CorruptRecordError {
+    const { path, position, reason, firstLostOffset, resumeOffset } = found.corrupt;
+    if (!this.reportedDamage.has(segment.baseOffset)) {
+      this.reportedDamage.add(segment.baseOffset);
+      this.onEvent({ type: "corrupt-batch", baseOffset: segment.baseOffset, ...found.corrupt });
+    }
+    return new CorruptRecordError(
+      `segment file ${path} is damaged at byte ${position} (${reason}): offsets from ${firstLostOffset} ` +
+        `before ${resumeOffset} cannot be read. Skip them with DeleteRecords up to offset ${resumeOffset}, ` +
+        "or stop the broker and restore the segment file from a backup",
+    );
   }
 
   /** Largest timestamp in the log and the base offset of the batch that first had it (ListOffsets -3). */
@@ -1246,6 +1302,7 @@ function emptyReport(directory: string): RecoveryReport {
     rebuiltIndexes: [],
     removedFiles: [],
     checkpointProblems: [],
+    offsetGaps: [],
     logStartOffset: 0,
     logEndOffset: 0,
   };
@@ -1297,10 +1354,23 @@ async function recoverDirectory(
   }
   logBases.sort((a, b) => a - b);
   const logBaseSet = new Set(logBases);
+  const orphanBases = new Set<number>();
   for (const file of indexFiles) {
     if (logBaseSet.has(file.baseOffset)) continue;
     await unlinkIfExists(join(directory, file.name));
     report.removedFiles.push(file.name);
+    orphanBases.add(file.baseOffset);
+  }
+  for (const orphan of [...orphanBases].sort((a, b) => a - b)) {
+    // Past the last segment the orphan may be an active segment's leftover (its log was never written).
+    const next = logBases.find((base) => base > orphan);
+    if (next === undefined) continue;
+    const name = segmentPaths(directory, orphan).log;
+    report.offsetGaps.push({
+      from: orphan,
+      to: next - 1,
+      reason: `segment file ${name} was removed (its index files were still there)`,
+    });
   }
 
   const cleanMarker = join(directory, CLEAN_SHUTDOWN_FILE);
@@ -1417,6 +1487,7 @@ async function recoverDirectory(
           validBytes: recovery.validBytes,
           removedBytes: recovery.removedBytes,
           reason: recovery.problem,
+          ...(recovery.lostOffsets ? { lostOffsets: recovery.lostOffsets } : {}),
         });
         // Whatever followed the cut cannot continue the log: drop the later segments.
         await dropFrom(index + 1, `follows the cut in segment ${segment.baseOffset}`);
@@ -1465,6 +1536,7 @@ async function recoverDirectory(
         validBytes: recovery.validBytes,
         removedBytes: recovery.removedBytes,
         reason: recovery.problem ?? tailProblem,
+        ...(recovery.lostOffsets ? { lostOffsets: recovery.lostOffsets } : {}),
       });
       epochCache.truncateFromEnd(active.baseOffset);
       try {

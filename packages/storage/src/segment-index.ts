@@ -126,6 +126,24 @@ export class OffsetIndex extends FixedEntryIndex {
     return { relativeOffset: this.relativeOffsetAt(index), position: this.positionAt(index) };
   }
 
+  /** The first entry pointing past byte `position`, if any (positions increase with offsets). */
+  firstEntryAfter(position: number): { relativeOffset: number; position: number } | undefined {
+    let low = 0;
+    let high = this.count - 1;
+    let found = -1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      if (this.positionAt(middle) > position) {
+        found = middle;
+        high = middle - 1;
+      } else {
+        low = middle + 1;
+      }
+    }
+    if (found < 0) return undefined;
+    return { relativeOffset: this.relativeOffsetAt(found), position: this.positionAt(found) };
+  }
+
   lastRelativeOffset(): number {
     return this.count === 0 ? -1 : this.relativeOffsetAt(this.count - 1);
   }

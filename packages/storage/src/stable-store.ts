@@ -35,6 +35,12 @@ export interface StableStoreRecoveryReport {
   /** Bytes cut from the end: a torn or corrupt last write (or, rarely, bit rot: then later records too). */
   truncatedBytes: number;
   reason?: string;
+  /**
+   * Byte of the first intact record found after the cut, if any: the cut bytes were not a torn last
+   * write (normal after a crash) but damage in the middle of the file, and the intact records after it
+   * (newer values) were cut too.
+   */
+  intactRecordAfterCutAt?: number;
   removedFiles: string[];
 }
 
@@ -135,6 +141,8 @@ export class StableStore {
       } else if (parsed.validBytes < contents.length) {
         report.truncatedBytes = contents.length - parsed.validBytes;
         report.reason = parsed.problem;
+        const intact = findIntactRecord(contents, parsed.validBytes + 1);
+        if (intact !== undefined) report.intactRecordAfterCutAt = intact;
         await handle.truncate(parsed.validBytes);
         await handle.sync();
         fileBytes = parsed.validBytes;
@@ -404,6 +412,24 @@ function decodeOperations(body: Buffer): Operation[] {
     at += valueLength;
   }
   return operations;
+}
+
+/**
+ * The first position from `from` on where a whole record passes its CRC and decodes, if any. Only
+ * run on a store whose tail was cut; most positions fail the length check before any CRC is computed.
+ */
+function findIntactRecord(contents: Buffer, from: number): number | undefined {
+  for (let at = from; at + RECORD_HEADER_SIZE <= contents.length; at += 1) {
+    const bodyLength = contents.readUInt32BE(at + 4);
+    const end = at + RECORD_HEADER_SIZE + bodyLength;
+    if (bodyLength === 0 || end > contents.length) continue;
+    if (contents.readUInt32BE(at) !== crc32c(contents.subarray(at + 4, end))) continue;
+    try {
+      decodeOperations(contents.subarray(at + RECORD_HEADER_SIZE, end));
+      return at;
+    } catch {}
+  }
+  return undefined;
 }
 
 function parseRecords(contents: Buffer): { records: Operation[][]; validBytes: number; problem?: string } {

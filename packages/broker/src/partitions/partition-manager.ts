@@ -10,6 +10,7 @@ import type { LogFailures } from "./log-failures.js";
 import { openReplicatedLog } from "./open-replicated-log.js";
 import type { RaftGroups } from "./raft-groups.js";
 import { RaftReplicatedLog } from "./raft-replicated-log.js";
+import { logRecoveryReport } from "./recovery-report-log.js";
 import type { ReplicatedLog } from "./replicated-log.js";
 import { resolveTopicSettings, type TopicSettings } from "./topic-settings.js";
 
@@ -359,6 +360,21 @@ export class PartitionManager implements LogStatsProvider {
         } else {
           this.options.logger.info(fields, "segment index rebuilt from its log file");
         }
+      } else if (event.type === "corrupt-batch") {
+        this.options.logger.warn(
+          {
+            ...where,
+            segmentBaseOffset: event.baseOffset,
+            segmentFile: event.path,
+            position: event.position,
+            reason: event.reason,
+            firstLostOffset: event.firstLostOffset,
+            resumeOffset: event.resumeOffset,
+          },
+          `segment file ${event.path} is damaged at byte ${event.position} (${event.reason}): fetches of offsets ` +
+            `${event.firstLostOffset}-${event.resumeOffset - 1} fail with CORRUPT_MESSAGE. DeleteRecords up to offset ` +
+            `${event.resumeOffset} lets consumers go on, or stop the broker and restore the file from a backup`,
+        );
       } else if (event.type === "damaged-segment-skipped") {
         this.options.logger.warn(
           { ...where, segmentBaseOffset: event.baseOffset, fromOffset: event.fromOffset },
@@ -375,6 +391,7 @@ export class PartitionManager implements LogStatsProvider {
     const config = logConfigFor(this.options.config, topic.configs);
     const raft = this.options.raft;
     const group = raft ? await raft.groupFor(topic.topicId, partition.partition) : undefined;
+    const storedCommit = raft && group !== undefined ? raft.storedCommit(group) : undefined;
     const mayReserve = this.options.mayReserve;
     const log = await openReplicatedLog(join(dir, name), {
       topicPartition,
@@ -400,11 +417,15 @@ export class PartitionManager implements LogStatsProvider {
       leading.catch(() => {});
       this.electing.push(leading);
     }
-    const report = log.recoveryReport;
-    if (!report.cleanShutdown && (report.truncations.length > 0 || report.deletedSegments.length > 0)) {
-      this.options.logger.warn(
-        { topic: topic.name, partition: partition.partition, report },
-        "partition log recovered",
+    logRecoveryReport(this.options.logger, topicPartition, log.recoveryReport);
+    const logEnd = log.recoveryReport.logEndOffset;
+    if (storedCommit !== undefined && storedCommit >= logEnd) {
+      this.options.logger.error(
+        { ...topicPartition, storedCommit, logEndOffset: logEnd, directory: join(dir, name) },
+        `partition ${name}: the Raft state records offsets up to ${storedCommit} as committed, but the log ends at ` +
+          `${logEnd}: offsets ${logEnd}-${storedCommit} were lost while the broker was stopped (the partition ` +
+          "directory or its segments were removed or cut) and new records will reuse those offsets. Stop the " +
+          "broker and restore the partition directory from a backup if those records matter",
       );
     }
     this.existingDirectories.set(name, dir);

@@ -8,12 +8,44 @@ import {
   raftKeyPrefix,
   StableHardStateStore,
 } from "@raftka/raft";
-import { type FlushScheduler, StableStore } from "@raftka/storage";
+import { type FlushScheduler, StableStore, type StableStoreRecoveryReport } from "@raftka/storage";
 
 function uint32(value: number): Buffer {
   const bytes = Buffer.alloc(4);
   bytes.writeUInt32BE(value, 0);
   return bytes;
+}
+
+/**
+ * A cut StableStore tail is routine after a crash (a torn last write, whose change was never acted on);
+ * damage with intact records after it is not: everything written after the damage (terms, votes,
+ * commit indexes, group ids) is gone and leader epochs may repeat.
+ */
+function logStableStoreRecovery(logger: Logger, report: StableStoreRecoveryReport): void {
+  if (report.truncatedBytes === 0) return;
+  const fields = {
+    path: report.path,
+    truncatedBytes: report.truncatedBytes,
+    reason: report.reason,
+    intactRecordAfterCutAt: report.intactRecordAfterCutAt,
+  };
+  if (report.intactRecordAfterCutAt === undefined) {
+    logger.warn(
+      fields,
+      `Raft stable store ${report.path}: cut ${report.truncatedBytes} bytes at its end (${report.reason ?? "torn header"}), ` +
+        "a torn last write: normal after a crash or power loss, nothing acknowledged depended on it. If the broker " +
+        "had stopped cleanly, check the disk",
+    );
+    return;
+  }
+  logger.error(
+    fields,
+    `Raft stable store ${report.path} is damaged in the middle (${report.reason}), with intact records after the ` +
+      `damage (from byte ${report.intactRecordAfterCutAt}): ${report.truncatedBytes} bytes were cut, so the Raft terms, ` +
+      "votes and commit indexes written after the damage are lost and partitions may come up with leader epochs " +
+      "they already used. Stop the broker and restore the file from a backup if there is one; otherwise check the " +
+      "disk and expect clients to see repeated leader epochs",
+  );
 }
 
 /** The controller's metadata log is always group 0; partitions get ids from 1 (see `groupFor`). */
@@ -88,6 +120,7 @@ export class RaftGroups {
     const stable = await StableStore.open(options.stableStorePath, {
       flushScheduler: options.flushScheduler,
     });
+    logStableStoreRecovery(options.logger, stable.recoveryReport);
     const ticks = (ms: number) => Math.max(1, Math.round(ms / options.tickMs));
     const syncRoundSeconds = options.metrics?.raft.syncRoundSeconds;
     try {
@@ -121,6 +154,16 @@ export class RaftGroups {
       await stable.close();
       throw error;
     }
+  }
+
+  /**
+   * The commit index the StableStore holds for `group` (written at each clean stop, so at least what was
+   * committed by then), or undefined for a group never started. Read before the group starts: a log that
+   * ends below it lost committed entries while the broker was stopped.
+   */
+  storedCommit(group: GroupId): number | undefined {
+    const commit = new StableHardStateStore(this.stable).load(group)?.commit;
+    return commit === undefined || commit < 0 ? undefined : commit;
   }
 
   /**
