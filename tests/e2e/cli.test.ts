@@ -271,7 +271,7 @@ describe("raftka topic commands against a broker process", () => {
     const run = await raftka(["topic", "produce", "tiny-segments", "-v", "x".repeat(1500)]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
-      /RECORD_LIST_TOO_LARGE: record batch 0 is \d+ bytes, larger than segment\.bytes \(1000\); send smaller batches or raise segment\.bytes for this topic\n/,
+      /RECORD_LIST_TOO_LARGE: record batch 0 is \d+ bytes, larger than segment\.bytes \(1000\); send smaller batches or raise segment\.bytes for this topic; the batch held a single record, so --batch-records cannot make it smaller: send smaller records\n/,
     );
   });
 
