@@ -1,4 +1,4 @@
-import { open, readdir, readFile, rm, stat, truncate, unlink, writeFile } from "node:fs/promises";
+import { open, readdir, readFile, rename, rm, stat, truncate, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ApiKey, ErrorCode } from "@raftka/protocol";
 import { describe, expect, it } from "vitest";
@@ -165,6 +165,24 @@ describe("damage found when the broker starts again after a clean stop", () => {
       expect(errors).toHaveLength(1);
       expect(String(errors[0]!.msg)).toContain(`${logs[1]} was removed`);
       expect(linesAt(node, "warn", "whose segment file is missing")).toHaveLength(1);
+      return node;
+    });
+  });
+
+  it("a deletion a kill interrupted (.log renamed, indexes not yet): routine, no gap reported", async () => {
+    await withNode(async (first) => {
+      await createTopic(await first.connect(), "interrupted", 1, TOPIC_CONFIG);
+      await produceMany(first, "interrupted", 120);
+      const directory = join(first.dataDir, "interrupted-0");
+      const logs = await segmentLogs(directory);
+      expect(logs.length).toBeGreaterThan(3);
+      await first.stop();
+      // What markForDeletion leaves between its first rename and the next.
+      await rename(join(directory, logs[0]!), join(directory, `${logs[0]!}.deleted`));
+      const node = await first.restart();
+      expect(linesAt(node, "error", "are missing")).toEqual([]);
+      expect(linesAt(node, "warn", "whose segment file is missing")).toEqual([]);
+      expect(linesAt(node, "info", "removed leftover files of interrupted operations")).toHaveLength(1);
       return node;
     });
   });

@@ -1341,10 +1341,16 @@ async function recoverDirectory(
   const names = await files.transient(() => readdir(directory));
   const logBases: number[] = [];
   const indexFiles: { name: string; baseOffset: number }[] = [];
+  /** Segments whose deletion a stop interrupted: their `.log` was renamed, their indexes maybe not yet. */
+  const beingDeleted = new Set<number>();
   for (const name of names) {
     if (name.endsWith(DELETED_SUFFIX) || name.endsWith(TEMPORARY_SUFFIX)) {
       await unlinkIfExists(join(directory, name));
       report.removedFiles.push(name);
+      const renamed = name.endsWith(DELETED_SUFFIX)
+        ? parseSegmentFileName(name.slice(0, -DELETED_SUFFIX.length))
+        : undefined;
+      if (renamed?.kind === "log") beingDeleted.add(renamed.baseOffset);
       continue;
     }
     const parsed = parseSegmentFileName(name);
@@ -1362,6 +1368,8 @@ async function recoverDirectory(
     orphanBases.add(file.baseOffset);
   }
   for (const orphan of [...orphanBases].sort((a, b) => a - b)) {
+    // Retention or a deletion had begun on it: its records were meant to go, nothing is missing.
+    if (beingDeleted.has(orphan)) continue;
     // Past the last segment the orphan may be an active segment's leftover (its log was never written).
     const next = logBases.find((base) => base > orphan);
     if (next === undefined) continue;

@@ -1,5 +1,5 @@
 import type { Logger } from "@raftka/monitoring";
-import type { RecoveryReport } from "@raftka/storage";
+import { DELETED_SUFFIX, type RecoveryReport } from "@raftka/storage";
 
 type RecoveryReportFields = Pick<
   RecoveryReport,
@@ -84,7 +84,12 @@ export function logRecoveryReport(
   if (report.removedFiles.length > 0) {
     // Leftovers of interrupted deletions and temporary files are routine; index files without their
     // segment are not, and the gap they reveal is logged above.
-    const orphans = report.removedFiles.filter((name) => /\.(index|timeindex)$/.test(name));
+    // An index beside its segment's `.log.deleted` is a deletion a stop interrupted: routine too.
+    const orphans = report.removedFiles.filter(
+      (name) =>
+        /\.(index|timeindex)$/.test(name) &&
+        !report.removedFiles.includes(`${name.slice(0, name.indexOf("."))}.log${DELETED_SUFFIX}`),
+    );
     const fields = { ...where, removedFiles: report.removedFiles };
     if (orphans.length > 0) {
       logger.warn(
