@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -69,6 +69,18 @@ describe("LogDirLock", () => {
     await writeFile(join(reused, LOCK_FILE), JSON.stringify({ pid: live, startTime: "1" }));
     await (await LogDirLock.acquire([reused])).release();
     await expect(readFile(join(reused, LOCK_FILE))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("refuses one directory named twice (a trailing slash, a symbolic link), and holds no lock after", async () => {
+    const dir = await directory();
+    const link = `${dir}-link`;
+    directories.push(link);
+    await symlink(dir, link);
+    await expect(LogDirLock.acquire([dir, `${dir}/`])).rejects.toThrow(
+      `log.dirs names the same directory twice: ${dir} and ${dir}/ are both ${await realpath(dir)}; list each log directory once`,
+    );
+    await expect(LogDirLock.acquire([link, dir])).rejects.toThrow("names the same directory twice");
+    await (await LogDirLock.acquire([dir])).release();
   });
 
   it("refuses a log directory that cannot be created under /proc, naming it, instead of spinning forever", async () => {

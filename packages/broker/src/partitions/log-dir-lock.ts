@@ -1,4 +1,4 @@
-import { open, readFile, unlink } from "node:fs/promises";
+import { open, readFile, realpath, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createDirectories, DirectoryNotCreatableError } from "./create-directories.js";
 
@@ -24,6 +24,8 @@ export class LogDirLock {
   static async acquire(logDirs: readonly string[]): Promise<LogDirLock> {
     const me: Holder = { pid: process.pid, startTime: await startTimeOf(process.pid) };
     const held: string[] = [];
+    /** Each directory's real path: one named twice (a trailing slash, a symbolic link) is refused. */
+    const seen = new Map<string, string>();
     try {
       for (const dir of logDirs) {
         await createDirectories(dir).catch((error: NodeJS.ErrnoException) => {
@@ -38,6 +40,14 @@ export class LogDirLock {
             `log.dirs entry ${dir} is not a directory (it or a parent is a file: ${error.code}); point log.dirs at a directory, or move the file away`,
           );
         });
+        const real = await realpath(dir);
+        const earlier = seen.get(real);
+        if (earlier !== undefined) {
+          throw new Error(
+            `log.dirs names the same directory twice: ${earlier} and ${dir} are both ${real}; list each log directory once`,
+          );
+        }
+        seen.set(real, dir);
         await lockOne(join(dir, LOCK_FILE), dir, me);
         held.push(join(dir, LOCK_FILE));
       }
