@@ -313,17 +313,16 @@ export class Connection {
 
   /** Whether a request may start now: nothing waits before it, and what runs is at most other Produce. */
   private mayStart(produce: boolean): boolean {
-    if (this.waiting.length > 0) return false;
+    return this.waiting.length === 0 && this.nothingInTheWay(produce);
+  }
+
+  private nothingInTheWay(produce: boolean): boolean {
     return produce ? this.handlingOtherThanProduce === 0 : this.handling === 0;
   }
 
   private startWaiting(): void {
-    while (this.waiting.length > 0 && !this.closed) {
-      const next = this.waiting[0]!;
-      const free = next.produce ? this.handlingOtherThanProduce === 0 : this.handling === 0;
-      if (!free) return;
-      this.waiting.shift();
-      next.start();
+    while (this.waiting.length > 0 && !this.closed && this.nothingInTheWay(this.waiting[0]!.produce)) {
+      this.waiting.shift()!.start();
     }
   }
 
