@@ -84,7 +84,7 @@ export const pushedMetricDefinitions = {
     ),
     requestQueueSeconds: histogram(
       "raftka_kafka_request_queue_seconds",
-      "Time a request waited between being read from the socket and a handler starting on it.",
+      "Time a request waited between being read from the socket and a handler starting on it, including its wait for the requests before it on its connection (handled one at a time, except runs of Produce).",
       ["api"],
       LATENCY_BUCKETS,
     ),
