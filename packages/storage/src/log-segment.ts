@@ -1015,7 +1015,17 @@ export class LogSegment {
   async truncateTo(offset: number): Promise<{ nextOffset: number; removedBytes: number }> {
     await this.ensureIndexesLoaded();
     this.awaitingCloseSync = false;
-    const hit = await this.findBatch(offset);
+    const found = await this.locateBatch(offset);
+    if (typeof found === "object" && "corrupt" in found) {
+      // The bytes from the damage on cannot be walked, so where `offset`'s batch starts is unknown:
+      // cutting there could keep entries the truncation must remove, cutting at the damage could drop
+      // committed ones. Refuse; the log fails and says why.
+      const { path, position, reason } = found.corrupt;
+      throw new Error(
+        `cannot truncate ${path} to offset ${offset}: the segment is damaged at byte ${position} (${reason}), before that offset; stop the broker and restore the segment file from a backup`,
+      );
+    }
+    const hit = typeof found === "object" ? found : undefined;
     if (!hit) return { nextOffset: this.nextOffset, removedBytes: 0 };
     const cut = hit.position;
     const removedBytes = this.size - cut;

@@ -180,3 +180,21 @@ describe("a damaged region inside a closed segment", () => {
     });
   });
 });
+
+describe("a truncation that meets damage", () => {
+  it("refuses, failing the log, instead of keeping the entries past the damage it cannot find", async () => {
+    await withDamagedLog(Buffer.alloc(200), async (log, damaged) => {
+      // An offset whose batch a walk from the nearest index entry cannot reach past the damage.
+      const { at, error } = await readOn(log, damaged.baseOffset);
+      expect(error).toBeInstanceOf(CorruptRecordError);
+      const offset = at + 1;
+      await expect(log.read(offset, 300)).rejects.toBeInstanceOf(CorruptRecordError);
+      await expect(log.truncateTo(offset)).rejects.toThrow(
+        `cannot truncate ${damaged.logPath} to offset ${offset}: the segment is damaged at byte`,
+      );
+      await expect(
+        log.append(makeBatch(records("after", 1, 5000)), { assignOffsets: true, leaderEpoch: 1 }),
+      ).rejects.toThrow();
+    });
+  });
+});
