@@ -258,7 +258,7 @@ const table = {
   "log.segment.delete.delay.ms": setting(ms(0), 60_000, {
     category: "log",
     dynamic: true,
-    doc: "A segment chosen for deletion is removed from disk this long after it stops being readable.",
+    doc: "Accepted for Kafka compatibility, no effect yet: a segment chosen for deletion is renamed .deleted at once and its files are removed as soon as no read holds them.",
   }),
   "log.index.interval.bytes": setting(bytes(0), 4096, {
     category: "log",
@@ -286,7 +286,7 @@ const table = {
   "log.dir.min.free.bytes": optional(bytes(0, "LONG"), "the smaller of 1 GiB and 5% of the file system", {
     category: "log",
     dynamic: true,
-    doc: "Produce to the partitions of a log directory is refused with KAFKA_STORAGE_ERROR (which clients retry) while its file system has less than this free, checked every second, and a retention pass starts at once (its segments leave the disk log.segment.delete.delay.ms later). The space left keeps offset commits, the metadata log and admin calls working, and the disk never fills under the logs: an append that meets a full disk stops the node's Raft groups until a restart. Unset, it is 1 GiB, or 5% of a file system smaller than 20 GiB. Like Redpanda's storage_min_free_bytes; Kafka has none. 0 turns the check off.",
+    doc: "Produce to the partitions of a log directory is refused with KAFKA_STORAGE_ERROR (which clients retry) while its file system has less than this free, checked every second, and a retention pass starts at once (its segments leave the disk as soon as no read holds them). The space left keeps offset commits, the metadata log and admin calls working, and the disk never fills under the logs: an append that meets a full disk stops the node's Raft groups until a restart. Unset, it is 1 GiB, or 5% of a file system smaller than 20 GiB. Like Redpanda's storage_min_free_bytes; Kafka has none. 0 turns the check off.",
   }),
   "log.flush.interval.messages": setting(integer({ min: 1, width: "LONG" }), LONG_MAX, {
     category: "log",

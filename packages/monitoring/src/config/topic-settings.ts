@@ -80,7 +80,7 @@ const table = {
   "file.delete.delay.ms": topicSetting(
     ms(0),
     ["log.segment.delete.delay.ms"],
-    "Delay before a deleted segment's files are removed.",
+    "Accepted for Kafka compatibility, no effect yet: a deleted segment's files are removed as soon as no read holds them.",
   ),
   "flush.messages": topicSetting(
     integer({ min: 1, width: "LONG" }),
