@@ -254,6 +254,16 @@ describe("errors", () => {
     expect(lines).toHaveLength(7);
   });
 
+  it("shows an out-of-range number as it was given, not rounded to a double", () => {
+    const problems = problemsOf({
+      argv: ["--log.retention.bytes=9223372036854775808", "--num.partitions=99999999999999999999"],
+    });
+    expect(problems.map(formatProblem)).toEqual([
+      'log.retention.bytes = "9223372036854775808" (from flag --log.retention.bytes): 9223372036854775808 is out of range; allowed: whole number -1 .. 2^53-1 bytes',
+      'num.partitions = "99999999999999999999" (from flag --num.partitions): 99999999999999999999 is out of range; allowed: whole number 1 .. 2147483647',
+    ]);
+  });
+
   it("refuses unknown flags with a suggestion, stray arguments, and flags missing their value", () => {
     const problems = problemsOf({ argv: ["--node.idd=1", "start", "--log.dirs"] });
     expect(problems.map(formatProblem)).toEqual([

@@ -78,9 +78,13 @@ export function integer(options: IntegerOptions = {}): ValueType<number> {
   const allowed = `whole number ${formatBound(min)} .. ${formatBound(max)}${unit}`;
   const schema = z.unknown().transform((raw, ctx): number => {
     let value: number;
+    // As given: a number beyond 2^53 would be shown rounded ("9223372036854776000").
+    let shown: string;
     if (typeof raw === "number") {
       value = raw;
+      shown = String(raw);
     } else if (typeof raw === "string" && /^[+-]?\d+$/.test(raw.trim())) {
+      shown = raw.trim();
       const big = BigInt(raw.trim());
       // Kafka tools write Long.MAX_VALUE for "unlimited"; keep accepting it for long settings.
       value = width === "LONG" && big > BigInt(LONG_MAX) && big <= KAFKA_LONG_MAX ? LONG_MAX : Number(big);
@@ -89,11 +93,11 @@ export function integer(options: IntegerOptions = {}): ValueType<number> {
       return z.NEVER;
     }
     if (!Number.isInteger(value)) {
-      ctx.addIssue({ code: "custom", message: `${value} is not a whole number` });
+      ctx.addIssue({ code: "custom", message: `${shown} is not a whole number` });
       return z.NEVER;
     }
     if (value < min || value > max) {
-      ctx.addIssue({ code: "custom", message: `${value} is out of range` });
+      ctx.addIssue({ code: "custom", message: `${shown} is out of range` });
       return z.NEVER;
     }
     return value;
