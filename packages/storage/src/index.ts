@@ -15,5 +15,4 @@ export * from "./record-batch-header.js";
 export * from "./retention.js";
 export * from "./s3-object-store.js";
 export * from "./segment-archive.js";
-export { DELETED_SUFFIX } from "./segment-files.js";
 export * from "./stable-store.js";

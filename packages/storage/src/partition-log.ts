@@ -161,6 +161,11 @@ export interface RecoveryReport {
   rebuiltIndexes: { segmentBaseOffset: number; reason: string }[];
   /** Leftover temporary, orphaned or half-deleted files removed. */
   removedFiles: string[];
+  /**
+   * Of those, index files whose segment file was missing although no deletion had begun on it (its
+   * `.log` was not renamed `.deleted`): a sign the segment was removed by hand or lost.
+   */
+  orphanIndexFiles: string[];
   /** Checkpoints that were missing or unreadable and were rebuilt from the segments. */
   checkpointProblems: string[];
   logStartOffset: number;
@@ -1301,6 +1306,7 @@ function emptyReport(directory: string): RecoveryReport {
     deletedSegments: [],
     rebuiltIndexes: [],
     removedFiles: [],
+    orphanIndexFiles: [],
     checkpointProblems: [],
     offsetGaps: [],
     logStartOffset: 0,
@@ -1365,11 +1371,12 @@ async function recoverDirectory(
     if (logBaseSet.has(file.baseOffset)) continue;
     await unlinkIfExists(join(directory, file.name));
     report.removedFiles.push(file.name);
+    // Retention or a deletion had begun on it: its records were meant to go, nothing is missing.
+    if (beingDeleted.has(file.baseOffset)) continue;
+    report.orphanIndexFiles.push(file.name);
     orphanBases.add(file.baseOffset);
   }
   for (const orphan of [...orphanBases].sort((a, b) => a - b)) {
-    // Retention or a deletion had begun on it: its records were meant to go, nothing is missing.
-    if (beingDeleted.has(orphan)) continue;
     // Past the last segment the orphan may be an active segment's leftover (its log was never written).
     const next = logBases.find((base) => base > orphan);
     if (next === undefined) continue;

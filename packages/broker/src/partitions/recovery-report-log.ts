@@ -1,5 +1,5 @@
 import type { Logger } from "@raftka/monitoring";
-import { DELETED_SUFFIX, type RecoveryReport } from "@raftka/storage";
+import type { RecoveryReport } from "@raftka/storage";
 
 type RecoveryReportFields = Pick<
   RecoveryReport,
@@ -8,6 +8,7 @@ type RecoveryReportFields = Pick<
   | "truncations"
   | "deletedSegments"
   | "removedFiles"
+  | "orphanIndexFiles"
   | "checkpointProblems"
   | "offsetGaps"
 >;
@@ -82,14 +83,9 @@ export function logRecoveryReport(
     );
   }
   if (report.removedFiles.length > 0) {
-    // Leftovers of interrupted deletions and temporary files are routine; index files without their
-    // segment are not, and the gap they reveal is logged above.
-    // An index beside its segment's `.log.deleted` is a deletion a stop interrupted: routine too.
-    const orphans = report.removedFiles.filter(
-      (name) =>
-        /\.(index|timeindex)$/.test(name) &&
-        !report.removedFiles.includes(`${name.slice(0, name.indexOf("."))}.log${DELETED_SUFFIX}`),
-    );
+    // Leftovers of interrupted deletions and temporary files are routine; index files whose segment
+    // went missing without a deletion are not, and the gap they reveal is logged above.
+    const orphans = report.orphanIndexFiles;
     const fields = { ...where, removedFiles: report.removedFiles };
     if (orphans.length > 0) {
       logger.warn(
