@@ -30,11 +30,19 @@ async function stat(pid: number): Promise<string[]> {
   return text.slice(text.lastIndexOf(")") + 2).split(" ");
 }
 
-/** A process that stays alive, and a zombie: a child that exited under a parent (that process) that never reaps. */
+/**
+ * A process that stays alive, and a zombie: a child that exited under a parent (that process) that never reaps.
+ * Perl (Debian's perl-base is always there) rather than sh: sh may reap its background child before it
+ * execs into a process that does not, which left no zombie on a loaded machine.
+ */
 async function liveAndZombie(): Promise<{ live: number; zombie: number }> {
-  const parent = spawn("sh", ["-c", 'sh -c "exit 0" & echo $!; exec sleep 30'], {
-    stdio: ["ignore", "pipe", "ignore"],
-  });
+  const parent = spawn(
+    "perl",
+    ["-e", '$| = 1; my $child = fork; exit 0 unless $child; print "$child\\n"; sleep 30'],
+    {
+      stdio: ["ignore", "pipe", "ignore"],
+    },
+  );
   children.push(parent.pid!);
   const zombie = await new Promise<number>((resolve) =>
     parent.stdout!.once("data", (data) => resolve(Number(data))),
