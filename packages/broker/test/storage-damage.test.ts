@@ -201,7 +201,7 @@ describe("damage found when the broker starts again after a clean stop", () => {
     });
   });
 
-  it("the Raft stable store damaged in the middle: an error says intact records after the damage were cut", async () => {
+  it("the Raft stable store damaged in the middle: an error says what was skipped, that the records after it were kept, and to check the disk", async () => {
     await withNode(async (first) => {
       const connection = await first.connect();
       for (let index = 0; index < 20; index += 1) await createTopic(connection, `t${index}`, 2);
@@ -211,12 +211,26 @@ describe("damage found when the broker starts again after a clean stop", () => {
       const handle = await open(path, "r+");
       await handle.write(Buffer.alloc(64, 0xa5), 0, 64, Math.floor(size / 2));
       await handle.close();
-      const node = await first.restart();
-      const errors = linesAt(node, "error", "is damaged in the middle");
+      const second = await first.restart();
+      const errors = linesAt(second, "error", "is damaged in the middle");
       expect(errors).toHaveLength(1);
-      expect(errors[0]!.intactRecordAfterCutAt).toEqual(expect.any(Number));
-      expect(errors[0]!.truncatedBytes).toBeGreaterThan(size / 2 - 64);
-      return node;
+      expect(errors[0]).toMatchObject({
+        damagedRegions: [expect.objectContaining({ from: expect.any(Number), problem: expect.any(String) })],
+        recordsKeptAfterDamage: expect.any(Number),
+        rewrittenWithoutDamage: true,
+      });
+      expect(errors[0]!.damagedBytesSkipped).toBeGreaterThanOrEqual(64);
+      expect(errors[0]!.damagedBytesSkipped).toBeLessThan(size / 2);
+      expect(errors[0]!.recordsKeptAfterDamage).toBeGreaterThan(0);
+      expect(String(errors[0]!.msg)).toMatch(
+        /recovered to the newest intact values.*cannot be read.*check the disk/,
+      );
+      expect(linesAt(second, "warn", "a torn last write")).toHaveLength(0);
+      // The damage was rewritten away: the next start finds a healthy store.
+      const third = await second.restart();
+      expect(linesAt(third, "error", "is damaged in the middle")).toHaveLength(0);
+      expect(linesAt(third, "warn", "a torn last write")).toHaveLength(0);
+      return third;
     });
   });
 

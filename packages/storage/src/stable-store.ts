@@ -27,20 +27,49 @@ export interface StableStoreOptions {
   compactGarbageRatio?: number;
 }
 
+/**
+ * Bytes skipped on open because no record there passed its checks, with intact records after them: damage in
+ * the middle of the file (bit rot, a bad sector), not a torn last write, which only ever ends the file.
+ */
+export interface StableStoreDamagedRegion {
+  /** Byte where the damage starts: the first record that failed its checks. */
+  from: number;
+  /** Bytes skipped, up to the next intact record. The writes they held cannot be read: they are lost. */
+  bytes: number;
+  /** Why the record at `from` was rejected. */
+  problem: string;
+  /** Intact records read between this region and the next one (or the end of the file), all kept. */
+  intactRecordsAfter: number;
+}
+
 export interface StableStoreRecoveryReport {
   path: string;
   created: boolean;
+  /** Intact records applied, in file order, including those after damaged regions. */
   records: number;
   liveKeys: number;
-  /** Bytes cut from the end: a torn or corrupt last write (or, rarely, bit rot: then later records too). */
+  /**
+   * Bytes cut from the end: a torn last write (normal after a crash), or damage with no intact record
+   * after it, which cannot be told from one.
+   */
   truncatedBytes: number;
+  /** Why the end was cut. */
   reason?: string;
   /**
-   * Byte of the first intact record found after the cut, if any: the cut bytes were not a torn last
-   * write (normal after a crash) but damage in the middle of the file, and the intact records after it
-   * (newer values) were cut too.
+   * Damage in the middle of the file, skipped so the intact records after it (newer values) are kept;
+   * empty for a healthy file. Whatever the damaged bytes wrote is lost: a key they changed has the value
+   * of the last intact record that set it (or none), older than the one it had.
    */
-  intactRecordAfterCutAt?: number;
+  damagedRegions: StableStoreDamagedRegion[];
+  /** Total bytes of `damagedRegions`. */
+  damagedBytesSkipped: number;
+  /** Total intact records after damaged regions, all kept. */
+  recordsKeptAfterDamage: number;
+  /**
+   * The file was rewritten (by compaction, from the values read) so the damage is no longer on disk;
+   * false when there was no damage in the middle, or when opening failed before the rewrite was durable.
+   */
+  rewrittenWithoutDamage: boolean;
   removedFiles: string[];
 }
 
@@ -61,7 +90,8 @@ interface Pending {
 /**
  * Durable key → value map for many small items (Raft term/vote/commit of thousands of groups, broker
  * metadata): an append-only file of checksummed records, group-committed fsync, compaction when
- * garbage builds up, recovery that ignores a torn tail. Reads are synchronous from memory.
+ * garbage builds up, recovery that cuts a torn tail and skips damage in the middle without losing the
+ * records after it. Reads are synchronous from memory.
  */
 export class StableStore {
   readonly path: string;
@@ -99,7 +129,12 @@ export class StableStore {
     this.compactGarbageRatio = options.compactGarbageRatio ?? 1;
   }
 
-  /** Opens or creates the store at `path`, cutting a torn or corrupt tail (see recoveryReport). */
+  /**
+   * Opens or creates the store at `path` (see recoveryReport). A torn or corrupt tail is cut. Damage
+   * followed by intact records is skipped and those records kept: they hold newer Raft terms and votes,
+   * and dropping them would let a node reuse a leader epoch or vote twice in a term. The file is then
+   * rewritten without the damage by compaction, which replaces it only once the new file is durable.
+   */
   static async open(path: string, options: StableStoreOptions = {}): Promise<StableStore> {
     const report: StableStoreRecoveryReport = {
       path,
@@ -107,6 +142,10 @@ export class StableStore {
       records: 0,
       liveKeys: 0,
       truncatedBytes: 0,
+      damagedRegions: [],
+      damagedBytesSkipped: 0,
+      recordsKeptAfterDamage: 0,
+      rewrittenWithoutDamage: false,
       removedFiles: [],
     };
     if (await unlinkIfExists(path + COMPACTION_SUFFIX))
@@ -129,6 +168,18 @@ export class StableStore {
     const handle = await open(path, report.created ? "w+" : "r+");
     let fileBytes = contents.length;
     const parsed = contents.length >= MAGIC.length ? parseRecords(contents) : undefined;
+    const damaged = parsed !== undefined && parsed.damagedRegions.length > 0;
+    if (parsed) {
+      report.damagedRegions = parsed.damagedRegions;
+      for (const region of parsed.damagedRegions) {
+        report.damagedBytesSkipped += region.bytes;
+        report.recordsKeptAfterDamage += region.intactRecordsAfter;
+      }
+      if (parsed.validBytes < contents.length) {
+        report.truncatedBytes = contents.length - parsed.validBytes;
+        report.reason = parsed.tornTailProblem;
+      }
+    }
     try {
       if (!parsed) {
         // New file, or one torn before its header was complete.
@@ -138,11 +189,9 @@ export class StableStore {
         await handle.sync();
         await fsyncDirectory(dirname(path));
         fileBytes = MAGIC.length;
-      } else if (parsed.validBytes < contents.length) {
-        report.truncatedBytes = contents.length - parsed.validBytes;
-        report.reason = parsed.problem;
-        const intact = findIntactRecord(contents, parsed.validBytes + 1);
-        if (intact !== undefined) report.intactRecordAfterCutAt = intact;
+      } else if (!damaged && parsed.validBytes < contents.length) {
+        // With damage the rewrite below drops the tail too; cutting it here would modify the only copy
+        // of the records after the damage before their rewrite is durable.
         await handle.truncate(parsed.validBytes);
         await handle.sync();
         fileBytes = parsed.validBytes;
@@ -157,6 +206,15 @@ export class StableStore {
       report.records = parsed.records.length;
     }
     report.liveKeys = store.values.size;
+    if (damaged) {
+      try {
+        await store.compact();
+      } catch (error) {
+        await store.handle.close();
+        throw error;
+      }
+      report.rewrittenWithoutDamage = true;
+    }
     return store;
   }
 
@@ -389,7 +447,11 @@ function encodeRecord(entries: readonly (readonly [string, Buffer | undefined])[
   return record;
 }
 
-/** Decodes a record body, throwing if it is malformed. Values are copies, never views of the file. */
+/**
+ * Decodes a record body, throwing if it is malformed. Anything encodeRecord would refuse (an empty key, a
+ * value over the limit) is malformed too, so bytes found while resynchronising past damage must look
+ * like something this store wrote. Values are copies, never views of the file.
+ */
 function decodeOperations(body: Buffer): Operation[] {
   const operations: Operation[] = [];
   let at = 0;
@@ -399,6 +461,9 @@ function decodeOperations(body: Buffer): Operation[] {
     const keyLength = body.readUInt16BE(at + 1);
     const valueLength = body.readUInt32BE(at + 3);
     at += OPERATION_HEADER_SIZE;
+    if (keyLength === 0) throw new Error("operation with an empty key");
+    if (valueLength > STABLE_STORE_MAX_VALUE_BYTES)
+      throw new Error(`value of ${valueLength} bytes is over the limit`);
     if (at + keyLength + valueLength > body.length) throw new Error("operation runs past the record");
     const key = body.toString("utf8", at, at + keyLength);
     at += keyLength;
@@ -414,47 +479,81 @@ function decodeOperations(body: Buffer): Operation[] {
   return operations;
 }
 
+/** The smallest body encodeRecord writes: one delete of a one-byte key. */
+const MIN_BODY_BYTES = OPERATION_HEADER_SIZE + 1;
+
+type RecordRead = { operations: Operation[]; end: number } | { problem: string };
+
+/** Reads the record at `at` if it passes every check: length within the file, CRC32C, body decodes. */
+function readRecordAt(contents: Buffer, at: number): RecordRead {
+  if (at + RECORD_HEADER_SIZE > contents.length)
+    return { problem: "record header cut short by the end of the file" };
+  const bodyLength = contents.readUInt32BE(at + 4);
+  // Checked before the CRC so a resynchronising scan rejects most positions without computing one.
+  if (bodyLength < MIN_BODY_BYTES)
+    return { problem: `record length ${bodyLength} is too short for an operation` };
+  const end = at + RECORD_HEADER_SIZE + bodyLength;
+  if (end > contents.length)
+    return { problem: `record of ${bodyLength} bytes cut short by the end of the file` };
+  if (contents.readUInt32BE(at) !== crc32c(contents.subarray(at + 4, end))) {
+    return { problem: "CRC32C mismatch" };
+  }
+  try {
+    return { operations: decodeOperations(contents.subarray(at + RECORD_HEADER_SIZE, end)), end };
+  } catch (error) {
+    return { problem: `malformed record: ${(error as Error).message}` };
+  }
+}
+
 /**
- * The first position from `from` on where a whole record passes its CRC and decodes, if any. Only
- * run on a store whose tail was cut; most positions fail the length check before any CRC is computed.
+ * The first position from `from` on where a whole record passes every check, if any: where parsing
+ * resumes after damage. Random bytes pass the length, CRC32C and decoding checks together about once in
+ * 2^32 positions that get as far as the CRC.
  */
 function findIntactRecord(contents: Buffer, from: number): number | undefined {
   for (let at = from; at + RECORD_HEADER_SIZE <= contents.length; at += 1) {
-    const bodyLength = contents.readUInt32BE(at + 4);
-    const end = at + RECORD_HEADER_SIZE + bodyLength;
-    if (bodyLength === 0 || end > contents.length) continue;
-    if (contents.readUInt32BE(at) !== crc32c(contents.subarray(at + 4, end))) continue;
-    try {
-      decodeOperations(contents.subarray(at + RECORD_HEADER_SIZE, end));
-      return at;
-    } catch {}
+    if ("operations" in readRecordAt(contents, at)) return at;
   }
   return undefined;
 }
 
-function parseRecords(contents: Buffer): { records: Operation[][]; validBytes: number; problem?: string } {
+interface ParsedRecords {
+  /** Every intact record, in file order. */
+  records: Operation[][];
+  damagedRegions: StableStoreDamagedRegion[];
+  /** Where the last intact record ends: the bytes after it, if any, are a torn tail. */
+  validBytes: number;
+  tornTailProblem?: string;
+}
+
+/**
+ * Reads every intact record. A record that fails its checks starts either damage, if an intact record
+ * follows somewhere (parsing resumes there), or a torn tail, if none does.
+ */
+function parseRecords(contents: Buffer): ParsedRecords {
   const records: Operation[][] = [];
+  const damagedRegions: StableStoreDamagedRegion[] = [];
   let at = MAGIC.length;
   while (at < contents.length) {
-    if (at + RECORD_HEADER_SIZE > contents.length) {
-      return { records, validBytes: at, problem: "torn record header at the end" };
+    const read = readRecordAt(contents, at);
+    if ("operations" in read) {
+      records.push(read.operations);
+      const region = damagedRegions.at(-1);
+      if (region) region.intactRecordsAfter += 1;
+      at = read.end;
+      continue;
     }
-    const bodyLength = contents.readUInt32BE(at + 4);
-    const end = at + RECORD_HEADER_SIZE + bodyLength;
-    if (end > contents.length) return { records, validBytes: at, problem: "torn record at the end" };
-    if (contents.readUInt32BE(at) !== crc32c(contents.subarray(at + 4, end))) {
-      return { records, validBytes: at, problem: `CRC32C mismatch in the record at byte ${at}` };
-    }
-    try {
-      records.push(decodeOperations(contents.subarray(at + RECORD_HEADER_SIZE, end)));
-    } catch (error) {
+    const resumeAt = findIntactRecord(contents, at + 1);
+    if (resumeAt === undefined) {
       return {
         records,
+        damagedRegions,
         validBytes: at,
-        problem: `malformed record at byte ${at}: ${(error as Error).message}`,
+        tornTailProblem: `at byte ${at}: ${read.problem}`,
       };
     }
-    at = end;
+    damagedRegions.push({ from: at, bytes: resumeAt - at, problem: read.problem, intactRecordsAfter: 0 });
+    at = resumeAt;
   }
-  return { records, validBytes: at };
+  return { records, damagedRegions, validBytes: at };
 }

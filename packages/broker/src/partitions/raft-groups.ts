@@ -17,35 +17,42 @@ function uint32(value: number): Buffer {
 }
 
 /**
- * A cut StableStore tail is routine after a crash (a torn last write, whose change was never acted on);
- * damage with intact records after it is not: everything written after the damage (terms, votes,
- * commit indexes, group ids) is gone and leader epochs may repeat.
+ * A cut StableStore tail is routine after a crash (a torn last write, whose change was never acted on).
+ * Damage with intact records after it is not: the store skipped it and kept those records, so every
+ * group's Raft state is its newest intact value, but whatever the damaged bytes held is lost, and a group
+ * whose latest term or vote was among them is back at an older one.
  */
 function logStableStoreRecovery(logger: Logger, report: StableStoreRecoveryReport): void {
-  if (report.truncatedBytes === 0) return;
-  const fields = {
-    path: report.path,
-    truncatedBytes: report.truncatedBytes,
-    reason: report.reason,
-    intactRecordAfterCutAt: report.intactRecordAfterCutAt,
-  };
-  if (report.intactRecordAfterCutAt === undefined) {
+  if (report.damagedRegions.length > 0) {
+    const regions = report.damagedRegions
+      .map((region) => `bytes ${region.from}-${region.from + region.bytes - 1} (${region.problem})`)
+      .join(", ");
+    logger.error(
+      {
+        path: report.path,
+        damagedRegions: report.damagedRegions,
+        damagedBytesSkipped: report.damagedBytesSkipped,
+        recordsKeptAfterDamage: report.recordsKeptAfterDamage,
+        rewrittenWithoutDamage: report.rewrittenWithoutDamage,
+      },
+      `Raft stable store ${report.path} is damaged in the middle: skipped ${report.damagedBytesSkipped} damaged ` +
+        `bytes in ${report.damagedRegions.length} region(s), ${regions}, and kept the ` +
+        `${report.recordsKeptAfterDamage} intact record(s) after them, so the partitions' Raft state (terms, votes, ` +
+        "commit indexes, group ids) recovered to the newest intact values" +
+        (report.rewrittenWithoutDamage ? " and the file was rewritten without the damage. " : ". ") +
+        "What the damaged bytes held cannot be read and is lost: a group whose latest term or vote was there is " +
+        "back at an older one, so it may repeat a leader epoch or vote twice in a term. A crash only tears the last write, so check the " +
+        "disk (kernel log, SMART) and replace it if it reports errors",
+    );
+  }
+  if (report.truncatedBytes > 0) {
     logger.warn(
-      fields,
+      { path: report.path, truncatedBytes: report.truncatedBytes, reason: report.reason },
       `Raft stable store ${report.path}: cut ${report.truncatedBytes} bytes at its end (${report.reason ?? "torn header"}), ` +
         "a torn last write: normal after a crash or power loss, nothing acknowledged depended on it. If the broker " +
         "had stopped cleanly, check the disk",
     );
-    return;
   }
-  logger.error(
-    fields,
-    `Raft stable store ${report.path} is damaged in the middle (${report.reason}), with intact records after the ` +
-      `damage (from byte ${report.intactRecordAfterCutAt}): ${report.truncatedBytes} bytes were cut, so the Raft terms, ` +
-      "votes and commit indexes written after the damage are lost and partitions may come up with leader epochs " +
-      "they already used. Stop the broker and restore the file from a backup if there is one; otherwise check the " +
-      "disk and expect clients to see repeated leader epochs",
-  );
 }
 
 /** The controller's metadata log is always group 0; partitions get ids from 1 (see `groupFor`). */
