@@ -376,14 +376,22 @@ export class StableStore {
       await unlinkIfExists(temporary);
       throw error;
     }
-    await rename(temporary, this.path);
-    await fsyncDirectory(dirname(this.path));
+    try {
+      await rename(temporary, this.path);
+    } catch (error) {
+      await handle.close();
+      await unlinkIfExists(temporary);
+      throw error;
+    }
+    // From here the compacted file is the one at `path`: the store must hold its handle (and close the old
+    // one) even if the directory fsync fails, which fails the store, so that close() releases the right file.
     const previous = this.handle;
     this.handle = handle;
     this.fileBytes = size;
     this.dirty = false;
     this.compactions += 1;
     await previous.close();
+    await fsyncDirectory(dirname(this.path));
   }
 
   private beginFlush(): FlushWork {
