@@ -252,3 +252,88 @@ describe("AlterConfigs with a null value", () => {
     }
   });
 });
+
+describe("CreateTopics with a null config value", () => {
+  const create = async (
+    topics: { name: string; numPartitions?: number; configs: { name: string; value: string | null }[] }[],
+    validateOnly = false,
+  ) =>
+    (
+      await connection.send(ApiKey.CreateTopics, 7, {
+        topics: topics.map((topic) => ({
+          name: topic.name,
+          numPartitions: topic.numPartitions ?? 1,
+          replicationFactor: 1,
+          assignments: [],
+          configs: topic.configs,
+        })),
+        timeoutMs: 10_000,
+        validateOnly,
+      })
+    ).topics;
+
+  const exists = async (name: string) => {
+    const response = await connection.send(ApiKey.DescribeConfigs, 4, {
+      resources: [{ resourceType: TOPIC, resourceName: name, configurationKeys: ["retention.ms"] }],
+      includeSynonyms: false,
+      includeDocumentation: false,
+    });
+    const { errorCode } = response.results[0]!;
+    expect([ErrorCode.NONE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]).toContain(errorCode);
+    return errorCode === ErrorCode.NONE;
+  };
+
+  it("refuses the topic with INVALID_CONFIG and creates nothing, while another topic of the request is created", async () => {
+    const request = (validateOnly: boolean) =>
+      create(
+        [
+          {
+            name: "created-with-null",
+            configs: [
+              { name: "retention.ms", value: null },
+              { name: "segment.bytes", value: "2097152" },
+              { name: "cleanup.policy", value: null },
+            ],
+          },
+          { name: "created-beside", configs: [{ name: "retention.ms", value: "60000" }] },
+        ],
+        validateOnly,
+      );
+    const expected = [
+      [
+        "created-with-null",
+        ErrorCode.INVALID_CONFIG,
+        "Null value not supported for topic configs: retention.ms,cleanup.policy",
+      ],
+      ["created-beside", ErrorCode.NONE, null],
+    ];
+    const summary = (topics: Awaited<ReturnType<typeof create>>) =>
+      topics.map((topic) => [topic.name, topic.errorCode, topic.errorMessage]);
+    expect(summary(await request(true))).toEqual(expected);
+    expect(await exists("created-beside")).toBe(false);
+    expect(summary(await request(false))).toEqual(expected);
+    expect(await exists("created-with-null")).toBe(false);
+    expect(await exists("created-beside")).toBe(true);
+  });
+
+  it("checks the null before the partition count, and a later value for the name does not hide it", async () => {
+    const [zeroPartitions] = await create([
+      { name: "null-before-partitions", numPartitions: 0, configs: [{ name: "retention.ms", value: null }] },
+    ]);
+    expect([zeroPartitions!.errorCode, zeroPartitions!.errorMessage]).toEqual([
+      ErrorCode.INVALID_CONFIG,
+      "Null value not supported for topic configs: retention.ms",
+    ]);
+    const [twice] = await create([
+      {
+        name: "null-then-value",
+        configs: [
+          { name: "retention.ms", value: null },
+          { name: "retention.ms", value: "60000" },
+        ],
+      },
+    ]);
+    expect(twice!.errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    expect(await exists("null-then-value")).toBe(false);
+  });
+});
