@@ -337,3 +337,26 @@ describe("CreateTopics with a null config value", () => {
     expect(await exists("null-then-value")).toBe(false);
   });
 });
+
+describe("DescribeConfigs with an empty configurationKeys", () => {
+  it("lists every config, as a null list does (Kafka's ConfigHelper treats both alike)", async () => {
+    await createTopic(connection, "described-empty", 1, { "retention.ms": "60000" });
+    for (const [resourceType, resourceName] of [
+      [TOPIC, "described-empty"],
+      [BROKER, "0"],
+      [BROKER_LOGGER, "0"],
+    ] as const) {
+      const names = async (keys: string[] | null) => {
+        const response = await connection.send(ApiKey.DescribeConfigs, 4, {
+          resources: [{ resourceType, resourceName, configurationKeys: keys }],
+          includeSynonyms: false,
+          includeDocumentation: false,
+        });
+        return response.results[0]!.configs.map((config) => config.name);
+      };
+      const all = await names(null);
+      expect(all.length).toBeGreaterThan(1);
+      expect(await names([])).toEqual(all);
+    }
+  });
+});
