@@ -10,8 +10,9 @@ export const AlterConfigOperation = { SET: 0, DELETE: 1, APPEND: 2, SUBTRACT: 3 
 
 export interface ConfigEntryChange {
   readonly name: string;
-  /** SET for AlterConfigs entries; AlterConfigs' null value means "back to the default". */
+  /** SET for every AlterConfigs entry: that API removes an override by leaving it out, not by a null value. */
   readonly operation: number;
+  /** Null only makes sense with DELETE; anywhere else the resource is refused (see entriesProblem). */
   readonly value: string | null;
 }
 
@@ -46,14 +47,16 @@ export interface ConfigOutcome {
 
 const fail = (code: number, message: string): OperationError => ({ code, message });
 
-/** New overrides of one resource after applying the request's entries, or the error. */
-function applyEntries(
-  current: ReadonlyMap<string, string>,
-  resource: ConfigResourceChange,
-  context: ConfigPlanContext,
-): Map<string, string | null> | OperationError {
+/**
+ * The checks Kafka's ConfigAdminManager.preprocess makes on a resource's entries before it looks at the
+ * resource itself (name, type, existence), so their errors win over those: a config named twice, then
+ * a null value on anything but DELETE. Kafka refuses the null rather than reading it as "remove the
+ * override", which a client bug sending null by mistake would otherwise do silently; the whole resource
+ * is refused and nothing of it changes.
+ */
+export function entriesProblem(entries: readonly ConfigEntryChange[]): OperationError | undefined {
   const seen = new Set<string>();
-  for (const entry of resource.entries) {
+  for (const entry of entries) {
     if (seen.has(entry.name)) {
       return fail(
         ErrorCode.INVALID_REQUEST,
@@ -62,6 +65,21 @@ function applyEntries(
     }
     seen.add(entry.name);
   }
+  const nulls = entries
+    .filter((entry) => entry.value === null && entry.operation !== AlterConfigOperation.DELETE)
+    .map((entry) => entry.name);
+  // Kafka's exact message (names joined by ", "), which clients and tools show as is.
+  if (nulls.length > 0)
+    return fail(ErrorCode.INVALID_REQUEST, `Null value not supported for : ${nulls.join(", ")}`);
+  return undefined;
+}
+
+/** New overrides of one resource after applying the request's entries, or the error. */
+function applyEntries(
+  current: ReadonlyMap<string, string>,
+  resource: ConfigResourceChange,
+  context: ConfigPlanContext,
+): Map<string, string | null> | OperationError {
   const next = new Map<string, string | null>(context.replaceAll ? [] : current);
   for (const entry of resource.entries) {
     switch (entry.operation) {
@@ -150,6 +168,8 @@ export function planConfigChanges(
         `resource ${resource.resourceName} appears more than once; list it once`,
       );
     }
+    const entriesError = entriesProblem(resource.entries);
+    if (entriesError) return entriesError;
     if (resource.resourceType === ConfigResourceType.TOPIC) {
       const topic = context.image.topic(resource.resourceName);
       if (!topic)

@@ -184,6 +184,15 @@ export function planCreateTopics(
         `topic ${spec.name} collides with existing topic ${colliding}: names differing only in '.' and '_' are not allowed; pick another name`,
       );
     }
+    // Where Kafka's controller checks it (computeConfigChanges): after the name, before partitions and
+    // replicas. A null value is no config at all, so the topic is refused rather than created without it.
+    const nullConfigs = Object.keys(spec.configs).filter((key) => spec.configs[key] === null);
+    if (nullConfigs.length > 0) {
+      return fail(
+        ErrorCode.INVALID_CONFIG,
+        `Null value not supported for topic configs: ${nullConfigs.join(",")}`,
+      );
+    }
 
     let replicas: number[][];
     if (spec.assignments.length > 0) {

@@ -92,7 +92,15 @@ set, for keys with several), or the value given there for keys no broker setting
 node, broker \`<node.id>\`), \`DYNAMIC_DEFAULT_BROKER_CONFIG\` (changed at run time as the cluster default,
 broker \`""\`, which DescribeConfigs of broker \`""\` lists alone), \`STATIC_BROKER_CONFIG\` (config file,
 environment or flag) or \`DEFAULT_CONFIG\`. Invalid values
-and unknown keys are refused with \`INVALID_CONFIG\` and a message naming the key and what is allowed.`);
+and unknown keys are refused with \`INVALID_CONFIG\` and a message naming the key and what is allowed.
+
+A null value is refused as Kafka refuses it, never read as "remove the override": CreateTopics answers
+\`INVALID_CONFIG\` (\`Null value not supported for topic configs: <keys>\`) and creates no topic;
+AlterConfigs, and IncrementalAlterConfigs for any operation but DELETE, answer \`INVALID_REQUEST\`
+(\`Null value not supported for : <keys>\`) and change nothing of that resource, topic or broker alike
+(each other resource of the request is answered on its own; \`validateOnly\` answers the same). To
+remove an override use IncrementalAlterConfigs' DELETE (\`kafka-configs.sh --delete-config <key>\`), or
+leave the key out of an AlterConfigs, which replaces the resource's whole set.`);
   const topicRows = [...topicSettings.values()].map((definition) => [
     code(definition.key),
     definition.synonyms.length > 0

@@ -9,6 +9,7 @@ import {
   type ConfigOutcome,
   type ConfigResourceChange,
   ConfigResourceType,
+  entriesProblem,
 } from "../../metadata/config-operations.js";
 import type { ApiHandler } from "../../server/api-registry.js";
 import type { BrokerServices } from "../../services.js";
@@ -45,7 +46,12 @@ async function alter(
       resourceType: resource.resourceType,
       resourceName: resource.resourceName,
     };
-    if (options.replaceAll) {
+    // Kafka checks the entries before the logger resource itself, so a null value is INVALID_REQUEST
+    // with its message here too, not an unknown log level.
+    const entriesError = entriesProblem(resource.entries);
+    if (entriesError) {
+      outcome.error = entriesError;
+    } else if (options.replaceAll) {
       outcome.error = {
         code: ErrorCode.INVALID_REQUEST,
         message: "AlterConfigs cannot change loggers; use IncrementalAlterConfigs",
@@ -76,9 +82,11 @@ export function alterConfigsHandler(services: BrokerServices): ApiHandler<typeof
         request.resources.map((resource) => ({
           resourceType: resource.resourceType,
           resourceName: resource.resourceName,
+          // A null value stays a SET with null, which is refused as Kafka refuses it: mapping it to DELETE
+          // would quietly drop the override where Kafka keeps it.
           entries: resource.configs.map((config) => ({
             name: config.name,
-            operation: config.value === null ? AlterConfigOperation.DELETE : AlterConfigOperation.SET,
+            operation: AlterConfigOperation.SET,
             value: config.value,
           })),
         })),

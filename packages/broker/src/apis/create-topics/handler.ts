@@ -32,7 +32,10 @@ async function handleCreateTopics(
   const creation = services.controller.createTopics(
     request.topics.map((topic) => {
       const configs: Record<string, string | null> = {};
-      for (const config of topic.configs) configs[config.name] = config.value;
+      // A later value for the same name must not hide an earlier null: Kafka refuses the topic for any null.
+      for (const config of topic.configs) {
+        configs[config.name] = configs[config.name] === null ? null : config.value;
+      }
       return {
         name: topic.name,
         numPartitions: topic.numPartitions,

@@ -65,7 +65,11 @@ function handleDescribeConfigs(
       resourceName: resource.resourceName,
       configs: configs.map((description) => toEntry(description, request)),
     });
-    const keys = resource.configurationKeys ?? undefined;
+    // As Kafka's ConfigHelper: an empty list asks for every config, as null does, not for none.
+    const keys =
+      resource.configurationKeys && resource.configurationKeys.length > 0
+        ? resource.configurationKeys
+        : undefined;
     const image = services.controller.image;
     const dynamic = image.brokerConfigLayers(services.nodeId);
     switch (resource.resourceType) {
