@@ -120,7 +120,7 @@ async function lookUp(log: ReplicatedLog, timestamp: bigint): Promise<Found> {
       // Nothing is tiered yet.
       return { offset: -1, timestamp: -1 };
     case MAX_TIMESTAMP: {
-      const max = log.maxTimestampOffset();
+      const max = await log.maxTimestampOffset();
       if (max.offset < 0 || max.offset >= log.highWatermark) return { offset: -1, timestamp: -1 };
       return (
         (await refine(log, max.offset, (recordTimestamp) => recordTimestamp === max.timestamp)) ?? {
