@@ -110,7 +110,7 @@ async function timedTopic(name: string, batches: number[][], configs: Record<str
     });
     expect(response.topics[0]!.partitions[0]!.errorCode).toBe(0);
   };
-  return { ask, deleteBefore };
+  return { ask, deleteBefore, log: node.broker.services.partitions.partition(name, 0)! };
 }
 
 const found = (offset: number, timestamp: number) => ({ errorCode: ErrorCode.NONE, offset, timestamp });
@@ -217,4 +217,21 @@ describe("ListOffsets after DeleteRecords", () => {
       expect(await ask(-1)).toMatchObject({ errorCode: ErrorCode.NONE, offset: 5 });
     },
   );
+
+  it("looks again when the log start passes the batch found before it is read", async () => {
+    const { ask, log } = await timedTopic("raced", [[1000, 9000, 2000], [3000], [4000]]);
+    const read = log.read.bind(log);
+    // Retention or DeleteRecords between storage naming a batch and the handler reading it.
+    const raceTo = (offset: number) => {
+      log.read = async (...args) => {
+        log.read = read;
+        await log.deleteRecordsBefore(offset);
+        return read(...args);
+      };
+    };
+    raceTo(3);
+    expect(await ask(1500)).toEqual(found(3, 3000));
+    raceTo(4);
+    expect(await ask(-3)).toEqual(found(4, 4000));
+  });
 });

@@ -7,6 +7,7 @@ import {
   type ListOffsetsResponseListOffsetsPartitionResponse,
   sliceBatches,
 } from "@raftka/protocol";
+import { OffsetOutOfRangeError } from "@raftka/storage";
 import type { ReplicatedLog } from "../../partitions/replicated-log.js";
 import type { ApiHandler, RequestContext } from "../../server/api-registry.js";
 import type { BrokerServices } from "../../services.js";
@@ -142,6 +143,10 @@ async function firstRecordAtOrAfter(log: ReplicatedLog, target: number): Promise
     const candidate = await log.offsetForTimestamp(target, from);
     if (!candidate) return NOT_FOUND;
     const batch = await readBatch(log, candidate.offset);
+    if (batch === "moved") {
+      from = Math.max(from, log.logStartOffset);
+      continue;
+    }
     if (!batch) return NOT_FOUND;
     for (const record of batch.records) {
       if (record.offset >= from && record.offset < log.highWatermark && record.timestamp >= target)
@@ -167,6 +172,12 @@ async function maxTimestampRecord(log: ReplicatedLog): Promise<Found> {
     if (candidate.offset < 0 || (best && candidate.timestamp <= best.timestamp)) return best ?? NOT_FOUND;
     if (candidate.offset >= log.highWatermark) return NOT_FOUND;
     const batch = await readBatch(log, Math.max(candidate.offset, from));
+    if (batch === "moved") {
+      // What was found so far may be gone too: start over from the new log start.
+      from = log.logStartOffset;
+      best = undefined;
+      continue;
+    }
     if (!batch) return best ?? NOT_FOUND;
     let inBatch: Found | undefined;
     for (const record of batch.records) {
@@ -181,12 +192,22 @@ async function maxTimestampRecord(log: ReplicatedLog): Promise<Found> {
   }
 }
 
-/** The batch holding `offset`, decoded; LogAppendTime batches report their maxTimestamp for every record. */
+/**
+ * The batch holding `offset`, decoded; LogAppendTime batches report their maxTimestamp for every record.
+ * "moved" when retention or DeleteRecords moved the log start past `offset` since storage named it: the
+ * caller looks again rather than fail the request with OFFSET_OUT_OF_RANGE.
+ */
 async function readBatch(
   log: ReplicatedLog,
   offset: number,
-): Promise<{ lastOffset: number; records: Found[] } | undefined> {
-  const { records } = await log.read(offset, 1);
+): Promise<{ lastOffset: number; records: Found[] } | "moved" | undefined> {
+  let records: Buffer;
+  try {
+    ({ records } = await log.read(offset, 1));
+  } catch (error) {
+    if (error instanceof OffsetOutOfRangeError && offset < log.logStartOffset) return "moved";
+    throw error;
+  }
   const first = sliceBatches(records).batches[0];
   if (!first) return undefined;
   const decoded = decodeRecordBatch(first.bytes);
