@@ -99,4 +99,35 @@ describe("kafkajs admin client", () => {
       await admin.disconnect();
     }
   });
+
+  it("seeks by time to the first record left after DeleteRecords cut into a batch", async () => {
+    const admin = kafka.admin();
+    const producer = kafka.producer();
+    await Promise.all([admin.connect(), producer.connect()]);
+    try {
+      // Timestamps from 1970 would be past time retention: keep retention out of the way.
+      await admin.createTopics({
+        topics: [{ topic: "timed", configEntries: [{ name: "retention.ms", value: "-1" }] }],
+      });
+      // One batch at offsets 0-2, then offset 3.
+      await producer.send({
+        topic: "timed",
+        messages: [1000, 9000, 2000].map((timestamp) => ({
+          value: `at-${timestamp}`,
+          timestamp: String(timestamp),
+        })),
+      });
+      await producer.send({ topic: "timed", messages: [{ value: "at-3000", timestamp: "3000" }] });
+      expect(await admin.fetchTopicOffsetsByTimestamp("timed", 2500)).toEqual([
+        { partition: 0, offset: "1" },
+      ]);
+      await admin.deleteTopicRecords({ topic: "timed", partitions: [{ partition: 0, offset: "2" }] });
+      // Not the latest offset (4), which kafkajs would report had the broker found nothing.
+      expect(await admin.fetchTopicOffsetsByTimestamp("timed", 2500)).toEqual([
+        { partition: 0, offset: "3" },
+      ]);
+    } finally {
+      await Promise.all([producer.disconnect(), admin.disconnect()]);
+    }
+  });
 });

@@ -983,7 +983,12 @@ export class LogSegment {
     fromOffset = 0,
   ): Promise<BatchHeader | "torn" | SegmentCorruption | undefined> {
     await this.ensureIndexesLoaded();
-    const scanFromRelative = this.timeIndex!.lookupScanStart(timestamp);
+    // Every batch before the time index's answer is too old and every batch before `fromOffset` is gone:
+    // the walk starts at whichever is later (Kafka's LogSegment.findOffsetByTimestamp does the same).
+    const scanFromRelative = Math.max(
+      this.timeIndex!.lookupScanStart(timestamp),
+      Math.min(Math.max(0, fromOffset - this.baseOffset), MAX_RELATIVE_OFFSET),
+    );
     const start = this.offsetIndex!.lookup(scanFromRelative);
     const sizeNow = this.size;
     let found: BatchHeader | undefined;
@@ -1004,6 +1009,44 @@ export class LogSegment {
     const hit = await this.locateBatch(expectedOffset);
     if (hit === undefined || (typeof hit === "object" && "header" in hit)) return undefined;
     return hit;
+  }
+
+  /**
+   * ListOffsets -3 when the log start is inside this segment: the largest maxTimestamp among the batches
+   * that reach `fromOffset`, and the base offset of the first of them to have it. The running maximum kept
+   * in memory and in the time index covers the deleted batches too, so unless it lies at or after
+   * `fromOffset` the batch headers from there to the segment's end are walked (never the records).
+   */
+  async maxTimestampFrom(
+    fromOffset: number,
+  ): Promise<{ timestamp: number; offset: number } | SegmentCorruption | undefined> {
+    if (this.offsetOfMaxTimestamp >= fromOffset) {
+      return { timestamp: this.maxTimestamp, offset: this.offsetOfMaxTimestamp };
+    }
+    await this.ensureIndexesLoaded();
+    const start = this.offsetIndex!.lookup(
+      Math.min(Math.max(0, fromOffset - this.baseOffset), MAX_RELATIVE_OFFSET),
+    );
+    const sizeNow = this.size;
+    let best: { timestamp: number; offset: number } | undefined;
+    let expectedOffset = this.baseOffset + start.relativeOffset;
+    const scan = await this.logFile.use((handle) =>
+      scanBatches(handle, start.position, sizeNow, { verifyCrc: false }, (_position, header) => {
+        expectedOffset = lastOffsetOf(header) + 1;
+        if (lastOffsetOf(header) >= fromOffset && header.maxTimestamp > (best?.timestamp ?? -1)) {
+          best = { timestamp: header.maxTimestamp, offset: header.baseOffset };
+          // Nothing later in the segment can be larger than its running maximum.
+          if (best.timestamp >= this.maxTimestamp) return "stop";
+        }
+        return "continue";
+      }),
+    );
+    if (scan.problem === undefined) return best;
+    // As a read would: a batch cut short ends the segment, damage fails the lookup (answering from the
+    // batches before it could name a smaller maximum than the records behind the damage hold).
+    const hit = await this.locateBatch(expectedOffset);
+    if (typeof hit === "object" && "corrupt" in hit) return hit;
+    return best;
   }
 
   // ---- truncation and deletion -----------------------------------------------------------------

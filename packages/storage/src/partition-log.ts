@@ -874,21 +874,25 @@ export class PartitionLog {
   }
 
   /**
-   * ListOffsets by timestamp: the first batch whose maxTimestamp >= `timestamp` and that ends below
-   * `upToOffset`. Its offset is the batch base (or the log start if that is later); the broker may
-   * decode that one batch to pick the exact record.
+   * ListOffsets by timestamp: the first batch whose maxTimestamp >= `timestamp`, that reaches `fromOffset`
+   * (at least the log start) and that ends below `upToOffset`. Its offset is the batch base, or
+   * `fromOffset` if that is later; the broker decodes that one batch to pick the exact record, and when
+   * the batch's matching records all lie below `fromOffset` (the log start cut into it) asks again from
+   * the next batch. Each segment is walked from its time index entry, and segments too old are skipped.
    */
   async offsetForTimestamp(
     timestamp: number,
     upToOffset: number = this.logEndOffsetValue,
+    fromOffset: number = this.logStartOffsetValue,
   ): Promise<{ offset: number; timestamp: number } | undefined> {
     this.assertOpen();
+    const from = Math.max(fromOffset, this.logStartOffsetValue);
     for (const segment of [...this.segments]) {
-      if (segment.maxTimestamp < timestamp) continue;
-      if (!segment.acquire()) return this.offsetForTimestamp(timestamp, upToOffset);
+      if (segment.maxTimestamp < timestamp || segment.nextOffset <= from) continue;
+      if (!segment.acquire()) return this.offsetForTimestamp(timestamp, upToOffset, fromOffset);
       let header: Awaited<ReturnType<LogSegment["findByTimestamp"]>>;
       try {
-        header = await segment.findByTimestamp(timestamp, this.logStartOffsetValue);
+        header = await segment.findByTimestamp(timestamp, from);
       } finally {
         segment.release();
       }
@@ -898,11 +902,7 @@ export class PartitionLog {
       if (header.baseOffset + header.lastOffsetDelta >= Math.min(upToOffset, this.logEndOffsetValue)) {
         return undefined;
       }
-      if (header.baseOffset + header.lastOffsetDelta < this.logStartOffsetValue) continue;
-      return {
-        offset: Math.max(header.baseOffset, this.logStartOffsetValue),
-        timestamp: header.maxTimestamp,
-      };
+      return { offset: Math.max(header.baseOffset, from), timestamp: header.maxTimestamp };
     }
     return undefined;
   }
@@ -924,15 +924,42 @@ export class PartitionLog {
     );
   }
 
-  /** Largest timestamp in the log and the base offset of the batch that first had it (ListOffsets -3). */
-  maxTimestampOffset(): { timestamp: number; offset: number } {
+  /**
+   * ListOffsets -3: the largest batch maxTimestamp among the batches that reach `fromOffset` (at least the
+   * log start: records below it are gone, even where their segment is not), and the base offset of the
+   * first batch that has it; offset -1 when no batch is left. The batch holding `fromOffset` may start
+   * below it, and its maximum may belong to a record below it: the broker decodes that batch and, if so,
+   * asks again from the next one. Answered from the segments' running maxima in memory, except that the
+   * segment holding `fromOffset` has its batch headers from there walked when its maximum lies before
+   * `fromOffset` and no later segment has a larger one.
+   */
+  async maxTimestampOffset(
+    fromOffset: number = this.logStartOffsetValue,
+  ): Promise<{ timestamp: number; offset: number }> {
+    this.assertOpen();
+    const from = Math.max(fromOffset, this.logStartOffsetValue);
+    const segments = [...this.segments];
+    const first = segments.findIndex((segment) => segment.nextOffset > from);
     let best = { timestamp: NO_TIMESTAMP, offset: -1 };
-    for (const segment of this.segments) {
+    if (first < 0) return best;
+    for (const segment of segments.slice(first + 1)) {
       if (segment.maxTimestamp > best.timestamp) {
         best = { timestamp: segment.maxTimestamp, offset: segment.offsetOfMaxTimestamp };
       }
     }
-    return best;
+    const head = segments[first]!;
+    // What is left of the head segment cannot beat a larger maximum found after it; on a tie the head,
+    // earlier in the log, would win, so it is still looked at.
+    if (head.maxTimestamp === NO_TIMESTAMP || head.maxTimestamp < best.timestamp) return best;
+    if (!head.acquire()) return this.maxTimestampOffset(fromOffset);
+    let found: Awaited<ReturnType<LogSegment["maxTimestampFrom"]>>;
+    try {
+      found = await head.maxTimestampFrom(from);
+    } finally {
+      head.release();
+    }
+    if (found !== undefined && "corrupt" in found) throw this.corruption(head, found);
+    return found !== undefined && found.timestamp >= best.timestamp ? found : best;
   }
 
   private segmentIndexFor(offset: number): number {

@@ -70,6 +70,85 @@ describe("indexes", () => {
     });
   });
 
+  it("answers the max timestamp among the batches that reach the log start, not the deleted ones", async () => {
+    await withTempDir(async (directory) => {
+      // A small index interval puts the log start past an index entry, so the walk starts there.
+      const log = await openLog(directory, { config: { indexIntervalBytes: 1 } });
+      // Batches of two records: 0-1 at 9000, 2-3 at 3000, 4-5 at 4000, 6-7 at 4000, 8-9 at 1000.
+      for (const timestamp of [9000, 3000, 4000, 4000, 1000]) await appendMany(log, 1, "m", () => timestamp);
+      expect(await log.maxTimestampOffset()).toEqual({ timestamp: 9000, offset: 0 });
+      // Cut on a batch boundary: the segment's running maximum (9000) is gone with the first batch.
+      await log.advanceLogStartOffset(2);
+      expect(log.segmentInfos()).toHaveLength(1);
+      expect(await log.maxTimestampOffset()).toEqual({ timestamp: 4000, offset: 4 });
+      // Inside a batch: still the batch base, the broker picks the record.
+      await log.advanceLogStartOffset(5);
+      expect(await log.maxTimestampOffset()).toEqual({ timestamp: 4000, offset: 4 });
+      // Asked from a later offset (the broker does, when the log start cut away a batch's maximum).
+      expect(await log.maxTimestampOffset(6)).toEqual({ timestamp: 4000, offset: 6 });
+      expect(await log.maxTimestampOffset(8)).toEqual({ timestamp: 1000, offset: 8 });
+      expect(await log.maxTimestampOffset(10)).toEqual({ timestamp: -1, offset: -1 });
+      // Never below the log start, whatever is asked.
+      expect(await log.maxTimestampOffset(0)).toEqual({ timestamp: 4000, offset: 4 });
+      await log.close();
+      const reopened = await openLog(directory);
+      expect(await reopened.maxTimestampOffset()).toEqual({ timestamp: 4000, offset: 4 });
+      await reopened.close();
+    });
+  });
+
+  it("answers the first batch still in the log that ties with a deleted maximum", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory);
+      for (const timestamp of [9000, 1000, 9000, 9000]) await appendMany(log, 1, "t", () => timestamp);
+      await log.advanceLogStartOffset(2);
+      expect(await log.maxTimestampOffset()).toEqual({ timestamp: 9000, offset: 4 });
+      await log.close();
+    });
+  });
+
+  it("finds the max timestamp and time lookups across segments when the log start cuts into one", async () => {
+    await withTempDir(async (directory) => {
+      // One batch per segment: 0-1 at 9000, 2-3 at 3000, 4-5 at 2000, 6-7 at 3000, 8-9 at 2500.
+      const log = await openLog(directory, { config: { segmentBytes: 100 } });
+      for (const timestamp of [9000, 3000, 2000, 3000, 2500]) await appendMany(log, 1, "s", () => timestamp);
+      expect(log.segmentInfos().map((segment) => segment.baseOffset)).toEqual([0, 2, 4, 6, 8]);
+      // The log start inside the first segment's only batch: the segment stays, its maximum is gone.
+      await log.advanceLogStartOffset(1);
+      expect(log.segmentInfos()).toHaveLength(5);
+      expect(await log.maxTimestampOffset()).toEqual({ timestamp: 9000, offset: 0 });
+      await log.advanceLogStartOffset(2);
+      expect(log.segmentInfos()[0]!.baseOffset).toBe(2);
+      // A tie between segments goes to the earlier one, as Kafka's first-batch-with-the-maximum does.
+      expect(await log.maxTimestampOffset()).toEqual({ timestamp: 3000, offset: 2 });
+      expect(await log.maxTimestampOffset(3)).toEqual({ timestamp: 3000, offset: 2 });
+      expect(await log.maxTimestampOffset(4)).toEqual({ timestamp: 3000, offset: 6 });
+      expect(await log.maxTimestampOffset(7)).toEqual({ timestamp: 3000, offset: 6 });
+      expect(await log.maxTimestampOffset(8)).toEqual({ timestamp: 2500, offset: 8 });
+      // By timestamp, from an offset inside a segment: batches before it are skipped, later segments searched.
+      expect(await log.offsetForTimestamp(2400)).toEqual({ offset: 2, timestamp: 3000 });
+      expect(await log.offsetForTimestamp(2400, undefined, 3)).toEqual({ offset: 3, timestamp: 3000 });
+      expect(await log.offsetForTimestamp(2400, undefined, 4)).toEqual({ offset: 6, timestamp: 3000 });
+      expect(await log.offsetForTimestamp(2400, undefined, 7)).toEqual({ offset: 7, timestamp: 3000 });
+      expect(await log.offsetForTimestamp(2400, undefined, 8)).toEqual({ offset: 8, timestamp: 2500 });
+      expect(await log.offsetForTimestamp(2600, undefined, 8)).toBeUndefined();
+      // Still bounded by the high watermark.
+      expect(await log.offsetForTimestamp(2400, 8, 8)).toBeUndefined();
+      await log.close();
+    });
+  });
+
+  it("answers nothing for max timestamp and time lookups once every record is deleted", async () => {
+    await withTempDir(async (directory) => {
+      const log = await openLog(directory, { config: { segmentBytes: 100 } });
+      for (const timestamp of [9000, 3000]) await appendMany(log, 1, "e", () => timestamp);
+      await log.advanceLogStartOffset(4);
+      expect(await log.maxTimestampOffset()).toEqual({ timestamp: -1, offset: -1 });
+      expect(await log.offsetForTimestamp(0)).toBeUndefined();
+      await log.close();
+    });
+  });
+
   it("keeps a time index of rising timestamps and finds the first batch at or after a timestamp", async () => {
     await withTempDir(async (directory) => {
       const log = await openLog(directory, { config: { indexIntervalBytes: 200, segmentBytes: 2000 } });
@@ -84,7 +163,7 @@ describe("indexes", () => {
       expect(await log.offsetForTimestamp(10_591)).toBeUndefined();
       // Bounded by the high watermark.
       expect(await log.offsetForTimestamp(10_205, 42)).toBeUndefined();
-      expect(log.maxTimestampOffset()).toEqual({ timestamp: 10_590, offset: 118 });
+      expect(await log.maxTimestampOffset()).toEqual({ timestamp: 10_590, offset: 118 });
       await log.close();
 
       for (const segment of log.segmentInfos()) {
@@ -100,7 +179,7 @@ describe("indexes", () => {
       }
       const reopened = await openLog(directory);
       expect(await reopened.offsetForTimestamp(10_205)).toEqual({ offset: 42, timestamp: 10_210 });
-      expect(reopened.maxTimestampOffset()).toEqual({ timestamp: 10_590, offset: 118 });
+      expect(await reopened.maxTimestampOffset()).toEqual({ timestamp: 10_590, offset: 118 });
       await reopened.close();
     });
   });
@@ -321,7 +400,7 @@ describe("truncation and log start", () => {
       await appendMany(log, 20, "x", (index) => 5000 + index);
       await log.truncateTo(20);
       expect(log.logEndOffset).toBe(20);
-      expect(log.maxTimestampOffset()).toEqual({ timestamp: 5009, offset: 18 });
+      expect(await log.maxTimestampOffset()).toEqual({ timestamp: 5009, offset: 18 });
       expect(await log.offsetForTimestamp(5010)).toBeUndefined();
       await appendMany(log, 1, "y", () => 5001);
       expect(await log.offsetForTimestamp(5005)).toEqual({ offset: 10, timestamp: 5005 });

@@ -56,7 +56,7 @@ describe("recovery", () => {
       expect(reopened.logEndOffset).toBe(50);
       expect(reopened.flushedOffset).toBe(50);
       expect(reopened.leaderEpochs()).toEqual(log.leaderEpochs());
-      expect(reopened.maxTimestampOffset()).toEqual({ timestamp: 1024, offset: 48 });
+      expect(await reopened.maxTimestampOffset()).toEqual({ timestamp: 1024, offset: 48 });
       expect(await allValues(reopened)).toEqual(expectedValues(25));
       await fill(reopened, 1, "w");
       expect(reopened.logEndOffset).toBe(52);

@@ -164,12 +164,15 @@ export class LocalReplicatedLog implements ReplicatedLog {
     return { records: result.records, nextOffset: result.nextOffset };
   }
 
-  offsetForTimestamp(timestamp: number): Promise<{ offset: number; timestamp: number } | undefined> {
-    return this.log.offsetForTimestamp(timestamp, this.highWatermarkValue);
+  offsetForTimestamp(
+    timestamp: number,
+    fromOffset?: number,
+  ): Promise<{ offset: number; timestamp: number } | undefined> {
+    return this.log.offsetForTimestamp(timestamp, this.highWatermarkValue, fromOffset);
   }
 
-  maxTimestampOffset(): { timestamp: number; offset: number } {
-    return this.log.maxTimestampOffset();
+  maxTimestampOffset(fromOffset?: number): Promise<{ timestamp: number; offset: number }> {
+    return this.log.maxTimestampOffset(fromOffset);
   }
 
   endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number } {

@@ -87,10 +87,19 @@ export interface ReplicatedLog {
    * buffers from `allocate` where given (Fetch reuses them once the response is written).
    */
   read(fromOffset: number, maxBytes: number, allocate?: ReadBufferAllocator): Promise<ReplicatedReadResult>;
-  /** First committed batch with a max timestamp >= `timestamp`; the offset is that batch's base offset. */
-  offsetForTimestamp(timestamp: number): Promise<{ offset: number; timestamp: number } | undefined>;
-  /** Largest timestamp in the log and the base offset of the batch that holds it; offset -1 when empty. */
-  maxTimestampOffset(): { timestamp: number; offset: number };
+  /**
+   * First committed batch with a max timestamp >= `timestamp` that reaches `fromOffset` (default and at
+   * least the log start); the offset is that batch's base offset, or `fromOffset` if later.
+   */
+  offsetForTimestamp(
+    timestamp: number,
+    fromOffset?: number,
+  ): Promise<{ offset: number; timestamp: number } | undefined>;
+  /**
+   * Largest batch max timestamp among the batches that reach `fromOffset` (default and at least the log
+   * start) and the base offset of the first batch that has it; offset -1 when none is left.
+   */
+  maxTimestampOffset(fromOffset?: number): Promise<{ timestamp: number; offset: number }>;
   /** OffsetForLeaderEpoch: the largest epoch <= `epoch` and its end offset; -1/-1 when unknown. */
   endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number };
   /** The epoch of the batch holding `offset`, or undefined outside the log. */

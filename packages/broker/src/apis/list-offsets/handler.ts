@@ -7,6 +7,7 @@ import {
   type ListOffsetsResponseListOffsetsPartitionResponse,
   sliceBatches,
 } from "@raftka/protocol";
+import { OffsetOutOfRangeError } from "@raftka/storage";
 import type { ReplicatedLog } from "../../partitions/replicated-log.js";
 import type { ApiHandler, RequestContext } from "../../server/api-registry.js";
 import type { BrokerServices } from "../../services.js";
@@ -108,6 +109,8 @@ async function handleListOffsets(
   return { throttleTimeMs: 0, topics };
 }
 
+const NOT_FOUND: Found = { offset: -1, timestamp: -1 };
+
 async function lookUp(log: ReplicatedLog, timestamp: bigint): Promise<Found> {
   switch (timestamp) {
     case EARLIEST_TIMESTAMP:
@@ -118,49 +121,101 @@ async function lookUp(log: ReplicatedLog, timestamp: bigint): Promise<Found> {
       return { offset: log.highWatermark, timestamp: -1 };
     case LATEST_TIERED_TIMESTAMP:
       // Nothing is tiered yet.
-      return { offset: -1, timestamp: -1 };
-    case MAX_TIMESTAMP: {
-      const max = log.maxTimestampOffset();
-      if (max.offset < 0 || max.offset >= log.highWatermark) return { offset: -1, timestamp: -1 };
-      return (
-        (await refine(log, max.offset, (recordTimestamp) => recordTimestamp === max.timestamp)) ?? {
-          offset: max.offset,
-          timestamp: max.timestamp,
-        }
-      );
-    }
-    default: {
-      if (timestamp < 0n) return { offset: -1, timestamp: -1 };
-      const target = Number(timestamp);
-      const batch = await log.offsetForTimestamp(target);
-      if (!batch) return { offset: -1, timestamp: -1 };
-      return (
-        (await refine(log, batch.offset, (recordTimestamp) => recordTimestamp >= target)) ?? {
-          offset: -1,
-          timestamp: -1,
-        }
-      );
-    }
+      return NOT_FOUND;
+    case MAX_TIMESTAMP:
+      return maxTimestampRecord(log);
+    default:
+      if (timestamp < 0n) return NOT_FOUND;
+      return firstRecordAtOrAfter(log, Number(timestamp));
   }
 }
 
 /**
- * Storage finds the batch; the answer is a record: the first record of that batch (at or after the log
- * start) whose timestamp matches. LogAppendTime batches report their maxTimestamp for every record.
+ * The first record at or after the log start whose timestamp is >= `target`, as Kafka's
+ * FileRecords.searchForTimestamp answers. Storage finds batches by their maxTimestamp; when the log start
+ * cuts into the batch it finds, the records left in it may all be older than `target`, and the search goes
+ * on from the next batch (in the same segment or a later one) rather than answer "none", which clients
+ * take for "latest" and so skip records.
  */
-async function refine(
+async function firstRecordAtOrAfter(log: ReplicatedLog, target: number): Promise<Found> {
+  let from = log.logStartOffset;
+  for (;;) {
+    const candidate = await log.offsetForTimestamp(target, from);
+    if (!candidate) return NOT_FOUND;
+    const batch = await readBatch(log, candidate.offset);
+    if (batch === "moved") {
+      from = Math.max(from, log.logStartOffset);
+      continue;
+    }
+    if (!batch) return NOT_FOUND;
+    for (const record of batch.records) {
+      if (record.offset >= from && record.offset < log.highWatermark && record.timestamp >= target)
+        return record;
+    }
+    // The batch reaches `from`, so this always moves forward.
+    from = batch.lastOffset + 1;
+  }
+}
+
+/**
+ * ListOffsets -3: the record with the largest timestamp among those still readable (the first such, as
+ * Kafka's RecordBatch.offsetOfMaxTimestamp picks). Kafka takes the segment with the largest running maximum
+ * whatever the log start, so it may name a record DeleteRecords has removed, an offset a consumer cannot
+ * fetch; here records below the log start do not count, and a log with nothing left answers -1 as an empty
+ * partition does. As in Kafka, a maximum not yet below the high watermark answers -1.
+ */
+async function maxTimestampRecord(log: ReplicatedLog): Promise<Found> {
+  let from = log.logStartOffset;
+  let best: Found | undefined;
+  for (;;) {
+    const candidate = await log.maxTimestampOffset(from);
+    if (candidate.offset < 0 || (best && candidate.timestamp <= best.timestamp)) return best ?? NOT_FOUND;
+    if (candidate.offset >= log.highWatermark) return NOT_FOUND;
+    const batch = await readBatch(log, Math.max(candidate.offset, from));
+    if (batch === "moved") {
+      // What was found so far may be gone too: start over from the new log start.
+      from = log.logStartOffset;
+      best = undefined;
+      continue;
+    }
+    if (!batch) return best ?? NOT_FOUND;
+    let inBatch: Found | undefined;
+    for (const record of batch.records) {
+      if (record.offset < from || record.offset >= log.highWatermark) continue;
+      if (!inBatch || record.timestamp > inBatch.timestamp) inBatch = record;
+    }
+    if (inBatch && (!best || inBatch.timestamp > best.timestamp)) best = inBatch;
+    if (inBatch?.timestamp === candidate.timestamp) return inBatch;
+    // The batch's maximum belongs to a record below the log start: what is left of it competes with the
+    // largest of the batches after it.
+    from = batch.lastOffset + 1;
+  }
+}
+
+/**
+ * The batch holding `offset`, decoded; LogAppendTime batches report their maxTimestamp for every record.
+ * "moved" when retention or DeleteRecords moved the log start past `offset` since storage named it: the
+ * caller looks again rather than fail the request with OFFSET_OUT_OF_RANGE.
+ */
+async function readBatch(
   log: ReplicatedLog,
-  batchOffset: number,
-  matches: (timestamp: number) => boolean,
-): Promise<Found | undefined> {
-  const { records } = await log.read(batchOffset, 1);
+  offset: number,
+): Promise<{ lastOffset: number; records: Found[] } | "moved" | undefined> {
+  let records: Buffer;
+  try {
+    ({ records } = await log.read(offset, 1));
+  } catch (error) {
+    if (error instanceof OffsetOutOfRangeError && offset < log.logStartOffset) return "moved";
+    throw error;
+  }
   const first = sliceBatches(records).batches[0];
   if (!first) return undefined;
-  for (const record of decodeRecordBatch(first.bytes).records) {
-    const offset = Number(record.offset);
-    const timestamp = Number(record.timestamp);
-    if (offset >= log.logStartOffset && offset < log.highWatermark && matches(timestamp))
-      return { offset, timestamp };
-  }
-  return undefined;
+  const decoded = decodeRecordBatch(first.bytes);
+  return {
+    lastOffset: Number(decoded.header.baseOffset) + decoded.header.lastOffsetDelta,
+    records: decoded.records.map((record) => ({
+      offset: Number(record.offset),
+      timestamp: Number(record.timestamp),
+    })),
+  };
 }
