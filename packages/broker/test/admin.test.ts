@@ -460,6 +460,34 @@ describe("configs", () => {
     expect(big.responses[0]!.partitionResponses[0]!.errorCode).toBe(ErrorCode.MESSAGE_TOO_LARGE);
   });
 
+  it("AlterConfigs and IncrementalAlterConfigs on a name no topic could have answer INVALID_TOPIC_EXCEPTION", async () => {
+    const connection = await node.connect();
+    const resources = (resourceName: string) => [
+      {
+        resourceType: TOPIC,
+        resourceName,
+        configs: [{ name: "retention.ms", configOperation: 0, value: "1" }],
+      },
+    ];
+    for (const name of ["bad/name", "..", ""]) {
+      const incremental = await connection.send(ApiKey.IncrementalAlterConfigs, 1, {
+        validateOnly: false,
+        resources: resources(name),
+      });
+      expect(incremental.responses[0]!.errorCode, name).toBe(ErrorCode.INVALID_TOPIC_EXCEPTION);
+      const legacy = await connection.send(ApiKey.AlterConfigs, 1, {
+        validateOnly: true,
+        resources: resources(name),
+      });
+      expect(legacy.responses[0]!.errorCode, name).toBe(ErrorCode.INVALID_TOPIC_EXCEPTION);
+    }
+    const missing = await connection.send(ApiKey.IncrementalAlterConfigs, 1, {
+      validateOnly: false,
+      resources: resources("legal-but-missing"),
+    });
+    expect(missing.responses[0]!.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+  });
+
   it("IncrementalAlterConfigs sets, deletes and appends, and changes dynamic broker settings persistently", async () => {
     const own = await startTestBroker();
     let current = own;

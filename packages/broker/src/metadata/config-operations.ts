@@ -1,6 +1,7 @@
 import { ErrorCode } from "@raftka/protocol";
 import type { MetadataImage } from "./image.js";
 import type { MetadataRecord } from "./records.js";
+import { topicNameProblem } from "./topic-names.js";
 import type { ConfigValidator, OperationError } from "./topic-operations.js";
 
 /** Kafka's ConfigResource.Type codes. */
@@ -172,8 +173,12 @@ export function planConfigChanges(
     if (entriesError) return entriesError;
     if (resource.resourceType === ConfigResourceType.TOPIC) {
       const topic = context.image.topic(resource.resourceName);
-      if (!topic)
+      if (!topic) {
+        // As Kafka: a name no topic could have is the client's mistake, not a topic that is missing.
+        const nameProblem = topicNameProblem(resource.resourceName);
+        if (nameProblem !== undefined) return fail(ErrorCode.INVALID_TOPIC_EXCEPTION, nameProblem);
         return fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `topic ${resource.resourceName} does not exist`);
+      }
       const current = new Map(Object.entries(topic.configs) as [string, string][]);
       const next = applyEntries(current, resource, context);
       if (!(next instanceof Map)) return next;
