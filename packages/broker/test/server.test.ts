@@ -246,7 +246,8 @@ describe("connections", () => {
     await new Promise<void>((resolve) => socket.once("connect", resolve));
     socket.pause();
     socket.write(frame);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // 1 s, of which the broker may take up to half to read the log and start the response on a loaded machine.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     const splitter = new FrameSplitter(1 << 25);
     const response = await new Promise<Buffer>((resolve) => {
       socket.on("data", (chunk) => {
@@ -257,8 +258,8 @@ describe("connections", () => {
     });
     socket.destroy();
     expect(response.length).toBeGreaterThan(6 << 20);
-    // The kernel took the last of the response only once the client read, 400 ms after asking.
-    expect((await sent()) - before).toBeGreaterThanOrEqual(0.3);
+    // The kernel took the last of the response only once the client read, 1 s after asking.
+    expect((await sent()) - before).toBeGreaterThanOrEqual(0.5);
   });
 
   it("releases a parked fetch when its client disconnects", async () => {
