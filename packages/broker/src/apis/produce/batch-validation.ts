@@ -1,9 +1,11 @@
 import {
   CompressionType,
   convertLegacyMessageSet,
+  type DecodedRecordBatch,
   decodeRecordBatch,
   ErrorCode,
   encodeRecordBatch,
+  type ProduceResponseBatchIndexAndErrorMessage,
   RecordBatchError,
   type RecordBatchHeader,
   sliceBatches,
@@ -20,7 +22,13 @@ export type PreparedRecords =
       readonly headers: readonly RecordBatchHeader[];
       readonly recordCount: number;
     }
-  | { readonly ok: false; readonly errorCode: number; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly errorCode: number;
+      readonly message: string;
+      /** The records that failed a per-record check, by index in the batch (Produce v8+ record_errors). */
+      readonly recordErrors?: readonly ProduceResponseBatchIndexAndErrorMessage[];
+    };
 
 const codecByName: Record<Exclude<TopicSettings["compressionType"], "producer">, CompressionType> = {
   uncompressed: CompressionType.None,
@@ -35,14 +43,17 @@ const refuse = (errorCode: number, message: string): PreparedRecords => ({ ok: f
 /**
  * Produce's per-partition checks, as Kafka's broker does them: framing and CRC, the record format the
  * request version allows (legacy magic 0/1 only before Produce v3, converted to v2), no client control
- * batches, batch size against max.message.bytes, timestamps, and the topic's compression.type. Never
- * decompresses unless the topic asks for a codec other than the batch's.
+ * batches, batch size against max.message.bytes, timestamps, keys on compacted topics, and the topic's
+ * compression.type. Reads individual records (decompressing if need be) only for a topic whose config
+ * asks for a per-record check (cleanup.policy with compact) or a codec other than the batch's: with the
+ * defaults, the batch is never opened.
  */
 export function prepareRecords(
   records: Buffer | null,
   produceVersion: number,
   settings: TopicSettings,
   now: number,
+  topicPartition: { readonly topic: string; readonly partition: number },
 ): PreparedRecords {
   // Not CORRUPT_MESSAGE: that is retriable, and a client would resend the same nothing forever.
   // Kafka's ProduceRequest.validateRecords answers INVALID_RECORD.
@@ -126,16 +137,30 @@ export function prepareRecords(
     }
   }
 
-  // Checked as the producer sent it and, when the topic's codec changed it, again as stored (Kafka's
-  // analyzeAndValidateRecords and its recheck after recompression): a topic codec that shrinks a batch
-  // does not admit one over the limit, nor one that grows it a batch that ends up over it.
+  // Checked before any record is read (Kafka's analyzeAndValidateRecords precedes its LogValidator), so an
+  // oversized batch is never decompressed, as the producer sent it and, when the topic's codec changed it,
+  // again as stored (Kafka's recheck after recompression): a topic codec that shrinks a batch does not
+  // admit one over the limit, nor one that grows it a batch that ends up over it.
   const tooLarge = batchTooLarge(bytes, settings);
   if (tooLarge !== undefined) return tooLarge;
+  const compacted = settings.cleanupPolicy.includes("compact");
+  let decoded: DecodedRecordBatch | undefined;
+  if (compacted) {
+    try {
+      // Same 256 MiB decompressed ceiling as recompression: a small hostile batch cannot exhaust memory.
+      decoded = decodeRecordBatch(bytes, { verify: false });
+    } catch (error) {
+      return fromError(error);
+    }
+    const refused = checkKeys(decoded, topicPartition);
+    if (refused !== undefined) return refused;
+  }
+
   if (settings.compressionType !== "producer") {
     const wanted = codecByName[settings.compressionType];
     if (wanted !== header.compression) {
       try {
-        bytes = recompress(bytes, header, wanted);
+        bytes = recompress(decoded ?? decodeRecordBatch(bytes, { verify: false }), header, wanted);
         header = validateRecordBatch(bytes, { producedByClient: true });
       } catch (error) {
         return fromError(error);
@@ -147,6 +172,36 @@ export function prepareRecords(
   return { ok: true, records: bytes, headers: [header], recordCount: header.recordCount };
 }
 
+/** How many record errors Kafka quotes in the partition's error message (all are in record_errors). */
+const QUOTED_RECORD_ERRORS = 3;
+
+/**
+ * Kafka's LogValidator.validateKey for every record: a compacted topic refuses records without a key
+ * (whether or not compaction runs), and every keyless record is reported.
+ */
+function checkKeys(
+  decoded: DecodedRecordBatch,
+  topicPartition: { readonly topic: string; readonly partition: number },
+): PreparedRecords | undefined {
+  const recordErrors: ProduceResponseBatchIndexAndErrorMessage[] = [];
+  const noKey = `Compacted topic cannot accept message without key in topic partition ${topicPartition.topic}-${topicPartition.partition}`;
+  const records = decoded.records;
+  for (let batchIndex = 0; batchIndex < records.length; batchIndex++) {
+    if (records[batchIndex]!.key === null) recordErrors.push({ batchIndex, batchIndexErrorMessage: noKey });
+  }
+  if (recordErrors.length === 0) return undefined;
+  const quoted = recordErrors
+    .slice(0, QUOTED_RECORD_ERRORS)
+    .map((error) => `batch index ${error.batchIndex}: ${error.batchIndexErrorMessage}`)
+    .join("; ");
+  return {
+    ok: false,
+    errorCode: ErrorCode.INVALID_RECORD,
+    message: `One or more records have been rejected due to ${recordErrors.length} record errors in total, and only showing the first three errors at most: ${quoted}; give every record a key, or produce to a topic whose cleanup.policy is not compact`,
+    recordErrors,
+  };
+}
+
 function batchTooLarge(bytes: Buffer, settings: TopicSettings): PreparedRecords | undefined {
   if (bytes.length <= settings.maxMessageBytes) return undefined;
   return refuse(
@@ -156,8 +211,11 @@ function batchTooLarge(bytes: Buffer, settings: TopicSettings): PreparedRecords 
 }
 
 /** Re-encodes a batch with another codec, keeping offsets, timestamps and producer fields as they were. */
-function recompress(batch: Buffer, header: RecordBatchHeader, compression: CompressionType): Buffer {
-  const decoded = decodeRecordBatch(batch, { verify: false });
+function recompress(
+  decoded: DecodedRecordBatch,
+  header: RecordBatchHeader,
+  compression: CompressionType,
+): Buffer {
   return encodeRecordBatch({
     records: decoded.records.map((record) => ({
       key: record.key,
