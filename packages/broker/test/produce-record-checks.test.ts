@@ -16,16 +16,18 @@ import { prepareRecords } from "../src/apis/produce/batch-validation.js";
 import { resolveTopicSettings, type TopicSettings } from "../src/partitions/topic-settings.js";
 import { createTopic, fetchRequest, startTestBroker, type TestBroker } from "./helpers.js";
 
-// Kafka's per-record checks (LogValidator.validateKey): keys on compacted topics, whether the batch is
-// compressed or not.
+// Kafka's per-record checks (LogValidator.validateKey / validateTimestamp): keys on compacted topics and
+// every record's timestamp against message.timestamp.difference.max.ms, whether the batch is compressed.
 
 const NOW = 1_700_000_000_000;
+const HOUR = 3_600_000;
 const TOPIC_PARTITION = { topic: "t", partition: 0 };
 
 // The settings a topic gets with nothing configured, resolved as the broker resolves them.
 const defaults: TopicSettings = resolveTopicSettings(loadConfig({ argv: [] }), {});
 const compact: TopicSettings = { ...defaults, cleanupPolicy: ["compact"] };
 const compactDelete: TopicSettings = { ...defaults, cleanupPolicy: ["compact", "delete"] };
+const bounded: TopicSettings = { ...defaults, timestampDifferenceMaxMs: 60_000 };
 
 type Spec = { key?: string | null; timestamp?: number };
 
@@ -116,6 +118,80 @@ describe("prepareRecords: keys on compacted topics", () => {
   });
 });
 
+describe("prepareRecords: message.timestamp.difference.max.ms, record by record", () => {
+  it.each([
+    ["uncompressed", CompressionType.None],
+    ["gzip", CompressionType.Gzip],
+    ["zstd", CompressionType.Zstd],
+  ])("refuses a %s batch with one old record in the middle or at the end", (_name, codec) => {
+    const old = NOW - 10 * HOUR;
+    for (const [specs, index] of [
+      [[{}, { timestamp: old }], 1],
+      [[{}, { timestamp: old }, {}], 1],
+      [[{ timestamp: old }], 0],
+      [[{}, { timestamp: NOW + 10 * HOUR }, {}], 1],
+    ] as const) {
+      const prepared = prepare(records(specs, codec), bounded);
+      expect(prepared).toMatchObject({ ok: false, errorCode: ErrorCode.INVALID_TIMESTAMP });
+      if (prepared.ok) continue;
+      expect(prepared.recordErrors).toEqual([
+        {
+          batchIndex: index,
+          batchIndexErrorMessage: expect.stringMatching(
+            new RegExp(
+              `^Timestamp -?\\d+ of message with offset ${index} is out of range. The timestamp should be within \\[${NOW - 60_000}, ${NOW + 60_000}\\]$`,
+            ),
+          ),
+        },
+      ]);
+      expect(prepared.message).toMatch(
+        new RegExp(
+          `^One or more records have been rejected due to invalid timestamp: the record at batch index ${index} .*message\\.timestamp\\.difference\\.max\\.ms \\(60000\\)`,
+        ),
+      );
+    }
+  });
+
+  it("accepts a batch within the bound as sent, and records without a timestamp (-1)", () => {
+    const batch = records(
+      [{ timestamp: NOW - 59_000 }, {}, { timestamp: NOW + 59_000 }],
+      CompressionType.Gzip,
+    );
+    const prepared = prepare(batch, bounded);
+    expect(prepared).toMatchObject({ ok: true, recordCount: 3 });
+    expect(prepared.ok && prepared.records).toEqual(batch);
+    expect(prepare(records([{ timestamp: -1 }]), bounded)).toMatchObject({ ok: true });
+  });
+
+  it("does not check timestamps on a LogAppendTime topic, which replaces them", () => {
+    const appendTime: TopicSettings = { ...bounded, timestampType: "LogAppendTime" };
+    expect(prepare(records([{}, { timestamp: NOW - 10 * HOUR }, {}]), appendTime)).toMatchObject({
+      ok: true,
+    });
+  });
+
+  it("refuses a batch whose maxTimestamp header its records do not bear out", () => {
+    const lying = encodeRecordBatch({
+      records: [{ key: "k", value: "v", timestamp: NOW }],
+      maxTimestamp: BigInt(NOW + 10 * HOUR),
+    });
+    expect(prepare(lying, bounded)).toMatchObject({ ok: false, errorCode: ErrorCode.INVALID_TIMESTAMP });
+  });
+
+  it("reports key and timestamp failures together, as INVALID_TIMESTAMP, as Kafka does", () => {
+    const settings: TopicSettings = { ...bounded, cleanupPolicy: ["compact"] };
+    const prepared = prepare(records([{ key: null }, { timestamp: NOW - 10 * HOUR }, {}]), settings);
+    expect(prepared).toMatchObject({
+      ok: false,
+      errorCode: ErrorCode.INVALID_TIMESTAMP,
+      recordErrors: [
+        { batchIndex: 0, batchIndexErrorMessage: NO_KEY },
+        { batchIndex: 1, batchIndexErrorMessage: expect.stringMatching(/^Timestamp /) },
+      ],
+    });
+  });
+});
+
 describe("prepareRecords: the default path never opens a batch", () => {
   it.each([
     ["uncompressed", CompressionType.None],
@@ -131,6 +207,7 @@ describe("prepareRecords: the default path never opens a batch", () => {
         prepare(batch, { ...defaults, timestampType: "LogAppendTime", timestampDifferenceMaxMs: 1 }),
       ).toMatchObject({ ok: true });
       expect(prepare(batch, compact)).toMatchObject({ ok: false, errorCode: ErrorCode.CORRUPT_MESSAGE });
+      expect(prepare(batch, bounded)).toMatchObject({ ok: false, errorCode: ErrorCode.CORRUPT_MESSAGE });
     },
   );
 
@@ -151,6 +228,7 @@ describe("Produce: per-record failures on the wire", () => {
     const connection = await node.connect();
     await createTopic(connection, "keys-compact", 1, { "cleanup.policy": "compact" });
     await createTopic(connection, "keys-compact-delete", 1, { "cleanup.policy": "compact,delete" });
+    await createTopic(connection, "ts-bounded", 1, { "message.timestamp.difference.max.ms": "60000" });
     await createTopic(connection, "bystander", 2);
   });
   afterAll(async () => {
@@ -246,5 +324,46 @@ describe("Produce: per-record failures on the wire", () => {
     });
     expect(response.responses[0]!.partitionResponses[0]!.errorCode).toBe(ErrorCode.INVALID_RECORD);
     expect(await logValues("keys-compact-delete")).toEqual([]);
+  });
+
+  it("answers INVALID_TIMESTAMP for an old record in the middle of a batch and appends nothing", async () => {
+    const connection = await node.connect();
+    for (const codec of [CompressionType.None, CompressionType.Zstd]) {
+      const response = await connection.send(ApiKey.Produce, 9, {
+        transactionalId: null,
+        acks: -1,
+        timeoutMs: 10_000,
+        topicData: [
+          {
+            name: "ts-bounded",
+            partitionData: [{ index: 0, records: wireRecords([{}, { timestamp: -10 * HOUR }, {}], codec) }],
+          },
+        ],
+      });
+      expect(response.responses[0]!.partitionResponses[0]).toMatchObject({
+        errorCode: ErrorCode.INVALID_TIMESTAMP,
+        recordErrors: [{ batchIndex: 1, batchIndexErrorMessage: expect.stringMatching(/is out of range/) }],
+        errorMessage: expect.stringMatching(
+          /^One or more records have been rejected due to invalid timestamp/,
+        ),
+      });
+    }
+    expect(await logValues("ts-bounded")).toEqual([]);
+  });
+
+  it("appends a batch whose records are all within the bound", async () => {
+    const connection = await node.connect();
+    const batch = wireRecords([{ timestamp: -30_000 }, {}], CompressionType.Gzip);
+    const response = await connection.send(ApiKey.Produce, 9, {
+      transactionalId: null,
+      acks: -1,
+      timeoutMs: 10_000,
+      topicData: [{ name: "ts-bounded", partitionData: [{ index: 0, records: batch }] }],
+    });
+    expect(response.responses[0]!.partitionResponses[0]).toMatchObject({
+      errorCode: ErrorCode.NONE,
+      baseOffset: 0n,
+    });
+    expect(await logValues("ts-bounded")).toEqual(["v0", "v1"]);
   });
 });

@@ -1,3 +1,4 @@
+import { LONG_MAX } from "@raftka/monitoring";
 import {
   CompressionType,
   convertLegacyMessageSet,
@@ -43,10 +44,10 @@ const refuse = (errorCode: number, message: string): PreparedRecords => ({ ok: f
 /**
  * Produce's per-partition checks, as Kafka's broker does them: framing and CRC, the record format the
  * request version allows (legacy magic 0/1 only before Produce v3, converted to v2), no client control
- * batches, batch size against max.message.bytes, timestamps, keys on compacted topics, and the topic's
+ * batches, batch size against max.message.bytes, keys on compacted topics, timestamps, and the topic's
  * compression.type. Reads individual records (decompressing if need be) only for a topic whose config
- * asks for a per-record check (cleanup.policy with compact) or a codec other than the batch's: with the
- * defaults, the batch is never opened.
+ * asks for a per-record check (cleanup.policy with compact, a finite message.timestamp.difference.max.ms
+ * with CreateTime) or a codec other than the batch's: with the defaults, the batch is never opened.
  */
 export function prepareRecords(
   records: Buffer | null,
@@ -123,20 +124,6 @@ export function prepareRecords(
       `zstd-compressed batches need Produce v7 or later, the request is v${produceVersion}; upgrade the client or use another codec`,
     );
   }
-  if (
-    settings.timestampType === "CreateTime" &&
-    settings.timestampDifferenceMaxMs < Number.MAX_SAFE_INTEGER
-  ) {
-    for (const timestamp of [header.baseTimestamp, header.maxTimestamp]) {
-      if (timestamp >= 0n && Math.abs(Number(timestamp) - now) > settings.timestampDifferenceMaxMs) {
-        return refuse(
-          ErrorCode.INVALID_TIMESTAMP,
-          `record timestamp ${timestamp} is more than message.timestamp.difference.max.ms (${settings.timestampDifferenceMaxMs}) from the broker's clock (${now}); fix the producer's clock or timestamps`,
-        );
-      }
-    }
-  }
-
   // Checked before any record is read (Kafka's analyzeAndValidateRecords precedes its LogValidator), so an
   // oversized batch is never decompressed, as the producer sent it and, when the topic's codec changed it,
   // again as stored (Kafka's recheck after recompression): a topic codec that shrinks a batch does not
@@ -144,16 +131,29 @@ export function prepareRecords(
   const tooLarge = batchTooLarge(bytes, settings);
   if (tooLarge !== undefined) return tooLarge;
   const compacted = settings.cleanupPolicy.includes("compact");
+  // LONG_MAX is Kafka's Long.MAX default as Raftka stores it: no bound, and no record is read for it.
+  const timestampBound =
+    settings.timestampType === "CreateTime" && settings.timestampDifferenceMaxMs < LONG_MAX
+      ? BigInt(settings.timestampDifferenceMaxMs)
+      : undefined;
   let decoded: DecodedRecordBatch | undefined;
-  if (compacted) {
+  if (compacted || timestampBound !== undefined) {
     try {
       // Same 256 MiB decompressed ceiling as recompression: a small hostile batch cannot exhaust memory.
       decoded = decodeRecordBatch(bytes, { verify: false });
     } catch (error) {
       return fromError(error);
     }
-    const refused = checkKeys(decoded, topicPartition);
+    const refused = checkRecords(decoded, compacted, timestampBound, now, settings, topicPartition);
     if (refused !== undefined) return refused;
+    // Kafka rewrites a batch's maxTimestamp from its records; Raftka stores the client's, which time-based
+    // retention and ListOffsets read, so one the records do not bear out is refused rather than kept.
+    if (timestampBound !== undefined && outOfBounds(header.maxTimestamp, BigInt(now), timestampBound)) {
+      return refuse(
+        ErrorCode.INVALID_TIMESTAMP,
+        `the batch's maxTimestamp ${header.maxTimestamp} is more than message.timestamp.difference.max.ms (${settings.timestampDifferenceMaxMs}) from the broker's clock (${now}), though its records are within it; the client wrote an inconsistent batch header`,
+      );
+    }
   }
 
   if (settings.compressionType !== "producer") {
@@ -176,20 +176,47 @@ export function prepareRecords(
 const QUOTED_RECORD_ERRORS = 3;
 
 /**
- * Kafka's LogValidator.validateKey for every record: a compacted topic refuses records without a key
- * (whether or not compaction runs), and every keyless record is reported.
+ * Kafka's LogValidator.validateRecord for every record: a compacted topic refuses records without a key,
+ * and with CreateTime a bounded topic refuses timestamps further than the bound from the broker's clock
+ * (-1, no timestamp, is never refused). Every failing record is reported; any timestamp failure makes the
+ * partition's error INVALID_TIMESTAMP, otherwise it is INVALID_RECORD, as Kafka's processRecordErrors.
  */
-function checkKeys(
+function checkRecords(
   decoded: DecodedRecordBatch,
+  compacted: boolean,
+  timestampBound: bigint | undefined,
+  now: number,
+  settings: TopicSettings,
   topicPartition: { readonly topic: string; readonly partition: number },
 ): PreparedRecords | undefined {
   const recordErrors: ProduceResponseBatchIndexAndErrorMessage[] = [];
+  let firstTimestampError: { batchIndex: number; timestamp: bigint } | undefined;
+  const nowMs = BigInt(now);
   const noKey = `Compacted topic cannot accept message without key in topic partition ${topicPartition.topic}-${topicPartition.partition}`;
   const records = decoded.records;
   for (let batchIndex = 0; batchIndex < records.length; batchIndex++) {
-    if (records[batchIndex]!.key === null) recordErrors.push({ batchIndex, batchIndexErrorMessage: noKey });
+    const record = records[batchIndex]!;
+    if (compacted && record.key === null) {
+      recordErrors.push({ batchIndex, batchIndexErrorMessage: noKey });
+      continue;
+    }
+    if (timestampBound !== undefined && outOfBounds(record.timestamp, nowMs, timestampBound)) {
+      firstTimestampError ??= { batchIndex, timestamp: record.timestamp };
+      recordErrors.push({
+        batchIndex,
+        batchIndexErrorMessage: `Timestamp ${record.timestamp} of message with offset ${record.offset} is out of range. The timestamp should be within [${nowMs - timestampBound}, ${nowMs + timestampBound}]`,
+      });
+    }
   }
   if (recordErrors.length === 0) return undefined;
+  if (firstTimestampError !== undefined) {
+    return {
+      ok: false,
+      errorCode: ErrorCode.INVALID_TIMESTAMP,
+      message: `One or more records have been rejected due to invalid timestamp: the record at batch index ${firstTimestampError.batchIndex} has timestamp ${firstTimestampError.timestamp}, more than message.timestamp.difference.max.ms (${settings.timestampDifferenceMaxMs}) from the broker's clock (${now}); fix the producer's clock or timestamps`,
+      recordErrors,
+    };
+  }
   const quoted = recordErrors
     .slice(0, QUOTED_RECORD_ERRORS)
     .map((error) => `batch index ${error.batchIndex}: ${error.batchIndexErrorMessage}`)
@@ -200,6 +227,13 @@ function checkKeys(
     message: `One or more records have been rejected due to ${recordErrors.length} record errors in total, and only showing the first three errors at most: ${quoted}; give every record a key, or produce to a topic whose cleanup.policy is not compact`,
     recordErrors,
   };
+}
+
+/** Kafka's recordHasInvalidTimestamp, with NO_TIMESTAMP (-1) exempt as in its validateTimestamp. */
+function outOfBounds(timestamp: bigint, now: bigint, bound: bigint): boolean {
+  if (timestamp === -1n) return false;
+  const behind = now - timestamp;
+  return behind > bound || -behind > bound;
 }
 
 function batchTooLarge(bytes: Buffer, settings: TopicSettings): PreparedRecords | undefined {
