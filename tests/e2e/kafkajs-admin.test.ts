@@ -84,9 +84,19 @@ describe("kafkajs admin client", () => {
 
       const producer = kafka.producer();
       await producer.connect();
+      // The topic is now compact,delete: as Kafka, the broker refuses records without a key, whole batch.
+      await expect(
+        producer.send({
+          topic: "managed",
+          messages: [
+            { partition: 3, key: "k", value: "v" },
+            { partition: 3, value: "v" },
+          ],
+        }),
+      ).rejects.toMatchObject({ type: "INVALID_RECORD" });
       await producer.send({
         topic: "managed",
-        messages: [0, 1, 2].map((index) => ({ partition: 3, value: `v${index}` })),
+        messages: [0, 1, 2].map((index) => ({ partition: 3, key: `k${index}`, value: `v${index}` })),
       });
       await producer.disconnect();
       await admin.deleteTopicRecords({ topic: "managed", partitions: [{ partition: 3, offset: "2" }] });

@@ -206,7 +206,7 @@ const table = {
   "log.message.timestamp.difference.max.ms": setting(ms(0), LONG_MAX, {
     category: "topics",
     dynamic: true,
-    doc: "With CreateTime, refuse batches whose timestamp is further than this from the broker's clock (INVALID_TIMESTAMP).",
+    doc: "With CreateTime, refuse batches with any record whose timestamp is further than this from the broker's clock (INVALID_TIMESTAMP).",
   }),
   "log.cleanup.policy": setting(
     list(oneOf(cleanupPolicies), { minItems: 1, unique: true }),
@@ -214,7 +214,7 @@ const table = {
     {
       category: "topics",
       dynamic: true,
-      doc: "Default cleanup policy: `delete` removes old segments by retention; `compact` keeps the last record per key, which Raftka does only for `__consumer_offsets` so far: other topics with `compact` keep every record (with a warning), and with `compact,delete` retention still trims them.",
+      doc: "Default cleanup policy: `delete` removes old segments by retention; `compact` keeps the last record per key, which Raftka does only for `__consumer_offsets` so far: other topics with `compact` keep every record (with a warning), and with `compact,delete` retention still trims them. With `compact`, records without a key are refused (INVALID_RECORD), as in Kafka.",
     },
   ),
 

@@ -65,7 +65,7 @@ const table = {
   "cleanup.policy": topicSetting(
     list(oneOf(cleanupPolicies), { minItems: 1, unique: true }),
     ["log.cleanup.policy"],
-    "`delete` removes old segments by retention.ms/retention.bytes; `compact` keeps the newest record per key, which Raftka does only for `__consumer_offsets` so far: other topics with `compact` keep every record (the node logs a warning), and with `compact,delete` retention still trims them.",
+    "`delete` removes old segments by retention.ms/retention.bytes; `compact` keeps the newest record per key, which Raftka does only for `__consumer_offsets` so far: other topics with `compact` keep every record (the node logs a warning), and with `compact,delete` retention still trims them. With `compact`, as in Kafka, a batch holding a record without a key is refused (INVALID_RECORD), each such record named in record_errors.",
   ),
   "compression.type": topicSetting(
     oneOf(compressionTypes),
@@ -143,7 +143,7 @@ const table = {
   "message.timestamp.difference.max.ms": topicSetting(
     ms(0),
     ["log.message.timestamp.difference.max.ms"],
-    "With CreateTime, largest allowed gap between a batch's timestamp and the broker's clock.",
+    "With CreateTime, largest allowed gap, either way, between any record's timestamp and the broker's clock; a batch with one record outside it is refused (INVALID_TIMESTAMP), each such record named in record_errors.",
   ),
   "message.timestamp.type": topicSetting(
     oneOf(timestampTypes),

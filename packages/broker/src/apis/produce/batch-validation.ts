@@ -1,9 +1,12 @@
+import { LONG_MAX } from "@raftka/monitoring";
 import {
   CompressionType,
   convertLegacyMessageSet,
+  type DecodedRecordBatch,
   decodeRecordBatch,
   ErrorCode,
   encodeRecordBatch,
+  type ProduceResponseBatchIndexAndErrorMessage,
   RecordBatchError,
   type RecordBatchHeader,
   sliceBatches,
@@ -20,7 +23,13 @@ export type PreparedRecords =
       readonly headers: readonly RecordBatchHeader[];
       readonly recordCount: number;
     }
-  | { readonly ok: false; readonly errorCode: number; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly errorCode: number;
+      readonly message: string;
+      /** The records that failed a per-record check, by index in the batch (Produce v8+ record_errors). */
+      readonly recordErrors?: readonly ProduceResponseBatchIndexAndErrorMessage[];
+    };
 
 const codecByName: Record<Exclude<TopicSettings["compressionType"], "producer">, CompressionType> = {
   uncompressed: CompressionType.None,
@@ -35,14 +44,17 @@ const refuse = (errorCode: number, message: string): PreparedRecords => ({ ok: f
 /**
  * Produce's per-partition checks, as Kafka's broker does them: framing and CRC, the record format the
  * request version allows (legacy magic 0/1 only before Produce v3, converted to v2), no client control
- * batches, batch size against max.message.bytes, timestamps, and the topic's compression.type. Never
- * decompresses unless the topic asks for a codec other than the batch's.
+ * batches, batch size against max.message.bytes, keys on compacted topics, timestamps, and the topic's
+ * compression.type. Reads individual records (decompressing if need be) only for a topic whose config
+ * asks for a per-record check (cleanup.policy with compact, a finite message.timestamp.difference.max.ms
+ * with CreateTime) or a codec other than the batch's: with the defaults, the batch is never opened.
  */
 export function prepareRecords(
   records: Buffer | null,
   produceVersion: number,
   settings: TopicSettings,
   now: number,
+  topicPartition: { readonly topic: string; readonly partition: number },
 ): PreparedRecords {
   // Not CORRUPT_MESSAGE: that is retriable, and a client would resend the same nothing forever.
   // Kafka's ProduceRequest.validateRecords answers INVALID_RECORD.
@@ -112,30 +124,43 @@ export function prepareRecords(
       `zstd-compressed batches need Produce v7 or later, the request is v${produceVersion}; upgrade the client or use another codec`,
     );
   }
-  if (
-    settings.timestampType === "CreateTime" &&
-    settings.timestampDifferenceMaxMs < Number.MAX_SAFE_INTEGER
-  ) {
-    for (const timestamp of [header.baseTimestamp, header.maxTimestamp]) {
-      if (timestamp >= 0n && Math.abs(Number(timestamp) - now) > settings.timestampDifferenceMaxMs) {
-        return refuse(
-          ErrorCode.INVALID_TIMESTAMP,
-          `record timestamp ${timestamp} is more than message.timestamp.difference.max.ms (${settings.timestampDifferenceMaxMs}) from the broker's clock (${now}); fix the producer's clock or timestamps`,
-        );
-      }
+  // Checked before any record is read (Kafka's analyzeAndValidateRecords precedes its LogValidator), so an
+  // oversized batch is never decompressed, as the producer sent it and, when the topic's codec changed it,
+  // again as stored (Kafka's recheck after recompression): a topic codec that shrinks a batch does not
+  // admit one over the limit, nor one that grows it a batch that ends up over it.
+  const tooLarge = batchTooLarge(bytes, settings);
+  if (tooLarge !== undefined) return tooLarge;
+  const compacted = settings.cleanupPolicy.includes("compact");
+  // LONG_MAX is Kafka's Long.MAX default as Raftka stores it: no bound, and no record is read for it.
+  const timestampBound =
+    settings.timestampType === "CreateTime" && settings.timestampDifferenceMaxMs < LONG_MAX
+      ? BigInt(settings.timestampDifferenceMaxMs)
+      : undefined;
+  let decoded: DecodedRecordBatch | undefined;
+  if (compacted || timestampBound !== undefined) {
+    try {
+      // Same 256 MiB decompressed ceiling as recompression: a small hostile batch cannot exhaust memory.
+      decoded = decodeRecordBatch(bytes, { verify: false });
+    } catch (error) {
+      return fromError(error);
+    }
+    const refused = checkRecords(decoded, compacted, timestampBound, now, settings, topicPartition);
+    if (refused !== undefined) return refused;
+    // Kafka rewrites a batch's maxTimestamp from its records; Raftka stores the client's, which time-based
+    // retention and ListOffsets read, so one the records do not bear out is refused rather than kept.
+    if (timestampBound !== undefined && outOfBounds(header.maxTimestamp, BigInt(now), timestampBound)) {
+      return refuse(
+        ErrorCode.INVALID_TIMESTAMP,
+        `the batch's maxTimestamp ${header.maxTimestamp} is more than message.timestamp.difference.max.ms (${settings.timestampDifferenceMaxMs}) from the broker's clock (${now}), though its records are within it; the client wrote an inconsistent batch header`,
+      );
     }
   }
 
-  // Checked as the producer sent it and, when the topic's codec changed it, again as stored (Kafka's
-  // analyzeAndValidateRecords and its recheck after recompression): a topic codec that shrinks a batch
-  // does not admit one over the limit, nor one that grows it a batch that ends up over it.
-  const tooLarge = batchTooLarge(bytes, settings);
-  if (tooLarge !== undefined) return tooLarge;
   if (settings.compressionType !== "producer") {
     const wanted = codecByName[settings.compressionType];
     if (wanted !== header.compression) {
       try {
-        bytes = recompress(bytes, header, wanted);
+        bytes = recompress(decoded ?? decodeRecordBatch(bytes, { verify: false }), header, wanted);
         header = validateRecordBatch(bytes, { producedByClient: true });
       } catch (error) {
         return fromError(error);
@@ -147,6 +172,70 @@ export function prepareRecords(
   return { ok: true, records: bytes, headers: [header], recordCount: header.recordCount };
 }
 
+/** How many record errors Kafka quotes in the partition's error message (all are in record_errors). */
+const QUOTED_RECORD_ERRORS = 3;
+
+/**
+ * Kafka's LogValidator.validateRecord for every record: a compacted topic refuses records without a key,
+ * and with CreateTime a bounded topic refuses timestamps further than the bound from the broker's clock
+ * (-1, no timestamp, is never refused). Every failing record is reported; any timestamp failure makes the
+ * partition's error INVALID_TIMESTAMP, otherwise it is INVALID_RECORD, as Kafka's processRecordErrors.
+ */
+function checkRecords(
+  decoded: DecodedRecordBatch,
+  compacted: boolean,
+  timestampBound: bigint | undefined,
+  now: number,
+  settings: TopicSettings,
+  topicPartition: { readonly topic: string; readonly partition: number },
+): PreparedRecords | undefined {
+  const recordErrors: ProduceResponseBatchIndexAndErrorMessage[] = [];
+  let firstTimestampError: { batchIndex: number; timestamp: bigint } | undefined;
+  const nowMs = BigInt(now);
+  const noKey = `Compacted topic cannot accept message without key in topic partition ${topicPartition.topic}-${topicPartition.partition}`;
+  const records = decoded.records;
+  for (let batchIndex = 0; batchIndex < records.length; batchIndex++) {
+    const record = records[batchIndex]!;
+    if (compacted && record.key === null) {
+      recordErrors.push({ batchIndex, batchIndexErrorMessage: noKey });
+      continue;
+    }
+    if (timestampBound !== undefined && outOfBounds(record.timestamp, nowMs, timestampBound)) {
+      firstTimestampError ??= { batchIndex, timestamp: record.timestamp };
+      recordErrors.push({
+        batchIndex,
+        batchIndexErrorMessage: `Timestamp ${record.timestamp} of message with offset ${record.offset} is out of range. The timestamp should be within [${nowMs - timestampBound}, ${nowMs + timestampBound}]`,
+      });
+    }
+  }
+  if (recordErrors.length === 0) return undefined;
+  if (firstTimestampError !== undefined) {
+    return {
+      ok: false,
+      errorCode: ErrorCode.INVALID_TIMESTAMP,
+      message: `One or more records have been rejected due to invalid timestamp: the record at batch index ${firstTimestampError.batchIndex} has timestamp ${firstTimestampError.timestamp}, more than message.timestamp.difference.max.ms (${settings.timestampDifferenceMaxMs}) from the broker's clock (${now}); fix the producer's clock or timestamps`,
+      recordErrors,
+    };
+  }
+  const quoted = recordErrors
+    .slice(0, QUOTED_RECORD_ERRORS)
+    .map((error) => `batch index ${error.batchIndex}: ${error.batchIndexErrorMessage}`)
+    .join("; ");
+  return {
+    ok: false,
+    errorCode: ErrorCode.INVALID_RECORD,
+    message: `One or more records have been rejected due to ${recordErrors.length} record errors in total, and only showing the first three errors at most: ${quoted}; give every record a key, or produce to a topic whose cleanup.policy is not compact`,
+    recordErrors,
+  };
+}
+
+/** Kafka's recordHasInvalidTimestamp, with NO_TIMESTAMP (-1) exempt as in its validateTimestamp. */
+function outOfBounds(timestamp: bigint, now: bigint, bound: bigint): boolean {
+  if (timestamp === -1n) return false;
+  const behind = now - timestamp;
+  return behind > bound || -behind > bound;
+}
+
 function batchTooLarge(bytes: Buffer, settings: TopicSettings): PreparedRecords | undefined {
   if (bytes.length <= settings.maxMessageBytes) return undefined;
   return refuse(
@@ -156,8 +245,11 @@ function batchTooLarge(bytes: Buffer, settings: TopicSettings): PreparedRecords 
 }
 
 /** Re-encodes a batch with another codec, keeping offsets, timestamps and producer fields as they were. */
-function recompress(batch: Buffer, header: RecordBatchHeader, compression: CompressionType): Buffer {
-  const decoded = decodeRecordBatch(batch, { verify: false });
+function recompress(
+  decoded: DecodedRecordBatch,
+  header: RecordBatchHeader,
+  compression: CompressionType,
+): Buffer {
   return encodeRecordBatch({
     records: decoded.records.map((record) => ({
       key: record.key,

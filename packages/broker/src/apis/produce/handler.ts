@@ -4,6 +4,7 @@ import {
   type ProduceRequest,
   type ProduceRequestPartitionProduceData,
   type ProduceResponse,
+  type ProduceResponseBatchIndexAndErrorMessage,
   type ProduceResponsePartitionProduceResponse,
 } from "@raftka/protocol";
 import { topicNameProblem } from "../../metadata/topic-names.js";
@@ -89,14 +90,19 @@ function handleProduce(
   ).then(build);
 }
 
-function failure(index: number, errorCode: number, message: string): PartitionResponse {
+function failure(
+  index: number,
+  errorCode: number,
+  message: string,
+  recordErrors: readonly ProduceResponseBatchIndexAndErrorMessage[] = [],
+): PartitionResponse {
   return {
     index,
     errorCode,
     baseOffset: -1n,
     logAppendTimeMs: -1n,
     logStartOffset: -1n,
-    recordErrors: [],
+    recordErrors: [...recordErrors],
     errorMessage: message,
   };
 }
@@ -156,8 +162,8 @@ function producePartition(
   }
   const noSpace = services.diskSpace.admit(log.directory, partitionData.records?.length ?? 0);
   if (noSpace !== undefined) return failure(index, ErrorCode.KAFKA_STORAGE_ERROR, noSpace);
-  const prepared = prepareRecords(partitionData.records, version, hosted.settings, now);
-  if (!prepared.ok) return failure(index, prepared.errorCode, prepared.message);
+  const prepared = prepareRecords(partitionData.records, version, hosted.settings, now, log.topicPartition);
+  if (!prepared.ok) return failure(index, prepared.errorCode, prepared.message, prepared.recordErrors);
 
   const topicPartition: TopicPartition = log.topicPartition;
   const header = prepared.headers[0]!;
