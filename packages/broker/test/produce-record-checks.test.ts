@@ -7,7 +7,10 @@ import {
   decodeRecordBatch,
   ErrorCode,
   encodeRecordBatch,
+  LAST_OFFSET_DELTA_POSITION,
+  MAGIC_POSITION,
   RECORD_BATCH_HEADER_BYTES,
+  RECORD_COUNT_POSITION,
   type RecordInput,
   sliceBatches,
 } from "@raftka/protocol";
@@ -192,10 +195,10 @@ describe("prepareRecords: message.timestamp.difference.max.ms, record by record"
   });
 });
 
-describe("prepareRecords: the default path never opens a batch", () => {
+describe("prepareRecords: the default path never opens a compressed batch", () => {
   it.each([
-    ["uncompressed", CompressionType.None],
     ["gzip", CompressionType.Gzip],
+    ["zstd", CompressionType.Zstd],
   ])(
     "passes an unreadable %s records section through untouched with the default settings",
     (_name, codec) => {
@@ -365,5 +368,71 @@ describe("Produce: per-record failures on the wire", () => {
       baseOffset: 0n,
     });
     expect(await logValues("ts-bounded")).toEqual(["v0", "v1"]);
+  });
+});
+
+describe("prepareRecords: an uncompressed batch's records must add up", () => {
+  const refusedAsInvalid = (batch: Buffer, message: RegExp) => {
+    const prepared = prepare(batch, defaults);
+    expect(prepared).toMatchObject({ ok: false, errorCode: ErrorCode.INVALID_RECORD });
+    expect(!prepared.ok && prepared.message).toMatch(message);
+  };
+  const recrc = (batch: Buffer) => {
+    batch.writeUInt32BE(computeBatchCrc(batch), CRC_POSITION);
+    return batch;
+  };
+
+  it("accepts well-formed records, with keys, nulls and headers", () => {
+    const batch = encodeRecordBatch({
+      records: [
+        { key: "k", value: "v", timestamp: NOW, headers: [{ key: "h", value: Buffer.from("x") }] },
+        { key: null, value: null, timestamp: NOW },
+        { key: Buffer.alloc(0), value: Buffer.alloc(300, 1), timestamp: NOW },
+      ],
+    });
+    expect(prepare(batch, defaults)).toMatchObject({ ok: true });
+  });
+
+  it("refuses records section bytes that are not records, though their CRC is right", () => {
+    refusedAsInvalid(
+      unreadable(CompressionType.None),
+      /record 0 at byte 61 of the batch has an invalid size/,
+    );
+  });
+
+  it("refuses a record count above the records there, which would burn offsets for records that do not exist", () => {
+    const batch = records([{}]);
+    batch.writeInt32BE(2, LAST_OFFSET_DELTA_POSITION);
+    batch.writeInt32BE(3, RECORD_COUNT_POSITION);
+    refusedAsInvalid(recrc(batch), /declares 3 records but its bytes end after 1/);
+    const huge = records([{}]);
+    huge.writeInt32BE(2 ** 31 - 2, LAST_OFFSET_DELTA_POSITION);
+    huge.writeInt32BE(2 ** 31 - 1, RECORD_COUNT_POSITION);
+    refusedAsInvalid(recrc(huge), /declares 2147483647 records but its bytes end after 1/);
+  });
+
+  it("refuses more records than the header counts", () => {
+    const batch = records([{}, {}, {}]);
+    batch.writeInt32BE(0, LAST_OFFSET_DELTA_POSITION);
+    batch.writeInt32BE(1, RECORD_COUNT_POSITION);
+    refusedAsInvalid(recrc(batch), /declares 1 records but \d+ bytes remain after them/);
+  });
+
+  it("answers Kafka's codes for header fields a client got wrong", () => {
+    const magic = records([{}]);
+    magic.writeInt8(3, MAGIC_POSITION);
+    expect(prepare(recrc(magic), defaults)).toMatchObject({
+      ok: false,
+      errorCode: ErrorCode.CORRUPT_MESSAGE,
+    });
+    const negative = records([{}]);
+    negative.writeInt32BE(-1, LAST_OFFSET_DELTA_POSITION);
+    expect(prepare(recrc(negative), defaults)).toMatchObject({
+      ok: false,
+      errorCode: ErrorCode.INVALID_RECORD,
+    });
+    const offset = records([{}]);
+    offset.writeBigInt64BE(5n, 0);
+    refusedAsInvalid(offset, /must have baseOffset 0, this one has 5/);
   });
 });

@@ -16,4 +16,5 @@ export * from "./records/compression.js";
 export { RecordBatchError } from "./records/errors.js";
 export * from "./records/legacy.js";
 export * from "./records/record-batch.js";
+export * from "./records/record-structure.js";
 export * from "./records/records.js";

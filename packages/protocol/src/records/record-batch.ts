@@ -168,9 +168,18 @@ export function validateRecordBatch(batch: Buffer, options: ValidateOptions = {}
       `record batch CRC32C mismatch (stored ${header.crc.toString(16)}, computed ${actualCrc.toString(16)}); the batch was corrupted in transit or by the client`,
     );
   }
-  if (header.recordCount < 0) throw corrupt(`record batch has negative record count ${header.recordCount}`);
+  // From a client these are its mistake, not damage in transit: INVALID_RECORD, which it does not retry,
+  // as Kafka answers; read from a log they are corruption.
+  const invalid = (message: string) =>
+    options.producedByClient ? new RecordBatchError(ErrorCode.INVALID_RECORD, message) : corrupt(message);
+  if (header.recordCount < 0)
+    throw invalid(
+      `record batch has negative record count ${header.recordCount}; the client built a broken batch`,
+    );
   if (header.lastOffsetDelta < 0)
-    throw corrupt(`record batch has negative lastOffsetDelta ${header.lastOffsetDelta}`);
+    throw invalid(
+      `record batch has negative lastOffsetDelta ${header.lastOffsetDelta}; the client built a broken batch`,
+    );
   if (options.producedByClient) {
     if (header.recordCount === 0) {
       throw new RecordBatchError(

@@ -10,6 +10,7 @@ import {
   RecordBatchError,
   type RecordBatchHeader,
   sliceBatches,
+  uncompressedRecordsProblem,
   validateRecordBatch,
 } from "@raftka/protocol";
 import type { TopicSettings } from "../../partitions/topic-settings.js";
@@ -79,6 +80,14 @@ export function prepareRecords(
   let bytes = records;
   const legacy = sliced.batches.some((batch) => batch.magic !== 2);
   if (produceVersion >= 3) {
+    const unknownMagic = sliced.batches.find((batch) => batch.magic < 0 || batch.magic > 2);
+    if (unknownMagic !== undefined) {
+      // Kafka's batch iterator meets it first: "Invalid magic found in record".
+      return refuse(
+        ErrorCode.CORRUPT_MESSAGE,
+        `record batch magic ${unknownMagic.magic} is not a Kafka message format (0, 1 or 2); the bytes are corrupt or the client is broken`,
+      );
+    }
     if (legacy) {
       return refuse(
         ErrorCode.INVALID_RECORD,
@@ -117,6 +126,18 @@ export function prepareRecords(
       ErrorCode.INVALID_RECORD,
       "control batches are written by the broker only; send ordinary record batches",
     );
+  }
+  if (produceVersion >= 3 && header.baseOffset !== 0n) {
+    // Kafka's LogValidator: a client's batch starts at 0, the broker assigns the offsets.
+    return refuse(
+      ErrorCode.INVALID_RECORD,
+      `a produced record batch must have baseOffset 0, this one has ${header.baseOffset}; the broker assigns offsets`,
+    );
+  }
+  if (header.compression === CompressionType.None) {
+    const problem = uncompressedRecordsProblem(bytes);
+    if (problem !== undefined)
+      return refuse(ErrorCode.INVALID_RECORD, `${problem}; the client built a broken batch`);
   }
   if (header.compression === CompressionType.Zstd && produceVersion < 7) {
     return refuse(
