@@ -86,6 +86,17 @@ function checkLimit(size: number, maxBytes: number, codec: string, bound = false
   }
 }
 
+/** zlib stops inflating once the output would pass maxOutputLength. */
+function gunzip(data: Buffer, maxBytes: number): Buffer {
+  try {
+    return gunzipSync(data, { maxOutputLength: maxBytes });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE")
+      checkLimit(maxBytes + 1, maxBytes, "gzip");
+    throw error;
+  }
+}
+
 /** zstd output is produced in pieces of this size, so memory follows the real output, never a header's claim. */
 const ZSTD_CHUNK_BYTES = 1024 * 1024;
 
@@ -200,7 +211,7 @@ export function decompress(type: number, data: Buffer, maxBytes = DEFAULT_MAX_DE
       case CompressionType.None:
         return data;
       case CompressionType.Gzip:
-        return gunzipSync(data, { maxOutputLength: maxBytes });
+        return gunzip(data, maxBytes);
       case CompressionType.Snappy:
         return snappyDecompress(data, maxBytes);
       case CompressionType.Lz4:
