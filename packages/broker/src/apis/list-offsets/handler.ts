@@ -218,7 +218,10 @@ function reportUnreadableBatch(
   error: RecordBatchError,
 ): void {
   let reported = reportedBatches.get(log);
-  if (!reported) reportedBatches.set(log, (reported = new Set()));
+  if (!reported) {
+    reported = new Set();
+    reportedBatches.set(log, reported);
+  }
   if (reported.has(error.message) || reported.size >= 100) return;
   reported.add(error.message);
   services.logger.warn(
