@@ -137,6 +137,15 @@ export class Reader {
    */
   varlong(): number {
     const start = this.offset;
+    // Fast path: up to 4 bytes (28 bits) in plain number arithmetic; record deltas are almost always this
+    // small, and the BigInt path below costs several times more per record.
+    let small = 0;
+    for (let shift = 0; shift < 28 && this.offset < this.end; shift += 7) {
+      const byte = this.buf[this.offset++]!;
+      small |= (byte & 0x7f) << shift;
+      if ((byte & 0x80) === 0) return (small >>> 1) ^ -(small & 1);
+    }
+    this.offset = start;
     let raw = 0n;
     for (let shift = 0n; shift < 70n; shift += 7n) {
       if (this.offset >= this.end) this.fail(`truncated input: varlong at offset ${start} is cut off`, start);

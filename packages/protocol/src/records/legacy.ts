@@ -64,7 +64,8 @@ function readSet(set: Buffer, maxBytes: number, wrapper: LegacyMessage | null): 
       throw corrupt(`compressed message nested inside a compressed message at byte ${position}`);
     if (decoded.value === null) throw corrupt(`compressed wrapper message at byte ${position} has no value`);
     const inner = readSet(decompress(decoded.compression, decoded.value, maxBytes), maxBytes, decoded);
-    messages.push(...resolveInnerOffsets(decoded, inner));
+    // A loop, not push(...inner): spreading 100k+ messages as arguments overflows the call stack.
+    for (const message of resolveInnerOffsets(decoded, inner)) messages.push(message);
   }
   return messages;
 }

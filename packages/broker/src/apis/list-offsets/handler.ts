@@ -1,10 +1,12 @@
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import {
   ApiKey,
-  decodeRecordBatch,
   ErrorCode,
   type ListOffsetsRequest,
   type ListOffsetsResponse,
   type ListOffsetsResponseListOffsetsPartitionResponse,
+  openRecordBatch,
+  RecordBatchError,
   sliceBatches,
 } from "@raftka/protocol";
 import { OffsetOutOfRangeError } from "@raftka/storage";
@@ -97,6 +99,7 @@ async function handleListOffsets(
                   : (log.epochForOffset(found.offset) ?? log.leaderEpoch);
             return respond(ErrorCode.NONE, found, leaderEpoch);
           } catch (error) {
+            if (error instanceof RecordBatchError) reportUnreadableBatch(services, log, topic.name, error);
             const mapped = toPartitionFailure(error, (unexpected) =>
               services.logger.error({ err: unexpected, topic: topic.name }, "ListOffsets failed"),
             );
@@ -148,9 +151,12 @@ async function firstRecordAtOrAfter(log: ReplicatedLog, target: number): Promise
       continue;
     }
     if (!batch) return NOT_FOUND;
+    // Lazily read: the search stops at the first match and never holds the batch's records.
+    let read = 0;
     for (const record of batch.records) {
       if (record.offset >= from && record.offset < log.highWatermark && record.timestamp >= target)
         return record;
+      if (++read % RECORDS_BETWEEN_YIELDS === 0) await yieldToEventLoop();
     }
     // The batch reaches `from`, so this always moves forward.
     from = batch.lastOffset + 1;
@@ -180,9 +186,13 @@ async function maxTimestampRecord(log: ReplicatedLog): Promise<Found> {
     }
     if (!batch) return best ?? NOT_FOUND;
     let inBatch: Found | undefined;
+    let read = 0;
     for (const record of batch.records) {
+      if (++read % RECORDS_BETWEEN_YIELDS === 0) await yieldToEventLoop();
       if (record.offset < from || record.offset >= log.highWatermark) continue;
       if (!inBatch || record.timestamp > inBatch.timestamp) inBatch = record;
+      // The first record bearing the batch's maximum is the answer: the rest need not be read.
+      if (record.timestamp >= candidate.timestamp) break;
     }
     if (inBatch && (!best || inBatch.timestamp > best.timestamp)) best = inBatch;
     if (inBatch?.timestamp === candidate.timestamp) return inBatch;
@@ -193,14 +203,42 @@ async function maxTimestampRecord(log: ReplicatedLog): Promise<Found> {
 }
 
 /**
- * The batch holding `offset`, decoded; LogAppendTime batches report their maxTimestamp for every record.
+ * A batch's records are read in runs of this many between turns of the event loop: a few KB of zstd can
+ * hold tens of millions, and reading them all at once would stall every other connection for seconds.
+ */
+const RECORDS_BETWEEN_YIELDS = 100_000;
+
+/** Stored batches already reported as unreadable, per partition log, so each is logged once. */
+const reportedBatches = new WeakMap<ReplicatedLog, Set<string>>();
+
+function reportUnreadableBatch(
+  services: BrokerServices,
+  log: ReplicatedLog,
+  topic: string,
+  error: RecordBatchError,
+): void {
+  let reported = reportedBatches.get(log);
+  if (!reported) {
+    reported = new Set();
+    reportedBatches.set(log, reported);
+  }
+  if (reported.has(error.message) || reported.size >= 100) return;
+  reported.add(error.message);
+  services.logger.warn(
+    { topic, err: error },
+    "ListOffsets found a stored record batch it cannot read within the broker's limits; the partition answers CORRUPT_MESSAGE for searches that reach it",
+  );
+}
+
+/**
+ * The batch holding `offset`, its records read lazily; LogAppendTime batches report their maxTimestamp for every record.
  * "moved" when retention or DeleteRecords moved the log start past `offset` since storage named it: the
  * caller looks again rather than fail the request with OFFSET_OUT_OF_RANGE.
  */
 async function readBatch(
   log: ReplicatedLog,
   offset: number,
-): Promise<{ lastOffset: number; records: Found[] } | "moved" | undefined> {
+): Promise<{ lastOffset: number; records: Iterable<Found> } | "moved" | undefined> {
   let records: Buffer;
   try {
     ({ records } = await log.read(offset, 1));
@@ -210,12 +248,11 @@ async function readBatch(
   }
   const first = sliceBatches(records).batches[0];
   if (!first) return undefined;
-  const decoded = decodeRecordBatch(first.bytes);
+  // Decompressed within the 256 MiB limit and with a record count its bytes can hold; a batch that
+  // fails either throws CORRUPT_MESSAGE, which the partition answers.
+  const opened = openRecordBatch(first.bytes);
   return {
-    lastOffset: Number(decoded.header.baseOffset) + decoded.header.lastOffsetDelta,
-    records: decoded.records.map((record) => ({
-      offset: Number(record.offset),
-      timestamp: Number(record.timestamp),
-    })),
+    lastOffset: Number(opened.header.baseOffset) + opened.header.lastOffsetDelta,
+    records: opened.offsetsAndTimestamps(),
   };
 }

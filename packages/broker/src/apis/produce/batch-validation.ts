@@ -2,13 +2,14 @@ import { LONG_MAX } from "@raftka/monitoring";
 import {
   CompressionType,
   convertLegacyMessageSet,
-  type DecodedRecordBatch,
-  decodeRecordBatch,
+  DEFAULT_MAX_DECOMPRESSED_BYTES,
   ErrorCode,
-  encodeRecordBatch,
+  type KafkaRecord,
+  openRecordBatch,
   type ProduceResponseBatchIndexAndErrorMessage,
   RecordBatchError,
   type RecordBatchHeader,
+  recompressRecordBatch,
   sliceBatches,
   uncompressedRecordsProblem,
   validateRecordBatch,
@@ -109,7 +110,7 @@ export function prepareRecords(
     }
     try {
       // Stored as v2 like everything else: fetchers always get one format.
-      bytes = convertLegacyMessageSet(records);
+      bytes = convertLegacyMessageSet(records, { maxDecompressedBytes: decompressedLimit(settings) });
     } catch (error) {
       return fromError(error);
     }
@@ -157,15 +158,19 @@ export function prepareRecords(
     settings.timestampType === "CreateTime" && settings.timestampDifferenceMaxMs < LONG_MAX
       ? BigInt(settings.timestampDifferenceMaxMs)
       : undefined;
-  let decoded: DecodedRecordBatch | undefined;
   if (compacted || timestampBound !== undefined) {
+    let refused: PreparedRecords | undefined;
     try {
-      // Same 256 MiB decompressed ceiling as recompression: a small hostile batch cannot exhaust memory.
-      decoded = decodeRecordBatch(bytes, { verify: false });
+      // Records are read one at a time (a few KB of zstd can hold tens of millions of them), within the
+      // same decompressed ceiling as recompression.
+      const opened = openRecordBatch(bytes, {
+        verify: false,
+        maxDecompressedBytes: decompressedLimit(settings),
+      });
+      refused = checkRecords(opened.records(), compacted, timestampBound, now, settings, topicPartition);
     } catch (error) {
       return fromError(error);
     }
-    const refused = checkRecords(decoded, compacted, timestampBound, now, settings, topicPartition);
     if (refused !== undefined) return refused;
     // Kafka rewrites a batch's maxTimestamp from its records; Raftka stores the client's, which time-based
     // retention and ListOffsets read, so one the records do not bear out is refused rather than kept.
@@ -181,7 +186,11 @@ export function prepareRecords(
     const wanted = codecByName[settings.compressionType];
     if (wanted !== header.compression) {
       try {
-        bytes = recompress(decoded ?? decodeRecordBatch(bytes, { verify: false }), header, wanted);
+        // Moves the records as bytes: re-encoding them as objects held millions of them at once.
+        bytes = recompressRecordBatch(bytes, wanted, {
+          verify: false,
+          maxDecompressedBytes: decompressedLimit(settings),
+        });
         header = validateRecordBatch(bytes, { producedByClient: true });
       } catch (error) {
         return fromError(error);
@@ -193,6 +202,31 @@ export function prepareRecords(
   return { ok: true, records: bytes, headers: [header], recordCount: header.recordCount };
 }
 
+/**
+ * The most one produced batch may decompress to when the broker must read its records (compacted
+ * topics, a timestamp bound, a topic codec to convert to): 32 times max.message.bytes, at least 32 MiB
+ * and at most the protocol's 256 MiB. Kafka sets no such limit, but reading a record costs the event
+ * loop a fraction of a microsecond and 7-byte records pack 4.8 million into 32 MiB, so the limit is
+ * what keeps one ~20 KB request from stalling the broker for many seconds; a real batch that compresses
+ * better than 32:1 near max.message.bytes is refused with CORRUPT_MESSAGE.
+ */
+function decompressedLimit(settings: TopicSettings): number {
+  return Math.min(
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    Math.max(MIN_DECOMPRESSED_LIMIT, DECOMPRESSION_RATIO_LIMIT * settings.maxMessageBytes),
+  );
+}
+
+const MIN_DECOMPRESSED_LIMIT = 32 * 1024 * 1024;
+const DECOMPRESSION_RATIO_LIMIT = 32;
+
+/**
+ * How many record errors are listed in record_errors. Kafka lists every one, but a batch of a few KB can
+ * hold millions of failing records, and one entry each would exhaust memory; the count in the message
+ * stays exact.
+ */
+const MAX_RECORD_ERRORS = 1000;
+
 /** How many record errors Kafka quotes in the partition's error message (all are in record_errors). */
 const QUOTED_RECORD_ERRORS = 3;
 
@@ -203,7 +237,7 @@ const QUOTED_RECORD_ERRORS = 3;
  * partition's error INVALID_TIMESTAMP, otherwise it is INVALID_RECORD, as Kafka's processRecordErrors.
  */
 function checkRecords(
-  decoded: DecodedRecordBatch,
+  records: Iterable<KafkaRecord>,
   compacted: boolean,
   timestampBound: bigint | undefined,
   now: number,
@@ -214,22 +248,27 @@ function checkRecords(
   let firstTimestampError: { batchIndex: number; timestamp: bigint } | undefined;
   const nowMs = BigInt(now);
   const noKey = `Compacted topic cannot accept message without key in topic partition ${topicPartition.topic}-${topicPartition.partition}`;
-  const records = decoded.records;
-  for (let batchIndex = 0; batchIndex < records.length; batchIndex++) {
-    const record = records[batchIndex]!;
+  let errorCount = 0;
+  let batchIndex = -1;
+  for (const record of records) {
+    batchIndex++;
     if (compacted && record.key === null) {
-      recordErrors.push({ batchIndex, batchIndexErrorMessage: noKey });
+      errorCount++;
+      if (recordErrors.length < MAX_RECORD_ERRORS)
+        recordErrors.push({ batchIndex, batchIndexErrorMessage: noKey });
       continue;
     }
     if (timestampBound !== undefined && outOfBounds(record.timestamp, nowMs, timestampBound)) {
       firstTimestampError ??= { batchIndex, timestamp: record.timestamp };
+      errorCount++;
+      if (recordErrors.length >= MAX_RECORD_ERRORS) continue;
       recordErrors.push({
         batchIndex,
         batchIndexErrorMessage: `Timestamp ${record.timestamp} of message with offset ${record.offset} is out of range. The timestamp should be within [${nowMs - timestampBound}, ${nowMs + timestampBound}]`,
       });
     }
   }
-  if (recordErrors.length === 0) return undefined;
+  if (errorCount === 0) return undefined;
   if (firstTimestampError !== undefined) {
     return {
       ok: false,
@@ -245,7 +284,7 @@ function checkRecords(
   return {
     ok: false,
     errorCode: ErrorCode.INVALID_RECORD,
-    message: `One or more records have been rejected due to ${recordErrors.length} record errors in total, and only showing the first three errors at most: ${quoted}; give every record a key, or produce to a topic whose cleanup.policy is not compact`,
+    message: `One or more records have been rejected due to ${errorCount} record errors in total, and only showing the first three errors at most: ${quoted}; give every record a key, or produce to a topic whose cleanup.policy is not compact`,
     recordErrors,
   };
 }
@@ -263,34 +302,6 @@ function batchTooLarge(bytes: Buffer, settings: TopicSettings): PreparedRecords 
     ErrorCode.MESSAGE_TOO_LARGE,
     `record batch of ${bytes.length} bytes is larger than max.message.bytes (${settings.maxMessageBytes}); send smaller batches or raise max.message.bytes for the topic`,
   );
-}
-
-/** Re-encodes a batch with another codec, keeping offsets, timestamps and producer fields as they were. */
-function recompress(
-  decoded: DecodedRecordBatch,
-  header: RecordBatchHeader,
-  compression: CompressionType,
-): Buffer {
-  return encodeRecordBatch({
-    records: decoded.records.map((record) => ({
-      key: record.key,
-      value: record.value,
-      headers: record.headers,
-      timestamp: record.timestamp,
-      offsetDelta: record.offsetDelta,
-    })),
-    compression,
-    baseOffset: header.baseOffset,
-    partitionLeaderEpoch: header.partitionLeaderEpoch,
-    timestampType: header.timestampType,
-    isTransactional: header.isTransactional,
-    producerId: header.producerId,
-    producerEpoch: header.producerEpoch,
-    baseSequence: header.baseSequence,
-    baseTimestamp: header.baseTimestamp,
-    maxTimestamp: header.maxTimestamp,
-    lastOffsetDelta: header.lastOffsetDelta,
-  });
 }
 
 function fromError(error: unknown): PreparedRecords {
