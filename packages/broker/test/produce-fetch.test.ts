@@ -385,6 +385,33 @@ describe("Fetch", () => {
     expect(read).toBeLessThan(2 * maxBytes);
   });
 
+  it("fetches a partition listed many times in one Fetch once, as its last listing asks (as Kafka)", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "listed-twice", 1, { "max.message.bytes": "300000" });
+    const sizes: number[] = [];
+    for (const value of ["first", "second"]) {
+      const bytes = batch([`${value}-`.padEnd(100_000, "d")]);
+      sizes.push(bytes.length);
+      await produce("listed-twice", bytes);
+    }
+    const readBefore = await logReadBytes();
+    const listings = Array.from({ length: 2000 }, (_, index) => ({
+      topic: "listed-twice",
+      partition: 0,
+      offset: index === 1999 ? 1n : 0n,
+    }));
+    const response = await connection.send(ApiKey.Fetch, 11, fetchRequest(listings));
+    const read = (await logReadBytes()) - readBefore;
+    expect(response.responses).toHaveLength(1);
+    const answered = response.responses[0]!.partitions;
+    expect(answered).toHaveLength(1);
+    const values = sliceBatches(answered[0]!.records!).batches.map(
+      (entry) => decodeRecordBatch(entry.bytes).records[0]!.value!.toString().split("-")[0],
+    );
+    expect(values).toEqual(["second"]);
+    expect(read).toBeLessThan(2 * (sizes[0]! + sizes[1]!));
+  });
+
   it("refuses acks=all with NOT_ENOUGH_REPLICAS while fewer replicas than min.insync.replicas are in sync", async () => {
     const connection = await node.connect();
     await createTopic(connection, "min-isr", 1, { "min.insync.replicas": "2" });

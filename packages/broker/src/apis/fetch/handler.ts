@@ -71,22 +71,31 @@ async function handleFetch(
   const version = context.apiVersion;
   const byTopicId = version >= 13;
   const image = services.controller.image;
+  const keyOf = (partition: { topic: string; topicId: string; partition: number }) =>
+    partitionKey(byTopicId ? partition.topicId : partition.topic, partition.partition);
+  // A partition listed more than once is fetched once, as Kafka's FetchRequest.fetchData does (a
+  // LinkedHashMap): with the last listing's fetch offset and limits, at the first listing's place.
   const requested: PartitionRequest[] = [];
+  const placeOf = new Map<string, number>();
   for (const topic of request.topics) {
     const topicImage = byTopicId ? image.topicById(topic.topicId ?? "") : image.topic(topic.topic ?? "");
     for (const partition of topic.partitions) {
-      requested.push({
+      const entry: PartitionRequest = {
         topic: topicImage?.name ?? (byTopicId ? "" : (topic.topic ?? "")),
         topicId: byTopicId ? (topic.topicId ?? ZERO_UUID) : (topicImage?.topicId ?? ZERO_UUID),
         partition: partition.partition,
         fetchOffset: Number(partition.fetchOffset),
         maxBytes: partition.partitionMaxBytes,
         currentLeaderEpoch: partition.currentLeaderEpoch ?? -1,
-      });
+      };
+      const key = keyOf(entry);
+      const place = placeOf.get(key);
+      if (place === undefined) {
+        placeOf.set(key, requested.length);
+        requested.push(entry);
+      } else requested[place] = entry;
     }
   }
-  const keyOf = (partition: { topic: string; topicId: string; partition: number }) =>
-    partitionKey(byTopicId ? partition.topicId : partition.topic, partition.partition);
 
   let fetchContext: FetchContext;
   if (version >= 7) {
