@@ -897,13 +897,17 @@ export class LogSegment {
     // One read normally covers the walk from the index entry to the wanted batch and the batches
     // to return; a second read happens only when the guess was short. Without minOneBatch the guess
     // never goes past `maxBytes` (a batch that does not fit is not read), and header-first it covers
-    // only the walk and the first header.
+    // only the walk and the first header: that header alone when the index entry is the wanted batch.
+    const walk =
+      this.baseOffset + start.relativeOffset === offset && !minOneBatch && options?.headerFirst === true
+        ? 0
+        : this.settings.indexIntervalBytes;
     const ahead = minOneBatch
       ? Math.max(maxBytes, READ_AHEAD_BYTES)
       : options?.headerFirst === true
         ? BATCH_HEADER_SIZE
         : maxBytes;
-    const guess = Math.min(sizeNow - start.position, ahead + this.settings.indexIntervalBytes);
+    const guess = Math.min(sizeNow - start.position, ahead + walk);
     let bufferStart = start.position;
     let buffer = await this.readRange(handle, allocate, bufferStart, Math.max(0, guess));
     let bufferLength = buffer.length;

@@ -132,6 +132,7 @@ describe("PartitionLog appends and reads", () => {
       const big = makeBatch([{ value: "x".repeat(200_000) }]);
       await log.append(small, { assignOffsets: true, leaderEpoch: 0 });
       await log.append(big, { assignOffsets: true, leaderEpoch: 0 });
+      await log.append(makeBatch([{ value: "y".repeat(200_000) }]), { assignOffsets: true, leaderEpoch: 0 });
       await log.append(makeBatch([{ value: "after" }]), { assignOffsets: true, leaderEpoch: 0 });
       const readBytes = async (read: () => Promise<{ records: Buffer }>) => {
         const before = directReads.stats.pageCacheBytes;
@@ -150,18 +151,18 @@ describe("PartitionLog appends and reads", () => {
       );
       expect(unread.records.length).toBe(0);
       expect(unread.bytes).toBeLessThanOrEqual(100_000 + 4096);
-      // Header first: the walk and the header only.
-      const peeked = await readBytes(() =>
-        log.read(1, 100_000, undefined, undefined, { minOneBatch: false, headerFirst: true }),
-      );
+      // Header first: the walk from the index entry and the header only, the header alone when the
+      // batch has an index entry (the one after a batch larger than index.interval.bytes has).
+      const headerFirst = { minOneBatch: false, headerFirst: true };
+      const peeked = await readBytes(() => log.read(1, 100_000, undefined, undefined, headerFirst));
       expect(peeked.records.length).toBe(0);
       expect(peeked.bytes).toBeLessThanOrEqual(4096 + 61);
+      const indexed = await readBytes(() => log.read(2, 100_000, undefined, undefined, headerFirst));
+      expect(indexed.records.length).toBe(0);
+      expect(indexed.bytes).toBe(61);
       // When it fits, header first still returns it whole.
-      const whole = await log.read(1, 300_000, undefined, undefined, {
-        minOneBatch: false,
-        headerFirst: true,
-      });
-      expect(decodeBatches(whole.records).map((batch) => batch.baseOffset)).toEqual([1, 2]);
+      const whole = await log.read(1, 450_000, undefined, undefined, headerFirst);
+      expect(decodeBatches(whole.records).map((batch) => batch.baseOffset)).toEqual([1, 2, 3]);
       // The default keeps KIP-74's rule: the first batch whatever its size.
       expect((await log.read(1, 10)).records.length).toBe(big.length);
       await log.close();
