@@ -386,6 +386,43 @@ describe("Fetch", () => {
     expect(read).toBeLessThanOrEqual(maxBytes + 4096 + partitions * 61);
   });
 
+  it("reads later partitions' batches larger than their own limit no further than their headers", async () => {
+    const connection = await node.connect();
+    const partitions = 60;
+    await createTopic(connection, "over-limit", partitions, { "max.message.bytes": "300000" });
+    const sizes: number[] = [];
+    await Promise.all(
+      Array.from({ length: partitions }, async (_, partition) => {
+        const bytes = batch([`p${partition}-`.padEnd(20_000, "o")]);
+        sizes[partition] = bytes.length;
+        expect(await produce("over-limit", bytes, 7, partition)).toMatchObject({ errorCode: ErrorCode.NONE });
+      }),
+    );
+    const readBefore = await logReadBytes();
+    const partitionMaxBytes = 10_000;
+    const response = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest(
+        Array.from({ length: partitions }, (_, partition) => ({
+          topic: "over-limit",
+          partition,
+          offset: 0n,
+          maxBytes: partitionMaxBytes,
+        })),
+      ),
+    );
+    const read = (await logReadBytes()) - readBefore;
+    const answered = response.responses[0]!.partitions;
+    // KIP-74: the first partition gets its batch beyond its limit, the others nothing.
+    expect(answered.map((data) => data.records!.length)).toEqual(
+      answered.map((_, index) => (index === 0 ? sizes[0] : 0)),
+    );
+    // The first batch, the reads started ahead before the first batch too large turned up (up to eight,
+    // each of the partition limit and the walk from its index entry), then a header each: 0.85 MB before.
+    expect(read).toBeLessThanOrEqual(sizes[0]! + 8 * (partitionMaxBytes + 4096) + partitions * 61);
+  });
+
   it("fetches a partition listed many times in one Fetch once, as its last listing asks (as Kafka)", async () => {
     const connection = await node.connect();
     await createTopic(connection, "listed-twice", 1, { "max.message.bytes": "300000" });

@@ -243,9 +243,9 @@ async function readPartitions(
   const results: PartitionResult[] = [];
   let budget = options.maxBytes;
   let firstWithData = true;
-  // Set once a partition's next batch did not fit what was left: the later ones' reads look at their
-  // batch's header before reading its bytes, so many partitions with large batches cost a header each,
-  // not a read of what is left of the budget each. Until then a read takes header and bytes at once.
+  // Set once a partition's next batch did not fit its limit: the later ones' reads (ahead or at their
+  // turn) look at their batch's header before reading its bytes, so many partitions with large batches
+  // cost a header each, not a read of their limit each. Until then a read takes header and bytes at once.
   let headerFirst = false;
   const image = services.controller.image;
   const check = (partition: SessionPartition) => checkPartition(services, image, partition, options);
@@ -254,9 +254,9 @@ async function readPartitions(
     (index) => {
       const partition = partitions[index]!;
       const checked = check(partition);
-      return "readable" in checked
-        ? { log: checked.readable.log, fetchOffset: partition.fetchOffset, maxBytes: partition.maxBytes }
-        : undefined;
+      if (!("readable" in checked)) return undefined;
+      const { log } = checked.readable;
+      return { log, fetchOffset: partition.fetchOffset, maxBytes: partition.maxBytes, headerFirst };
     },
     (log, fetchOffset, maxBytes, readOptions) =>
       buffers.read((allocate) => log.read(fetchOffset, maxBytes, allocate, readOptions)),

@@ -22,6 +22,8 @@ export interface ReadAheadCandidate {
   readonly log: ReplicatedLog;
   readonly fetchOffset: number;
   readonly maxBytes: number;
+  /** Read the first batch's header before its bytes (ReadOptions.headerFirst). */
+  readonly headerFirst?: boolean;
 }
 
 /**
@@ -104,7 +106,8 @@ export class PartitionReadAhead {
   }
 
   private start(read: ReadAheadCandidate): Promise<ReadOutcome> {
-    return this.read(read.log, read.fetchOffset, read.maxBytes, { minOneBatch: false }).then(
+    const options = { minOneBatch: false, headerFirst: read.headerFirst ?? false };
+    return this.read(read.log, read.fetchOffset, read.maxBytes, options).then(
       ({ records }) => ({ records }),
       (error: unknown) => ({ error }),
     );
