@@ -33,6 +33,12 @@ async function produce(topic: string, records: Buffer | null, version = 7, parti
   return response.responses[0]!.partitionResponses[0]!;
 }
 
+/** Bytes the broker has read from its log files for Fetch (raftka_log_read_bytes_total, every path). */
+async function logReadBytes(): Promise<number> {
+  const metric = await node.metrics.registry.getSingleMetric("raftka_log_read_bytes_total")?.get();
+  return (metric?.values ?? []).reduce((sum, sample) => sum + sample.value, 0);
+}
+
 async function fetchValues(topic: string, offset = 0n, partition = 0) {
   const connection = await node.connect();
   const response = await connection.send(ApiKey.Fetch, 11, fetchRequest([{ topic, partition, offset }]));
@@ -335,6 +341,113 @@ describe("Fetch", () => {
         entries.map((_, round) => `p${partition}-${round}-`),
       );
     }
+  });
+
+  it("reads no batch that max.bytes has no room for: later partitions' large batches stay unread", async () => {
+    const connection = await node.connect();
+    const partitions = 40;
+    await createTopic(connection, "wide", partitions, { "max.message.bytes": "300000" });
+    const sizes: number[] = [];
+    await Promise.all(
+      Array.from({ length: partitions }, async (_, partition) => {
+        const bytes = batch([`p${partition}-`.padEnd(200_000, String.fromCharCode(97 + (partition % 26)))]);
+        sizes[partition] = bytes.length;
+        expect(await produce("wide", bytes, 7, partition)).toMatchObject({ errorCode: ErrorCode.NONE });
+      }),
+    );
+    const readBefore = await logReadBytes();
+    // Room for the first partition's batch and half another: every later batch is larger than what is left.
+    const maxBytes = 300_000;
+    const response = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest(
+        Array.from({ length: partitions }, (_, partition) => ({
+          topic: "wide",
+          partition,
+          offset: 0n,
+          maxBytes: 1024 * 1024,
+        })),
+        { maxBytes },
+      ),
+    );
+    const read = (await logReadBytes()) - readBefore;
+    const answered = response.responses[0]!.partitions;
+    expect(answered).toHaveLength(partitions);
+    expect(answered[0]!.records!.length).toBe(sizes[0]);
+    for (const data of answered.slice(1)) {
+      expect(data).toMatchObject({ errorCode: ErrorCode.NONE, highWatermark: 1n });
+      expect(data.records!.length).toBe(0);
+    }
+    // The first batch, one read of what was left (and index.interval.bytes) before the next batch
+    // turned out larger, and then a batch header each: 12 MB were read (and dropped) before, a whole
+    // batch per partition.
+    expect(read).toBeGreaterThanOrEqual(sizes[0]!);
+    expect(read).toBeLessThanOrEqual(maxBytes + 4096 + partitions * 61);
+  });
+
+  it("reads later partitions' batches larger than their own limit no further than their headers", async () => {
+    const connection = await node.connect();
+    const partitions = 60;
+    await createTopic(connection, "over-limit", partitions, { "max.message.bytes": "300000" });
+    const sizes: number[] = [];
+    await Promise.all(
+      Array.from({ length: partitions }, async (_, partition) => {
+        const bytes = batch([`p${partition}-`.padEnd(20_000, "o")]);
+        sizes[partition] = bytes.length;
+        expect(await produce("over-limit", bytes, 7, partition)).toMatchObject({ errorCode: ErrorCode.NONE });
+      }),
+    );
+    const readBefore = await logReadBytes();
+    const partitionMaxBytes = 10_000;
+    const response = await connection.send(
+      ApiKey.Fetch,
+      11,
+      fetchRequest(
+        Array.from({ length: partitions }, (_, partition) => ({
+          topic: "over-limit",
+          partition,
+          offset: 0n,
+          maxBytes: partitionMaxBytes,
+        })),
+      ),
+    );
+    const read = (await logReadBytes()) - readBefore;
+    const answered = response.responses[0]!.partitions;
+    // KIP-74: the first partition gets its batch beyond its limit, the others nothing.
+    expect(answered.map((data) => data.records!.length)).toEqual(
+      answered.map((_, index) => (index === 0 ? sizes[0] : 0)),
+    );
+    // The first batch, the reads started ahead before the first batch too large turned up (up to eight,
+    // each of the partition limit and the walk from its index entry), then a header each: 0.85 MB before.
+    expect(read).toBeLessThanOrEqual(sizes[0]! + 8 * (partitionMaxBytes + 4096) + partitions * 61);
+  });
+
+  it("fetches a partition listed many times in one Fetch once, as its last listing asks (as Kafka)", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "listed-twice", 1, { "max.message.bytes": "300000" });
+    const sizes: number[] = [];
+    for (const value of ["first", "second"]) {
+      const bytes = batch([`${value}-`.padEnd(100_000, "d")]);
+      sizes.push(bytes.length);
+      await produce("listed-twice", bytes);
+    }
+    const readBefore = await logReadBytes();
+    const listings = Array.from({ length: 2000 }, (_, index) => ({
+      topic: "listed-twice",
+      partition: 0,
+      offset: index === 1999 ? 1n : 0n,
+    }));
+    const response = await connection.send(ApiKey.Fetch, 11, fetchRequest(listings));
+    const read = (await logReadBytes()) - readBefore;
+    expect(response.responses).toHaveLength(1);
+    const answered = response.responses[0]!.partitions;
+    expect(answered).toHaveLength(1);
+    const values = sliceBatches(answered[0]!.records!).batches.map(
+      (entry) => decodeRecordBatch(entry.bytes).records[0]!.value!.toString().split("-")[0],
+    );
+    expect(values).toEqual(["second"]);
+    expect(read).toBeLessThan(2 * (sizes[0]! + sizes[1]!));
   });
 
   it("refuses acks=all with NOT_ENOUGH_REPLICAS while fewer replicas than min.insync.replicas are in sync", async () => {

@@ -12,6 +12,7 @@ import {
 import { invariant, type KafkaStorageError } from "./errors.js";
 import type { CachedFile, FileHandleCache, FileTakenForSync } from "./file-handle-cache.js";
 import { isNotFound, readFully, writevFully } from "./fs-util.js";
+import type { ReadOptions } from "./partition-log.js";
 import { preallocation } from "./preallocation.js";
 import {
   BATCH_HEADER_SIZE,
@@ -863,16 +864,21 @@ export class LogSegment {
 
   /**
    * Whole batches starting with the one that reaches `offset`: at least that batch (Kafka's rule, so
-   * a consumer always progresses), then more while they fit in `maxBytes`, none reaching `limitOffset`.
+   * a consumer always progresses) unless `options.minOneBatch` is false, then more while they fit in
+   * `maxBytes`, none reaching `limitOffset`. Without minOneBatch a first batch larger than `maxBytes`
+   * answers "limit", and its bytes beyond what the first read covered are never read.
    */
   async read(
     offset: number,
     maxBytes: number,
     limitOffset: number,
     allocate: (size: number) => Buffer = Buffer.allocUnsafe,
+    options?: ReadOptions,
   ): Promise<SegmentRead> {
     await this.ensureIndexesLoaded();
-    return this.logFile.use((handle) => this.readWith(handle, offset, maxBytes, limitOffset, allocate));
+    return this.logFile.use((handle) =>
+      this.readWith(handle, offset, maxBytes, limitOffset, allocate, options),
+    );
   }
 
   private async readWith(
@@ -881,17 +887,27 @@ export class LogSegment {
     maxBytes: number,
     limitOffset: number,
     allocate: (size: number) => Buffer,
+    options: ReadOptions | undefined,
   ): Promise<SegmentRead> {
     const sizeNow = this.size;
     const start = this.offsetIndex!.lookup(
       Math.min(Math.max(0, offset - this.baseOffset), MAX_RELATIVE_OFFSET),
     );
+    const minOneBatch = options?.minOneBatch ?? true;
     // One read normally covers the walk from the index entry to the wanted batch and the batches
-    // to return; a second read happens only when the guess was short.
-    const guess = Math.min(
-      sizeNow - start.position,
-      Math.max(maxBytes, READ_AHEAD_BYTES) + this.settings.indexIntervalBytes,
-    );
+    // to return; a second read happens only when the guess was short. Without minOneBatch the guess
+    // never goes past `maxBytes` (a batch that does not fit is not read), and header-first it covers
+    // only the walk and the first header: that header alone when the index entry is the wanted batch.
+    const walk =
+      this.baseOffset + start.relativeOffset === offset && !minOneBatch && options?.headerFirst === true
+        ? 0
+        : this.settings.indexIntervalBytes;
+    const ahead = minOneBatch
+      ? Math.max(maxBytes, READ_AHEAD_BYTES)
+      : options?.headerFirst === true
+        ? BATCH_HEADER_SIZE
+        : maxBytes;
+    const guess = Math.min(sizeNow - start.position, ahead + walk);
     let bufferStart = start.position;
     let buffer = await this.readRange(handle, allocate, bufferStart, Math.max(0, guess));
     let bufferLength = buffer.length;
@@ -931,6 +947,7 @@ export class LogSegment {
       at = hit.position - bufferStart;
     }
     if (found.lastOffset >= limitOffset) return "limit";
+    if (!minOneBatch && found.size > maxBytes) return "limit";
     const wanted = Math.min(sizeNow - (bufferStart + at), Math.max(maxBytes, found.size));
     if (at + wanted > bufferLength) {
       bufferStart += at;

@@ -84,6 +84,21 @@ export interface AppendResult {
 /** Where a read puts the bytes it reads: a buffer of exactly `size` bytes the caller may reuse later. */
 export type ReadBufferAllocator = (size: number) => Buffer;
 
+/** How a read treats a first batch larger than its `maxBytes`. */
+export interface ReadOptions {
+  /**
+   * True (the default): the first batch is returned even when larger than `maxBytes`, so a consumer
+   * always progresses (Kafka's minOneMessage, KIP-74). False: a batch that does not fit is not returned.
+   */
+  minOneBatch?: boolean;
+  /**
+   * With `minOneBatch` false: read the first batch's header before its bytes, so that a batch that does
+   * not fit costs the walk to its header (up to index.interval.bytes), not `maxBytes` of reading; one
+   * that fits then costs a second read. False (the default) reads the header and up to `maxBytes` at once.
+   */
+  headerFirst?: boolean;
+}
+
 export interface ReadResult {
   /** Whole record batches, possibly empty; may start before the requested offset (its batch). */
   records: Buffer;
@@ -818,14 +833,16 @@ export class PartitionLog {
 
   /**
    * Whole batches from the one containing `fromOffset`: at least one batch even if larger than
-   * `maxBytes`, never a batch reaching `upToOffset` (exclusive; pass the high watermark). Empty at or
-   * above the end; OffsetOutOfRangeError below the log start. Reads a single segment per call.
+   * `maxBytes` (unless `options.minOneBatch` is false: then none that does not fit), never a batch
+   * reaching `upToOffset` (exclusive; pass the high watermark). Empty at or above the end;
+   * OffsetOutOfRangeError below the log start. Reads a single segment per call.
    */
   async read(
     fromOffset: number,
     maxBytes: number,
     upToOffset: number = this.logEndOffsetValue,
     allocate?: ReadBufferAllocator,
+    options?: ReadOptions,
   ): Promise<ReadResult> {
     requireOffset("fromOffset", fromOffset);
     requireOffset("upToOffset", upToOffset);
@@ -847,11 +864,11 @@ export class PartitionLog {
       const segment = this.segments[index]!;
       if (!segment.acquire()) {
         // Deleted under us (retention or truncation): look the offset up again.
-        return this.read(fromOffset, maxBytes, upToOffset, allocate);
+        return this.read(fromOffset, maxBytes, upToOffset, allocate, options);
       }
       let result: SegmentRead;
       try {
-        result = await segment.read(fromOffset, maxBytes, limit, allocate);
+        result = await segment.read(fromOffset, maxBytes, limit, allocate, options);
       } finally {
         segment.release();
       }

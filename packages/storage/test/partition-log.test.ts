@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   CorruptRecordError,
+  DirectReads,
   FlushScheduler,
   InvalidRecordError,
   InvalidRequestError,
@@ -119,6 +120,51 @@ describe("PartitionLog appends and reads", () => {
       const smallSize = makeBatch([{ value: "small-0" }]).length;
       const three = await log.read(1, smallSize * 3 + smallSize - 1);
       expect(decodeBatches(three.records).map((batch) => batch.baseOffset)).toEqual([1, 2, 3]);
+      await log.close();
+    });
+  });
+
+  it("without minOneBatch leaves a first batch larger than maxBytes unread, header-first past its header only", async () => {
+    await withTempDir(async (directory) => {
+      const directReads = new DirectReads({ enabled: false });
+      const log = await openLog(directory, { directReads });
+      const small = makeBatch([{ value: "small" }]);
+      const big = makeBatch([{ value: "x".repeat(200_000) }]);
+      await log.append(small, { assignOffsets: true, leaderEpoch: 0 });
+      await log.append(big, { assignOffsets: true, leaderEpoch: 0 });
+      await log.append(makeBatch([{ value: "y".repeat(200_000) }]), { assignOffsets: true, leaderEpoch: 0 });
+      await log.append(makeBatch([{ value: "after" }]), { assignOffsets: true, leaderEpoch: 0 });
+      const readBytes = async (read: () => Promise<{ records: Buffer }>) => {
+        const before = directReads.stats.pageCacheBytes;
+        const { records } = await read();
+        return { records, bytes: directReads.stats.pageCacheBytes - before };
+      };
+      // The small batch fits and the big one after it does not: only the small one, whatever the mode.
+      for (const headerFirst of [false, true]) {
+        const fits = await log.read(0, 100_000, undefined, undefined, { minOneBatch: false, headerFirst });
+        expect(decodeBatches(fits.records).map((batch) => batch.baseOffset)).toEqual([0]);
+        expect(fits.nextOffset).toBe(1);
+      }
+      // A read of what fits reads no more than the limit and the walk to the batch.
+      const unread = await readBytes(() =>
+        log.read(1, 100_000, undefined, undefined, { minOneBatch: false }),
+      );
+      expect(unread.records.length).toBe(0);
+      expect(unread.bytes).toBeLessThanOrEqual(100_000 + 4096);
+      // Header first: the walk from the index entry and the header only, the header alone when the
+      // batch has an index entry (the one after a batch larger than index.interval.bytes has).
+      const headerFirst = { minOneBatch: false, headerFirst: true };
+      const peeked = await readBytes(() => log.read(1, 100_000, undefined, undefined, headerFirst));
+      expect(peeked.records.length).toBe(0);
+      expect(peeked.bytes).toBeLessThanOrEqual(4096 + 61);
+      const indexed = await readBytes(() => log.read(2, 100_000, undefined, undefined, headerFirst));
+      expect(indexed.records.length).toBe(0);
+      expect(indexed.bytes).toBe(61);
+      // When it fits, header first still returns it whole.
+      const whole = await log.read(1, 450_000, undefined, undefined, headerFirst);
+      expect(decodeBatches(whole.records).map((batch) => batch.baseOffset)).toEqual([1, 2, 3]);
+      // The default keeps KIP-74's rule: the first batch whatever its size.
+      expect((await log.read(1, 10)).records.length).toBe(big.length);
       await log.close();
     });
   });

@@ -6,6 +6,7 @@ import {
   type LogEvent,
   PartitionLog,
   type ReadBufferAllocator,
+  type ReadOptions,
   type RetentionResult,
 } from "@raftka/storage";
 import type {
@@ -159,8 +160,9 @@ export class LocalReplicatedLog implements ReplicatedLog {
     fromOffset: number,
     maxBytes: number,
     allocate?: ReadBufferAllocator,
+    options?: ReadOptions,
   ): Promise<ReplicatedReadResult> {
-    const result = await this.log.read(fromOffset, maxBytes, this.highWatermarkValue, allocate);
+    const result = await this.log.read(fromOffset, maxBytes, this.highWatermarkValue, allocate, options);
     return { records: result.records, nextOffset: result.nextOffset };
   }
 

@@ -22,6 +22,7 @@ import {
   type LogEvent,
   PartitionLog,
   type ReadBufferAllocator,
+  type ReadOptions,
   RecordBatchTooLargeError,
   type RetentionResult,
   stampLogAppendTime,
@@ -297,8 +298,9 @@ export class RaftReplicatedLog implements ReplicatedLog {
     fromOffset: number,
     maxBytes: number,
     allocate?: ReadBufferAllocator,
+    options?: ReadOptions,
   ): Promise<ReplicatedReadResult> {
-    const result = await this.log.read(fromOffset, maxBytes, this.highWatermark, allocate);
+    const result = await this.log.read(fromOffset, maxBytes, this.highWatermark, allocate, options);
     return { records: result.records, nextOffset: result.nextOffset };
   }
 

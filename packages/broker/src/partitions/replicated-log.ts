@@ -1,4 +1,4 @@
-import type { LogConfig, ReadBufferAllocator, RetentionResult } from "@raftka/storage";
+import type { LogConfig, ReadBufferAllocator, ReadOptions, RetentionResult } from "@raftka/storage";
 
 /** Kafka's `acks`: 0 (nobody waits), 1 (the leader's local append), -1 (committed: the high watermark passed it). */
 export type Acks = 0 | 1 | -1;
@@ -84,9 +84,15 @@ export interface ReplicatedLog {
   append(records: Buffer, options: ReplicatedAppendOptions): Promise<ReplicatedAppendResult>;
   /**
    * Whole batches from the one containing `fromOffset`, never reaching the high watermark; read into
-   * buffers from `allocate` where given (Fetch reuses them once the response is written).
+   * buffers from `allocate` where given (Fetch reuses them once the response is written). At least one
+   * batch even if larger than `maxBytes`, unless `options.minOneBatch` is false (see ReadOptions).
    */
-  read(fromOffset: number, maxBytes: number, allocate?: ReadBufferAllocator): Promise<ReplicatedReadResult>;
+  read(
+    fromOffset: number,
+    maxBytes: number,
+    allocate?: ReadBufferAllocator,
+    options?: ReadOptions,
+  ): Promise<ReplicatedReadResult>;
   /**
    * First committed batch with a max timestamp >= `timestamp` that reaches `fromOffset` (default and at
    * least the log start); the offset is that batch's base offset, or `fromOffset` if later.

@@ -71,22 +71,31 @@ async function handleFetch(
   const version = context.apiVersion;
   const byTopicId = version >= 13;
   const image = services.controller.image;
+  const keyOf = (partition: { topic: string; topicId: string; partition: number }) =>
+    partitionKey(byTopicId ? partition.topicId : partition.topic, partition.partition);
+  // A partition listed more than once is fetched once, as Kafka's FetchRequest.fetchData does (a
+  // LinkedHashMap): with the last listing's fetch offset and limits, at the first listing's place.
   const requested: PartitionRequest[] = [];
+  const placeOf = new Map<string, number>();
   for (const topic of request.topics) {
     const topicImage = byTopicId ? image.topicById(topic.topicId ?? "") : image.topic(topic.topic ?? "");
     for (const partition of topic.partitions) {
-      requested.push({
+      const entry: PartitionRequest = {
         topic: topicImage?.name ?? (byTopicId ? "" : (topic.topic ?? "")),
         topicId: byTopicId ? (topic.topicId ?? ZERO_UUID) : (topicImage?.topicId ?? ZERO_UUID),
         partition: partition.partition,
         fetchOffset: Number(partition.fetchOffset),
         maxBytes: partition.partitionMaxBytes,
         currentLeaderEpoch: partition.currentLeaderEpoch ?? -1,
-      });
+      };
+      const key = keyOf(entry);
+      const place = placeOf.get(key);
+      if (place === undefined) {
+        placeOf.set(key, requested.length);
+        requested.push(entry);
+      } else requested[place] = entry;
     }
   }
-  const keyOf = (partition: { topic: string; topicId: string; partition: number }) =>
-    partitionKey(byTopicId ? partition.topicId : partition.topic, partition.partition);
 
   let fetchContext: FetchContext;
   if (version >= 7) {
@@ -220,7 +229,10 @@ function emptyPartition(partition: number, errorCode: number): FetchResponsePart
 /**
  * Reads the partitions in request order within the response budget. Each one's limit depends on what the
  * earlier ones returned, so the answer is built in order; the reads themselves start ahead of their turn
- * (PartitionReadAhead) and are cut to that limit.
+ * (PartitionReadAhead) and are cut to that limit. Only the first partition with data gets a batch larger
+ * than its limit (KIP-74's minOneMessage); the others' reads leave such a batch unread (Kafka looks at
+ * the batch's size before its bytes too), and a partition whose limit is used up is not read at all, so
+ * that what a Fetch reads stays within max.bytes, as what it answers does.
  */
 async function readPartitions(
   services: BrokerServices,
@@ -231,6 +243,10 @@ async function readPartitions(
   const results: PartitionResult[] = [];
   let budget = options.maxBytes;
   let firstWithData = true;
+  // Set once a partition's next batch did not fit its limit: the later ones' reads (ahead or at their
+  // turn) look at their batch's header before reading its bytes, so many partitions with large batches
+  // cost a header each, not a read of their limit each. Until then a read takes header and bytes at once.
+  let headerFirst = false;
   const image = services.controller.image;
   const check = (partition: SessionPartition) => checkPartition(services, image, partition, options);
   const readAhead = new PartitionReadAhead(
@@ -238,11 +254,12 @@ async function readPartitions(
     (index) => {
       const partition = partitions[index]!;
       const checked = check(partition);
-      return "readable" in checked
-        ? { log: checked.readable.log, fetchOffset: partition.fetchOffset, maxBytes: partition.maxBytes }
-        : undefined;
+      if (!("readable" in checked)) return undefined;
+      const { log } = checked.readable;
+      return { log, fetchOffset: partition.fetchOffset, maxBytes: partition.maxBytes, headerFirst };
     },
-    (log, fetchOffset, maxBytes) => buffers.read((allocate) => log.read(fetchOffset, maxBytes, allocate)),
+    (log, fetchOffset, maxBytes, readOptions) =>
+      buffers.read((allocate) => log.read(fetchOffset, maxBytes, allocate, readOptions)),
   );
   for (const [index, partition] of partitions.entries()) {
     const checked = check(partition);
@@ -254,11 +271,9 @@ async function readPartitions(
     const { log, topicName, highWatermark } = checked.readable;
     const base = partitionBase(partition, log, highWatermark);
     // As Kafka: within what is left of max.bytes, and a first partition with data always gets one batch,
-    // even with a partition limit of 0 (KIP-74's minOneMessage; the read returns at least one whole
-    // batch, and the check below lets the first one exceed), so its consumer makes progress.
-    const partitionLimit = Math.min(partition.maxBytes, budget);
-    const limit = firstWithData ? Math.max(partitionLimit, 1) : partitionLimit;
-    if (limit <= 0) {
+    // even with a partition limit of 0 (KIP-74's minOneMessage), so its consumer makes progress.
+    const limit = Math.max(0, Math.min(partition.maxBytes, budget));
+    if (limit === 0 && !firstWithData) {
       readAhead.discard(index);
       results.push({
         partition,
@@ -271,7 +286,10 @@ async function readPartitions(
     readAhead.fill(index, budget - limit);
     let records: Buffer;
     try {
-      records = await readAhead.take(index, log, partition.fetchOffset, Math.max(limit, 1));
+      records = await readAhead.take(index, log, partition.fetchOffset, limit, {
+        minOneBatch: firstWithData,
+        headerFirst: !firstWithData && headerFirst,
+      });
     } catch (error) {
       const mapped = toPartitionFailure(error, (unexpected) =>
         services.logger.error(
@@ -287,7 +305,9 @@ async function readPartitions(
       });
       continue;
     }
-    // Only the first partition with data may exceed the limits (so one huge batch cannot stall a consumer).
+    // Below the high watermark and nothing returned: the next batch is larger than the limit.
+    if (records.length === 0 && !firstWithData) headerFirst = true;
+    // The reads already keep to it; the answer holds to max.bytes whatever a log's read returns.
     if (!firstWithData && records.length > limit) records = Buffer.alloc(0);
     const visible = hideInternalControlBatches(records);
     const data: FetchResponsePartitionData = { ...base, errorCode: ErrorCode.NONE, records: visible.records };
