@@ -66,6 +66,16 @@ describe("FrameReader", () => {
     }
   });
 
+  it("tells the size of the frame arriving and how much of it is here", () => {
+    const reader = new FrameReader(1 << 20);
+    expect(reader.partialFrameSize).toBe(-1);
+    const stream = frameOf(Buffer.alloc(100_000, 1));
+    stream.copy(reader.readBuffer(), 0, 0, 1000);
+    reader.filled(1000);
+    expect(reader.partialFrameSize).toBe(100_000);
+    expect(reader.partialFrameFilled).toBe(996);
+  });
+
   it("reads the rest of a large frame straight into the frame's own buffer", () => {
     const reader = new FrameReader(2 << 20);
     const payload = Buffer.alloc(1 << 20, 7);

@@ -62,6 +62,16 @@ export class FrameReader {
     return this.sizePrefixBytes + (this.frame === null ? 0 : this.frameFilled);
   }
 
+  /** The announced size of the frame being received (its size prefix read, not all its bytes), or -1. */
+  get partialFrameSize(): number {
+    return this.frame === null ? -1 : this.frame.length;
+  }
+
+  /** How many bytes of the frame being received have arrived (0 when none is). */
+  get partialFrameFilled(): number {
+    return this.frameFilled;
+  }
+
   /** Where the next read should put its bytes (at most this buffer's length). */
   readBuffer(): Buffer {
     const frame = this.frame;
