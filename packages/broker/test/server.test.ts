@@ -201,6 +201,57 @@ describe("connections", () => {
     expect(response.brokers).toHaveLength(1);
   });
 
+  it("handles no further request of a client that does not read its responses, and answers them all in order once it does", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "unread-responses");
+    await connection.send(
+      ApiKey.Produce,
+      7,
+      produceRequest("unread-responses", 0, batch(["x".repeat(900_000)])),
+    );
+    const fetchesHandled = async () => {
+      const metric = await node.metrics.registry.getSingleMetric("raftka_kafka_requests_total")?.get();
+      return metric?.values.find((value) => value.labels.api === "Fetch")?.value ?? 0;
+    };
+    const before = await fetchesHandled();
+    // 100 Fetches of ~900 KB each: 90 MB of responses, were they all built.
+    const count = 100;
+    const socket = createConnection({ host: "127.0.0.1", port: node.port });
+    socket.on("error", () => {});
+    socket.pause();
+    socket.write(
+      Buffer.concat(
+        Array.from({ length: count }, (_, index) =>
+          Buffer.concat(
+            encodeRequestFrame(
+              ApiKey.Fetch,
+              11,
+              index,
+              "test",
+              fetchRequest([{ topic: "unread-responses", partition: 0, offset: 0n }]),
+            ),
+          ),
+        ),
+      ),
+    );
+    try {
+      await expect.poll(fetchesHandled).toBeGreaterThanOrEqual(before + 10);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // 32 MiB unsent and what the kernel's socket buffers took: far from all of them.
+      expect((await fetchesHandled()) - before).toBeLessThan(count * 0.8);
+      const splitter = new FrameSplitter(1 << 24);
+      const frames: Buffer[] = [];
+      socket.on("data", (chunk) => frames.push(...splitter.push(chunk)));
+      socket.resume();
+      await expect.poll(() => frames.length, { timeout: 20_000 }).toBe(count);
+      expect(frames.map((frame) => frame.readInt32BE(0))).toEqual(
+        Array.from({ length: count }, (_, index) => index),
+      );
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it("handles a request after the one before it on its connection, and counts the wait as queued", async () => {
     const queued = () => sampleValue('raftka_kafka_request_queue_seconds_sum{api="Metadata"}');
     const before = await queued();

@@ -18,7 +18,8 @@ import { forEachErrorCode, type RequestMetrics } from "./request-metrics.js";
 
 /**
  * Limits that keep one client from taking the node's memory: a connection stops being read while it has
- * this many requests in flight, or this many response bytes the socket has not taken yet.
+ * this many requests in flight, or this many response bytes the socket has not taken yet; and it starts
+ * handling no further request while that many response bytes are unsent, until the socket drains.
  */
 export const MAX_IN_FLIGHT_REQUESTS = 256;
 export const MAX_PENDING_RESPONSE_BYTES = 32 * 1024 * 1024;
@@ -135,7 +136,11 @@ export class Connection {
       this.destroy();
     });
     feedSocket(socket, this.reader, (length) => this.onRead(length));
-    socket.on("drain", () => this.updateBackpressure());
+    socket.on("drain", () => {
+      // Requests not started while the client's responses piled up (see mayStart).
+      this.startWaiting();
+      this.updateBackpressure();
+    });
     socket.on("error", (error: NodeJS.ErrnoException) => {
       if (error.code !== "ECONNRESET" && error.code !== "EPIPE") {
         this.options.logger.debug({ err: error, client: this.clientAddress }, "connection error");
@@ -398,9 +403,18 @@ export class Connection {
     return holdsCharge;
   }
 
-  /** Whether a request may start now: nothing waits before it, and what runs is at most other Produce. */
+  /**
+   * Whether a request may start now: nothing waits before it, what runs is at most other Produce, and the
+   * client has taken its responses (fewer than MAX_PENDING_RESPONSE_BYTES unsent). Stopping reading alone
+   * does not bound memory: a client that pipelines requests and never reads would have every request
+   * already read answered, each response queued on the socket. The 'drain' event starts them again.
+   */
   private mayStart(produce: boolean): boolean {
-    return this.waiting.length === 0 && this.nothingInTheWay(produce);
+    return this.waiting.length === 0 && this.nothingInTheWay(produce) && !this.responsesPiledUp();
+  }
+
+  private responsesPiledUp(): boolean {
+    return this.socket.writableLength >= MAX_PENDING_RESPONSE_BYTES;
   }
 
   private nothingInTheWay(produce: boolean): boolean {
@@ -408,7 +422,12 @@ export class Connection {
   }
 
   private startWaiting(): void {
-    while (this.waiting.length > 0 && !this.closed && this.nothingInTheWay(this.waiting[0]!.produce)) {
+    while (
+      this.waiting.length > 0 &&
+      !this.closed &&
+      this.nothingInTheWay(this.waiting[0]!.produce) &&
+      !this.responsesPiledUp()
+    ) {
       this.waiting.shift()!.start();
     }
   }
