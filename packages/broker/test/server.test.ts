@@ -201,6 +201,49 @@ describe("connections", () => {
     expect(response.brokers).toHaveLength(1);
   });
 
+  it("answers the requests sent ahead of a bad frame, in order, before it closes the connection", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "before-bad-frame");
+    const unknownKey = Buffer.concat(encodeRequestFrame(ApiKey.Metadata, 1, 4, "test", { topics: [] }));
+    unknownKey.writeInt16BE(999, 4);
+    const oversize = Buffer.alloc(4);
+    oversize.writeInt32BE(200 * 1024 * 1024, 0);
+    for (const [index, bad] of [unknownKey, oversize].entries()) {
+      const { frames, closedByBroker } = await rawExchange(
+        Buffer.concat([
+          ...encodeRequestFrame(ApiKey.ApiVersions, 0, 1, "test", {}),
+          ...encodeRequestFrame(
+            ApiKey.Produce,
+            7,
+            2,
+            "test",
+            produceRequest("before-bad-frame", 0, batch(["x"]), 1),
+          ),
+          ...encodeRequestFrame(ApiKey.Metadata, 1, 3, "test", { topics: [] }),
+          bad,
+        ]),
+        5000,
+      );
+      expect(closedByBroker).toBe(true);
+      expect(frames.map((frame) => frame.readInt32BE(0))).toEqual([1, 2, 3]);
+      const produced = decodeResponseFrame(ApiKey.Produce, 7, frames[1]!).response;
+      expect(produced.responses[0]!.partitionResponses[0]).toMatchObject({
+        errorCode: ErrorCode.NONE,
+        baseOffset: BigInt(index),
+      });
+    }
+    // Each Produce was appended once.
+    const highWatermark = async () =>
+      (
+        await connection.send(
+          ApiKey.Fetch,
+          11,
+          fetchRequest([{ topic: "before-bad-frame", partition: 0, offset: 0n }]),
+        )
+      ).responses[0]!.partitions[0]!.highWatermark;
+    await expect.poll(highWatermark).toBe(2n);
+  });
+
   it("handles no further request of a client that does not read its responses, and answers them all in order once it does", async () => {
     const connection = await node.connect();
     await createTopic(connection, "unread-responses");

@@ -72,7 +72,8 @@ interface ResponseSlot {
  * every earlier one on the connection did: an OffsetFetch or OffsetDelete after an OffsetCommit sees the
  * commit. The one exception is a run of Produce requests, which are handled together (pipelining: each
  * partition's log keeps their appends in arrival order). Responses are written strictly in request order.
- * Anything wrong with the bytes closes this connection only, with a log line saying why.
+ * Anything wrong with the bytes closes this connection only, with a log line saying why, once the requests
+ * read before the bad bytes are answered.
  */
 export class Connection {
   private readonly reader: FrameReader;
@@ -232,6 +233,9 @@ export class Connection {
       if (this.closed || this.stopped) return;
       this.handleFrame(frame);
     }
+    // A bad size prefix after the frames above: they were requests, and are answered before the close.
+    const failure = this.reader.failure;
+    if (failure !== null && !this.stopped) this.reject(`unreadable frame: ${failure.message}`);
     this.updateBackpressure();
   }
 
@@ -581,13 +585,17 @@ export class Connection {
     this.destroy();
   }
 
-  /** Bad bytes from the client: say why in the log and close this connection only. */
+  /**
+   * Bad bytes from the client: say why in the log and close this connection only. As in Kafka, the
+   * requests read before the bad frame are still handled and answered first: a Produce among them may
+   * have been appended, and a client that saw no answer would send it again.
+   */
   private reject(reason: string): void {
     this.options.logger.info(
       { client: this.clientAddress, listener: this.options.listenerName },
       `closing connection: ${reason}`,
     );
-    this.destroy();
+    this.closeAfterPendingResponses();
   }
 
   private onClosed(): void {
