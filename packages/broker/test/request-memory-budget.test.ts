@@ -70,6 +70,31 @@ describe("RequestMemoryBudget", () => {
     expect(told).toBe(2);
   });
 
+  it("lets the frame that started first go on while frames arriving exhaust it, then the next in line", () => {
+    const budget = new RequestMemoryBudget(() => 100);
+    const woken: string[] = [];
+    const a = () => woken.push("a");
+    const b = () => woken.push("b");
+    budget.frameStarted(a);
+    budget.frameStarted(b);
+    budget.arrived(120);
+    budget.charge(120);
+    expect(budget.exhausted()).toBe(true);
+    expect(budget.finishesFirst(a)).toBe(true);
+    expect(budget.finishesFirst(b)).toBe(false);
+    // a's frame is whole (60 of the 120) and its request holds it: b may go on, and is told so.
+    budget.arrived(-60);
+    budget.frameEnded(a);
+    expect(woken).toEqual(["b"]);
+    expect(budget.finishesFirst(b)).toBe(true);
+    // Whole requests at the limit: b waits for them to be handled.
+    budget.charge(100);
+    expect(budget.finishesFirst(b)).toBe(false);
+    budget.release(100);
+    expect(woken).toEqual(["b", "b"]);
+    expect(budget.finishesFirst(b)).toBe(true);
+  });
+
   it("refuses to release more than was charged", () => {
     const budget = new RequestMemoryBudget(() => 100);
     budget.charge(10);

@@ -68,8 +68,9 @@ export class RequestMemoryBudget {
     if (this.held < 0)
       throw new Error(`request memory budget released ${-this.held} bytes more than charged`);
     this.changed(this.held);
-    // Whole requests were what held the budget: the first frame in line may go on arriving.
-    if (this.arriving.size > 0 && this.mayFinish()) this.first()!();
+    // Whole requests were what held the budget: the first frame in line may go on arriving. (Once
+    // recovered, every paused connection is resumed below.)
+    if (this.arriving.size > 0 && !this.recovered() && this.mayFinish()) this.first()!();
     if (this.waiting.size > 0 && this.recovered()) {
       const resumes = [...this.waiting];
       this.waiting.clear();
@@ -87,7 +88,7 @@ export class RequestMemoryBudget {
     if (!this.arriving.has(wake)) return;
     const wasFirst = this.first() === wake;
     this.arriving.delete(wake);
-    if (wasFirst && this.arriving.size > 0 && this.mayFinish()) this.first()!();
+    if (wasFirst && this.arriving.size > 0 && !this.recovered() && this.mayFinish()) this.first()!();
   }
 
   /** Whether this connection's frame is the one that goes on arriving while the budget is exhausted. */
