@@ -70,6 +70,31 @@ describe("RequestMemoryBudget", () => {
     expect(told).toBe(2);
   });
 
+  it("lets the frame that started first go on while frames arriving exhaust it, then the next in line", () => {
+    const budget = new RequestMemoryBudget(() => 100);
+    const woken: string[] = [];
+    const a = () => woken.push("a");
+    const b = () => woken.push("b");
+    budget.frameStarted(a);
+    budget.frameStarted(b);
+    budget.arrived(120);
+    budget.charge(120);
+    expect(budget.exhausted()).toBe(true);
+    expect(budget.finishesFirst(a)).toBe(true);
+    expect(budget.finishesFirst(b)).toBe(false);
+    // a's frame is whole (60 of the 120) and its request holds it: b may go on, and is told so.
+    budget.arrived(-60);
+    budget.frameEnded(a);
+    expect(woken).toEqual(["b"]);
+    expect(budget.finishesFirst(b)).toBe(true);
+    // Whole requests at the limit: b waits for them to be handled.
+    budget.charge(100);
+    expect(budget.finishesFirst(b)).toBe(false);
+    budget.release(100);
+    expect(woken).toEqual(["b", "b"]);
+    expect(budget.finishesFirst(b)).toBe(true);
+  });
+
   it("refuses to release more than was charged", () => {
     const budget = new RequestMemoryBudget(() => 100);
     budget.charge(10);
@@ -130,6 +155,7 @@ describe("queued.max.request.bytes on the listener", () => {
         requestBytesHeld: (bytes: number) => held.push(bytes),
       }),
       buffers: new BufferPool(),
+      stalledFrameDeadlineMs: 1000,
     });
     [{ boundPort: port }] = await server.listen([{ name: "PLAINTEXT", host: "127.0.0.1", port: 0 }]);
   });
@@ -201,8 +227,10 @@ describe("queued.max.request.bytes on the listener", () => {
       parked.splice(0)[0]!();
     }
     await Promise.all(answers);
+    // One whole frame, and the first bytes the others had sent: a frame is charged with what arrived.
     const frameBytes = frames[0]!.length - 4;
-    expect(Math.max(...held)).toBe(frameBytes);
+    expect(Math.max(...held)).toBeGreaterThanOrEqual(frameBytes);
+    expect(Math.max(...held)).toBeLessThanOrEqual(frameBytes + 2 * 1000);
     expect(held.at(-1)).toBe(0);
     for (const socket of sockets) socket.destroy();
   });
@@ -213,7 +241,8 @@ describe("queued.max.request.bytes on the listener", () => {
     );
     held.length = 0;
     const socket = connectSocket(port, "127.0.0.1", () => socket.write(frame.subarray(0, 50_000)));
-    await expect.poll(() => held.at(-1)).toBe(frame.length - 4);
+    // What arrived, not the size the frame announced.
+    await expect.poll(() => held.at(-1)).toBe(50_000 - 4);
     socket.destroy();
     await expect.poll(() => held.at(-1)).toBe(0);
     // The node reads other clients again.
@@ -222,6 +251,49 @@ describe("queued.max.request.bytes on the listener", () => {
       clientSoftwareVersion: "1.0",
     });
     expect(versions.errorCode).toBe(ErrorCode.NONE);
+  });
+
+  it("charges a frame announced larger than the limit with what arrived, so a client that sends it a byte at a time stops no one", async () => {
+    held.length = 0;
+    const loris = connectSocket(port, "127.0.0.1");
+    const prefix = Buffer.alloc(4);
+    prefix.writeInt32BE(500_000);
+    loris.on("error", () => {});
+    loris.write(prefix);
+    const drip = setInterval(() => loris.write(Buffer.alloc(1)), 100);
+    try {
+      await expect.poll(() => held.at(-1) ?? 0).toBeGreaterThan(0);
+      // Charged with a few bytes; the frame's 500 000 are never counted.
+      expect(Math.max(...held)).toBeLessThan(2000);
+      const answered = await (await connect()).send(ApiKey.ApiVersions, 3, {
+        clientSoftwareName: "raftka-test",
+        clientSoftwareVersion: "1.0",
+      });
+      expect(answered.errorCode).toBe(ErrorCode.NONE);
+    } finally {
+      clearInterval(drip);
+      loris.destroy();
+    }
+    await expect.poll(() => held.at(-1)).toBe(0);
+  });
+
+  it("closes a connection whose part-sent frame holds up the others, and reads them again", async () => {
+    const frame = Buffer.concat(
+      encodeRequestFrame(ApiKey.Produce, 9, 1, "raw", produceRequest("t", 0, Buffer.alloc(100_000, 7))),
+    );
+    held.length = 0;
+    const staller = connectSocket(port, "127.0.0.1", () => staller.write(frame.subarray(0, 50_000)));
+    staller.on("error", () => {});
+    const closed = new Promise<void>((resolve) => staller.once("close", () => resolve()));
+    // Half a frame, then nothing: the budget (2000 bytes) is exhausted by what it sent.
+    await expect.poll(() => held.at(-1)).toBe(50_000 - 4);
+    const versions = (await connect()).send(ApiKey.ApiVersions, 3, {
+      clientSoftwareName: "raftka-test",
+      clientSoftwareVersion: "1.0",
+    });
+    await closed;
+    await expect.poll(() => held.at(-1)).toBe(0);
+    expect((await versions).errorCode).toBe(ErrorCode.NONE);
   });
 
   it("still runs a request larger than the whole limit", async () => {

@@ -201,6 +201,100 @@ describe("connections", () => {
     expect(response.brokers).toHaveLength(1);
   });
 
+  it("answers the requests sent ahead of a bad frame, in order, before it closes the connection", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "before-bad-frame");
+    const unknownKey = Buffer.concat(encodeRequestFrame(ApiKey.Metadata, 1, 4, "test", { topics: [] }));
+    unknownKey.writeInt16BE(999, 4);
+    const oversize = Buffer.alloc(4);
+    oversize.writeInt32BE(200 * 1024 * 1024, 0);
+    for (const [index, bad] of [unknownKey, oversize].entries()) {
+      const { frames, closedByBroker } = await rawExchange(
+        Buffer.concat([
+          ...encodeRequestFrame(ApiKey.ApiVersions, 0, 1, "test", {}),
+          ...encodeRequestFrame(
+            ApiKey.Produce,
+            7,
+            2,
+            "test",
+            produceRequest("before-bad-frame", 0, batch(["x"]), 1),
+          ),
+          ...encodeRequestFrame(ApiKey.Metadata, 1, 3, "test", { topics: [] }),
+          bad,
+        ]),
+        5000,
+      );
+      expect(closedByBroker).toBe(true);
+      expect(frames.map((frame) => frame.readInt32BE(0))).toEqual([1, 2, 3]);
+      const produced = decodeResponseFrame(ApiKey.Produce, 7, frames[1]!).response;
+      expect(produced.responses[0]!.partitionResponses[0]).toMatchObject({
+        errorCode: ErrorCode.NONE,
+        baseOffset: BigInt(index),
+      });
+    }
+    // Each Produce was appended once.
+    const highWatermark = async () =>
+      (
+        await connection.send(
+          ApiKey.Fetch,
+          11,
+          fetchRequest([{ topic: "before-bad-frame", partition: 0, offset: 0n }]),
+        )
+      ).responses[0]!.partitions[0]!.highWatermark;
+    await expect.poll(highWatermark).toBe(2n);
+  });
+
+  it("handles no further request of a client that does not read its responses, and answers them all in order once it does", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "unread-responses");
+    await connection.send(
+      ApiKey.Produce,
+      7,
+      produceRequest("unread-responses", 0, batch(["x".repeat(900_000)])),
+    );
+    const fetchesHandled = async () => {
+      const metric = await node.metrics.registry.getSingleMetric("raftka_kafka_requests_total")?.get();
+      return metric?.values.find((value) => value.labels.api === "Fetch")?.value ?? 0;
+    };
+    const before = await fetchesHandled();
+    // 100 Fetches of ~900 KB each: 90 MB of responses, were they all built.
+    const count = 100;
+    const socket = createConnection({ host: "127.0.0.1", port: node.port });
+    socket.on("error", () => {});
+    socket.pause();
+    socket.write(
+      Buffer.concat(
+        Array.from({ length: count }, (_, index) =>
+          Buffer.concat(
+            encodeRequestFrame(
+              ApiKey.Fetch,
+              11,
+              index,
+              "test",
+              fetchRequest([{ topic: "unread-responses", partition: 0, offset: 0n }]),
+            ),
+          ),
+        ),
+      ),
+    );
+    try {
+      await expect.poll(fetchesHandled).toBeGreaterThanOrEqual(before + 10);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // 32 MiB unsent and what the kernel's socket buffers took: far from all of them.
+      expect((await fetchesHandled()) - before).toBeLessThan(count * 0.8);
+      const splitter = new FrameSplitter(1 << 24);
+      const frames: Buffer[] = [];
+      socket.on("data", (chunk) => frames.push(...splitter.push(chunk)));
+      socket.resume();
+      await expect.poll(() => frames.length, { timeout: 20_000 }).toBe(count);
+      expect(frames.map((frame) => frame.readInt32BE(0))).toEqual(
+        Array.from({ length: count }, (_, index) => index),
+      );
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it("handles a request after the one before it on its connection, and counts the wait as queued", async () => {
     const queued = () => sampleValue('raftka_kafka_request_queue_seconds_sum{api="Metadata"}');
     const before = await queued();

@@ -66,6 +66,32 @@ describe("FrameReader", () => {
     }
   });
 
+  it("returns the frames before a bad size prefix, then fails", () => {
+    const reader = new FrameReader(1000);
+    const tooLarge = Buffer.alloc(4);
+    tooLarge.writeInt32BE(5000);
+    const stream = Buffer.concat([frameOf(Buffer.from("one")), frameOf(Buffer.from("two")), tooLarge]);
+    stream.copy(reader.readBuffer());
+    const frames = reader.filled(stream.length);
+    expect(frames.map(String)).toEqual(["one", "two"]);
+    expect(reader.failure).toBeInstanceOf(FrameSizeError);
+    expect(() => reader.filled(0)).toThrow(FrameSizeError);
+    // A read that starts with the bad prefix throws at once.
+    const alone = new FrameReader(1000);
+    tooLarge.copy(alone.readBuffer());
+    expect(() => alone.filled(4)).toThrow(FrameSizeError);
+  });
+
+  it("tells the size of the frame arriving and how much of it is here", () => {
+    const reader = new FrameReader(1 << 20);
+    expect(reader.partialFrameSize).toBe(-1);
+    const stream = frameOf(Buffer.alloc(100_000, 1));
+    stream.copy(reader.readBuffer(), 0, 0, 1000);
+    reader.filled(1000);
+    expect(reader.partialFrameSize).toBe(100_000);
+    expect(reader.partialFrameFilled).toBe(996);
+  });
+
   it("reads the rest of a large frame straight into the frame's own buffer", () => {
     const reader = new FrameReader(2 << 20);
     const payload = Buffer.alloc(1 << 20, 7);

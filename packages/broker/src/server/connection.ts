@@ -18,7 +18,8 @@ import { forEachErrorCode, type RequestMetrics } from "./request-metrics.js";
 
 /**
  * Limits that keep one client from taking the node's memory: a connection stops being read while it has
- * this many requests in flight, or this many response bytes the socket has not taken yet.
+ * this many requests in flight, or this many response bytes the socket has not taken yet; and it starts
+ * handling no further request while that many response bytes are unsent, until the socket drains.
  */
 export const MAX_IN_FLIGHT_REQUESTS = 256;
 export const MAX_PENDING_RESPONSE_BYTES = 32 * 1024 * 1024;
@@ -43,8 +44,15 @@ export interface ConnectionOptions {
 }
 
 /**
- * Frames from this size up are charged to the node's budget as soon as their buffer is taken, so that
- * clients announcing large frames cannot make the node hold more than the budget while they arrive.
+ * How long a large frame may hold up the node's other connections: while the request budget is exhausted,
+ * only the frame that started arriving first is read on (see RequestMemoryBudget); if its client has not
+ * sent the rest this long after it got that turn, its connection is closed.
+ */
+export const STALLED_FRAME_DEADLINE_MS = 30_000;
+
+/**
+ * Frames from this size up are charged to the node's budget with the bytes that have arrived while they
+ * arrive, then whole until their request is handled (smaller frames arrive in one or a few reads).
  */
 const LARGE_FRAME_BYTES = POOLED_FRAME_MIN_BYTES;
 
@@ -64,7 +72,8 @@ interface ResponseSlot {
  * every earlier one on the connection did: an OffsetFetch or OffsetDelete after an OffsetCommit sees the
  * commit. The one exception is a run of Produce requests, which are handled together (pipelining: each
  * partition's log keeps their appends in arrival order). Responses are written strictly in request order.
- * Anything wrong with the bytes closes this connection only, with a log line saying why.
+ * Anything wrong with the bytes closes this connection only, with a log line saying why, once the requests
+ * read before the bad bytes are answered.
  */
 export class Connection {
   private readonly reader: FrameReader;
@@ -77,8 +86,17 @@ export class Connection {
   private closeWhenDrained = false;
   private readonly closedController = new AbortController();
   private readonly onBudgetRecovered = () => this.updateBackpressure();
-  /** Large frames charged to the budget whose requests have not been handled yet (arriving, mostly). */
+  /**
+   * Bytes charged to the budget for large frames whose requests have not been handled yet: the bytes of
+   * the frame arriving that are here, and whole frames that arrived.
+   */
   private unhandledFrameBytes = 0;
+  /** When the large frame arriving began (performance.now()), or -1 when none is arriving. */
+  private arrivingSince = -1;
+  /** Of unhandledFrameBytes, the bytes of the frame arriving (RequestMemoryBudget.arrived). */
+  private arrivingBytes = 0;
+  /** Since when (performance.now()) that frame holds up other connections, or -1; see checkStalledFrame. */
+  private holdingUpSince = -1;
   private readonly stopWatchingBudget: () => void;
   /** Handlers started and not yet finished, and how many of them are not Produce. */
   private handling = 0;
@@ -98,14 +116,16 @@ export class Connection {
     const allocateFrame = frameAllocator(options.buffers);
     this.reader = new FrameReader(options.maxRequestBytes, {
       allocate: (size) => {
+        // A frame is allocated once the one before it has arrived whole.
+        if (this.arrivingSince >= 0) this.largeFrameArrived();
         if (size >= LARGE_FRAME_BYTES) {
-          options.budget.charge(size);
-          this.unhandledFrameBytes += size;
+          options.budget.frameStarted(this.onBudgetRecovered);
+          this.arrivingSince = performance.now();
         }
         return allocateFrame(size);
       },
     });
-    // Stop reading as soon as the budget runs out, before the next read takes another large frame.
+    // Stop reading as soon as the budget runs out, before the next read brings in more.
     this.stopWatchingBudget = options.budget.onExhausted(() => this.updateBackpressure());
     this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
@@ -117,7 +137,11 @@ export class Connection {
       this.destroy();
     });
     feedSocket(socket, this.reader, (length) => this.onRead(length));
-    socket.on("drain", () => this.updateBackpressure());
+    socket.on("drain", () => {
+      // Requests not started while the client's responses piled up (see mayStart).
+      this.startWaiting();
+      this.updateBackpressure();
+    });
     socket.on("error", (error: NodeJS.ErrnoException) => {
       if (error.code !== "ECONNRESET" && error.code !== "EPIPE") {
         this.options.logger.debug({ err: error, client: this.clientAddress }, "connection error");
@@ -139,8 +163,45 @@ export class Connection {
 
   /** Graceful shutdown, step 1: read no more requests; those in flight still get their responses. */
   stopReading(): void {
+    if (this.stopped) return;
     this.stopped = true;
     this.socket.pause();
+    // Frames that arrived (or part did) and will never be handled hold no memory the budget must count.
+    if (this.arrivingSince >= 0) this.largeFrameArrived();
+    if (this.unhandledFrameBytes > 0) this.options.budget.release(this.unhandledFrameBytes);
+    this.unhandledFrameBytes = 0;
+  }
+
+  /**
+   * Called about once a second by the listener: closes this connection if the large frame it is receiving
+   * has held up the node's other connections (the budget exhausted, this frame the one read on) for
+   * longer than `deadlineMs`. Kafka has no such limit; without one, a client that sent most of a frame and
+   * then stopped, or sent its rest a byte at a time, would keep every other client waiting.
+   */
+  checkStalledFrame(now: number, deadlineMs: number): void {
+    const budget = this.options.budget;
+    if (
+      this.closed ||
+      this.arrivingSince < 0 ||
+      budget.recovered() ||
+      !budget.finishesFirst(this.onBudgetRecovered)
+    ) {
+      this.holdingUpSince = -1;
+      return;
+    }
+    if (this.holdingUpSince < 0) this.holdingUpSince = now;
+    else if (now - this.holdingUpSince >= deadlineMs) {
+      this.options.logger.info(
+        {
+          client: this.clientAddress,
+          listener: this.options.listenerName,
+          frameBytes: this.reader.partialFrameSize,
+          receivedBytes: this.reader.partialFrameFilled,
+        },
+        `closing connection: its request frame has held up other connections (queued.max.request.bytes is exhausted) for ${deadlineMs} ms without arriving`,
+      );
+      this.destroy();
+    }
   }
 
   /** Resolves once every request read so far has been answered and written to the socket. */
@@ -167,11 +228,46 @@ export class Connection {
       this.reject(`unreadable frame: ${(error as Error).message}`);
       return;
     }
+    this.chargeArrivedBytes(frames);
     for (const frame of frames) {
       if (this.closed || this.stopped) return;
       this.handleFrame(frame);
     }
+    // A bad size prefix after the frames above: they were requests, and are answered before the close.
+    const failure = this.reader.failure;
+    if (failure !== null && !this.stopped) this.reject(`unreadable frame: ${failure.message}`);
     this.updateBackpressure();
+  }
+
+  /**
+   * Charges the budget with the large frames' bytes this read brought: whole frames it completed, and the
+   * bytes so far of the one arriving. A frame's announced size is not charged: a client holds only what
+   * it sent.
+   */
+  private chargeArrivedBytes(frames: Buffer[]): void {
+    const reader = this.reader;
+    const arriving = reader.partialFrameSize >= LARGE_FRAME_BYTES ? reader.partialFrameFilled : 0;
+    let bytes = arriving;
+    for (const frame of frames) if (frame.length >= LARGE_FRAME_BYTES) bytes += frame.length;
+    if (arriving !== this.arrivingBytes) {
+      this.options.budget.arrived(arriving - this.arrivingBytes);
+      this.arrivingBytes = arriving;
+    }
+    if (bytes > this.unhandledFrameBytes) {
+      const added = bytes - this.unhandledFrameBytes;
+      this.unhandledFrameBytes = bytes;
+      this.options.budget.charge(added);
+    }
+    if (this.arrivingSince >= 0 && reader.partialFrameSize < LARGE_FRAME_BYTES) this.largeFrameArrived();
+  }
+
+  /** The large frame arriving is here whole (or will never be): the next one in line may go on. */
+  private largeFrameArrived(): void {
+    this.arrivingSince = -1;
+    this.holdingUpSince = -1;
+    if (this.arrivingBytes !== 0) this.options.budget.arrived(-this.arrivingBytes);
+    this.arrivingBytes = 0;
+    this.options.budget.frameEnded(this.onBudgetRecovered);
   }
 
   private handleFrame(frame: Buffer): void {
@@ -311,9 +407,18 @@ export class Connection {
     return holdsCharge;
   }
 
-  /** Whether a request may start now: nothing waits before it, and what runs is at most other Produce. */
+  /**
+   * Whether a request may start now: nothing waits before it, what runs is at most other Produce, and the
+   * client has taken its responses (fewer than MAX_PENDING_RESPONSE_BYTES unsent). Stopping reading alone
+   * does not bound memory: a client that pipelines requests and never reads would have every request
+   * already read answered, each response queued on the socket. The 'drain' event starts them again.
+   */
   private mayStart(produce: boolean): boolean {
-    return this.waiting.length === 0 && this.nothingInTheWay(produce);
+    return this.waiting.length === 0 && this.nothingInTheWay(produce) && !this.responsesPiledUp();
+  }
+
+  private responsesPiledUp(): boolean {
+    return this.socket.writableLength >= MAX_PENDING_RESPONSE_BYTES;
   }
 
   private nothingInTheWay(produce: boolean): boolean {
@@ -321,7 +426,12 @@ export class Connection {
   }
 
   private startWaiting(): void {
-    while (this.waiting.length > 0 && !this.closed && this.nothingInTheWay(this.waiting[0]!.produce)) {
+    while (
+      this.waiting.length > 0 &&
+      !this.closed &&
+      this.nothingInTheWay(this.waiting[0]!.produce) &&
+      !this.responsesPiledUp()
+    ) {
       this.waiting.shift()!.start();
     }
   }
@@ -420,13 +530,13 @@ export class Connection {
     if (this.closed || this.stopped) return;
     const unsent = this.socket.writableLength;
     const budget = this.options.budget;
-    // A frame that is arriving holds its charge: stopping it would hold the budget for good.
-    const arriving = this.unhandledFrameBytes > 0;
+    // The large frame that started arriving first goes on while the budget is exhausted: the frames
+    // arriving hold their bytes, and with all of them stopped none would ever finish.
     if (!this.readingPaused) {
       if (
         this.slots.length >= MAX_IN_FLIGHT_REQUESTS ||
         unsent >= MAX_PENDING_RESPONSE_BYTES ||
-        (budget.exhausted() && !arriving)
+        (budget.exhausted() && !this.finishesFirst())
       ) {
         this.readingPaused = true;
         this.socket.pause();
@@ -434,13 +544,17 @@ export class Connection {
     } else if (
       this.slots.length <= MAX_IN_FLIGHT_REQUESTS / 2 &&
       unsent <= MAX_PENDING_RESPONSE_BYTES / 2 &&
-      (budget.recovered() || arriving)
+      (budget.recovered() || this.finishesFirst())
     ) {
       this.readingPaused = false;
       this.socket.resume();
     }
     // Other connections' requests may be what holds the budget: their release has to wake this one.
     if (this.readingPaused && !budget.recovered()) budget.whenRecovered(this.onBudgetRecovered);
+  }
+
+  private finishesFirst(): boolean {
+    return this.arrivingSince >= 0 && this.options.budget.finishesFirst(this.onBudgetRecovered);
   }
 
   /**
@@ -471,13 +585,17 @@ export class Connection {
     this.destroy();
   }
 
-  /** Bad bytes from the client: say why in the log and close this connection only. */
+  /**
+   * Bad bytes from the client: say why in the log and close this connection only. As in Kafka, the
+   * requests read before the bad frame are still handled and answered first: a Produce among them may
+   * have been appended, and a client that saw no answer would send it again.
+   */
   private reject(reason: string): void {
     this.options.logger.info(
       { client: this.clientAddress, listener: this.options.listenerName },
       `closing connection: ${reason}`,
     );
-    this.destroy();
+    this.closeAfterPendingResponses();
   }
 
   private onClosed(): void {
@@ -487,6 +605,7 @@ export class Connection {
     this.options.budget.forget(this.onBudgetRecovered);
     this.stopWatchingBudget();
     // Frames charged and never handled: the one arriving, or any the connection stopped before.
+    if (this.arrivingSince >= 0) this.largeFrameArrived();
     if (this.unhandledFrameBytes > 0) this.options.budget.release(this.unhandledFrameBytes);
     this.unhandledFrameBytes = 0;
     this.closedController.abort();

@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "@raftka/monitoring";
 import type { ApiRegistry } from "./api-registry.js";
 import type { BufferPool } from "./buffer-pool.js";
-import { Connection } from "./connection.js";
+import { Connection, STALLED_FRAME_DEADLINE_MS } from "./connection.js";
 import type { FaultInjector } from "./fault-injection.js";
 import { RequestMemoryBudget } from "./request-memory-budget.js";
 import type { RequestMetrics } from "./request-metrics.js";
@@ -30,7 +30,12 @@ export interface KafkaServerOptions {
   readonly faults?: FaultInjector;
   /** The node's buffer pool, which large request frames are read into. */
   readonly buffers: BufferPool;
+  /** Tests: how long a frame may hold up other connections (default STALLED_FRAME_DEADLINE_MS). */
+  readonly stalledFrameDeadlineMs?: number;
 }
+
+/** How often connections are checked for a frame that holds up the others (Connection.checkStalledFrame). */
+const STALLED_FRAME_CHECK_MS = 1000;
 
 /** The Kafka listeners: accepts connections and hands each one to a Connection. */
 export class KafkaServer {
@@ -39,11 +44,18 @@ export class KafkaServer {
   private readonly bound: BoundListener[] = [];
   private nextConnectionId = 1;
   private readonly budget: RequestMemoryBudget;
+  private stalledFrameCheck: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: KafkaServerOptions) {
     this.budget = new RequestMemoryBudget(options.queuedMaxRequestBytes, (held) =>
       options.metrics.requestBytesHeld(held),
     );
+  }
+
+  private checkStalledFrames(): void {
+    const now = performance.now();
+    const deadline = this.options.stalledFrameDeadlineMs ?? STALLED_FRAME_DEADLINE_MS;
+    for (const connection of this.connections) connection.checkStalledFrame(now, deadline);
   }
 
   get listeners(): readonly BoundListener[] {
@@ -55,6 +67,13 @@ export class KafkaServer {
   }
 
   async listen(listeners: readonly ListenerSpec[]): Promise<readonly BoundListener[]> {
+    if (this.stalledFrameCheck === undefined) {
+      this.stalledFrameCheck = setInterval(
+        () => this.checkStalledFrames(),
+        Math.min(STALLED_FRAME_CHECK_MS, this.options.stalledFrameDeadlineMs ?? STALLED_FRAME_CHECK_MS),
+      );
+      this.stalledFrameCheck.unref();
+    }
     for (const listener of listeners) {
       const server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
         this.accept(socket, listener.name),
@@ -111,6 +130,7 @@ export class KafkaServer {
 
   /** Graceful shutdown, step 1: no new connections, no new requests; requests in flight continue. */
   stopAccepting(): void {
+    clearInterval(this.stalledFrameCheck);
     for (const server of this.servers) server.close();
     for (const connection of this.connections) connection.stopReading();
   }
@@ -135,6 +155,7 @@ export class KafkaServer {
 
   /** Closes everything at once. */
   destroy(): void {
+    clearInterval(this.stalledFrameCheck);
     for (const server of this.servers) server.close();
     for (const connection of this.connections) connection.destroy();
   }

@@ -380,7 +380,7 @@ const table = {
   "queued.max.request.bytes": setting(bytes(-1, "LONG"), 67_108_864, {
     category: "requests",
     dynamic: true,
-    doc: "Bytes of requests the node holds: Produce requests while they are handled, and every request of 64 KiB or more from the moment its size is read, while it arrives. At this limit every connection stops reading until half of it is free (a request already arriving is read to its end, so a larger one still runs alone). Parked requests (long-poll Fetch, JoinGroup) do not count. -1 means no limit. Kafka's default is -1, but Kafka reads one request per connection at a time where Raftka reads up to 256 (and handles runs of Produce requests together).",
+    doc: "Bytes of requests the node holds: Produce requests while they are handled, and every request of 64 KiB or more while it arrives (the bytes that have arrived, not the size it announces) and until it is handled. At this limit every connection stops reading until half of it is free, except that the request that started arriving first is read to its end while whole requests hold less than the limit (so a larger one still runs alone); one that holds up the others for 30 s without arriving closes its connection. Parked requests (long-poll Fetch, JoinGroup) do not count. -1 means no limit. Kafka's default is -1, but Kafka reads one request per connection at a time where Raftka reads up to 256 (and handles runs of Produce requests together).",
   }),
   "message.max.bytes": setting(bytes(0), 1_048_588, {
     category: "requests",

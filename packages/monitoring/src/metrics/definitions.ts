@@ -118,7 +118,7 @@ export const pushedMetricDefinitions = {
     ),
     requestBytesHeld: gauge(
       "raftka_kafka_request_held_bytes",
-      "Bytes of requests the node holds now (Produce requests being handled, requests of 64 KiB or more arriving); connections stop reading while this is at queued.max.request.bytes.",
+      "Bytes of requests the node holds now (Produce requests being handled; requests of 64 KiB or more until handled, counting the bytes that have arrived of those still arriving); connections stop reading while this is at queued.max.request.bytes.",
       [],
     ),
     connections: gauge("raftka_kafka_connections", "Client connections open now, by listener.", ["listener"]),

@@ -25,7 +25,8 @@ export interface FrameReaderOptions {
  * socket read lands: once a frame's size is known, the rest of a large frame is read straight into that
  * frame's own buffer. A 1 MB Produce request is then copied once, by the kernel, instead of into 64 KiB
  * socket chunks and again into one frame. Small frames and size prefixes go through a staging buffer and
- * are copied out of it. After a FrameSizeError the reader stays failed: close the connection.
+ * are copied out of it. After a FrameSizeError the reader stays failed: close the connection. A read that
+ * completes frames before the bad size prefix returns them, and sets `failure`; the next call throws.
  *
  * Protocol: call readBuffer() for the buffer the next read fills, then filled(n) with the bytes read.
  */
@@ -36,7 +37,7 @@ export class FrameReader {
   private frame: Buffer | null = null;
   private frameFilled = 0;
   private lastReadBuffer: Buffer;
-  private failure: FrameSizeError | null = null;
+  private failed: FrameSizeError | null = null;
   private readonly allocate: (size: number) => Buffer;
 
   constructor(
@@ -62,6 +63,21 @@ export class FrameReader {
     return this.sizePrefixBytes + (this.frame === null ? 0 : this.frameFilled);
   }
 
+  /** The announced size of the frame being received (its size prefix read, not all its bytes), or -1. */
+  get partialFrameSize(): number {
+    return this.frame === null ? -1 : this.frame.length;
+  }
+
+  /** How many bytes of the frame being received have arrived (0 when none is). */
+  get partialFrameFilled(): number {
+    return this.frameFilled;
+  }
+
+  /** The bad size prefix that failed this reader, once one was read; every later filled() throws it. */
+  get failure(): FrameSizeError | null {
+    return this.failed;
+  }
+
   /** Where the next read should put its bytes (at most this buffer's length). */
   readBuffer(): Buffer {
     const frame = this.frame;
@@ -75,7 +91,7 @@ export class FrameReader {
 
   /** Takes the `length` bytes just read into readBuffer()'s buffer; returns every frame they complete. */
   filled(length: number): Buffer[] {
-    if (this.failure !== null) throw this.failure;
+    if (this.failed !== null) throw this.failed;
     if (this.lastReadBuffer !== this.staging) {
       this.frameFilled += length;
       return this.frameFilled === this.frame!.length ? [this.completeFrame()] : [];
@@ -106,8 +122,10 @@ export class FrameReader {
       if (size < 0 || size > this.maxFrameSize) {
         const prefix = Buffer.alloc(4);
         prefix.writeInt32BE(size, 0);
-        this.failure = new FrameSizeError(size, this.maxFrameSize, prefix);
-        throw this.failure;
+        this.failed = new FrameSizeError(size, this.maxFrameSize, prefix);
+        // The frames before it are whole requests: the caller may still answer them.
+        if (frames.length > 0) return frames;
+        throw this.failed;
       }
       this.frame = this.allocate(size);
       this.frameFilled = 0;
