@@ -244,6 +244,25 @@ describe("connections", () => {
     await expect.poll(highWatermark).toBe(2n);
   });
 
+  it("closes a connection with a bad frame even while its client goes on sending and never closes its end", async () => {
+    const socket = createConnection({ host: "127.0.0.1", port: node.port });
+    socket.on("error", () => {});
+    await new Promise<void>((resolve) => socket.once("connect", resolve));
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    const oversize = Buffer.alloc(4);
+    oversize.writeInt32BE(200 * 1024 * 1024, 0);
+    socket.write(oversize);
+    // More than the socket buffers hold: with the broker no longer reading, these writes block.
+    socket.write(Buffer.alloc(16 * 1024 * 1024, 0x76));
+    // A half-close left the connection open until connections.max.idle.ms (fuzz: "no answer within 30 s").
+    const outcome = await Promise.race([
+      closed.then(() => "closed"),
+      new Promise((resolve) => setTimeout(() => resolve("still open after 15 s"), 15_000)),
+    ]);
+    socket.destroy();
+    expect(outcome).toBe("closed");
+  });
+
   it("handles no further request of a client that does not read its responses, and answers them all in order once it does", async () => {
     const connection = await node.connect();
     await createTopic(connection, "unread-responses");

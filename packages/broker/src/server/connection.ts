@@ -49,6 +49,8 @@ export interface ConnectionOptions {
  * sent the rest this long after it got that turn, its connection is closed.
  */
 export const STALLED_FRAME_DEADLINE_MS = 30_000;
+/** How long a connection being closed waits for its client to take the last answers. */
+const CLOSE_GRACE_MS = 5_000;
 
 /**
  * Frames from this size up are charged to the node's budget with the bytes that have arrived while they
@@ -84,6 +86,7 @@ export class Connection {
   private closed = false;
   private drainWaiters: (() => void)[] = [];
   private closeWhenDrained = false;
+  private ending = false;
   private readonly closedController = new AbortController();
   private readonly onBudgetRecovered = () => this.updateBackpressure();
   /**
@@ -511,15 +514,29 @@ export class Connection {
     this.socket.uncork();
     if (this.slots.length === 0) {
       for (const resolve of this.drainWaiters.splice(0)) resolve();
-      if (this.closeWhenDrained) this.socket.end();
+      if (this.closeWhenDrained) this.endThenDestroy();
     }
     this.updateBackpressure();
   }
 
   private closeAfterPendingResponses(): void {
     this.stopReading();
-    if (this.slots.length === 0) this.socket.end();
+    if (this.slots.length === 0) this.endThenDestroy();
     else this.closeWhenDrained = true;
+  }
+
+  /**
+   * Closes the connection once its answers are with the kernel. Not a half-close left to the client: this
+   * side reads nothing any more, so the client's end would never be seen (and a client still sending
+   * blocks once the receive buffer is full), leaving both sides open until connections.max.idle.ms. A
+   * client that does not take its answers either is cut off after CLOSE_GRACE_MS.
+   */
+  private endThenDestroy(): void {
+    if (this.ending) return;
+    this.ending = true;
+    const socket = this.socket;
+    socket.end(() => socket.destroy());
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   /**
