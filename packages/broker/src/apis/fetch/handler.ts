@@ -306,7 +306,8 @@ async function readPartitions(
       continue;
     }
     // Below the high watermark and nothing returned: the next batch is larger than the limit.
-    if (records.length === 0 && !firstWithData) headerFirst = true;
+    // (A partition with nothing past its fetch offset returns nothing too, and says nothing of batch sizes.)
+    if (records.length === 0 && !firstWithData && partition.fetchOffset < highWatermark) headerFirst = true;
     // The reads already keep to it; the answer holds to max.bytes whatever a log's read returns.
     if (!firstWithData && records.length > limit) records = Buffer.alloc(0);
     const visible = hideInternalControlBatches(records);
