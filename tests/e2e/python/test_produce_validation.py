@@ -35,13 +35,26 @@ def produce(broker, topic, messages, codec="none"):
     return results
 
 
+def accepted_after_refusal(results, refused_index, code):
+    """The refused record failed with `code`; each other one either went down with it (same batch) or, when
+    librdkafka sent it in a batch of its own (its batching is timing-dependent), was stored. Returns how many
+    were stored, so the caller can check that nothing of the refused batch reached the log."""
+    assert results[refused_index][0] == code, results
+    for index, (result_code, _offset) in enumerate(results):
+        assert result_code in (code, KafkaError.NO_ERROR), (index, results)
+    return sum(1 for result_code, _offset in results if result_code == KafkaError.NO_ERROR)
+
+
 def test_compacted_topic_refuses_records_without_a_key(broker):
     for policy in ["compact", "compact,delete"]:
         topic = "keys-%s" % policy.replace(",", "-")
         create_topic(broker, topic, {"cleanup.policy": policy})
-        refused = produce(broker, topic, [{"key": b"a", "value": b"keyed"}, {"value": b"no key"}])
-        assert [code for code, _offset in refused] == [KafkaError.INVALID_RECORD] * 2, (policy, refused)
-        assert produce(broker, topic, [{"key": b"a", "value": b"keyed"}]) == [(KafkaError.NO_ERROR, 0)], policy
+        results = produce(broker, topic, [{"key": b"a", "value": b"keyed"}, {"value": b"no key"}])
+        stored = accepted_after_refusal(results, 1, KafkaError.INVALID_RECORD)
+        assert produce(broker, topic, [{"key": b"a", "value": b"keyed"}]) == [(KafkaError.NO_ERROR, stored)], (
+            policy,
+            results,
+        )
 
 
 def test_every_record_timestamp_is_held_against_the_bound(broker):
@@ -53,7 +66,8 @@ def test_every_record_timestamp_is_held_against_the_bound(broker):
         {"value": b"ten hours ago", "timestamp": now - 10 * HOUR_MS},
         {"value": b"now again", "timestamp": now},
     ]
+    stored = 0
     for codec in ["none", "gzip"]:
-        refused = produce(broker, topic, batch, codec=codec)
-        assert [code for code, _offset in refused] == [KafkaError.INVALID_TIMESTAMP] * 3, (codec, refused)
-    assert produce(broker, topic, [{"value": b"now", "timestamp": now}]) == [(KafkaError.NO_ERROR, 0)]
+        results = produce(broker, topic, batch, codec=codec)
+        stored += accepted_after_refusal(results, 1, KafkaError.INVALID_TIMESTAMP)
+    assert produce(broker, topic, [{"value": b"now", "timestamp": now}]) == [(KafkaError.NO_ERROR, stored)]
