@@ -1,9 +1,10 @@
 // Compiles the native addons (part of `pnpm build`): packages/crc32c's CRC-32C, packages/storage's
-// preallocation and direct reads, and packages/broker's heap trimming and helper-thread scheduling. Where one
-// cannot be built, its package falls back (CRC-32C to @node-rs/crc32, about 4x slower; segment files to ext4's
-// delayed allocation, about a quarter more kernel CPU per byte written; reads of data not in the page cache
-// through it, several times the kernel CPU; freed heap memory stays resident; helper threads on the default
-// policy): this prints why and what to install, and the broker warns at start.
+// preallocation and direct reads, and packages/broker's heap trimming, read-ahead memory and helper-thread
+// scheduling. Where one cannot be built, its package falls back (CRC-32C to @node-rs/crc32, about 4x slower;
+// segment files to ext4's delayed allocation, about a quarter more kernel CPU per byte written; reads of data
+// not in the page cache through it, several times the kernel CPU; freed heap memory stays resident; read-ahead
+// memory kept until garbage collected; helper threads on the default policy): this prints why and what to
+// install, and the broker warns at start.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { homedir } from "node:os";
@@ -43,6 +44,14 @@ const addons = [
     builds:
       process.platform === "linux" && process.report.getReport().header.glibcVersionRuntime !== undefined,
     fallback: "heap memory the broker frees will stay resident (its RSS keeps its peak after bursts)",
+  },
+  {
+    name: "mapped-memory",
+    source: "packages/broker/native/mapped-memory.c",
+    output: "packages/broker/build/mapped-memory.node",
+    builds: process.platform === "linux",
+    fallback:
+      "reads ahead of a consumer's next Fetch keep their memory (up to 65 MiB) after a catch-up until V8 collects it",
   },
   {
     name: "helper-threads",

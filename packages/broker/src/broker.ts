@@ -24,6 +24,8 @@ import { describeConfigsHandler } from "./apis/describe-configs/handler.js";
 import { FetchSessionCache } from "./apis/fetch/fetch-sessions.js";
 import { fetchHandler } from "./apis/fetch/handler.js";
 import { LongPoll } from "./apis/fetch/long-poll.js";
+import { NextReads } from "./apis/fetch/next-reads.js";
+import { ReadAheadMemory } from "./apis/fetch/read-ahead-memory.js";
 import { listOffsetsHandler } from "./apis/list-offsets/handler.js";
 import { metadataHandler } from "./apis/metadata/handler.js";
 import { offsetForLeaderEpochHandler } from "./apis/offset-for-leader-epoch/handler.js";
@@ -136,6 +138,8 @@ export class Broker {
   readonly longPoll = new LongPoll();
   /** Buffers Fetch reads records into and large Produce frames arrive in (public for tests: whether they come back). */
   readonly buffers = new BufferPool();
+  /** Streaming consumers' next ranges, read while their answers go out (public for tests). */
+  readonly nextReads: NextReads;
   private readonly heapTrimmer: HeapTrimmer;
   private readonly logger: Logger;
   private readonly serverLogger: Logger;
@@ -164,6 +168,10 @@ export class Broker {
     this.serverLogger = options.logging.component("server");
     const memoryReleased = options.metrics?.node.memoryReleasedBytes;
     this.heapTrimmer = new HeapTrimmer({ onTrimmed: (bytes) => memoryReleased?.inc(bytes) });
+    const readsAhead = options.metrics?.storage.readsAhead;
+    this.nextReads = new NextReads(this.buffers, {
+      onOutcome: readsAhead && ((outcome) => readsAhead.labels({ outcome }).inc()),
+    });
     const logsFailed = options.metrics?.storage.logsFailed;
     logsFailed?.set(0);
     this.logFailures = new LogFailures((count) => logsFailed?.set(count));
@@ -307,6 +315,20 @@ export class Broker {
         "reads go through the page cache from now on: direct reads cannot be done here (set log.direct.reads.enable=false to skip the attempt)",
       ),
     );
+    if (ReadAheadMemory.unavailableReason !== undefined) {
+      const reason = ReadAheadMemory.unavailableReason;
+      if (ReadAheadMemory.availableOnThisPlatform) {
+        this.serverLogger.warn(
+          { reason },
+          "reads ahead of a consumer's next Fetch keep their memory (up to 65 MiB after a catch-up) until V8 collects it; see the reason",
+        );
+      } else {
+        this.serverLogger.info(
+          { reason },
+          "reads ahead of a consumer's next Fetch keep their memory until V8 collects it: nothing to do",
+        );
+      }
+    }
     if (HeapTrimmer.unavailableReason !== undefined) {
       const reason = HeapTrimmer.unavailableReason;
       if (heapTrimAvailableOnThisPlatform) {
@@ -549,7 +571,12 @@ export class Broker {
       apiVersionsHandler(this.registry),
       metadataHandler(services),
       produceHandler(services),
-      fetchHandler(services, { sessions, longPoll: this.longPoll, buffers: this.buffers }),
+      fetchHandler(services, {
+        sessions,
+        longPoll: this.longPoll,
+        buffers: this.buffers,
+        nextReads: this.nextReads,
+      }),
       listOffsetsHandler(services),
       createTopicsHandler(services),
       deleteTopicsHandler(services),
@@ -652,6 +679,7 @@ export class Broker {
     this.stopListeningToPreallocation?.();
     await this.raftGroups?.stop();
     this.flushScheduler.close();
+    this.nextReads.close();
     this.buffers.close();
     this.heapTrimmer.close();
     await this.admin.close();

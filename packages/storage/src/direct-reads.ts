@@ -93,13 +93,14 @@ export class DirectReads {
   /**
    * Up to `length` bytes of `handle`'s file from `position`, in a buffer from `allocate` (asked for
    * DIRECT_READ_SLACK_BYTES more than `length` when the read may go direct); fewer only at the end of
-   * the file. `stats` and `onRead` tell how they were read.
+   * the file. `stats`, `onRead` and, for this read alone, `onDirect` tell how they were read.
    */
   async read(
     handle: FileHandle,
     allocate: (size: number) => Buffer,
     position: number,
     length: number,
+    onDirect?: (bytes: number) => void,
   ): Promise<Buffer> {
     const binding = native.binding;
     if (!this.enabledValue || binding === undefined || length === 0) {
@@ -111,8 +112,10 @@ export class DirectReads {
     const buffer = allocate(length + DIRECT_READ_SLACK_BYTES);
     const result = await binding.read(handle.fd, buffer, position, length);
     if (result.directUnavailable !== undefined) this.disable(unavailableBecause(result.directUnavailable));
-    if (result.direct) this.record(result.bytes, 0);
-    else this.record(0, result.bytes);
+    if (result.direct) {
+      this.record(result.bytes, 0);
+      onDirect?.(result.bytes);
+    } else this.record(0, result.bytes);
     return buffer.subarray(result.start, result.start + result.bytes);
   }
 

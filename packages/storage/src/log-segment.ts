@@ -909,7 +909,7 @@ export class LogSegment {
         : maxBytes;
     const guess = Math.min(sizeNow - start.position, ahead + walk);
     let bufferStart = start.position;
-    let buffer = await this.readRange(handle, allocate, bufferStart, Math.max(0, guess));
+    let buffer = await this.readRange(handle, allocate, bufferStart, Math.max(0, guess), options);
     let bufferLength = buffer.length;
     let at = 0;
     let expectedOffset = this.baseOffset + start.relativeOffset;
@@ -951,7 +951,7 @@ export class LogSegment {
     const wanted = Math.min(sizeNow - (bufferStart + at), Math.max(maxBytes, found.size));
     if (at + wanted > bufferLength) {
       bufferStart += at;
-      buffer = await this.readRange(handle, allocate, bufferStart, wanted);
+      buffer = await this.readRange(handle, allocate, bufferStart, wanted, options);
       bufferLength = buffer.length;
       at = 0;
     }
@@ -983,9 +983,12 @@ export class LogSegment {
     allocate: (size: number) => Buffer,
     position: number,
     length: number,
+    options: ReadOptions | undefined,
   ): Promise<Buffer> {
     const directReads = this.settings.directReads;
-    if (directReads !== undefined) return directReads.read(handle, allocate, position, length);
+    if (directReads !== undefined) {
+      return directReads.read(handle, allocate, position, length, options?.onDirectRead);
+    }
     const buffer = allocate(length);
     return buffer.subarray(0, await readFully(handle, buffer, 0, length, position));
   }

@@ -97,6 +97,11 @@ export interface ReadOptions {
    * that fits then costs a second read. False (the default) reads the header and up to `maxBytes` at once.
    */
   headerFirst?: boolean;
+  /**
+   * Told the bytes of each read that went past the page cache to the disk (DirectReads): Fetch reads a
+   * consumer's next range ahead only while its data comes from there.
+   */
+  onDirectRead?: (bytes: number) => void;
 }
 
 export interface ReadResult {

@@ -110,6 +110,25 @@ describe("direct reads", () => {
     });
   });
 
+  it("tell the reader which of its reads went to the disk", async () => {
+    await withTempDir(async (directory) => {
+      const directReads = new DirectReads();
+      const log = await openLog(directory, { directReads });
+      await appendAll(log, batches("told", 100));
+      await log.flush();
+      const told: number[] = [];
+      const onDirectRead = (bytes: number) => told.push(bytes);
+      await log.read(0, 200_000, undefined, undefined, { onDirectRead });
+      expect(told).toEqual([]);
+      const [file] = await segmentFiles(directory);
+      evictFromPageCache(file!);
+      const result = await log.read(0, 200_000, undefined, undefined, { onDirectRead });
+      expect(told).toHaveLength(1);
+      expect(told[0]).toBeGreaterThanOrEqual(result.records.length);
+      await log.close();
+    });
+  });
+
   it("go through the page cache when turned off, and on a file system without O_DIRECT", async () => {
     await withTempDir(async (directory) => {
       const directReads = new DirectReads({ enabled: false });

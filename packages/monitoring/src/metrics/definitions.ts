@@ -159,6 +159,11 @@ export const pushedMetricDefinitions = {
       "Bytes read from partition logs for Fetch, by how: `direct` (O_DIRECT, data that was not in the page cache) or `page_cache`. With log.direct.reads.enable=true (the default) a consumer catching up on old data reads direct.",
       ["path"],
     ),
+    readsAhead: counter(
+      "raftka_log_reads_ahead_total",
+      "Reads of a streaming consumer's next range made while its last answer went out, by outcome: `claimed` (its next Fetch answered from it) or `unused` (the consumer asked for another offset, or for none within 500 ms: disk reads for nothing).",
+      ["outcome"],
+    ),
     produceRefused: gauge(
       "raftka_log_dir_produce_refused",
       "1 while Produce to the partitions of the log directory is refused because its file system has less than log.dir.min.free.bytes free, or too little above it for the largest request refused (until one of that size fits again).",

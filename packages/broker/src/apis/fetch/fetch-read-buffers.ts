@@ -8,6 +8,7 @@ import type { BufferPool } from "../../server/buffer-pool.js";
  */
 export class FetchReadBuffers {
   private readonly reads: Promise<readonly Buffer[]>[] = [];
+  private readonly adopted: (() => void)[] = [];
 
   constructor(private readonly pool: BufferPool) {}
 
@@ -30,8 +31,14 @@ export class FetchReadBuffers {
     return result;
   }
 
+  /** Takes over the memory of a read started elsewhere (NextReads), to release with this Fetch's own. */
+  adopt(release: () => void): void {
+    this.adopted.push(release);
+  }
+
   /** Call once nothing refers to the records any more (the response is written). */
   giveBack(): void {
+    for (const release of this.adopted.splice(0)) release();
     for (const read of this.reads.splice(0)) {
       void read.then((taken) => {
         for (const buffer of taken) this.pool.give(buffer);

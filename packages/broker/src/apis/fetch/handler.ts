@@ -6,7 +6,8 @@ import {
   type FetchResponseFetchableTopicResponse,
   type FetchResponsePartitionData,
 } from "@raftka/protocol";
-import type { ReplicatedLog } from "../../partitions/replicated-log.js";
+import type { ReadOptions } from "@raftka/storage";
+import type { ReplicatedLog, ReplicatedReadResult } from "../../partitions/replicated-log.js";
 import type { ApiHandler, RequestContext } from "../../server/api-registry.js";
 import type { BufferPool } from "../../server/buffer-pool.js";
 import type { BrokerServices } from "../../services.js";
@@ -22,11 +23,17 @@ import {
   type SessionPartition,
 } from "./fetch-sessions.js";
 import type { LongPoll } from "./long-poll.js";
-import { PartitionReadAhead } from "./read-ahead.js";
+import type { NextReads } from "./next-reads.js";
+import { cutToLimit, PartitionReadAhead } from "./read-ahead.js";
 
 const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 const INT32_MAX = 0x7fffffff;
 const READ_COMMITTED = 1;
+/** Where a v2 batch header keeps its length and last offset delta, and how long the header is. */
+const BATCH_LENGTH_POSITION = 8;
+const LAST_OFFSET_DELTA_POSITION = 23;
+const BATCH_HEADER_BYTES = 61;
+const LOG_OVERHEAD = 12;
 
 interface PartitionResult {
   readonly partition: SessionPartition;
@@ -40,6 +47,8 @@ export interface FetchHandlerOptions {
   readonly longPoll: LongPoll;
   /** Buffers the records are read into, reused once each response is written. */
   readonly buffers: BufferPool;
+  /** Streaming consumers' next ranges, read while their answers go out. */
+  readonly nextReads: NextReads;
 }
 
 /**
@@ -134,7 +143,13 @@ async function handleFetch(
   const buffers = new FetchReadBuffers(options.buffers);
   context.onResponseWritten(() => buffers.giveBack());
   const read = () =>
-    readPartitions(services, fetchContext.partitions, { maxBytes, replicaId, byTopicId }, buffers);
+    readPartitions(
+      services,
+      fetchContext.partitions,
+      { maxBytes, replicaId, byTopicId },
+      buffers,
+      options.nextReads,
+    );
 
   let results = await read();
   let available = 0;
@@ -239,6 +254,7 @@ async function readPartitions(
   partitions: readonly SessionPartition[],
   options: { maxBytes: number; replicaId: number; byTopicId: boolean },
   buffers: FetchReadBuffers,
+  nextReads: NextReads,
 ): Promise<PartitionResult[]> {
   const results: PartitionResult[] = [];
   let budget = options.maxBytes;
@@ -249,6 +265,8 @@ async function readPartitions(
   let headerFirst = false;
   const image = services.controller.image;
   const check = (partition: SessionPartition) => checkPartition(services, image, partition, options);
+  // Partitions whose records came, at least in part, from the disk: only their next range is read ahead.
+  const fromDisk = new Set<ReplicatedLog>();
   const readAhead = new PartitionReadAhead(
     partitions.length,
     (index) => {
@@ -259,7 +277,10 @@ async function readPartitions(
       return { log, fetchOffset: partition.fetchOffset, maxBytes: partition.maxBytes, headerFirst };
     },
     (log, fetchOffset, maxBytes, readOptions) =>
-      buffers.read((allocate) => log.read(fetchOffset, maxBytes, allocate, readOptions)),
+      readOrClaim(nextReads, buffers, log, fetchOffset, maxBytes, {
+        ...readOptions,
+        onDirectRead: () => fromDisk.add(log),
+      }),
   );
   for (const [index, partition] of partitions.entries()) {
     const checked = check(partition);
@@ -310,6 +331,9 @@ async function readPartitions(
     if (records.length === 0 && !firstWithData && partition.fetchOffset < highWatermark) headerFirst = true;
     // The reads already keep to it; the answer holds to max.bytes whatever a log's read returns.
     if (!firstWithData && records.length > limit) records = Buffer.alloc(0);
+    if (records.length > 0 && fromDisk.has(log)) {
+      nextReads.startAfter(log, offsetAfter(records), partition.maxBytes, records.length, highWatermark);
+    }
     const visible = hideInternalControlBatches(records);
     const data: FetchResponsePartitionData = { ...base, errorCode: ErrorCode.NONE, records: visible.records };
     recordCounts.set(data, visible.recordCount);
@@ -320,6 +344,45 @@ async function readPartitions(
     results.push({ partition, data, log, bytes: visible.records.length });
   }
   return results;
+}
+
+/**
+ * A partition's records from `fetchOffset` within `maxBytes`: from the read NextReads started for this
+ * offset when it holds any that fit (a prefix of what a read now returns), else read now. Either way
+ * `options.onDirectRead` hears of records that came from the disk.
+ */
+async function readOrClaim(
+  nextReads: NextReads,
+  buffers: FetchReadBuffers,
+  log: ReplicatedLog,
+  fetchOffset: number,
+  maxBytes: number,
+  options: ReadOptions,
+): Promise<ReplicatedReadResult> {
+  const early = nextReads.claim(log, fetchOffset);
+  if (early !== undefined) {
+    buffers.adopt(() => early.release());
+    const result = await early.outcome;
+    if (result !== undefined) {
+      const records = cutToLimit(result.read.records, maxBytes, options.minOneBatch ?? true);
+      if (records.length > 0) {
+        if (result.fromDisk) options.onDirectRead?.(records.length);
+        return { records, nextOffset: offsetAfter(records) };
+      }
+    }
+  }
+  return buffers.read((allocate) => log.read(fetchOffset, maxBytes, allocate, options));
+}
+
+/** The offset after the last of whole `records` batches (not empty). */
+function offsetAfter(records: Buffer): number {
+  let at = 0;
+  let last = 0;
+  while (at + BATCH_HEADER_BYTES <= records.length) {
+    last = Number(records.readBigInt64BE(at)) + records.readInt32BE(at + LAST_OFFSET_DELTA_POSITION);
+    at += records.readInt32BE(at + BATCH_LENGTH_POSITION) + LOG_OVERHEAD;
+  }
+  return last + 1;
 }
 
 type CheckedPartition =
