@@ -368,3 +368,35 @@ describe("Fetch with next reads", () => {
     expect(node.broker.nextReads.residentSlots).toBe(0);
   });
 });
+
+describe("Fetch with log.read.ahead.enable=false", () => {
+  it("reads nothing ahead, even for a consumer reading from disk", async () => {
+    const node = await startTestBroker({ "log.read.ahead.enable": false });
+    try {
+      const connection = await node.connect();
+      await createTopic(connection, "not-ahead", 1);
+      for (let offset = 0; offset < 20; offset++) {
+        await connection.send(ApiKey.Produce, 7, produceRequest("not-ahead", 0, batch(["x".repeat(3000)])));
+      }
+      const directory = readdirSync(node.dataDir).find((name) => name.startsWith("not-ahead-"))!;
+      const files = readdirSync(join(node.dataDir, directory)).filter((file) => file.endsWith(".log"));
+      evictFromPageCache(...files.map((file) => join(node.dataDir, directory, file)));
+      let offset = 0n;
+      while (offset < 20n) {
+        const response = await connection.send(
+          ApiKey.Fetch,
+          11,
+          fetchRequest([{ topic: "not-ahead", partition: 0, offset, maxBytes: 7_000 }]),
+        );
+        const batches = sliceBatches(
+          response.responses[0]!.partitions[0]!.records ?? Buffer.alloc(0),
+        ).batches;
+        expect(batches.length).toBeGreaterThan(0);
+        offset += BigInt(batches.length);
+      }
+      expect(node.broker.nextReads.stats.started).toBe(0);
+    } finally {
+      await node.cleanup();
+    }
+  });
+});

@@ -331,7 +331,7 @@ async function readPartitions(
     if (records.length === 0 && !firstWithData && partition.fetchOffset < highWatermark) headerFirst = true;
     // The reads already keep to it; the answer holds to max.bytes whatever a log's read returns.
     if (!firstWithData && records.length > limit) records = Buffer.alloc(0);
-    if (records.length > 0 && fromDisk.has(log)) {
+    if (records.length > 0 && fromDisk.has(log) && services.config.get("log.read.ahead.enable")) {
       nextReads.startAfter(log, offsetAfter(records), partition.maxBytes, records.length, highWatermark);
     }
     const visible = hideInternalControlBatches(records);
