@@ -19,6 +19,15 @@ import {
 } from "./helpers.js";
 
 const MiB = 1024 * 1024;
+
+/** Drops a topic's segments from the page cache, as for a consumer of old data. */
+function evictTopicFromPageCache(node: TestBroker, topic: string): void {
+  for (const directory of readdirSync(node.dataDir)) {
+    if (!directory.startsWith(`${topic}-`)) continue;
+    const files = readdirSync(join(node.dataDir, directory)).filter((file) => file.endsWith(".log"));
+    evictFromPageCache(...files.map((file) => join(node.dataDir, directory, file)));
+  }
+}
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 /** This process's resident memory, from /proc (Linux). */
@@ -240,14 +249,7 @@ describe("Fetch with next reads", () => {
       }
     }
   };
-  /** Drops the topic's segments from the page cache, as for a consumer of old data. */
-  const evictTopic = (topic: string) => {
-    for (const directory of readdirSync(node.dataDir)) {
-      if (!directory.startsWith(`${topic}-`)) continue;
-      const files = readdirSync(join(node.dataDir, directory)).filter((file) => file.endsWith(".log"));
-      evictFromPageCache(...files.map((file) => join(node.dataDir, directory, file)));
-    }
-  };
+  const evictTopic = (topic: string) => evictTopicFromPageCache(node, topic);
   const fetchFrom = async (topic: string, offsets: number[], maxBytes: number) => {
     const response = await connection.send(
       ApiKey.Fetch,
@@ -378,9 +380,7 @@ describe("Fetch with log.read.ahead.enable=false", () => {
       for (let offset = 0; offset < 20; offset++) {
         await connection.send(ApiKey.Produce, 7, produceRequest("not-ahead", 0, batch(["x".repeat(3000)])));
       }
-      const directory = readdirSync(node.dataDir).find((name) => name.startsWith("not-ahead-"))!;
-      const files = readdirSync(join(node.dataDir, directory)).filter((file) => file.endsWith(".log"));
-      evictFromPageCache(...files.map((file) => join(node.dataDir, directory, file)));
+      evictTopicFromPageCache(node, "not-ahead");
       let offset = 0n;
       while (offset < 20n) {
         const response = await connection.send(
