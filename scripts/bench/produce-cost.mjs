@@ -24,9 +24,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { brokerProcessSettings, readyLine, spawnBroker } = await import(
-  join(repository, "scripts", "lib", "broker-process.mjs")
-);
+const { readyLine, spawnBroker } = await import(join(repository, "scripts", "lib", "broker-process.mjs"));
+const { cpuSeconds, parseVariant } = await import(join(repository, "scripts", "lib", "bench-variants.mjs"));
 const { values: options } = parseArgs({
   options: {
     pairs: { type: "string", default: "3" },
@@ -46,41 +45,6 @@ const recordBytes = Number(options["record-bytes"]);
 const partitions = Number(options.partitions);
 const say = (text) => process.stderr.write(`[produce-cost] ${text}\n`);
 
-/** NAME[:k=v,...][@checkout][+flags]: settings, another checkout, Node flags instead of the broker's. */
-async function parseVariant(text) {
-  let rest = text;
-  let nodeFlags;
-  const plus = rest.indexOf("+");
-  if (plus >= 0) {
-    nodeFlags = rest
-      .slice(plus + 1)
-      .split(" ")
-      .filter(Boolean);
-    rest = rest.slice(0, plus);
-  }
-  let checkout = repository;
-  const at = rest.indexOf("@");
-  if (at >= 0) {
-    checkout = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-  }
-  const [name, settingsText = ""] = rest.split(":");
-  const entries = settingsText.split(",").filter(Boolean);
-  const settings = entries.filter((entry) => !entry.startsWith("env."));
-  const environment = Object.fromEntries(
-    entries
-      .filter((entry) => entry.startsWith("env."))
-      .map((entry) => {
-        const equals = entry.indexOf("=");
-        return [entry.slice("env.".length, equals), entry.slice(equals + 1)];
-      }),
-  );
-  // The checkout's own V8 flags and environment (GLIBC_TUNABLES) for its broker, where it has them.
-  const own = await brokerProcessSettings(checkout);
-  nodeFlags ??= own.nodeFlags;
-  return { name, settings, environment: { ...own.environment(), ...environment }, checkout, nodeFlags };
-}
-
 async function startBroker(variant, dataDir) {
   const child = await spawnBroker({
     checkout: variant.checkout,
@@ -90,12 +54,6 @@ async function startBroker(variant, dataDir) {
     env: variant.environment,
   });
   return { child, ready: readyLine(child) };
-}
-
-async function cpuSeconds(pid) {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** The broker's peak resident memory so far (VmHWM), MiB. */
@@ -183,7 +141,7 @@ async function runOnce(variant) {
   }
 }
 
-const variants = await Promise.all(options.variant.map(parseVariant));
+const variants = await Promise.all(options.variant.map((text) => parseVariant(text, repository)));
 const pairs = Number(options.pairs);
 const runs = new Map(variants.map((variant) => [variant.name, []]));
 say(

@@ -1,0 +1,189 @@
+#!/usr/bin/env node
+// How fast a consumer catches up on data that is no longer in the page cache, compared across variants in
+// alternating runs: per run a fresh broker process takes `--records` at acks=1 from the librdkafka load
+// generator, the topic's segment files leave the page cache (`dd iflag=nocache`), and the load generator
+// consumes all of it, alone and then again (out of the page cache again) beside acks=all producers at
+// `--beside-rate`. Prints records/s, the broker's CPU per MiB consumed alone (all threads, /proc), its peak RSS
+// while consuming and its RSS a second after, and the producers' p99 beside the catch-up. Asserts nothing.
+//
+//   bash scripts/bench/broker.sh --records 1   # once: installs librdkafka-dev, builds the load generator
+//   node scripts/bench/catch-up.mjs [--rounds 2] [--records 2500000] [--record-bytes 1024] [--partitions 8]
+//        [--beside-rate 150000] --variant NAME[:key=value,...][@/other/checkout][+node-flag ...] (repeatable)
+//
+// Example (docs/benchmarks.md): --variant ahead --variant off:log.read.ahead.enable=false
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs, promisify } from "node:util";
+
+const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const { readyLine, spawnBroker } = await import(join(repository, "scripts", "lib", "broker-process.mjs"));
+const { cpuSeconds, parseVariant } = await import(join(repository, "scripts", "lib", "bench-variants.mjs"));
+const { values: options } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "2" },
+    records: { type: "string", default: "2500000" },
+    "record-bytes": { type: "string", default: "1024" },
+    partitions: { type: "string", default: "8" },
+    "beside-rate": { type: "string", default: "150000" },
+    variant: { type: "string", multiple: true, default: ["default"] },
+  },
+});
+const loadgenPath = join(repository, "node_modules", ".cache", "raftka-bench", "loadgen");
+if (!existsSync(loadgenPath)) {
+  console.error(`no load generator at ${loadgenPath}: run \`bash scripts/bench/broker.sh --records 1\` once`);
+  process.exit(1);
+}
+const records = Number(options.records);
+const recordBytes = Number(options["record-bytes"]);
+const partitions = Number(options.partitions);
+const besideRate = Number(options["beside-rate"]);
+const say = (text) => process.stderr.write(`[catch-up] ${text}\n`);
+
+async function rssMiB(pid) {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+async function loadgen(args) {
+  const { stdout } = await promisify(execFile)(loadgenPath, args, { maxBuffer: 1 << 20, timeout: 900_000 });
+  return JSON.parse(stdout.trim().split("\n").at(-1));
+}
+
+/** Takes the topic's segment files out of the page cache (clean pages only: the log is flushed first). */
+function evictTopic(dataDir, topic) {
+  for (const directory of readdirSync(dataDir).filter((name) => name.startsWith(`${topic}-`))) {
+    for (const file of readdirSync(join(dataDir, directory)).filter((name) => name.endsWith(".log"))) {
+      execFileSync("dd", [`if=${join(dataDir, directory, file)}`, "iflag=nocache", "count=0", "status=none"]);
+    }
+  }
+}
+
+/** Consumes the whole topic while sampling the broker's RSS; `beside` runs alongside. */
+async function catchUp(pid, bootstrap, dataDir, beside) {
+  execFileSync("sync");
+  evictTopic(dataDir, "history");
+  let peak = await rssMiB(pid);
+  const sampler = setInterval(() => {
+    rssMiB(pid).then(
+      (rss) => {
+        peak = Math.max(peak, rss);
+      },
+      () => {},
+    );
+  }, 100);
+  const cpuBefore = await cpuSeconds(pid);
+  try {
+    const [consumed, produced] = await Promise.all([
+      loadgen(["consume", "-b", bootstrap, "-t", "history", "-p", String(partitions), "-n", String(records)]),
+      beside?.(),
+    ]);
+    const cpu = (await cpuSeconds(pid)) - cpuBefore;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    return {
+      recordsPerSecond: consumed.recordsPerSecond,
+      cpuMsPerMiB: (1000 * cpu) / ((records * recordBytes) / (1 << 20)),
+      peakRssMiB: peak,
+      rssAfterMiB: await rssMiB(pid),
+      besideP99Ms: produced?.latencyMs.p99,
+    };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+async function runOnce(variant) {
+  const dataDir = await mkdtemp(join(tmpdir(), "raftka-catch-up-"));
+  const child = await spawnBroker({
+    checkout: variant.checkout,
+    dataDir,
+    settings: ["log.level=warn", ...variant.settings],
+    nodeFlags: variant.nodeFlags,
+    env: variant.environment,
+  });
+  try {
+    const line = await readyLine(child);
+    const bootstrap = `127.0.0.1:${line.kafkaPort}`;
+    const protocol = await import(join(variant.checkout, "packages", "protocol", "dist", "index.js"));
+    const connection = await protocol.KafkaConnection.connect("127.0.0.1", line.kafkaPort);
+    await connection.send(protocol.ApiKey.CreateTopics, 7, {
+      timeoutMs: 10_000,
+      validateOnly: false,
+      topics: ["history", "beside"].map((name) => ({
+        name,
+        numPartitions: partitions,
+        replicationFactor: 1,
+        assignments: [],
+        configs: [],
+      })),
+    });
+    await connection.close();
+    say(`${variant.name}: producing ${records} records`);
+    const topicArgs = ["-t", "history", "-p", String(partitions), "-s", String(recordBytes)];
+    await loadgen(["produce", "-b", bootstrap, ...topicArgs, "-n", String(records), "-a", "-1"]);
+    say(`${variant.name}: catching up alone`);
+    const alone = await catchUp(child.pid, bootstrap, dataDir);
+    say(`${variant.name}: catching up beside acks=all producers at ${besideRate} records/s`);
+    const besideRecords = String(Math.round(besideRate * 6));
+    const produceBeside = () =>
+      loadgen([
+        "produce",
+        ...["-b", bootstrap, "-t", "beside", "-p", String(partitions), "-s", String(recordBytes)],
+        ...["-n", besideRecords, "-a", "-1", "-r", String(besideRate)],
+      ]);
+    const beside = await catchUp(child.pid, bootstrap, dataDir, produceBeside);
+    return { alone, beside };
+  } finally {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await exited;
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+const variants = await Promise.all(options.variant.map((text) => parseVariant(text, repository)));
+const rounds = Number(options.rounds);
+const runs = new Map(variants.map((variant) => [variant.name, []]));
+say(`${records} records of ${recordBytes} bytes over ${partitions} partitions; ${rounds} alternating rounds`);
+for (let round = 1; round <= rounds; round++) {
+  for (const variant of variants) {
+    say(`round ${round}/${rounds}: ${variant.name}`);
+    runs.get(variant.name).push(await runOnce(variant));
+  }
+}
+
+const range = (values, digits = 0) => {
+  const low = Math.min(...values).toFixed(digits);
+  const high = Math.max(...values).toFixed(digits);
+  return low === high ? low : `${low}-${high}`;
+};
+console.log(
+  "variant      catch-up     records/s (k)   CPU ms/MiB   peak RSS MiB   RSS 1 s after   producers' p99 ms",
+);
+for (const variant of variants) {
+  for (const key of ["alone", "beside"]) {
+    const results = runs.get(variant.name).map((run) => run[key]);
+    const p99s = results.map((r) => r.besideP99Ms).filter((value) => value !== undefined);
+    console.log(
+      [
+        variant.name.padEnd(12),
+        key.padEnd(12),
+        range(results.map((r) => r.recordsPerSecond / 1000)).padStart(15),
+        // Beside producers the broker's CPU is mostly theirs: per MiB consumed it would say nothing.
+        (key === "alone"
+          ? range(
+              results.map((r) => r.cpuMsPerMiB),
+              2,
+            )
+          : ""
+        ).padStart(12),
+        range(results.map((r) => r.peakRssMiB)).padStart(14),
+        range(results.map((r) => r.rssAfterMiB)).padStart(15),
+        (p99s.length > 0 ? range(p99s, 1) : "").padStart(19),
+      ].join(" "),
+    );
+  }
+}
