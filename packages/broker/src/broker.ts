@@ -22,6 +22,7 @@ import { deleteTopicsHandler } from "./apis/delete-topics/handler.js";
 import { describeClusterHandler } from "./apis/describe-cluster/handler.js";
 import { describeConfigsHandler } from "./apis/describe-configs/handler.js";
 import { FetchSessionCache } from "./apis/fetch/fetch-sessions.js";
+import { FsyncContention } from "./apis/fetch/fsync-contention.js";
 import { fetchHandler } from "./apis/fetch/handler.js";
 import { LongPoll } from "./apis/fetch/long-poll.js";
 import { NextReads } from "./apis/fetch/next-reads.js";
@@ -140,6 +141,8 @@ export class Broker {
   readonly buffers = new BufferPool();
   /** Streaming consumers' next ranges, read while their answers go out (public for tests). */
   readonly nextReads: NextReads;
+  /** Whether fsyncs were slow just now (public for tests: reads ahead wait while they were). */
+  readonly fsyncContention = new FsyncContention();
   private readonly heapTrimmer: HeapTrimmer;
   private readonly logger: Logger;
   private readonly serverLogger: Logger;
@@ -171,19 +174,21 @@ export class Broker {
     const readsAhead = options.metrics?.storage.readsAhead;
     this.nextReads = new NextReads(this.buffers, {
       onOutcome: readsAhead && ((outcome) => readsAhead.labels({ outcome }).inc()),
+      holdBack: () => this.fsyncContention.contended,
     });
     const logsFailed = options.metrics?.storage.logsFailed;
     logsFailed?.set(0);
     this.logFailures = new LogFailures((count) => logsFailed?.set(count));
     const storageMetrics = options.metrics?.storage;
-    this.flushScheduler = new FlushScheduler(
-      storageMetrics
-        ? {
-            observeSync: (seconds) => storageMetrics.fsyncSeconds.observe(seconds),
-            observeWait: (seconds) => storageMetrics.flushWaitSeconds.observe(seconds),
-          }
-        : {},
-    );
+    this.flushScheduler = new FlushScheduler({
+      observeSync: (seconds) => {
+        storageMetrics?.fsyncSeconds.observe(seconds);
+        this.fsyncContention.observe(seconds);
+      },
+      ...(storageMetrics
+        ? { observeWait: (seconds: number) => storageMetrics.flushWaitSeconds.observe(seconds) }
+        : {}),
+    });
     this.admin = new AdminServer({
       version: options.version,
       ...(options.metrics ? { metrics: options.metrics } : {}),

@@ -5,6 +5,7 @@ import { ApiKey, decodeRecordBatch, ErrorCode, sliceBatches } from "@raftka/prot
 import type { ReadOptions } from "@raftka/storage";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evictFromPageCache } from "../../storage/test/helpers.js";
+import { FsyncContention } from "../src/apis/fetch/fsync-contention.js";
 import { NextReads } from "../src/apis/fetch/next-reads.js";
 import { ReadAheadMemory } from "../src/apis/fetch/read-ahead-memory.js";
 import type { ReplicatedLog } from "../src/partitions/replicated-log.js";
@@ -20,8 +21,16 @@ import {
 
 const MiB = 1024 * 1024;
 
-/** Drops a topic's segments from the page cache, as for a consumer of old data. */
-function evictTopicFromPageCache(node: TestBroker, topic: string): void {
+/**
+ * Drops a topic's segments from the page cache, as for a consumer of old data, and waits until the
+ * fsyncs of its producing no longer count as slow (reads ahead wait while they do; a loaded machine's
+ * fsyncs can be).
+ */
+async function evictTopicFromPageCache(node: TestBroker, topic: string): Promise<void> {
+  for (let waited = 0; node.broker.fsyncContention.contended; waited += 50) {
+    expect(waited).toBeLessThan(5_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   for (const directory of readdirSync(node.dataDir)) {
     if (!directory.startsWith(`${topic}-`)) continue;
     const files = readdirSync(join(node.dataDir, directory)).filter((file) => file.endsWith(".log"));
@@ -103,6 +112,23 @@ function fakeLog(options: { fails?: boolean; fromDisk?: boolean } = {}) {
     },
   };
 }
+
+describe("FsyncContention", () => {
+  it("counts the disk as busy for its window after an fsync at least as slow as its threshold", () => {
+    let now = 1_000;
+    const contention = new FsyncContention(10, 250, () => now);
+    expect(contention.contended).toBe(false);
+    contention.observe(0.009);
+    expect(contention.contended).toBe(false);
+    contention.observe(0.01);
+    expect(contention.contended).toBe(true);
+    now += 249;
+    expect(contention.contended).toBe(true);
+    contention.observe(0.002);
+    now += 1;
+    expect(contention.contended).toBe(false);
+  });
+});
 
 describe("NextReads", () => {
   const limits = { reads: 2, slotBytes: MiB + 16 * 1024, unclaimedMs: 10_000 };
@@ -217,6 +243,21 @@ describe("NextReads", () => {
     pool.close();
   });
 
+  it("starts no read while held back, and reads again once the hold ends", () => {
+    const pool = new BufferPool();
+    let busy = true;
+    const nextReads = new NextReads(pool, { ...limits, holdBack: () => busy });
+    const log = fakeLog();
+    nextReads.startAfter(log.log, 10, MiB, MiB, 1000);
+    expect(log.reads).toHaveLength(0);
+    busy = false;
+    nextReads.startAfter(log.log, 10, MiB, MiB, 1000);
+    expect(log.reads).toHaveLength(1);
+    expect(nextReads.stats).toMatchObject({ started: 1, heldBack: 1 });
+    nextReads.close();
+    pool.close();
+  });
+
   it("hands a failed read to the Fetch as nothing read, so that the Fetch reads and meets the error itself", async () => {
     const pool = new BufferPool();
     const nextReads = new NextReads(pool, limits);
@@ -250,6 +291,7 @@ describe("Fetch with next reads", () => {
     }
   };
   const evictTopic = (topic: string) => evictTopicFromPageCache(node, topic);
+
   const fetchFrom = async (topic: string, offsets: number[], maxBytes: number) => {
     const response = await connection.send(
       ApiKey.Fetch,
@@ -278,7 +320,7 @@ describe("Fetch with next reads", () => {
   it("answers a consumer reading a log from its start with every record in order, most of them read ahead", async () => {
     await createTopic(connection, "streamed", 3);
     await produceAll("streamed", 3);
-    evictTopic("streamed");
+    await evictTopic("streamed");
     const before = { ...node.broker.nextReads.stats };
     const offsets = [0, 0, 0];
     let fetches = 0;
@@ -319,7 +361,7 @@ describe("Fetch with next reads", () => {
   it("answers the records a fetch's own limit allows when the read ahead took more", async () => {
     await createTopic(connection, "narrowed", 1);
     await produceAll("narrowed", 1);
-    evictTopic("narrowed");
+    await evictTopic("narrowed");
     const first = await fetchFrom("narrowed", [0], 16_000);
     expect(first[0]!.values).toHaveLength(5);
     const claimed = node.broker.nextReads.stats.claimed;
@@ -331,7 +373,7 @@ describe("Fetch with next reads", () => {
   it("answers OFFSET_OUT_OF_RANGE, not records held ahead, once DeleteRecords passed the offset", async () => {
     await createTopic(connection, "trimmed-ahead", 1);
     await produceAll("trimmed-ahead", 1);
-    evictTopic("trimmed-ahead");
+    await evictTopic("trimmed-ahead");
     const first = await fetchFrom("trimmed-ahead", [0], 16_000);
     expect(first[0]!.values).toHaveLength(5);
     expect(node.broker.nextReads.size).toBeGreaterThan(0);
@@ -349,7 +391,7 @@ describe("Fetch with next reads", () => {
   it("answers a topic created again under the same name with its own records, not the old topic's read ahead", async () => {
     await createTopic(connection, "reborn", 1);
     await produceAll("reborn", 1, "old-");
-    evictTopic("reborn");
+    await evictTopic("reborn");
     const first = await fetchFrom("reborn", [0], 16_000);
     expect(first[0]!.values[0]).toBe(`old-${recordValue(0, 0)}`);
     const deleted = await connection.send(ApiKey.DeleteTopics, 6, {
@@ -380,7 +422,7 @@ describe("Fetch with log.read.ahead.enable=false", () => {
       for (let offset = 0; offset < 20; offset++) {
         await connection.send(ApiKey.Produce, 7, produceRequest("not-ahead", 0, batch(["x".repeat(3000)])));
       }
-      evictTopicFromPageCache(node, "not-ahead");
+      await evictTopicFromPageCache(node, "not-ahead");
       let offset = 0n;
       while (offset < 20n) {
         const response = await connection.send(

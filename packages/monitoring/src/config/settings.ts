@@ -281,7 +281,7 @@ const table = {
   "log.read.ahead.enable": setting(boolean(), true, {
     category: "log",
     dynamic: true,
-    doc: "Read a consumer's next range from disk while its last answer goes out (only data that log.direct.reads.enable read past the page cache; the kernel reads ahead for the rest): a consumer catching up from disk read 1.3-1.8 times as fast in docs/benchmarks.md. The price, while a consumer catches up: up to 65 MiB more resident memory, given back when it ends, and producers beside it wait longer for the disk and the CPU it now uses (their acks=all p99 two to three times as long in the same measurement). Turn it off where producer latency matters more than how fast a consumer catches up.",
+    doc: "Read a consumer's next range from disk while its last answer goes out (only data that log.direct.reads.enable read past the page cache; the kernel reads ahead for the rest): a consumer catching up from disk read 1.3-1.8 times as fast in docs/benchmarks.md. Reads ahead wait while fsyncs are slow (the disk is busy with producers' writes), so producers beside a catch-up keep their latency; without that wait their acks=all p99 was two to four times as long. The price, while a consumer catches up: up to 65 MiB more resident memory, given back when it ends.",
   }),
   "log.preallocate": setting(boolean(), true, {
     category: "log",

@@ -13,6 +13,8 @@ export interface NextReadsOptions {
   readonly slotBytes?: number;
   /** How long a read waits for its Fetch before its memory goes back. */
   readonly unclaimedMs?: number;
+  /** True while reads ahead should wait: the disk is busy with the writers' fsyncs (FsyncContention). */
+  readonly holdBack?: () => boolean;
   /** Told whether each read was claimed by its Fetch or given back unused. */
   readonly onOutcome?: ((outcome: "claimed" | "unused") => void) | undefined;
 }
@@ -58,8 +60,8 @@ interface Held extends NextRead {
  * of the read, and what is below it is committed and never changes, so a later Fetch can answer it.
  */
 export class NextReads {
-  /** Reads started, claimed by the Fetch they were for, and given back unused. */
-  readonly stats = { started: 0, claimed: 0, unused: 0 };
+  /** Reads started, claimed by the Fetch they were for, given back unused, and not started while held back. */
+  readonly stats = { started: 0, claimed: 0, unused: 0, heldBack: 0 };
   private readonly held = new Map<ReplicatedLog, Held>();
   private readonly memory: ReadAheadMemory;
   private readonly unclaimedMs: number;
@@ -100,6 +102,10 @@ export class NextReads {
   ): void {
     if (answeredBytes < maxBytes / 2 || nextOffset >= highWatermark) return;
     if (this.held.has(log) || this.held.size >= this.reads) return;
+    if (this.options.holdBack?.() === true) {
+      this.stats.heldBack += 1;
+      return;
+    }
     const slot = this.memory.take();
     if (slot === undefined) return;
     const extra: Buffer[] = [];
