@@ -28,11 +28,12 @@ const native: { binding?: NativeBinding; missing?: string } =
       };
 
 /**
- * How long no slot may have been in use before the pages of all of them go back. While a consumer catches
- * up some slot is always in use (its next read held, or its last one going out), so this only bridges the
- * moments between a Fetch's answer and the next Fetch of a consumer reading without reads ahead.
+ * How long no slot may have been in use before the pages of all of them go back: none. While a consumer
+ * catches up some slot is always in use (its next read held, or its last one going out), so the pages go
+ * back as its last answer leaves; waiting longer only kept them resident where the node's memory was
+ * sampled next (docs/benchmarks.md).
  */
-const DEFAULT_IDLE_MS = 50;
+const DEFAULT_IDLE_MS = 0;
 
 interface Slot {
   memory: Buffer | undefined;
