@@ -1,10 +1,14 @@
 import {
   ApiKey,
+  BATCH_LENGTH_POSITION,
   ErrorCode,
   type FetchRequest,
   type FetchResponse,
   type FetchResponseFetchableTopicResponse,
   type FetchResponsePartitionData,
+  LAST_OFFSET_DELTA_POSITION,
+  LOG_OVERHEAD,
+  RECORD_BATCH_HEADER_BYTES,
 } from "@raftka/protocol";
 import type { ReadOptions } from "@raftka/storage";
 import type { ReplicatedLog, ReplicatedReadResult } from "../../partitions/replicated-log.js";
@@ -29,11 +33,6 @@ import { cutToLimit, PartitionReadAhead } from "./read-ahead.js";
 const ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA";
 const INT32_MAX = 0x7fffffff;
 const READ_COMMITTED = 1;
-/** Where a v2 batch header keeps its length and last offset delta, and how long the header is. */
-const BATCH_LENGTH_POSITION = 8;
-const LAST_OFFSET_DELTA_POSITION = 23;
-const BATCH_HEADER_BYTES = 61;
-const LOG_OVERHEAD = 12;
 
 interface PartitionResult {
   readonly partition: SessionPartition;
@@ -378,7 +377,7 @@ async function readOrClaim(
 function offsetAfter(records: Buffer): number {
   let at = 0;
   let last = 0;
-  while (at + BATCH_HEADER_BYTES <= records.length) {
+  while (at + RECORD_BATCH_HEADER_BYTES <= records.length) {
     last = Number(records.readBigInt64BE(at)) + records.readInt32BE(at + LAST_OFFSET_DELTA_POSITION);
     at += records.readInt32BE(at + BATCH_LENGTH_POSITION) + LOG_OVERHEAD;
   }
