@@ -11,17 +11,17 @@
 //        [--beside-rate 150000] --variant NAME[:key=value,...][@/other/checkout][+node-flag ...] (repeatable)
 //
 // Example (docs/benchmarks.md): --variant ahead --variant off:log.read.ahead.enable=false
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { readyLine, spawnBroker } = await import(join(repository, "scripts", "lib", "broker-process.mjs"));
-const { cpuSeconds, parseVariant } = await import(join(repository, "scripts", "lib", "bench-variants.mjs"));
+const { cpuSeconds, loadgenPath, parseVariant, range, runLoadgen, withBroker } = await import(
+  join(repository, "scripts", "lib", "bench-variants.mjs")
+);
 const { values: options } = parseArgs({
   options: {
     rounds: { type: "string", default: "2" },
@@ -32,11 +32,7 @@ const { values: options } = parseArgs({
     variant: { type: "string", multiple: true, default: ["default"] },
   },
 });
-const loadgenPath = join(repository, "node_modules", ".cache", "raftka-bench", "loadgen");
-if (!existsSync(loadgenPath)) {
-  console.error(`no load generator at ${loadgenPath}: run \`bash scripts/bench/broker.sh --records 1\` once`);
-  process.exit(1);
-}
+const loadgenBinary = loadgenPath(repository);
 const records = Number(options.records);
 const recordBytes = Number(options["record-bytes"]);
 const partitions = Number(options.partitions);
@@ -48,10 +44,7 @@ async function rssMiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
-async function loadgen(args) {
-  const { stdout } = await promisify(execFile)(loadgenPath, args, { maxBuffer: 1 << 20, timeout: 900_000 });
-  return JSON.parse(stdout.trim().split("\n").at(-1));
-}
+const loadgen = (args) => runLoadgen(loadgenBinary, args);
 
 /** Takes the topic's segment files out of the page cache (clean pages only: the log is flushed first). */
 function evictTopic(dataDir, topic) {
@@ -96,52 +89,28 @@ async function catchUp(pid, bootstrap, dataDir, beside) {
 }
 
 async function runOnce(variant) {
-  const dataDir = await mkdtemp(join(tmpdir(), "raftka-catch-up-"));
-  const child = await spawnBroker({
-    checkout: variant.checkout,
-    dataDir,
-    settings: ["log.level=warn", ...variant.settings],
-    nodeFlags: variant.nodeFlags,
-    env: variant.environment,
-  });
-  try {
-    const line = await readyLine(child);
-    const bootstrap = `127.0.0.1:${line.kafkaPort}`;
-    const protocol = await import(join(variant.checkout, "packages", "protocol", "dist", "index.js"));
-    const connection = await protocol.KafkaConnection.connect("127.0.0.1", line.kafkaPort);
-    await connection.send(protocol.ApiKey.CreateTopics, 7, {
-      timeoutMs: 10_000,
-      validateOnly: false,
-      topics: ["history", "beside"].map((name) => ({
-        name,
-        numPartitions: partitions,
-        replicationFactor: 1,
-        assignments: [],
-        configs: [],
-      })),
-    });
-    await connection.close();
-    say(`${variant.name}: producing ${records} records`);
-    const topicArgs = ["-t", "history", "-p", String(partitions), "-s", String(recordBytes)];
-    await loadgen(["produce", "-b", bootstrap, ...topicArgs, "-n", String(records), "-a", "-1"]);
-    say(`${variant.name}: catching up alone`);
-    const alone = await catchUp(child.pid, bootstrap, dataDir);
-    say(`${variant.name}: catching up beside acks=all producers at ${besideRate} records/s`);
-    const besideRecords = String(Math.round(besideRate * 6));
-    const produceBeside = () =>
-      loadgen([
-        "produce",
-        ...["-b", bootstrap, "-t", "beside", "-p", String(partitions), "-s", String(recordBytes)],
-        ...["-n", besideRecords, "-a", "-1", "-r", String(besideRate)],
-      ]);
-    const beside = await catchUp(child.pid, bootstrap, dataDir, produceBeside);
-    return { alone, beside };
-  } finally {
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    await exited;
-    await rm(dataDir, { recursive: true, force: true });
-  }
+  return withBroker(
+    variant,
+    { topics: ["history", "beside"], partitions },
+    async ({ child, line, dataDir }) => {
+      const bootstrap = `127.0.0.1:${line.kafkaPort}`;
+      say(`${variant.name}: producing ${records} records`);
+      const topicArgs = ["-t", "history", "-p", String(partitions), "-s", String(recordBytes)];
+      await loadgen(["produce", "-b", bootstrap, ...topicArgs, "-n", String(records), "-a", "-1"]);
+      say(`${variant.name}: catching up alone`);
+      const alone = await catchUp(child.pid, bootstrap, dataDir);
+      say(`${variant.name}: catching up beside acks=all producers at ${besideRate} records/s`);
+      const besideRecords = String(Math.round(besideRate * 6));
+      const produceBeside = () =>
+        loadgen([
+          "produce",
+          ...["-b", bootstrap, "-t", "beside", "-p", String(partitions), "-s", String(recordBytes)],
+          ...["-n", besideRecords, "-a", "-1", "-r", String(besideRate)],
+        ]);
+      const beside = await catchUp(child.pid, bootstrap, dataDir, produceBeside);
+      return { alone, beside };
+    },
+  );
 }
 
 const variants = await Promise.all(options.variant.map((text) => parseVariant(text, repository)));
@@ -155,11 +124,6 @@ for (let round = 1; round <= rounds; round++) {
   }
 }
 
-const range = (values, digits = 0) => {
-  const low = Math.min(...values).toFixed(digits);
-  const high = Math.max(...values).toFixed(digits);
-  return low === high ? low : `${low}-${high}`;
-};
 console.log(
   "variant      catch-up     records/s (k)   CPU ms/MiB   peak RSS MiB   RSS 1 s after   producers' p99 ms",
 );

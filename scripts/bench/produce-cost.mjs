@@ -15,17 +15,15 @@
 //   --variant head --variant base@/tmp/wt-base          (a checkout of another commit, built)
 //   --variant flags --variant noflags+                  (`+` alone: start Node without the broker's flags)
 //   --variant now --variant bare:env.GLIBC_TUNABLES=     (`env.NAME=value`: the broker's environment)
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { readyLine, spawnBroker } = await import(join(repository, "scripts", "lib", "broker-process.mjs"));
-const { cpuSeconds, parseVariant } = await import(join(repository, "scripts", "lib", "bench-variants.mjs"));
+const { cpuSeconds, loadgenPath, parseVariant, range, runLoadgen, withBroker } = await import(
+  join(repository, "scripts", "lib", "bench-variants.mjs")
+);
 const { values: options } = parseArgs({
   options: {
     pairs: { type: "string", default: "3" },
@@ -35,26 +33,11 @@ const { values: options } = parseArgs({
     variant: { type: "string", multiple: true, default: ["default"] },
   },
 });
-const loadgenPath = join(repository, "node_modules", ".cache", "raftka-bench", "loadgen");
-if (!existsSync(loadgenPath)) {
-  console.error(`no load generator at ${loadgenPath}: run \`bash scripts/bench/broker.sh --records 1\` once`);
-  process.exit(1);
-}
+const loadgen = loadgenPath(repository);
 const records = Number(options.records);
 const recordBytes = Number(options["record-bytes"]);
 const partitions = Number(options.partitions);
 const say = (text) => process.stderr.write(`[produce-cost] ${text}\n`);
-
-async function startBroker(variant, dataDir) {
-  const child = await spawnBroker({
-    checkout: variant.checkout,
-    dataDir,
-    settings: ["log.level=warn", ...variant.settings],
-    nodeFlags: variant.nodeFlags,
-    env: variant.environment,
-  });
-  return { child, ready: readyLine(child) };
-}
 
 /** The broker's peak resident memory so far (VmHWM), MiB. */
 async function peakRssMiB(pid) {
@@ -88,40 +71,19 @@ const LOADS = [
 ];
 
 async function runOnce(variant) {
-  const dataDir = await mkdtemp(join(tmpdir(), "raftka-produce-cost-"));
-  const { child, ready } = await startBroker(variant, dataDir);
-  try {
-    const line = await ready;
-    const protocol = await import(join(variant.checkout, "packages", "protocol", "dist", "index.js"));
-    const connection = await protocol.KafkaConnection.connect("127.0.0.1", line.kafkaPort);
-    await connection.send(protocol.ApiKey.CreateTopics, 7, {
-      timeoutMs: 10_000,
-      validateOnly: false,
-      topics: LOADS.map(({ key }) => ({
-        name: key,
-        numPartitions: partitions,
-        replicationFactor: 1,
-        assignments: [],
-        configs: [],
-      })),
-    });
-    await connection.close();
+  const topics = LOADS.map(({ key }) => key);
+  return withBroker(variant, { topics, partitions }, async ({ child, line }) => {
     const result = {};
     for (const load of LOADS) {
       const cpuBefore = await cpuSeconds(child.pid);
       const before = await scrape(line.adminPort);
-      const { stdout } = await promisify(execFile)(
-        loadgenPath,
-        [
-          "produce",
-          ...["-b", `127.0.0.1:${line.kafkaPort}`, "-t", load.key, "-p", String(partitions)],
-          ...["-n", String(records), "-s", String(recordBytes), "-a", load.acks, ...load.extra],
-        ],
-        { maxBuffer: 1 << 20, timeout: 900_000 },
-      );
+      const produced = await runLoadgen(loadgen, [
+        "produce",
+        ...["-b", `127.0.0.1:${line.kafkaPort}`, "-t", load.key, "-p", String(partitions)],
+        ...["-n", String(records), "-s", String(recordBytes), "-a", load.acks, ...load.extra],
+      ]);
       const cpu = (await cpuSeconds(child.pid)) - cpuBefore;
       const after = await scrape(line.adminPort);
-      const produced = JSON.parse(stdout.trim().split("\n").at(-1));
       if (produced.failed > 0) throw new Error(`${produced.failed} records failed: ${produced.firstError}`);
       result[load.key] = {
         recordsPerSecond: produced.recordsPerSecond,
@@ -133,12 +95,7 @@ async function runOnce(variant) {
       };
     }
     return result;
-  } finally {
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    await exited;
-    await rm(dataDir, { recursive: true, force: true });
-  }
+  });
 }
 
 const variants = await Promise.all(options.variant.map((text) => parseVariant(text, repository)));
@@ -154,11 +111,6 @@ for (let round = 1; round <= pairs; round++) {
   }
 }
 
-const range = (values, digits = 0) => {
-  const low = Math.min(...values).toFixed(digits);
-  const high = Math.max(...values).toFixed(digits);
-  return low === high ? low : `${low}-${high}`;
-};
 console.log(
   "variant      load         records/s (k)   CPU ms/MiB   GC share   Produce handling ms   peak RSS MiB",
 );

@@ -1,7 +1,74 @@
 // What the comparing benchmarks (scripts/bench/produce-cost.mjs, catch-up.mjs) share: a variant of the
-// broker given on the command line, and the CPU time a process has used.
-import { readFile } from "node:fs/promises";
-import { brokerProcessSettings } from "./broker-process.mjs";
+// broker given on the command line, a fresh broker of it with topics, the load generator, the CPU time a
+// process has used, and how a range of results prints.
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { brokerProcessSettings, readyLine, spawnBroker } from "./broker-process.mjs";
+
+/** The librdkafka load generator's path; exits saying how to build it where it is not built. */
+export function loadgenPath(repository) {
+  const path = join(repository, "node_modules", ".cache", "raftka-bench", "loadgen");
+  if (!existsSync(path)) {
+    console.error(`no load generator at ${path}: run \`bash scripts/bench/broker.sh --records 1\` once`);
+    process.exit(1);
+  }
+  return path;
+}
+
+/** Runs the load generator with `args`; resolves with the JSON line it prints last. */
+export async function runLoadgen(path, args) {
+  const { stdout } = await promisify(execFile)(path, args, { maxBuffer: 1 << 20, timeout: 900_000 });
+  return JSON.parse(stdout.trim().split("\n").at(-1));
+}
+
+/**
+ * Starts a fresh broker of `variant` on a new data directory, creates `topics` with `partitions` each,
+ * runs `work({ child, line, dataDir })` and stops the broker and deletes its data, whatever happens.
+ */
+export async function withBroker(variant, { topics, partitions }, work) {
+  const dataDir = await mkdtemp(join(tmpdir(), "raftka-bench-"));
+  const child = await spawnBroker({
+    checkout: variant.checkout,
+    dataDir,
+    settings: ["log.level=warn", ...variant.settings],
+    nodeFlags: variant.nodeFlags,
+    env: variant.environment,
+  });
+  try {
+    const line = await readyLine(child);
+    const protocol = await import(join(variant.checkout, "packages", "protocol", "dist", "index.js"));
+    const connection = await protocol.KafkaConnection.connect("127.0.0.1", line.kafkaPort);
+    await connection.send(protocol.ApiKey.CreateTopics, 7, {
+      timeoutMs: 10_000,
+      validateOnly: false,
+      topics: topics.map((name) => ({
+        name,
+        numPartitions: partitions,
+        replicationFactor: 1,
+        assignments: [],
+        configs: [],
+      })),
+    });
+    await connection.close();
+    return await work({ child, line, dataDir });
+  } finally {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await exited;
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** `low-high` of `values` with `digits` decimals, or the one value where they are all the same. */
+export function range(values, digits = 0) {
+  const low = Math.min(...values).toFixed(digits);
+  const high = Math.max(...values).toFixed(digits);
+  return low === high ? low : `${low}-${high}`;
+}
 
 /**
  * NAME[:key=value,...][@/other/checkout][+node-flag ...]: broker settings (`env.NAME=value` sets its
