@@ -43,6 +43,7 @@ const { brokerProcessSettings, readyLine, spawnBroker } = await import(
 );
 // The V8 flags and environment the broker ships with (packages/cli/src/node-flags.ts).
 const brokerProcess = await brokerProcessSettings(repository);
+const { cpuSeconds, rssMiB } = await import(join(repository, "scripts", "lib", "bench-variants.mjs"));
 const { createMemoryCgroup, parseMemoryLimit } = await import(
   join(repository, "scripts", "lib", "memory-cgroup.mjs")
 );
@@ -239,18 +240,6 @@ async function withSchedule(pid, measure, measuring = undefined) {
     waitedForCpuMs: Math.round(after.waitedMs - before.waitedMs),
   };
   return result;
-}
-
-/** User + system CPU seconds of a process so far (/proc/<pid>/stat, in clock ticks of 1/100 s). */
-async function cpuSeconds(pid) {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function rssMiB(pid) {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
 }
 
 /**

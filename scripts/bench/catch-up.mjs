@@ -13,13 +13,12 @@
 // Example (docs/benchmarks.md): --variant ahead --variant off:log.read.ahead.enable=false
 import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { cpuSeconds, loadgenPath, parseVariant, range, runLoadgen, withBroker } = await import(
+const { cpuSeconds, loadgenPath, parseVariant, range, rssMiB, runLoadgen, withBroker } = await import(
   join(repository, "scripts", "lib", "bench-variants.mjs")
 );
 const { values: options } = parseArgs({
@@ -38,11 +37,6 @@ const recordBytes = Number(options["record-bytes"]);
 const partitions = Number(options.partitions);
 const besideRate = Number(options["beside-rate"]);
 const say = (text) => process.stderr.write(`[catch-up] ${text}\n`);
-
-async function rssMiB(pid) {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
 
 const loadgen = (args) => runLoadgen(loadgenBinary, args);
 

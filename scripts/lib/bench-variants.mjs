@@ -1,6 +1,6 @@
-// What the comparing benchmarks (scripts/bench/produce-cost.mjs, catch-up.mjs) share: a variant of the
-// broker given on the command line, a fresh broker of it with topics, the load generator, the CPU time a
-// process has used, and how a range of results prints.
+// What the benchmarks share: a variant of the broker given on the command line, a fresh broker of it with
+// topics, the load generator and how a range of results prints (produce-cost.mjs, catch-up.mjs), and a
+// process's CPU time and resident memory (those and broker.mjs).
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -108,9 +108,15 @@ export async function parseVariant(text, repository) {
   return { name, settings, environment: { ...own.environment(), ...environment }, checkout, nodeFlags };
 }
 
-/** User and system CPU seconds process `pid` has used, all its threads (/proc). */
+/** User and system CPU seconds process `pid` has used, all its threads (/proc, clock ticks of 1/100 s). */
 export async function cpuSeconds(pid) {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Process `pid`'s resident memory now (VmRSS), MiB. */
+export async function rssMiB(pid) {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
