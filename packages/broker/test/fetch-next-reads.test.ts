@@ -246,10 +246,17 @@ describe("NextReads", () => {
   it("starts no read while held back, and reads again once the hold ends", () => {
     const pool = new BufferPool();
     let busy = true;
-    const nextReads = new NextReads(pool, { ...limits, holdBack: () => busy });
+    const outcomes: string[] = [];
+    const nextReads = new NextReads(pool, {
+      ...limits,
+      holdBack: () => busy,
+      onOutcome: (outcome) => outcomes.push(outcome),
+    });
     const log = fakeLog();
     nextReads.startAfter(log.log, 10, MiB, MiB, 1000);
     expect(log.reads).toHaveLength(0);
+    // The metric (raftka_log_reads_ahead_total{outcome="held_back"}) shows operators why none started.
+    expect(outcomes).toEqual(["held_back"]);
     busy = false;
     nextReads.startAfter(log.log, 10, MiB, MiB, 1000);
     expect(log.reads).toHaveLength(1);

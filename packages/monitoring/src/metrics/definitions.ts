@@ -161,7 +161,7 @@ export const pushedMetricDefinitions = {
     ),
     readsAhead: counter(
       "raftka_log_reads_ahead_total",
-      "Reads of a streaming consumer's next range made while its last answer went out, by outcome: `claimed` (its next Fetch answered from it) or `unused` (the consumer asked for another offset, or for none within 500 ms: disk reads for nothing).",
+      "Reads of a streaming consumer's next range made while its last answer went out, by outcome: `claimed` (its next Fetch answered from it), `unused` (the consumer asked for another offset, or for none within 500 ms: disk reads for nothing) or `held_back` (not started, because an fsync took 10 ms or more in the last 250 ms; rising while a consumer catches up slowly: producers' fsyncs keep the disk busy).",
       ["outcome"],
     ),
     produceRefused: gauge(

@@ -15,8 +15,8 @@ export interface NextReadsOptions {
   readonly unclaimedMs?: number;
   /** True while reads ahead should wait: the disk is busy with the writers' fsyncs (FsyncContention). */
   readonly holdBack?: () => boolean;
-  /** Told whether each read was claimed by its Fetch or given back unused. */
-  readonly onOutcome?: ((outcome: "claimed" | "unused") => void) | undefined;
+  /** Told whether each read was claimed by its Fetch or given back unused, or not started (held back). */
+  readonly onOutcome?: ((outcome: "claimed" | "unused" | "held_back") => void) | undefined;
 }
 
 /**
@@ -104,6 +104,7 @@ export class NextReads {
     if (this.held.has(log) || this.held.size >= this.reads) return;
     if (this.options.holdBack?.() === true) {
       this.stats.heldBack += 1;
+      this.options.onOutcome?.("held_back");
       return;
     }
     const slot = this.memory.take();
