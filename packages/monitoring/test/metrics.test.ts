@@ -138,6 +138,27 @@ describe("metrics", () => {
     ]);
   });
 
+  it("tells latencies between 5 and 10 ms apart, where produce p99s sit against a 10 ms objective", async () => {
+    const metrics = new RaftkaMetrics({ version: "0", nodeId: 1, defaultMetrics: false });
+    for (let i = 0; i < 100; i++) {
+      metrics.kafka.requestHandleSeconds.observe({ api: "Produce" }, 0.006);
+      metrics.kafka.requestHandleSeconds.observe({ api: "Fetch" }, 0.009);
+      metrics.raft.commitLatencySeconds.observe(0.006);
+      metrics.storage.fsyncSeconds.observe(0.003);
+    }
+    const text = await metrics.render();
+    // The bucket each lands in first (Prometheus's histogram_quantile interpolates within it).
+    const firstBucket = (name: string, labels = "") =>
+      samples(text, `${name}_bucket{`)
+        .filter((line) => line.includes(labels))
+        .find((line) => line.endsWith(" 100"))
+        ?.match(/le="([^"]+)"/)?.[1];
+    expect(firstBucket("raftka_kafka_request_handle_seconds", 'api="Produce"')).toBe("0.0075");
+    expect(firstBucket("raftka_kafka_request_handle_seconds", 'api="Fetch"')).toBe("0.01");
+    expect(firstBucket("raftka_raft_commit_latency_seconds")).toBe("0.0075");
+    expect(firstBucket("raftka_log_fsync_duration_seconds")).toBe("0.0035");
+  });
+
   it("reads log, consumer group and Raft state from providers at scrape time", async () => {
     const metrics = new RaftkaMetrics({ version: "0", nodeId: 1, defaultMetrics: false });
     expect(samples(await metrics.render(), "raftka_log_end_offset")).toEqual([]);
