@@ -355,4 +355,65 @@ describe("quiescence", () => {
     expect(done.readies[0]!.ready.seq).toBe(batch.readies[0]!.ready.seq);
     expect(core.commitIndex).toBe(core.lastOffset);
   });
+  it("the node driver completes a later fsync round first for the groups the earlier one does not hold", () => {
+    const driver = new MultiRaftDriver({
+      nodeId: 1,
+      peers: [],
+      livenessTimeoutTicks: 10,
+      nodeHeartbeatTicks: 2,
+    });
+    const groups = [7, 8].map((group) => {
+      const log = new MemoryRaftLog(makeConfig([1]));
+      const core = new RaftCore({ id: 1, group, random: () => 0.5 }, log, {
+        term: 0,
+        vote: NO_NODE,
+        commit: -1,
+      });
+      driver.addGroup(core);
+      core.campaignNow();
+      driver.touch(group);
+      return { group, log, core };
+    });
+    const [seven, eight] = groups as [(typeof groups)[number], (typeof groups)[number]];
+    const collect = () => {
+      const batch = driver.collect();
+      for (const { group, ready } of batch.readies)
+        groups.find((g) => g.group === group)!.log.applyReady(ready);
+      return batch;
+    };
+    // Until neither group has anything left to persist from its election.
+    for (let round = 0; round < 5; round++) {
+      const batch = collect();
+      if (batch.readies.length === 0) break;
+      driver.complete(batch.id);
+    }
+    const propose = (target: typeof seven) => {
+      target.core.propose(new TextEncoder().encode("x"), 1);
+      driver.touch(target.group);
+    };
+    propose(seven);
+    const earlier = collect();
+    propose(seven);
+    propose(eight);
+    const later = collect();
+    expect(later.readies.map((item) => item.group).sort()).toEqual([7, 8]);
+    const sevenCommitBefore = seven.core.commitIndex;
+
+    // Only the later round is durable: group 8 commits; group 7's later ready waits for its earlier one.
+    const first = driver.completeRange(earlier.id, later.id);
+    expect(first.readies.map((item) => item.group)).toEqual([8]);
+    expect(eight.core.commitIndex).toBe(eight.core.lastOffset);
+    expect(seven.core.commitIndex).toBe(sevenCommitBefore);
+    expect(driver.pendingBatches()).toBe(2);
+    expect(driver.syncNeeded(later.id, earlier.id)).toBe(false);
+
+    // The earlier round ends: both of group 7's readies advance, in the order they were collected.
+    const second = driver.completeRange(earlier.id - 1, earlier.id);
+    expect(second.readies.map((item) => [item.group, item.ready.seq])).toEqual([
+      [7, earlier.readies[0]!.ready.seq],
+      [7, later.readies.find((item) => item.group === 7)!.ready.seq],
+    ]);
+    expect(seven.core.commitIndex).toBe(seven.core.lastOffset);
+    expect(driver.pendingBatches()).toBe(0);
+  });
 });

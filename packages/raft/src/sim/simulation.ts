@@ -46,6 +46,8 @@ export interface SimulationStats {
   readsCompleted: number;
   snapshotsInstalled: number;
   maxCommitOffset: number;
+  /** Fsyncs that ended while an earlier one of the same node was still in flight. */
+  fsyncsOutOfOrder: number;
 }
 
 export interface SimulationResult {
@@ -94,6 +96,11 @@ interface GroupReplica {
   durableHardState: HardState;
   pendingLog: LogOperation[];
   pendingHardState: HardState[];
+  /** How many log operations and hard states of this incarnation became durable (pendingLog follows them). */
+  durableLogCount: number;
+  durableHardCount: number;
+  /** Written since the last fsync started: only such replicas' files are in the next fsync, as on the host. */
+  touched: boolean;
   log: MemoryRaftLog;
   kv: Map<string, KvValue>;
   applied: number;
@@ -113,10 +120,28 @@ interface SimNode {
   readonly replicas: Map<GroupId, GroupReplica>;
   tickPeriod: number;
   slowDisk: boolean;
-  fsync: { token: number; batchId: number; marks: Map<GroupId, [number, number]> } | undefined;
+  /**
+   * Fsyncs in flight, each covering the driver's batches (after, batchId] and, of each replica written since
+   * the fsync before it started, the operations written so far. They end in any order, as the host's
+   * overlapping rounds may.
+   */
+  fsyncs: InFlightFsync[];
+  /** The last batch an fsync started so far covers. */
+  coveredUpTo: number;
   /** Reads sent to this node, by context. */
   readonly pendingReads: Map<number, ReadOperation>;
 }
+
+interface InFlightFsync {
+  readonly token: number;
+  readonly after: number;
+  readonly batchId: number;
+  /** Per replica in this fsync: log operations and hard states written (in all) when it started. */
+  readonly marks: Map<GroupId, [number, number]>;
+}
+
+/** Fsyncs a node may have in flight at once: later ones may end before earlier ones. */
+const MAX_FSYNCS_IN_FLIGHT = 3;
 
 interface WriteOperation {
   readonly group: GroupId;
@@ -192,6 +217,7 @@ export class Simulation {
     readsCompleted: 0,
     snapshotsInstalled: 0,
     maxCommitOffset: -1,
+    fsyncsOutOfOrder: 0,
   };
 
   // Checker state
@@ -283,6 +309,9 @@ export class Simulation {
           durableHardState: { term: 0, vote: NO_NODE, commit: -1 },
           pendingLog: [],
           pendingHardState: [],
+          durableLogCount: 0,
+          durableHardCount: 0,
+          touched: false,
           log: durableLog.clone(),
           kv: new Map(),
           applied: -1,
@@ -300,7 +329,8 @@ export class Simulation {
         replicas,
         tickPeriod: Math.round(TICK * (1 + (random.next() - 0.5) * 0.2)),
         slowDisk: false,
-        fsync: undefined,
+        fsyncs: [],
+        coveredUpTo: -1,
         pendingReads: new Map(),
       };
       this.nodes.push(node);
@@ -421,7 +451,8 @@ export class Simulation {
     node.up = true;
     node.incarnation++;
     node.random = node.random.fork(node.incarnation);
-    node.fsync = undefined;
+    node.fsyncs = [];
+    node.coveredUpTo = -1;
     node.driver = new MultiRaftDriver({
       nodeId: node.id,
       peers: this.nodeIds,
@@ -492,12 +523,15 @@ export class Simulation {
       if (hardSurvivors > 0) replica.durableHardState = replica.pendingHardState[hardSurvivors - 1]!;
       replica.pendingLog = [];
       replica.pendingHardState = [];
+      replica.durableLogCount = 0;
+      replica.durableHardCount = 0;
+      replica.touched = false;
       replica.pendingWrites.clear();
       replica.waitingReads.length = 0;
     }
     node.pendingReads.clear();
     node.up = false;
-    node.fsync = undefined;
+    node.fsyncs = [];
     node.incarnation++;
     this.trace(`node ${node.id} crashes`);
   }
@@ -511,12 +545,17 @@ export class Simulation {
       const batch = node.driver.collect();
       for (const item of batch.readies) this.writeReady(node, item);
       this.sendAll(node.id, batch.outbound);
-      if (node.fsync !== undefined || node.driver.pendingBatches() === 0) return;
-      if (node.driver.syncNeeded()) {
-        this.startFsync(node);
+      const last = node.driver.lastBatchId();
+      if (node.driver.pendingBatches() === 0 || last <= node.coveredUpTo) return;
+      if (node.driver.syncNeeded(last, node.coveredUpTo)) {
+        if (node.fsyncs.length < MAX_FSYNCS_IN_FLIGHT) this.startFsync(node, last);
         return;
       }
-      this.completed(node, node.driver.complete(node.driver.lastBatchId()));
+      // Batches that need no fsync complete behind those in flight, as the host chains them.
+      if (node.fsyncs.length > 0) return;
+      const after = node.coveredUpTo;
+      node.coveredUpTo = last;
+      this.completed(node, node.driver.completeRange(after, last));
     }
     throw new SimulationFailure(
       `node ${node.id} kept producing work for 1000 rounds without waiting for anything`,
@@ -533,6 +572,7 @@ export class Simulation {
           : replica.log.termAt(ready.entriesAfter);
       this.checkEntries(node, group, ready.entriesAfter, prevTerm, ready.entries);
       replica.log.applyReady(ready);
+      replica.touched = true;
       replica.pendingLog.push({
         type: "write",
         snapshot: ready.snapshot,
@@ -540,7 +580,10 @@ export class Simulation {
         entries: ready.entries,
       });
     }
-    if (ready.hardState !== undefined) replica.pendingHardState.push(ready.hardState);
+    if (ready.hardState !== undefined) {
+      replica.pendingHardState.push(ready.hardState);
+      replica.touched = true;
+    }
     if (ready.leadership !== undefined) {
       const { role, term, leader } = ready.leadership;
       this.trace(`node ${node.id} g${group}: ${role} in term ${term} (leader ${leader})`);
@@ -563,13 +606,19 @@ export class Simulation {
     }
   }
 
-  private startFsync(node: SimNode): void {
+  private startFsync(node: SimNode, upTo: number): void {
     const marks = new Map<GroupId, [number, number]>();
     for (const [group, replica] of node.replicas) {
-      marks.set(group, [replica.pendingLog.length, replica.pendingHardState.length]);
+      if (!replica.touched) continue;
+      replica.touched = false;
+      marks.set(group, [
+        replica.durableLogCount + replica.pendingLog.length,
+        replica.durableHardCount + replica.pendingHardState.length,
+      ]);
     }
     const token = this.nextToken++;
-    node.fsync = { token, batchId: node.driver.lastBatchId(), marks };
+    node.fsyncs.push({ token, after: node.coveredUpTo, batchId: upTo, marks });
+    node.coveredUpTo = upTo;
     const latency = node.slowDisk ? node.random.int(200, 1500) : node.random.int(1, 20);
     this.queue.push(this.now + latency, {
       type: "fsync",
@@ -581,17 +630,24 @@ export class Simulation {
 
   private fsyncDone(id: NodeId, incarnation: number, token: number): void {
     const node = this.node(id);
-    if (!node.up || node.incarnation !== incarnation || node.fsync?.token !== token) return;
-    const { batchId, marks } = node.fsync;
-    for (const [group, [logCount, hardCount]] of marks) {
+    if (!node.up || node.incarnation !== incarnation) return;
+    const index = node.fsyncs.findIndex((fsync) => fsync.token === token);
+    if (index < 0) return;
+    if (index > 0) this.stats.fsyncsOutOfOrder++;
+    const [{ after, batchId, marks }] = node.fsyncs.splice(index, 1) as [InFlightFsync];
+    for (const [group, [logMark, hardMark]] of marks) {
       const replica = node.replicas.get(group)!;
+      // An fsync that ends after a later one finds some or all of its operations durable already.
+      const logCount = Math.max(0, logMark - replica.durableLogCount);
       for (const operation of replica.pendingLog.splice(0, logCount))
         applyLogOperation(replica.durableLog, operation);
+      replica.durableLogCount += logCount;
+      const hardCount = Math.max(0, hardMark - replica.durableHardCount);
       const synced = replica.pendingHardState.splice(0, hardCount);
       if (synced.length > 0) replica.durableHardState = synced[synced.length - 1]!;
+      replica.durableHardCount += hardCount;
     }
-    node.fsync = undefined;
-    this.completed(node, node.driver.complete(batchId));
+    this.completed(node, node.driver.completeRange(after, batchId));
     this.pump(node);
   }
 
@@ -711,6 +767,7 @@ export class Simulation {
     const data = encodeKvSnapshot(replica.kv);
     replica.log.compact(offset, data);
     replica.pendingLog.push({ type: "compact", offset, data });
+    replica.touched = true;
   }
 
   // -------------------------------------------------------------------------------------------
