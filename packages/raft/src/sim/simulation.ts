@@ -122,8 +122,8 @@ interface SimNode {
   slowDisk: boolean;
   /**
    * Fsyncs in flight, each covering the driver's batches (after, batchId] and, of each replica written since
-   * the fsync before it started, the operations written so far. They end in any order, as the host's
-   * overlapping rounds may.
+   * the fsync before it started, the operations written so far. They end in any order: the host's rounds
+   * overlap too, and the driver allows completing them out of order (the host still completes in order).
    */
   fsyncs: InFlightFsync[];
   /** The last batch an fsync started so far covers. */
