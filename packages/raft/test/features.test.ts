@@ -326,12 +326,7 @@ describe("quiescence", () => {
   });
 
   it("the node driver keeps a written batch's readies until the fsync round ends without their entries", () => {
-    const driver = new MultiRaftDriver({
-      nodeId: 1,
-      peers: [],
-      livenessTimeoutTicks: 10,
-      nodeHeartbeatTicks: 2,
-    });
+    const driver = singleNodeDriver();
     const log = new MemoryRaftLog(makeConfig([1]));
     const core = new RaftCore({ id: 1, group: 7, random: () => 0.5 }, log, {
       term: 0,
@@ -355,13 +350,9 @@ describe("quiescence", () => {
     expect(done.readies[0]!.ready.seq).toBe(batch.readies[0]!.ready.seq);
     expect(core.commitIndex).toBe(core.lastOffset);
   });
+
   it("the node driver completes a later fsync round first for the groups the earlier one does not hold", () => {
-    const driver = new MultiRaftDriver({
-      nodeId: 1,
-      peers: [],
-      livenessTimeoutTicks: 10,
-      nodeHeartbeatTicks: 2,
-    });
+    const driver = singleNodeDriver();
     const groups = [7, 8].map((group) => {
       const log = new MemoryRaftLog(makeConfig([1]));
       const core = new RaftCore({ id: 1, group, random: () => 0.5 }, log, {
@@ -417,3 +408,8 @@ describe("quiescence", () => {
     expect(driver.pendingBatches()).toBe(0);
   });
 });
+
+/** The driver of a node that is every one of its groups' only voter. */
+function singleNodeDriver(): MultiRaftDriver {
+  return new MultiRaftDriver({ nodeId: 1, peers: [], livenessTimeoutTicks: 10, nodeHeartbeatTicks: 2 });
+}
