@@ -18,9 +18,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { cpuSeconds, loadgenPath, parseVariant, range, rssMiB, runLoadgen, withBroker } = await import(
-  join(repository, "scripts", "lib", "bench-variants.mjs")
-);
+const { alternateRounds, cpuSeconds, loadgenPath, parseVariant, range, rssMiB, runLoadgen, withBroker } =
+  await import(join(repository, "scripts", "lib", "bench-variants.mjs"));
 const { values: options } = parseArgs({
   options: {
     rounds: { type: "string", default: "2" },
@@ -109,14 +108,8 @@ async function runOnce(variant) {
 
 const variants = await Promise.all(options.variant.map((text) => parseVariant(text, repository)));
 const rounds = Number(options.rounds);
-const runs = new Map(variants.map((variant) => [variant.name, []]));
 say(`${records} records of ${recordBytes} bytes over ${partitions} partitions; ${rounds} alternating rounds`);
-for (let round = 1; round <= rounds; round++) {
-  for (const variant of variants) {
-    say(`round ${round}/${rounds}: ${variant.name}`);
-    runs.get(variant.name).push(await runOnce(variant));
-  }
-}
+const runs = await alternateRounds(variants, rounds, runOnce, say);
 
 console.log(
   "variant      catch-up     records/s (k)   CPU ms/MiB   peak RSS MiB   RSS 1 s after   producers' p99 ms",

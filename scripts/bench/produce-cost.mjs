@@ -21,9 +21,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { cpuSeconds, loadgenPath, parseVariant, range, runLoadgen, withBroker } = await import(
-  join(repository, "scripts", "lib", "bench-variants.mjs")
-);
+const { alternateRounds, cpuSeconds, loadgenPath, parseVariant, range, runLoadgen, withBroker } =
+  await import(join(repository, "scripts", "lib", "bench-variants.mjs"));
 const { values: options } = parseArgs({
   options: {
     pairs: { type: "string", default: "3" },
@@ -100,16 +99,10 @@ async function runOnce(variant) {
 
 const variants = await Promise.all(options.variant.map((text) => parseVariant(text, repository)));
 const pairs = Number(options.pairs);
-const runs = new Map(variants.map((variant) => [variant.name, []]));
 say(
   `${records} records of ${recordBytes} bytes over ${partitions} partitions per load; ${pairs} alternating rounds`,
 );
-for (let round = 1; round <= pairs; round++) {
-  for (const variant of variants) {
-    say(`round ${round}/${pairs}: ${variant.name}`);
-    runs.get(variant.name).push(await runOnce(variant));
-  }
-}
+const runs = await alternateRounds(variants, pairs, runOnce, say);
 
 console.log(
   "variant      load         records/s (k)   CPU ms/MiB   GC share   Produce handling ms   peak RSS MiB",

@@ -1,6 +1,6 @@
 // What the benchmarks share: a variant of the broker given on the command line, a fresh broker of it with
-// topics, the load generator and how a range of results prints (produce-cost.mjs, catch-up.mjs), and a
-// process's CPU time and resident memory (those and broker.mjs).
+// topics, the load generator, alternating rounds and how a range of results prints (produce-cost.mjs,
+// catch-up.mjs), and a process's CPU time and resident memory (those and broker.mjs).
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -61,6 +61,21 @@ export async function withBroker(variant, { topics, partitions }, work) {
     await exited;
     await rm(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Runs `runOnce(variant)` for every variant in turn, `rounds` times (alternating, so that the shared
+ * machine's slow and fast minutes fall on all of them); resolves with each variant's results by name.
+ */
+export async function alternateRounds(variants, rounds, runOnce, say) {
+  const runs = new Map(variants.map((variant) => [variant.name, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const variant of variants) {
+      say(`round ${round}/${rounds}: ${variant.name}`);
+      runs.get(variant.name).push(await runOnce(variant));
+    }
+  }
+  return runs;
 }
 
 /** `low-high` of `values` with `digits` decimals, or the one value where they are all the same. */
