@@ -78,6 +78,7 @@ export {
   MemoryHardStateStore,
   MemoryLogStorage,
   type RaftLogStorage,
+  type SyncOptions,
 } from "./host/storage.js";
 export {
   FrameReader,

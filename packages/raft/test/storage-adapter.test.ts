@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  defaultSyncFile,
   FlushScheduler,
   KafkaStorageError,
   type LogConfig,
@@ -180,6 +181,55 @@ describe("PartitionRaftLog", () => {
     expect(restarted.currentTerm).toBe(1);
     expect(restarted.commitIndex).toBe(6);
     expect(restarted.membership).toEqual(makeConfig([1], [2]));
+  });
+
+  it("syncs urgently past a group commit round that another log's fsync holds, and lazily behind it", async () => {
+    scheduler.close();
+    let releaseHeld: (() => void) | undefined;
+    const held = new Promise<void>((resolve) => {
+      releaseHeld = resolve;
+    });
+    let holding = false;
+    const heldSyncs: string[] = [];
+    scheduler = new FlushScheduler({
+      syncFile: async (file) => {
+        if (holding && file.path.includes("group-2")) {
+          heldSyncs.push(file.path);
+          await held;
+        }
+        await defaultSyncFile(file);
+      },
+    });
+    const first = await openGroup(1, makeConfig([1]));
+    const second = await openGroup(2, makeConfig([1]), undefined, join(directory, "stable-2"));
+    const firstCore = singleVoter(first.raftLog);
+    const secondCore = singleVoter(second.raftLog);
+    await drive(firstCore, first.raftLog);
+    await drive(secondCore, second.raftLog);
+    const writeOne = async (core: RaftCore, raftLog: PartitionRaftLog, tag: string) => {
+      core.propose(batch(1, tag), 1);
+      await raftLog.write(core.ready());
+    };
+
+    holding = true;
+    await writeOne(secondCore, second.raftLog, "held");
+    const heldSync = second.raftLog.sync();
+    while (heldSyncs.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    await writeOne(firstCore, first.raftLog, "urgent");
+    await first.raftLog.sync({ urgent: true });
+    expect(first.log.flushedOffset).toBe(first.log.logEndOffset);
+    await writeOne(firstCore, first.raftLog, "lazy");
+    let lazySynced = false;
+    const lazySync = first.raftLog.sync().then(() => {
+      lazySynced = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(lazySynced).toBe(false);
+    expect(first.log.flushedOffset).toBeLessThan(first.log.logEndOffset);
+    releaseHeld!();
+    await Promise.all([heldSync, lazySync]);
+    expect(first.log.flushedOffset).toBe(first.log.logEndOffset);
+    expect(second.log.flushedOffset).toBe(second.log.logEndOffset);
   });
 
   it("reads entries back from disk when they have left the cache, and says so while loading", async () => {

@@ -45,6 +45,17 @@ export interface FlushSchedulerStats {
   rounds: number;
   filesSynced: number;
   flushRequests: number;
+  /** Targets flushed for an urgent request outside the round that was running then. */
+  urgentFlushes: number;
+}
+
+export interface FlushRequestOptions {
+  /**
+   * A client waits on this flush (acks=all): its fsync starts at the next turn of the event loop even
+   * while a round runs, rather than after that round. If the target's own fsync is running, right
+   * after that one.
+   */
+  urgent?: boolean;
 }
 
 interface Waiter {
@@ -65,6 +76,11 @@ interface Waiter {
  * scripts/bench/storage-append.mjs (8 busy logs), unaligned flushes cost about 25% more fsyncs, each
  * covering less, and lowered durable append throughput (that machine's ext4 has no journal; on one
  * that has, aligned fsyncs also share its commits).
+ *
+ * Urgent requests (a client waits: acks=all) do not wait for the running round: waiting for its
+ * slowest fsync was a third of the acks=all commit's p99 (docs/benchmarks.md). Lazy ones (acks=1,
+ * flush.ms) keep the rounds, which is what spares their fsyncs. A target never has two flushes running:
+ * each log's flushes complete in order.
  */
 export class FlushScheduler {
   private readonly syncFile: (file: SyncableFile) => Promise<void>;
@@ -72,13 +88,18 @@ export class FlushScheduler {
   private readonly observeSync: ((seconds: number) => void) | undefined;
   private readonly observeWait: ((seconds: number) => void) | undefined;
   private pending = new Map<FlushTarget, Waiter[]>();
+  /** Pending targets with at least one urgent waiter. */
+  private readonly urgent = new Set<FlushTarget>();
+  /** Targets whose flush is running, in a round or on its own; they wait to flush again. */
+  private readonly syncing = new Set<FlushTarget>();
   private roundRunning = false;
   private roundScheduled = false;
+  private urgentScheduled = false;
   private readonly deadlines = new Map<FlushTarget, number>();
   private timer: NodeJS.Timeout | undefined;
   private timerDeadline = Number.POSITIVE_INFINITY;
   private closed = false;
-  readonly stats: FlushSchedulerStats = { rounds: 0, filesSynced: 0, flushRequests: 0 };
+  readonly stats: FlushSchedulerStats = { rounds: 0, filesSynced: 0, flushRequests: 0, urgentFlushes: 0 };
 
   constructor(options: FlushSchedulerOptions = {}) {
     this.syncFile = options.syncFile ?? defaultSyncFile;
@@ -88,7 +109,7 @@ export class FlushScheduler {
   }
 
   /** Resolves once everything the target had written before this call is durable. */
-  flush(target: FlushTarget): Promise<void> {
+  flush(target: FlushTarget, options?: FlushRequestOptions): Promise<void> {
     this.stats.flushRequests += 1;
     return new Promise<void>((resolve, reject) => {
       const waiter = { resolve, reject, since: this.observeWait ? performance.now() : 0 };
@@ -96,6 +117,10 @@ export class FlushScheduler {
       if (waiters) waiters.push(waiter);
       else this.pending.set(target, [waiter]);
       this.deadlines.delete(target);
+      if (options?.urgent === true) {
+        this.urgent.add(target);
+        this.scheduleUrgent();
+      }
       this.scheduleRound();
     });
   }
@@ -161,33 +186,72 @@ export class FlushScheduler {
     // I/O events (e.g. all produce requests read from the sockets) joins this round.
     setImmediate(() => {
       this.roundScheduled = false;
-      void this.runRound();
+      if (!this.roundRunning) this.runRound();
     });
   }
 
-  private async runRound(): Promise<void> {
-    this.roundRunning = true;
-    const batch = this.pending;
-    this.pending = new Map();
-    this.stats.rounds += 1;
-    try {
-      const flushes: Promise<void>[] = [];
-      for (const [target, waiters] of batch) flushes.push(this.flushTarget(target, waiters));
-      await Promise.all(flushes);
-    } finally {
-      this.roundRunning = false;
-      if (this.pending.size > 0) {
-        // Natural group commit: everything that queued up during this round goes in the next one now.
-        void this.runRound();
-      }
+  private scheduleUrgent(): void {
+    if (this.urgentScheduled) return;
+    this.urgentScheduled = true;
+    // The same turn as scheduleRound's: every urgent request of this batch of I/O events goes together.
+    setImmediate(() => {
+      this.urgentScheduled = false;
+      this.startUrgent();
+    });
+  }
+
+  private startUrgent(): void {
+    if (!this.roundRunning) {
+      // Nothing to overtake: a round takes the lazy requests along with the urgent ones.
+      if (!this.roundScheduled) this.runRound();
+      return;
+    }
+    for (const target of this.urgent) {
+      if (this.syncing.has(target)) continue;
+      const waiters = this.pending.get(target)!;
+      this.pending.delete(target);
+      this.urgent.delete(target);
+      this.stats.urgentFlushes += 1;
+      void this.flushTarget(target, waiters);
     }
   }
 
+  /** Starts a round with every pending target that is not syncing; the rest join a later one. */
+  private runRound(): void {
+    const batch: Array<[FlushTarget, Waiter[]]> = [];
+    for (const entry of this.pending) {
+      if (this.syncing.has(entry[0])) continue;
+      batch.push(entry);
+    }
+    if (batch.length === 0) return;
+    for (const [target] of batch) {
+      this.pending.delete(target);
+      this.urgent.delete(target);
+    }
+    this.roundRunning = true;
+    this.stats.rounds += 1;
+    void Promise.all(batch.map(([target, waiters]) => this.flushTarget(target, waiters))).then(() => {
+      this.roundRunning = false;
+      // Natural group commit: everything that queued up during this round goes in the next one now.
+      if (this.pending.size > 0) this.runRound();
+    });
+  }
+
+  /** A target's flush ended: requests that came for it meanwhile may go now. */
+  private flushEnded(target: FlushTarget): void {
+    this.syncing.delete(target);
+    if (!this.pending.has(target)) return;
+    if (this.urgent.has(target)) this.scheduleUrgent();
+    else if (!this.roundRunning) this.scheduleRound();
+  }
+
   /**
-   * One target's part of a round. Its waiters are answered as soon as its own files are synced: a
-   * small log (an OffsetCommit's) does not wait for the slowest fsync of the round.
+   * One target's part of a round (or an urgent flush of its own). Its waiters are answered as soon as
+   * its own files are synced: a small log (an OffsetCommit's) does not wait for the slowest fsync of
+   * the round. Never rejects.
    */
   private async flushTarget(target: FlushTarget, waiters: Waiter[]): Promise<void> {
+    this.syncing.add(target);
     let error: unknown;
     if (this.observeWait) {
       const started = performance.now();
@@ -210,6 +274,7 @@ export class FlushScheduler {
       if (error === undefined) waiter.resolve();
       else waiter.reject(error);
     }
+    this.flushEnded(target);
   }
 
   private async syncOne(file: SyncableFile): Promise<void> {

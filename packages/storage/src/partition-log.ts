@@ -22,6 +22,7 @@ import {
 } from "./file-handle-cache.js";
 import {
   defaultFlushScheduler,
+  type FlushRequestOptions,
   type FlushScheduler,
   type FlushTarget,
   type FlushWork,
@@ -490,10 +491,13 @@ export class PartitionLog {
     });
   }
 
-  /** Makes everything appended so far durable (group-committed); resolves to the flushed offset. */
-  async flush(): Promise<number> {
+  /**
+   * Makes everything appended so far durable (group-committed); resolves to the flushed offset.
+   * `urgent`: a client waits on it, so its fsync need not wait for a round already running.
+   */
+  async flush(options?: FlushRequestOptions): Promise<number> {
     if (this.failure) throw this.failure;
-    await this.scheduler.flush(this.flushTarget);
+    await this.scheduler.flush(this.flushTarget, options);
     return this.flushedOffsetValue;
   }
 

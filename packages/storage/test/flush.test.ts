@@ -143,6 +143,61 @@ describe("group-committed flushing", () => {
     });
   });
 
+  it("starts an urgent flush while a round runs; a lazy one waits for the round, a syncing log for its fsync", async () => {
+    await withTempDir(async (directory) => {
+      let releaseSlow: (() => void) | undefined;
+      const slowGate = new Promise<void>((resolve) => {
+        releaseSlow = resolve;
+      });
+      const slowDirectory = join(directory, "slow");
+      const slowSyncs: string[] = [];
+      const scheduler = new FlushScheduler({
+        syncFile: async (file) => {
+          if (file.path.startsWith(slowDirectory)) {
+            slowSyncs.push(file.path);
+            await slowGate;
+          }
+          await file.handle?.datasync();
+        },
+      });
+      const slow = await PartitionLog.open(slowDirectory, { flushScheduler: scheduler });
+      const urgent = await PartitionLog.open(join(directory, "urgent"), { flushScheduler: scheduler });
+      const lazy = await PartitionLog.open(join(directory, "lazy"), { flushScheduler: scheduler });
+      await append(slow, "slow", 2);
+      const slowFlush = slow.flush();
+      while (slowSyncs.length < 1) await new Promise((resolve) => setImmediate(resolve));
+
+      await append(urgent, "urgent", 3);
+      await append(lazy, "lazy", 4);
+      await append(slow, "slow-again", 1);
+      let lazyFlushed = false;
+      const lazyFlush = lazy.flush().then((offset) => {
+        lazyFlushed = true;
+        return offset;
+      });
+      let slowAgainFlushed = false;
+      const slowAgain = slow.flush({ urgent: true }).then((offset) => {
+        slowAgainFlushed = true;
+        return offset;
+      });
+      // The urgent log's fsync does not wait for the slow one that holds the running round.
+      expect(await urgent.flush({ urgent: true })).toBe(3);
+      expect(lazyFlushed).toBe(false);
+      expect(lazy.flushedOffset).toBe(0);
+      // An urgent flush of a log whose own fsync runs starts only after it: one fsync of it so far.
+      expect(slowAgainFlushed).toBe(false);
+      expect(slowSyncs).toHaveLength(1);
+
+      releaseSlow!();
+      expect(await slowFlush).toBe(2);
+      expect(await slowAgain).toBe(3);
+      expect(await lazyFlush).toBe(4);
+      expect(slowSyncs).toHaveLength(2);
+      expect(scheduler.stats.urgentFlushes).toBe(1);
+      await Promise.all([slow.close(), urgent.close(), lazy.close()]);
+    });
+  });
+
   it("acknowledges flushBeforeAck appends only after their fsync", async () => {
     await withTempDir(async (directory) => {
       const recorder = new SyncRecorder();

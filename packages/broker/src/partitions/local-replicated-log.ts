@@ -139,7 +139,8 @@ export class LocalReplicatedLog implements ReplicatedLog {
     return appended.then((result) => {
       this.appendedBytes += result.sizeInBytes;
       this.uncommitted.push({ endOffset: result.lastOffset + 1, appendedBytes: this.appendedBytes });
-      this.requestFlush();
+      // acks=all waits on this fsync: it need not wait for a round of other logs' fsyncs.
+      this.requestFlush(options.acks === -1);
       const outcome = {
         baseOffset: result.firstOffset,
         lastOffset: result.lastOffset,
@@ -228,8 +229,8 @@ export class LocalReplicatedLog implements ReplicatedLog {
   }
 
   /** Group-committed fsync; when it lands everything it covered becomes committed. */
-  private requestFlush(): void {
-    const flush = this.log.flush().then(
+  private requestFlush(urgent = false): void {
+    const flush = this.log.flush({ urgent }).then(
       (flushedOffset) => this.advanceHighWatermark(flushedOffset),
       (error: unknown) => this.failWaiters(error),
     );

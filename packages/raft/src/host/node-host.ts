@@ -196,7 +196,9 @@ export class RaftNodeHost {
    */
   private syncWanted = false;
   private lingerTimer: NodeJS.Timeout | undefined;
-  /** Settles when every round started so far has completed (rounds complete in order). */
+  /** The linger is over: the next round starts, though nothing in it is urgent. */
+  private lingerEnded = false;
+  /** Settles when every round started so far has completed. */
   private round: Promise<void> = Promise.resolve();
   private processScheduled = false;
   private timer: NodeJS.Timeout | undefined;
@@ -862,29 +864,34 @@ export class RaftNodeHost {
 
   /**
    * One fsync round covering everything collected since the last round: once its writes have landed
-   * it fsyncs and the next round may start collecting, so writes land while the disk fsyncs; rounds
-   * complete (releasing what waited for them) in order.
+   * it fsyncs and the next round may start collecting, so writes land while the disk fsyncs. A round
+   * completes (releasing what waited for it) when its own fsyncs end, before earlier rounds if they are
+   * slower; each group's readies still complete in order (MultiRaftDriver.completeRange).
    */
   private startRound(): void {
     const upTo = this.driver.lastBatchId();
     if (upTo <= this.coveredUpTo || this.driver.pendingBatches() === 0) return;
     const previous = this.round;
-    if (!this.driver.syncNeeded(upTo)) {
+    const after = this.coveredUpTo;
+    if (!this.driver.syncNeeded(upTo, after)) {
       // Nothing here needs the disk (a commit-index-only hard state rides along with the next round).
       this.coveredUpTo = upTo;
-      this.round = previous.then(() => this.finishRound(upTo, false));
+      this.round = previous.then(() => this.finishRound(after, upTo, false));
       return;
     }
     const linger = this.options.lazySyncMs ?? 0;
-    if (!this.syncDue && linger > 0) {
+    if (!this.syncDue && !this.lingerEnded && linger > 0) {
       this.lingerTimer ??= setTimeout(() => {
         this.lingerTimer = undefined;
-        this.syncDue = true;
+        this.lingerEnded = true;
         this.process();
       }, linger);
       return;
     }
+    // Only what something waits on now overtakes other logs' group commit: a lingered round need not.
+    const urgent = this.syncDue;
     this.syncDue = false;
+    this.lingerEnded = false;
     if (this.lingerTimer !== undefined) {
       clearTimeout(this.lingerTimer);
       this.lingerTimer = undefined;
@@ -913,25 +920,26 @@ export class RaftNodeHost {
       () => {},
     );
     const durable = Promise.all([
-      landed.then(() => Promise.all(logs.map((state) => state.log.sync()))),
+      landed.then(() => Promise.all(logs.map((state) => state.log.sync({ urgent })))),
       hardStates.size > 0 ? this.hardStates.saveMany(hardStates) : undefined,
     ]);
-    this.round = Promise.all([durable, previous]).then(
+    const finished = durable.then(
       () => {
         observeSyncRound?.((performance.now() - started) / 1000);
-        this.finishRound(upTo, true);
+        this.finishRound(after, upTo, true);
       },
       (error: Error) => {
         if (!this.stopped) this.fail(error);
       },
     );
+    this.round = Promise.all([finished, previous]).then(() => {});
   }
 
-  private finishRound(upTo: number, synced: boolean): void {
+  private finishRound(after: number, upTo: number, synced: boolean): void {
     if (synced) this.syncRounds++;
     if (this.stopped || this.failure !== undefined) return;
     try {
-      this.completed(this.driver.complete(upTo));
+      this.completed(this.driver.completeRange(after, upTo));
     } catch (error) {
       this.fail(error as Error);
       return;

@@ -13,7 +13,7 @@ import type {
 } from "../core/types.js";
 import { EMPTY_LOG_OFFSET } from "../core/types.js";
 import { batchForEntry, entryFromBatch, splitBatches } from "./record-batch.js";
-import type { HardStateStore, RaftLogStorage } from "./storage.js";
+import type { HardStateStore, RaftLogStorage, SyncOptions } from "./storage.js";
 
 /** The group's Raft state on disk does not add up; the message says what to do about it. */
 export class RaftStorageError extends Error {
@@ -343,9 +343,9 @@ export class PartitionRaftLog implements RaftLogStorage {
   }
 
   /** Not behind the writes still queued: the host syncs only writes it has seen land. */
-  async sync(): Promise<void> {
+  async sync(options?: SyncOptions): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
-    await this.log.flush();
+    await this.log.flush(options);
   }
 
   /**

@@ -14,12 +14,20 @@ export interface RaftLogStorage extends RaftLogReader {
    * Resolves once every write that completed before the call is durable (many logs share one fsync
    * round). Writes still in flight need not be covered: the host awaits the writes a round covers.
    */
-  sync(): Promise<void>;
+  sync(options?: SyncOptions): Promise<void>;
   /** Set by the host: called when a load that `entries()` or `snapshot()` started has finished. */
   onLoaded: (() => void) | undefined;
   /** Drop entries up to `offset` (committed and applied) behind a snapshot holding `data`. */
   compact(offset: number, data: Uint8Array): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface SyncOptions {
+  /**
+   * Something waits on this sync now (acks=all, Raft's own messages): it need not wait for a group
+   * commit round of other logs already running. Without it the sync may join the next round.
+   */
+  urgent?: boolean;
 }
 
 /** Term, vote and commit of every group on a node: small, written often, read once at startup. */
@@ -35,6 +43,8 @@ export class MemoryLogStorage extends MemoryRaftLog implements RaftLogStorage {
   onLoaded: (() => void) | undefined;
   /** Counts fsync rounds, so tests can see group commit at work. */
   syncs = 0;
+  /** Of those, the urgent ones (something waited on them). */
+  urgentSyncs = 0;
 
   constructor(config: ClusterConfig) {
     super(config);
@@ -44,8 +54,9 @@ export class MemoryLogStorage extends MemoryRaftLog implements RaftLogStorage {
     this.applyReady(ready);
   }
 
-  async sync(): Promise<void> {
+  async sync(options?: SyncOptions): Promise<void> {
     this.syncs++;
+    if (options?.urgent === true) this.urgentSyncs++;
   }
 
   override async compact(offset: number, data: Uint8Array): Promise<void> {
