@@ -251,7 +251,9 @@ function histogramBuckets(text, name, labels = "") {
   for (const match of text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\d+)$`, "gm"))) {
     const le = /(?:^|,)le="([^"]+)"/.exec(match[1]);
     if (le === null || (labels !== "" && !match[1].includes(labels))) continue;
-    buckets.set(le[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(le[1]), Number(match[2]));
+    // Summed over the series that match (raftka_log_flush_wait_seconds has one per urgency).
+    const bound = le[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(le[1]);
+    buckets.set(bound, (buckets.get(bound) ?? 0) + Number(match[2]));
   }
   return buckets;
 }

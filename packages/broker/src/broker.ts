@@ -180,13 +180,20 @@ export class Broker {
     logsFailed?.set(0);
     this.logFailures = new LogFailures((count) => logsFailed?.set(count));
     const storageMetrics = options.metrics?.storage;
+    const flushWait = storageMetrics && {
+      urgent: storageMetrics.flushWaitSeconds.labels({ urgency: "urgent" }),
+      lazy: storageMetrics.flushWaitSeconds.labels({ urgency: "lazy" }),
+    };
     this.flushScheduler = new FlushScheduler({
       observeSync: (seconds) => {
         storageMetrics?.fsyncSeconds.observe(seconds);
         this.fsyncContention.observe(seconds);
       },
-      ...(storageMetrics
-        ? { observeWait: (seconds: number) => storageMetrics.flushWaitSeconds.observe(seconds) }
+      ...(flushWait
+        ? {
+            observeWait: (seconds: number, urgent: boolean) =>
+              (urgent ? flushWait.urgent : flushWait.lazy).observe(seconds),
+          }
         : {}),
     });
     this.admin = new AdminServer({

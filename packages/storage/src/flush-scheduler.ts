@@ -35,10 +35,11 @@ export interface FlushSchedulerOptions {
    */
   observeSync?: (seconds: number) => void;
   /**
-   * Told, for each flush request, how long it waited for its fsyncs to start, in seconds (the broker's
-   * raftka_log_flush_wait_seconds): mostly the rest of the round already running when it came.
+   * Told, for each flush request, how long it waited for its fsyncs to start, in seconds, and whether it
+   * was urgent (the broker's raftka_log_flush_wait_seconds): for a lazy one mostly the rest of the round
+   * already running when it came, for an urgent one only its own log's fsync if one was running.
    */
-  observeWait?: (seconds: number) => void;
+  observeWait?: (seconds: number, urgent: boolean) => void;
 }
 
 export interface FlushSchedulerStats {
@@ -63,6 +64,7 @@ interface Waiter {
   reject: (error: unknown) => void;
   /** performance.now() at the request, for observeWait. */
   since: number;
+  urgent: boolean;
 }
 
 /**
@@ -86,7 +88,7 @@ export class FlushScheduler {
   private readonly syncFile: (file: SyncableFile) => Promise<void>;
   private readonly now: () => number;
   private readonly observeSync: ((seconds: number) => void) | undefined;
-  private readonly observeWait: ((seconds: number) => void) | undefined;
+  private readonly observeWait: ((seconds: number, urgent: boolean) => void) | undefined;
   private pending = new Map<FlushTarget, Waiter[]>();
   /** Pending targets with at least one urgent waiter. */
   private readonly urgent = new Set<FlushTarget>();
@@ -112,12 +114,13 @@ export class FlushScheduler {
   flush(target: FlushTarget, options?: FlushRequestOptions): Promise<void> {
     this.stats.flushRequests += 1;
     return new Promise<void>((resolve, reject) => {
-      const waiter = { resolve, reject, since: this.observeWait ? performance.now() : 0 };
+      const urgent = options?.urgent === true;
+      const waiter = { resolve, reject, since: this.observeWait ? performance.now() : 0, urgent };
       const waiters = this.pending.get(target);
       if (waiters) waiters.push(waiter);
       else this.pending.set(target, [waiter]);
       this.deadlines.delete(target);
-      if (options?.urgent === true) {
+      if (urgent) {
         this.urgent.add(target);
         this.scheduleUrgent();
       }
@@ -255,7 +258,7 @@ export class FlushScheduler {
     let error: unknown;
     if (this.observeWait) {
       const started = performance.now();
-      for (const waiter of waiters) this.observeWait((started - waiter.since) / 1000);
+      for (const waiter of waiters) this.observeWait((started - waiter.since) / 1000, waiter.urgent);
     }
     try {
       const work = target.beginFlush();

@@ -346,12 +346,16 @@ describe("group-committed flushing", () => {
   it("tells its observer how long each flush request waited for a round to start on it", async () => {
     await withTempDir(async (directory) => {
       const waits: number[] = [];
+      const urgencies: boolean[] = [];
       let slowPath: string | undefined;
       const scheduler = new FlushScheduler({
         syncFile: async (file) => {
           if (file.path === slowPath) await new Promise((resolve) => setTimeout(resolve, 60));
         },
-        observeWait: (seconds) => waits.push(seconds),
+        observeWait: (seconds, urgent) => {
+          waits.push(seconds);
+          urgencies.push(urgent);
+        },
       });
       const slow = await PartitionLog.open(join(directory, "slow"), { flushScheduler: scheduler });
       const quick = await PartitionLog.open(join(directory, "quick"), { flushScheduler: scheduler });
@@ -365,9 +369,20 @@ describe("group-committed flushing", () => {
       // Asked while the slow round runs: its fsync starts only when that round ends, about 50 ms later.
       await append(quick, "quick");
       await quick.flush();
-      await slowFlush;
       expect(waits).toHaveLength(2);
       expect(waits[1]).toBeGreaterThanOrEqual(0.035);
+      // An urgent request does not wait for the round: it is told so, with a short wait.
+      const slowAgain = (async () => {
+        await append(slow, "slow-again");
+        return slow.flush();
+      })();
+      while (waits.length < 3) await new Promise((resolve) => setTimeout(resolve, 1));
+      await append(quick, "urgent");
+      await quick.flush({ urgent: true });
+      expect(waits).toHaveLength(4);
+      expect(waits[3]).toBeLessThan(0.02);
+      expect(urgencies).toEqual([false, false, false, true]);
+      await Promise.all([slowFlush, slowAgain]);
       await Promise.all([slow.close(), quick.close()]);
     });
   });

@@ -199,8 +199,8 @@ export const pushedMetricDefinitions = {
     ),
     flushWaitSeconds: histogram(
       "raftka_log_flush_wait_seconds",
-      "Time a request to make a log durable waited for its fsyncs to start: mostly the rest of the node's group-commit round already running when it came, which every acks=all answer can wait for before its own fsyncs.",
-      [],
+      "Time a request to make a log durable waited for its fsyncs to start. urgency=lazy (acks=0/1 commits, flush.ms): mostly the rest of the node's group-commit round already running when it came. urgency=urgent (acks=all, Raft's own messages): only the same log's fsync if one was running, so a high value here means one partition's fsyncs are slow.",
+      ["urgency"],
       DISK_CALL_BUCKETS,
     ),
     directWritesEnabled: gauge(
