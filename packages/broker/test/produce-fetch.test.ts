@@ -183,6 +183,42 @@ describe("Fetch", () => {
     expect(decodeRecordBatch(records).records[0]!.value!.toString()).toBe("woke-up");
   });
 
+  it("keeps a fetch parked until appends bring min.bytes, then answers with all of them before max.wait.ms", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "min-bytes");
+    const small = batch(["small"]);
+    const large = batch(["large-".padEnd(1000, "m")]);
+    // More than the first append alone, no more than both together.
+    const minBytes = small.length + 100;
+    expect(small.length + large.length).toBeGreaterThanOrEqual(minBytes);
+    const startedAt = performance.now();
+    let answered = false;
+    const parked = connection
+      .send(
+        ApiKey.Fetch,
+        11,
+        fetchRequest([{ topic: "min-bytes", partition: 0, offset: 0n }], { maxWaitMs: 10_000, minBytes }),
+      )
+      .finally(() => {
+        answered = true;
+      });
+    while (node.broker.longPoll.parkedCount === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    // acks=all: the append has committed (and woken the fetch, were it enough) when Produce answers.
+    expect(await produce("min-bytes", small)).toMatchObject({ errorCode: ErrorCode.NONE });
+    // Room for a premature answer to arrive; a fetch answered on any append would be here by now.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(answered).toBe(false);
+    expect(node.broker.longPoll.parkedCount).toBe(1);
+    expect(await produce("min-bytes", large)).toMatchObject({ errorCode: ErrorCode.NONE });
+    const response = await parked;
+    // Well before max.wait.ms: the second append woke it, not the timer.
+    expect(performance.now() - startedAt).toBeLessThan(5_000);
+    const records = sliceBatches(response.responses[0]!.partitions[0]!.records!).batches.flatMap((entry) =>
+      decodeRecordBatch(entry.bytes).records.map((record) => record.value!.toString()),
+    );
+    expect(records).toEqual(["small", "large-".padEnd(1000, "m")]);
+  });
+
   it("answers a fetch parked on a partition at once when its topic is deleted, leaving others parked", async () => {
     const connection = await node.connect();
     await createTopic(connection, "deleted-while-parked");
