@@ -201,6 +201,30 @@ describe("connections", () => {
     expect(response.brokers).toHaveLength(1);
   });
 
+  it("closes the connection that asks for a served API at a version it does not serve, as Kafka does; others keep working", async () => {
+    const healthy = await node.connect();
+    const metadata = {
+      topics: null,
+      allowAutoTopicCreation: false,
+      includeTopicAuthorizedOperations: false,
+    };
+    // Metadata v12 as a newer client would write it, but numbered 99: only ApiVersions is answered
+    // UNSUPPORTED_VERSION (so a client can learn the ranges); any other API has no response to put it in.
+    const frame = Buffer.concat(encodeRequestFrame(ApiKey.Metadata, 12, 6, "test", metadata));
+    frame.writeInt16BE(99, 6); // request api version, right after the size and api key
+    const { frames, closedByBroker } = await rawExchange(frame, 5000);
+    expect(closedByBroker).toBe(true);
+    expect(frames).toEqual([]);
+    // The log line says what the client did wrong and what the broker serves.
+    expect(
+      node.logLines.some((line) =>
+        String(line.msg).includes("Metadata version 99 is not supported (this broker serves 0-12"),
+      ),
+    ).toBe(true);
+    const response = await healthy.send(ApiKey.Metadata, 12, metadata);
+    expect(response.brokers).toHaveLength(1);
+  });
+
   it("answers the requests sent ahead of a bad frame, in order, before it closes the connection", async () => {
     const connection = await node.connect();
     await createTopic(connection, "before-bad-frame");
