@@ -543,6 +543,46 @@ describe("configs", () => {
     }
   });
 
+  it("IncrementalAlterConfigs SUBTRACT removes items from a list config, and is refused with INVALID_CONFIG on any other", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "subtracted", 1, { "cleanup.policy": "delete,compact" });
+    const alter = (configs: { name: string; configOperation: number; value: string | null }[]) =>
+      connection.send(ApiKey.IncrementalAlterConfigs, 1, {
+        validateOnly: false,
+        resources: [{ resourceType: TOPIC, resourceName: "subtracted", configs }],
+      });
+    const SUBTRACT = 3;
+    const described = async () =>
+      (
+        await describeConfigs(connection, TOPIC, "subtracted", ["cleanup.policy", "retention.bytes"])
+      ).configs.map((config) => [config.name, config.value, config.configSource]);
+
+    const subtracted = await alter([{ name: "cleanup.policy", configOperation: SUBTRACT, value: "compact" }]);
+    expect(subtracted.responses[0]!.errorCode).toBe(ErrorCode.NONE);
+    // The rest of the list stays, still the topic's own override (DYNAMIC_TOPIC_CONFIG).
+    expect(await described()).toEqual([
+      ["cleanup.policy", "delete", 1],
+      ["retention.bytes", "-1", 5],
+    ]);
+    // Subtracting an item the list does not hold changes nothing, as in Kafka.
+    const absent = await alter([{ name: "cleanup.policy", configOperation: SUBTRACT, value: "compact" }]);
+    expect(absent.responses[0]!.errorCode).toBe(ErrorCode.NONE);
+    expect((await described())[0]).toEqual(["cleanup.policy", "delete", 1]);
+
+    // Kafka's ConfigAdminManager: APPEND and SUBTRACT on a config that is not a list is an invalid
+    // config, and the whole resource is refused: the SET beside it does not apply either.
+    const notAList = await alter([
+      { name: "retention.bytes", configOperation: 0, value: "1000000" },
+      { name: "retention.ms", configOperation: SUBTRACT, value: "1000" },
+    ]);
+    expect(notAList.responses[0]!.errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    expect(notAList.responses[0]!.errorMessage).toMatch(/retention\.ms is not a list config/);
+    expect(await described()).toEqual([
+      ["cleanup.policy", "delete", 1],
+      ["retention.bytes", "-1", 5],
+    ]);
+  });
+
   it("DescribeConfigs tells this node's override from the cluster default, as Kafka's sources and synonyms", async () => {
     const connection = await node.connect();
     await createTopic(connection, "layered");

@@ -103,6 +103,41 @@ describe("Produce", () => {
     expect(values).toEqual(["old-format"]);
   });
 
+  it("converts a legacy magic 0 message set sent with Produce v0 or v1 into one v2 batch of its records", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "legacy-v0");
+    // Two messages in one set, as a pre-0.10 client batches them; the second has no key.
+    const set = Buffer.concat([
+      legacyMessage("zero", null, { key: "k0" }),
+      legacyMessage("one", null, { offset: 1n }),
+    ]);
+    expect(await produce("legacy-v0", set, 0)).toMatchObject({ errorCode: ErrorCode.NONE, baseOffset: 0n });
+    expect(await produce("legacy-v0", legacyMessage("two", null, { key: "k2" }), 1)).toMatchObject({
+      errorCode: ErrorCode.NONE,
+      baseOffset: 2n,
+    });
+    // Magic 0 is as much a legacy format as magic 1: Produce v3+ carries v2 batches only.
+    expect(await produce("legacy-v0", set, 3)).toMatchObject({ errorCode: ErrorCode.INVALID_RECORD });
+    const { data } = await fetchValues("legacy-v0");
+    // Stored as v2 like everything else, so a v4+ fetcher reads one format: one batch per request.
+    const stored = sliceBatches(data.records!).batches;
+    expect(stored.map((entry) => entry.magic)).toEqual([2, 2]);
+    const records = stored.flatMap((entry) => decodeRecordBatch(entry.bytes).records);
+    expect(
+      records.map((record) => [
+        record.offset,
+        record.key?.toString() ?? null,
+        record.value?.toString() ?? null,
+        record.timestamp,
+      ]),
+    ).toEqual([
+      // Magic 0 has no timestamp: Kafka's NO_TIMESTAMP (-1), not the append time.
+      [0n, "k0", "zero", -1n],
+      [1n, null, "one", -1n],
+      [2n, "k2", "two", -1n],
+    ]);
+  });
+
   it("stamps LogAppendTime and recompresses for topics that ask for it", async () => {
     const connection = await node.connect();
     await createTopic(connection, "append-time", 1, { "message.timestamp.type": "LogAppendTime" });
@@ -181,6 +216,42 @@ describe("Fetch", () => {
     const response = await parked;
     const records = response.responses[0]!.partitions[0]!.records!;
     expect(decodeRecordBatch(records).records[0]!.value!.toString()).toBe("woke-up");
+  });
+
+  it("keeps a fetch parked until appends bring min.bytes, then answers with all of them before max.wait.ms", async () => {
+    const connection = await node.connect();
+    await createTopic(connection, "min-bytes");
+    const small = batch(["small"]);
+    const large = batch(["large-".padEnd(1000, "m")]);
+    // More than the first append alone, no more than both together.
+    const minBytes = small.length + 100;
+    expect(small.length + large.length).toBeGreaterThanOrEqual(minBytes);
+    const startedAt = performance.now();
+    let answered = false;
+    const parked = connection
+      .send(
+        ApiKey.Fetch,
+        11,
+        fetchRequest([{ topic: "min-bytes", partition: 0, offset: 0n }], { maxWaitMs: 10_000, minBytes }),
+      )
+      .finally(() => {
+        answered = true;
+      });
+    while (node.broker.longPoll.parkedCount === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    // acks=all: the append has committed (and woken the fetch, were it enough) when Produce answers.
+    expect(await produce("min-bytes", small)).toMatchObject({ errorCode: ErrorCode.NONE });
+    // Room for a premature answer to arrive; a fetch answered on any append would be here by now.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(answered).toBe(false);
+    expect(node.broker.longPoll.parkedCount).toBe(1);
+    expect(await produce("min-bytes", large)).toMatchObject({ errorCode: ErrorCode.NONE });
+    const response = await parked;
+    // Well before max.wait.ms: the second append woke it, not the timer.
+    expect(performance.now() - startedAt).toBeLessThan(5_000);
+    const records = sliceBatches(response.responses[0]!.partitions[0]!.records!).batches.flatMap((entry) =>
+      decodeRecordBatch(entry.bytes).records.map((record) => record.value!.toString()),
+    );
+    expect(records).toEqual(["small", "large-".padEnd(1000, "m")]);
   });
 
   it("answers a fetch parked on a partition at once when its topic is deleted, leaving others parked", async () => {
@@ -583,22 +654,34 @@ describe("incremental fetch sessions (KIP-227)", () => {
   });
 });
 
-/** A magic 1 message (offset, size, crc, magic, attributes, timestamp, key, value) as pre-0.11 clients send. */
-function legacyMessage(value: string, timestamp: bigint): Buffer {
+/**
+ * A legacy message (offset, size, crc, magic, attributes, [timestamp], key, value) as pre-0.11 clients
+ * send: magic 1 with a timestamp, or magic 0 (0.8-0.9 clients), which has no timestamp field, without.
+ */
+function legacyMessage(
+  value: string,
+  timestamp: bigint | null,
+  { key = null, offset = 0n }: { key?: string | null; offset?: bigint } = {},
+): Buffer {
   const valueBytes = Buffer.from(value);
-  const body = Buffer.alloc(1 + 1 + 8 + 4 + 4 + valueBytes.length);
+  const keyBytes = key === null ? null : Buffer.from(key);
+  const timestampBytes = timestamp === null ? 0 : 8;
+  const body = Buffer.alloc(1 + 1 + timestampBytes + 4 + (keyBytes?.length ?? 0) + 4 + valueBytes.length);
   let position = 0;
-  body.writeInt8(1, position++);
+  body.writeInt8(timestamp === null ? 0 : 1, position++);
   body.writeInt8(0, position++);
-  body.writeBigInt64BE(timestamp, position);
-  position += 8;
-  body.writeInt32BE(-1, position);
+  if (timestamp !== null) {
+    body.writeBigInt64BE(timestamp, position);
+    position += 8;
+  }
+  body.writeInt32BE(keyBytes?.length ?? -1, position);
   position += 4;
+  if (keyBytes !== null) position += keyBytes.copy(body, position);
   body.writeInt32BE(valueBytes.length, position);
   position += 4;
   valueBytes.copy(body, position);
   const message = Buffer.alloc(12 + 4 + body.length);
-  message.writeBigInt64BE(0n, 0);
+  message.writeBigInt64BE(offset, 0);
   message.writeInt32BE(4 + body.length, 8);
   message.writeUInt32BE(crc32(body), 12);
   body.copy(message, 16);

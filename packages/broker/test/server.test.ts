@@ -34,8 +34,9 @@ afterAll(async () => {
 async function rawExchange(
   bytes: Buffer,
   waitMs = 500,
+  port = node.port,
 ): Promise<{ frames: Buffer[]; closedByBroker: boolean }> {
-  const socket = createConnection({ host: "127.0.0.1", port: node.port });
+  const socket = createConnection({ host: "127.0.0.1", port });
   const splitter = new FrameSplitter(1 << 24);
   const frames: Buffer[] = [];
   return new Promise((resolve) => {
@@ -199,6 +200,63 @@ describe("connections", () => {
     expect((await rawExchange(truncatedBody)).closedByBroker).toBe(true);
     const response = await healthy.send(ApiKey.Metadata, 1, { topics: null });
     expect(response.brokers).toHaveLength(1);
+  });
+
+  it("closes the connection that asks for a served API at a version it does not serve, as Kafka does; others keep working", async () => {
+    const healthy = await node.connect();
+    const metadata = {
+      topics: null,
+      allowAutoTopicCreation: false,
+      includeTopicAuthorizedOperations: false,
+    };
+    // Metadata v12 as a newer client would write it, but numbered 99: only ApiVersions is answered
+    // UNSUPPORTED_VERSION (so a client can learn the ranges); any other API has no response to put it in.
+    const frame = Buffer.concat(encodeRequestFrame(ApiKey.Metadata, 12, 6, "test", metadata));
+    frame.writeInt16BE(99, 6); // request api version, right after the size and api key
+    const { frames, closedByBroker } = await rawExchange(frame, 5000);
+    expect(closedByBroker).toBe(true);
+    expect(frames).toEqual([]);
+    // The log line says what the client did wrong and what the broker serves.
+    expect(
+      node.logLines.some((line) =>
+        String(line.msg).includes("Metadata version 99 is not supported (this broker serves 0-12"),
+      ),
+    ).toBe(true);
+    const response = await healthy.send(ApiKey.Metadata, 12, metadata);
+    expect(response.brokers).toHaveLength(1);
+  });
+
+  it("closes a connection whose frame is larger than socket.request.max.bytes; one at the limit is answered", async () => {
+    // Two Metadata frames one byte apart (the client id's length), and a limit of the smaller's size.
+    const frameOf = (clientId: string) =>
+      Buffer.concat(encodeRequestFrame(ApiKey.Metadata, 1, 8, clientId, { topics: [] }));
+    const atLimit = frameOf("c".repeat(100));
+    const overLimit = frameOf("c".repeat(101));
+    const limit = atLimit.readInt32BE(0);
+    expect(overLimit.readInt32BE(0)).toBe(limit + 1);
+    const own = await startTestBroker({ "socket.request.max.bytes": limit });
+    try {
+      const refused = await rawExchange(overLimit, 5000, own.port);
+      expect(refused).toEqual({ frames: [], closedByBroker: true });
+      // Refused by its size prefix, before any of it is read: the log line names the setting to raise.
+      expect(
+        own.logLines.some((line) =>
+          String(line.msg).includes(
+            `frame of ${limit + 1} bytes exceeds the maximum of ${limit} bytes; send smaller requests or raise the limit (socket.request.max.bytes)`,
+          ),
+        ),
+      ).toBe(true);
+      // Another connection, with a frame of exactly the limit, is answered and stays open (as in Kafka,
+      // only a size above the limit is refused).
+      const answered = await rawExchange(atLimit, 500, own.port);
+      expect(answered.closedByBroker).toBe(false);
+      expect(answered.frames).toHaveLength(1);
+      const { correlationId, response } = decodeResponseFrame(ApiKey.Metadata, 1, answered.frames[0]!);
+      expect(correlationId).toBe(8);
+      expect(response.brokers).toHaveLength(1);
+    } finally {
+      await own.cleanup();
+    }
   });
 
   it("answers the requests sent ahead of a bad frame, in order, before it closes the connection", async () => {
