@@ -299,6 +299,56 @@ describe("a one-member group on a host", () => {
     }
   });
 
+  it("syncs each log of a round something waits on once its own write lands; a lingered round waits for all", async () => {
+    const start = async (lazySyncMs: number) => {
+      const host = await startOneNodeHost({ persistCommitIndexEachRound: false, lazySyncMs });
+      const slow = new HeldWriteStorage(makeConfig([1]));
+      const fast = new MemoryLogStorage(makeConfig([1]));
+      host.addGroup(1, { log: slow });
+      host.addGroup(2, { log: fast });
+      host.campaign(1);
+      host.campaign(2);
+      await until("both elections", () => host.isLeader(1) && host.isLeader(2));
+      // Past the elections' own rounds, which something waits on and would carry what is proposed next.
+      await Promise.all([
+        host.startProposal(1, payload, 1).committed,
+        host.startProposal(2, payload, 1).committed,
+      ]);
+      slow.holding = true;
+      return { host, slow, fast };
+    };
+    const urgent = await start(0);
+    try {
+      const syncsBefore = urgent.fast.syncs;
+      // Proposed together, so one round covers both; the slow log's write does not land yet.
+      const held = urgent.host.startProposal(1, payload, 1);
+      const quick = urgent.host.startProposal(2, payload, 1);
+      await until("the slow write", () => urgent.slow.held.length === 1);
+      await until("the fast log's fsync", () => urgent.fast.syncs === syncsBefore + 1);
+      urgent.slow.releaseAll();
+      await Promise.all([held.committed, quick.committed]);
+    } finally {
+      urgent.slow.releaseAll();
+      await urgent.host.stop();
+    }
+    const lingered = await start(20);
+    try {
+      const syncsBefore = lingered.fast.syncs;
+      const held = lingered.host.startProposal(1, payload, 1, "lazy");
+      const quick = lingered.host.startProposal(2, payload, 1, "lazy");
+      await until("the slow write", () => lingered.slow.held.length === 1);
+      // Well past the linger: a lazy round keeps its fsyncs together, after all of its writes.
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      expect(lingered.fast.syncs).toBe(syncsBefore);
+      lingered.slow.releaseAll();
+      await Promise.all([held.committed, quick.committed]);
+      expect(lingered.fast.syncs).toBe(syncsBefore + 1);
+    } finally {
+      lingered.slow.releaseAll();
+      await lingered.host.stop();
+    }
+  });
+
   it("starts the next fsync round while one is still syncing, and still commits in order", async () => {
     const host = await startOneNodeHost({ persistCommitIndexEachRound: false });
     const log = new HeldSyncStorage(makeConfig([1]));

@@ -864,9 +864,10 @@ export class RaftNodeHost {
 
   /**
    * One fsync round covering everything collected since the last round: once its writes have landed
-   * it fsyncs and the next round may start collecting, so writes land while the disk fsyncs. A round
-   * completes (releasing what waited for it) when its own fsyncs end, before earlier rounds if they are
-   * slower; each group's readies still complete in order (MultiRaftDriver.completeRange).
+   * it fsyncs (an urgent round each log as soon as that log's write has landed) and the next round may
+   * start collecting, so writes land while the disk fsyncs. A round completes (releasing what waited for
+   * it) when its own fsyncs end, before earlier rounds if they are slower; each group's readies still
+   * complete in order (MultiRaftDriver.completeRange).
    */
   private startRound(): void {
     const upTo = this.driver.lastBatchId();
@@ -919,8 +920,14 @@ export class RaftNodeHost {
       },
       () => {},
     );
+    // Urgent: each log's fsync starts once its own write has landed, not the round's slowest write.
+    const synced = urgent
+      ? Promise.all(
+          logs.map((state, index) => Promise.resolve(writes[index]).then(() => state.log.sync({ urgent }))),
+        )
+      : landed.then(() => Promise.all(logs.map((state) => state.log.sync({ urgent }))));
     const durable = Promise.all([
-      landed.then(() => Promise.all(logs.map((state) => state.log.sync({ urgent })))),
+      synced,
       hardStates.size > 0 ? this.hardStates.saveMany(hardStates) : undefined,
     ]);
     const finished = durable.then(
