@@ -52,9 +52,9 @@ export interface FlushSchedulerStats {
 
 export interface FlushRequestOptions {
   /**
-   * A client waits on this flush (acks=all): its fsync starts at the next turn of the event loop even
-   * while a round runs, rather than after that round. If the target's own fsync is running, right
-   * after that one.
+   * A client waits on this flush (acks=all): its fsync starts once the current callback's microtasks
+   * run, even while a round runs, rather than after that round or the event loop's other I/O callbacks.
+   * If the target's own fsync is running, right after that one.
    */
   urgent?: boolean;
 }
@@ -196,8 +196,10 @@ export class FlushScheduler {
   private scheduleUrgent(): void {
     if (this.urgentScheduled) return;
     this.urgentScheduled = true;
-    // The same turn as scheduleRound's: every urgent request of this batch of I/O events goes together.
-    setImmediate(() => {
+    // A microtask, not setImmediate as for rounds: a client waits on this fsync, and the rest of the
+    // current batch of I/O events (other sockets' requests) can take a millisecond to handle. Urgent
+    // requests made in the same callback still go together.
+    queueMicrotask(() => {
       this.urgentScheduled = false;
       this.startUrgent();
     });
@@ -205,8 +207,9 @@ export class FlushScheduler {
 
   private startUrgent(): void {
     if (!this.roundRunning) {
-      // Nothing to overtake: a round takes the lazy requests along with the urgent ones.
-      if (!this.roundScheduled) this.runRound();
+      // Nothing to overtake: a round takes the lazy requests along with the urgent ones, now rather
+      // than at the round's setImmediate (that callback then finds this round running and leaves it).
+      this.runRound();
       return;
     }
     for (const target of this.urgent) {

@@ -193,7 +193,55 @@ describe("group-committed flushing", () => {
       expect(await slowAgain).toBe(3);
       expect(await lazyFlush).toBe(4);
       expect(slowSyncs).toHaveLength(2);
-      expect(scheduler.stats.urgentFlushes).toBe(1);
+      // The urgent log's, and the slow log's second: it starts as its first fsync ends, before the
+      // round around that fsync has handed over to the lazy one.
+      expect(scheduler.stats.urgentFlushes).toBe(2);
+      await Promise.all([slow.close(), urgent.close(), lazy.close()]);
+    });
+  });
+
+  it("starts an urgent flush's fsync before callbacks already queued; a lazy one waits for the round", async () => {
+    await withTempDir(async (directory) => {
+      const events: string[] = [];
+      let releaseSlow: (() => void) | undefined;
+      const slowGate = new Promise<void>((resolve) => {
+        releaseSlow = resolve;
+      });
+      const slowDirectory = join(directory, "slow");
+      const scheduler = new FlushScheduler({
+        syncFile: async (file) => {
+          if (file.path.endsWith(".log"))
+            events.push(`fsync ${file.path.slice(directory.length + 1).split("/")[0]}`);
+          if (file.path.startsWith(slowDirectory)) await slowGate;
+          await file.handle?.datasync();
+        },
+      });
+      const slow = await PartitionLog.open(slowDirectory, { flushScheduler: scheduler });
+      const urgent = await PartitionLog.open(join(directory, "urgent"), { flushScheduler: scheduler });
+      const lazy = await PartitionLog.open(join(directory, "lazy"), { flushScheduler: scheduler });
+      await append(slow, "slow", 1);
+      await append(urgent, "urgent", 1);
+      await append(lazy, "lazy", 1);
+
+      // A callback already queued (as other sockets' reads are in the broker) runs after the fsync
+      // started. With no round running, an urgent request's round starts at once too.
+      setImmediate(() => events.push("next callback"));
+      const slowFlush = slow.flush({ urgent: true });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(events).toEqual(["fsync slow", "next callback"]);
+
+      // While the slow log holds that round: urgent goes now, lazy waits for the round.
+      setImmediate(() => events.push("next callback"));
+      const urgentFlush = urgent.flush({ urgent: true });
+      const lazyFlush = lazy.flush();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(events).toEqual(["fsync slow", "next callback", "fsync urgent", "next callback"]);
+      expect(await urgentFlush).toBe(1);
+
+      releaseSlow!();
+      expect(await slowFlush).toBe(1);
+      expect(await lazyFlush).toBe(1);
+      expect(events.at(-1)).toBe("fsync lazy");
       await Promise.all([slow.close(), urgent.close(), lazy.close()]);
     });
   });
