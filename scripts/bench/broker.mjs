@@ -306,9 +306,10 @@ const EVENT_LOOP_SAMPLE_MS = 10;
 /**
  * Runs `measure` and adds the broker's own view of it: how many fsyncs and segment writes it made and
  * their p50/p99 (raftka_log_fsync_duration_seconds, raftka_log_write_duration_seconds); from a Raft
- * proposal to its commit, which for acks=all is the write, the wait for the group-commit round before it,
- * and the fsync; the Raft fsync rounds' durations and how long each fsync request waited for the node's
- * flush round running when it came (raftka_raft_sync_round_duration_seconds, raftka_log_flush_wait_seconds);
+ * proposal to its commit, which for acks=all is the write, the wait for its fsync to start, and the fsync;
+ * the Raft fsync rounds' durations and how long each fsync request waited for its fsync to start: for a
+ * lazy one the node's flush round running when it came, for an urgent one its log's running fsync
+ * (raftka_raft_sync_round_duration_seconds, raftka_log_flush_wait_seconds);
  * and Produce requests from being read from the socket to a handler starting on them
  * (queued), from there to their answer being ready (handled), and from there to the socket (behind the
  * earlier answers of their connection); how late the event loop ran prom-client's timer during the run;
@@ -822,9 +823,19 @@ function brokerTimingsLines() {
     `broker's own times at half sustained, p50 / p99 ms (its histograms, interpolated within buckets${halfRateWarmUpSeconds > 0 ? "; warm-up included" : ""}):`,
     ...runs.map(
       ([acks, timings]) =>
-        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)} (${timings.produceHandling.slow} over 25 ms), answer held for order ${span(timings.produceResponseQueue)}; commit ${span(timings.commit)} (${timings.commit.slow} over 25 ms); ${timings.syncRound.count} fsync rounds ${span(timings.syncRound)} (${timings.syncRound.slow} over 20 ms), fsync requests waited for a round ${span(timings.flushWait)} (${timings.flushWait.slow} over 20 ms); ${timings.fsync.count} fsyncs ${span(timings.fsync)} (${timings.fsync.slow} over 20 ms); ${timings.write.count} writes ${span(timings.write)} (${timings.write.slow} over 20 ms); event-loop delay p99 ${ms(timings.eventLoopDelay.p99Ms)}, max ${ms(timings.eventLoopDelay.maxMs)}; GC ${timings.majorGc.count} major (${timings.majorGc.slow} over 10 ms), ${timings.minorGc.count} minor (${timings.minorGc.slow} over 10 ms)`,
+        `  ${acks.padEnd(9)} Produce queued ${span(timings.produceQueue)}, handled ${span(timings.produceHandling)} (${timings.produceHandling.slow} over 25 ms), answer held for order ${span(timings.produceResponseQueue)}; commit ${span(timings.commit)} (${timings.commit.slow} over 25 ms); ${timings.syncRound.count} fsync rounds ${span(timings.syncRound)} (${timings.syncRound.slow} over 20 ms), fsync requests waited to start ${span(timings.flushWait)} (${timings.flushWait.slow} over 20 ms); ${timings.fsync.count} fsyncs ${span(timings.fsync)} (${timings.fsync.slow} over 20 ms); ${timings.write.count} writes ${span(timings.write)} (${timings.write.slow} over 20 ms); event-loop delay p99 ${ms(timings.eventLoopDelay.p99Ms)}, max ${ms(timings.eventLoopDelay.maxMs)}; GC ${timings.majorGc.count} major (${timings.majorGc.slow} over 10 ms), ${timings.minorGc.count} minor (${timings.minorGc.slow} over 10 ms)`,
     ),
   ].join("\n");
+}
+
+/**
+ * The disk's part in the acks=all half-rate p99, for its verdict: every answer on a connection waits
+ * behind the slowest fsync before it, so a few stalled fsyncs can miss the target whatever the broker does.
+ */
+function acksAllFsyncs() {
+  const fsync = results.brokerAcksAllHalfRate.brokerTimings?.fsync;
+  if (fsync?.p99Ms === undefined) return "";
+  return ` (its fsyncs: p99 ${fsync.p99Ms.toFixed(2)} ms, ${fsync.slow} over 20 ms)`;
 }
 
 /**
@@ -867,7 +878,7 @@ function targetVerdicts() {
     },
     {
       target: "p99 <= 10 ms at half the maximum rate",
-      measured: `acks=1 ${halfRateP99[0].toFixed(2)} ms, acks=all ${halfRateP99[1].toFixed(2)} ms`,
+      measured: `acks=1 ${halfRateP99[0].toFixed(2)} ms, acks=all ${halfRateP99[1].toFixed(2)} ms${acksAllFsyncs()}`,
       met: halfRateP99.every((value) => value <= 10),
     },
     {
