@@ -165,7 +165,39 @@ async function loadgen(mode, bootstrap, topic, extra = [], measuring = undefined
     throw new Error(
       `the load generator failed (${signal ?? `exit code ${code}`}): ${stderr.trim().split("\n").at(-1)}`,
     );
-  return JSON.parse(stdout.trim().split("\n").at(-1));
+  const lines = stdout.trim().split("\n");
+  const result = JSON.parse(lines.at(-1));
+  const statistics = lines.filter((line) => line.startsWith(STATISTICS_PREFIX));
+  if (statistics.length > 0) {
+    result.clientTimings = clientTimings(
+      statistics.map((line) => JSON.parse(line.slice(STATISTICS_PREFIX.length))),
+    );
+  }
+  return result;
+}
+
+/** How the load generator (-S) prints each of librdkafka's statistics (scripts/bench/loadgen/loadgen.c). */
+const STATISTICS_PREFIX = "stats ";
+
+/**
+ * From librdkafka's statistics of each second of a run, the p99 of that second's times for the broker
+ * connection that carried the produce requests (the one with the most round trips), in ms: the record's
+ * wait in the producer's queue until its batch was made (linger included: int_latency), the request's
+ * wait in the connection's output buffer until written to the socket (outbuf_latency), and its round trip
+ * until the answer was read (rtt: the network, the server's socket and the server).
+ */
+function clientTimings(windows) {
+  const timings = { queue: [], outputBuffer: [], roundTrip: [] };
+  for (const window of windows) {
+    const busiest = Object.values(window.brokers ?? {})
+      .filter((broker) => broker.nodeid >= 0)
+      .sort((a, b) => (b.rtt?.cnt ?? 0) - (a.rtt?.cnt ?? 0))[0];
+    if (busiest === undefined || !(busiest.rtt?.cnt > 0)) continue;
+    timings.queue.push(busiest.int_latency.p99 / 1000);
+    timings.outputBuffer.push(busiest.outbuf_latency.p99 / 1000);
+    timings.roundTrip.push(busiest.rtt.p99 / 1000);
+  }
+  return timings;
 }
 
 /** What the load generator prints once its warm-up records are sent (scripts/bench/loadgen/loadgen.c). */
@@ -195,6 +227,8 @@ function produce(bootstrap, topic, acks, count = records, rate = 0, { warmUpReco
   for (const setting of options["loadgen-setting"]) args.push("-X", setting);
   if (rate > 0) args.push("-r", String(Math.round(rate)));
   if (warmUpRecords > 0) args.push("-w", String(warmUpRecords));
+  // Half-rate runs (the broker's and the null sink's at its rates) also bring librdkafka's own timings.
+  if (rate > 0) args.push("-S");
   return loadgen("produce", bootstrap, topic, args, measuring).then((result) => {
     if (result.failed > 0) throw new Error(`${result.failed} records failed: ${result.firstError}`);
     return result;
@@ -796,6 +830,31 @@ const pairRatios = (broker, sink) =>
  * What the half-rate rows leave out: their warm-ups' p99, and each run's p99 second by second, warm-up
  * first, so that a transient (a broker's first seconds at a rate it has not run at) shows where it is.
  */
+/**
+ * Where the load generator's p99 at half rate goes, by librdkafka's statistics: the same split for the
+ * broker and for the null sink at the same rate, so that what the broker adds shows against the floor.
+ */
+function clientTimingsLines() {
+  const runs = [
+    ["broker acks=1", results.brokerAcks1HalfRate],
+    ["null sink", results.sinkAcks1HalfRate],
+    ["broker acks=all", results.brokerAcksAllHalfRate],
+    ["null sink", results.sinkAcksAllHalfRate],
+  ];
+  if (runs.some(([, result]) => !(result?.clientTimings?.roundTrip.length > 0))) return "";
+  const spread = (values) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return `${sorted[Math.floor((sorted.length - 1) / 2)].toFixed(2)} / ${sorted.at(-1).toFixed(2)}`;
+  };
+  return [
+    "the load generator's own times at half sustained (librdkafka's statistics: each second's p99, median / max of the seconds, ms):",
+    ...runs.map(
+      ([name, { clientTimings: timings }]) =>
+        `  ${name.padEnd(16)} in its queue (linger included) ${spread(timings.queue)}, in the output buffer ${spread(timings.outputBuffer)}, round trip ${spread(timings.roundTrip)}`,
+    ),
+  ].join("\n");
+}
+
 function halfRateWarmUpLines() {
   if (halfRateWarmUpSeconds === 0) return "";
   const warmUp = (result) => result.warmUp.latencyMs.p99.toFixed(2);
@@ -928,6 +987,7 @@ if (options.json) {
           `broker CPU per MiB consumed: catching up ${results.consume.brokerCpuMsPerMiB.toFixed(2)} ms, just written ${results.consumeTail.brokerCpuMsPerMiB.toFixed(2)} ms`,
         ].join("\n"),
     brokerTimingsLines(),
+    clientTimingsLines(),
     halfRateWarmUpLines(),
     cgroup?.add
       ? `${options.bootstrap === undefined ? "the null sink and the broker" : "the null sink"} ran in a memory cgroup limited to ${options["memory-limit"]}, page cache included (peak ${(cgroupPeakBytes / (1 << 30)).toFixed(1)} GiB), as in a container; --memory-limit none runs without one`

@@ -2,11 +2,12 @@
  * Raftka load generator: a librdkafka producer/consumer that is not the bottleneck.
  *
  *   loadgen produce -b HOST:PORT -t TOPIC [-p PARTITIONS] [-s RECORD_BYTES] [-n RECORDS]
- *                   [-a ACKS] [-r RATE_PER_S] [-w WARM_UP_RECORDS] [-z CODEC] [-X key=value ...]
+ *                   [-a ACKS] [-r RATE_PER_S] [-w WARM_UP_RECORDS] [-z CODEC] [-S] [-X key=value ...]
  *   loadgen consume -b HOST:PORT -t TOPIC [-p PARTITIONS] [-n RECORDS] [-X key=value ...]
  *
  * Prints progress to stderr once a second and one JSON object with the results to stdout,
- * so that bench scripts can compare runs without parsing prose.
+ * so that bench scripts can compare runs without parsing prose. With -S (produce), librdkafka's statistics
+ * of each second of the measured part go to stdout first, a line each: "stats " and its JSON.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,7 +34,7 @@ static void die(const char *what, const char *detail) {
 
 struct options {
   const char *mode, *brokers, *topic, *codec;
-  int partitions, record_bytes, acks;
+  int partitions, record_bytes, acks, statistics;
   long records, warm_up_records;
   double rate;
   const char *extra[32];
@@ -45,6 +46,8 @@ struct produce_state {
   int64_t *enqueued_us;  /* when each of them was produced, in the same order */
   long delivered, failed;
   const char *first_error;
+  /* now_us() when the measured part started (INT64_MAX before): statistics before it are not printed. */
+  int64_t measured_from;
 };
 
 /* Latency percentiles in ms. */
@@ -111,6 +114,19 @@ static double cpu_seconds(void) {
          (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
+/* librdkafka's windowed statistics (its per-broker internal queue, output buffer and round-trip times),
+ * so that a bench can tell the client's own delays from the server's. */
+static int on_statistics(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
+  (void)rk;
+  const struct produce_state *state = opaque;
+  if (now_us() >= state->measured_from) {
+    fputs("stats ", stdout);
+    fwrite(json, 1, json_len, stdout);
+    fputc('\n', stdout);
+  }
+  return 0; /* librdkafka frees json */
+}
+
 static int run_produce(const struct options *o) {
   char err[512], acks[16];
   struct produce_state state = {0};
@@ -142,6 +158,12 @@ static int run_produce(const struct options *o) {
   }
   rd_kafka_conf_set_opaque(conf, &state);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  state.measured_from = INT64_MAX;
+  if (o->statistics) {
+    if (rd_kafka_conf_set(conf, "statistics.interval.ms", "1000", err, sizeof err) != RD_KAFKA_CONF_OK)
+      die("statistics.interval.ms", err);
+    rd_kafka_conf_set_stats_cb(conf, on_statistics);
+  }
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk) die("rd_kafka_new", err);
   rd_kafka_topic_t *topic = rd_kafka_topic_new(rk, o->topic, NULL);
@@ -163,11 +185,13 @@ static int run_produce(const struct options *o) {
    * warm-up") is reported apart from what it does from then on. measured_from is when the first measured
    * record goes. */
   int64_t start = now_us(), last_report = start, measured_from = o->warm_up_records > 0 ? INT64_MAX : start;
+  state.measured_from = measured_from;
   double cpu_at_measuring = cpu_seconds();
   long sent = 0;
   while (sent < total) {
     if (sent == o->warm_up_records && measured_from == INT64_MAX) {
       measured_from = now_us();
+      state.measured_from = measured_from;
       cpu_at_measuring = cpu_seconds();
       /* Callers that sample the server (its CPU, its histograms) start their measurement here. */
       fprintf(stderr, "loadgen: warm-up done, measuring\n");
@@ -305,7 +329,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: loadgen produce|consume -b HOST:PORT -t TOPIC [-p PARTITIONS] [-s RECORD_BYTES]\n"
           "               [-n RECORDS] [-a ACKS] [-r RATE_PER_S] [-w WARM_UP_RECORDS]\n"
-          "               [-z none|gzip|snappy|lz4|zstd]\n"
+          "               [-z none|gzip|snappy|lz4|zstd] [-S]\n"
           "               [-X librdkafka.key=value ...]\n");
   exit(2);
 }
@@ -317,7 +341,7 @@ int main(int argc, char **argv) {
   o.mode = argv[1];
   int opt;
   optind = 2;
-  while ((opt = getopt(argc, argv, "b:t:p:s:n:a:r:w:z:X:")) != -1) {
+  while ((opt = getopt(argc, argv, "b:t:p:s:n:a:r:w:z:SX:")) != -1) {
     switch (opt) {
       case 'b': o.brokers = optarg; break;
       case 't': o.topic = optarg; break;
@@ -328,6 +352,7 @@ int main(int argc, char **argv) {
       case 'r': o.rate = atof(optarg); break;
       case 'w': o.warm_up_records = atol(optarg); break;
       case 'z': o.codec = optarg; break;
+      case 'S': o.statistics = 1; break;
       case 'X':
         if (o.extra_count == 32) die("-X", "at most 32 overrides");
         o.extra[o.extra_count++] = optarg;
