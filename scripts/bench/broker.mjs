@@ -827,10 +827,6 @@ const pairRatios = (broker, sink) =>
     .join(", ");
 
 /**
- * What the half-rate rows leave out: their warm-ups' p99, and each run's p99 second by second, warm-up
- * first, so that a transient (a broker's first seconds at a rate it has not run at) shows where it is.
- */
-/**
  * Where the load generator's p99 at half rate goes, by librdkafka's statistics: the same split for the
  * broker and for the null sink at the same rate, so that what the broker adds shows against the floor.
  */
@@ -855,6 +851,10 @@ function clientTimingsLines() {
   ].join("\n");
 }
 
+/**
+ * What the half-rate rows leave out: their warm-ups' p99, and each run's p99 second by second, warm-up
+ * first, so that a transient (a broker's first seconds at a rate it has not run at) shows where it is.
+ */
 function halfRateWarmUpLines() {
   if (halfRateWarmUpSeconds === 0) return "";
   const warmUp = (result) => result.warmUp.latencyMs.p99.toFixed(2);
