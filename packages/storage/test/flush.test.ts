@@ -391,7 +391,7 @@ describe("group-committed flushing", () => {
     });
   });
 
-  it("tells its observer how long each flush request waited for a round to start on it", async () => {
+  it("tells its observer how long each flush request waited for its fsyncs to start, and whether it was urgent", async () => {
     await withTempDir(async (directory) => {
       const waits: number[] = [];
       const urgencies: boolean[] = [];
