@@ -332,12 +332,12 @@ export class Broker {
       if (ReadAheadMemory.availableOnThisPlatform) {
         this.serverLogger.warn(
           { reason },
-          "reads ahead of a consumer's next Fetch keep their memory (up to 65 MiB after a catch-up) until V8 collects it; see the reason",
+          "free Produce and Fetch buffers, and reads ahead of a consumer's next Fetch (up to 65 MiB after a catch-up), keep their memory until V8 collects them, which can keep the RSS 100 MiB above what the node holds; see the reason",
         );
       } else {
         this.serverLogger.info(
           { reason },
-          "reads ahead of a consumer's next Fetch keep their memory until V8 collects it: nothing to do",
+          "free Produce and Fetch buffers, and reads ahead of a consumer's next Fetch, keep their memory until V8 collects them: nothing to do",
         );
       }
     }

@@ -1,8 +1,14 @@
+import { readFileSync } from "node:fs";
 import { ApiKey, decodeRecordBatch, sliceBatches, validateRecordBatch } from "@raftka/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FetchReadBuffers } from "../src/apis/fetch/fetch-read-buffers.js";
 import type { ReplicatedReadResult } from "../src/partitions/replicated-log.js";
 import { BufferPool } from "../src/server/buffer-pool.js";
+import {
+  mappedMemory,
+  mappedMemoryAvailableOnThisPlatform,
+  mappedMemoryUnavailableReason,
+} from "../src/server/mapped-memory.js";
 import {
   batch,
   createTopic,
@@ -58,14 +64,54 @@ describe("BufferPool sizes", () => {
     pool.close();
   });
 
-  it("lets the buffers free the longest go first when over its idle limit", () => {
+  it("lets the buffers free the longest lose their pages first when over its idle limit", () => {
     const pool = new BufferPool(2 * 1024 * 1024);
     const [first, second, third] = [0, 1, 2].map(() => pool.take(1024 * 1024));
-    for (const buffer of [first!, second!, third!]) pool.give(buffer);
+    for (const buffer of [first!, second!, third!]) pool.give(buffer.fill(7));
     expect(pool.idle).toBe(2 * 1024 * 1024);
     expect(pool.take(1024 * 1024).buffer).toBe(third!.buffer);
     expect(pool.take(1024 * 1024).buffer).toBe(second!.buffer);
-    expect(pool.take(1024 * 1024).buffer).not.toBe(first!.buffer);
+    const after = pool.take(1024 * 1024);
+    if (mappedMemory === undefined) {
+      // Without mappings the buffer went to the garbage collector.
+      expect(after.buffer).not.toBe(first!.buffer);
+    } else {
+      // Kept for its mapping, without its pages: they come back zeroed.
+      expect(after.buffer).toBe(first!.buffer);
+      expect(after.every((byte) => byte === 0)).toBe(true);
+    }
+    pool.close();
+  });
+});
+
+describe.runIf(mappedMemoryAvailableOnThisPlatform)("BufferPool memory", () => {
+  const residentBytes = () => Number(readFileSync("/proc/self/statm", "utf8").split(" ")[1]) * 4096;
+  const MiB = 1024 * 1024;
+
+  it("is built here", () => {
+    expect(mappedMemoryUnavailableReason).toBeUndefined();
+  });
+
+  it("hands the pages of buffers over its idle limit back to the system at once, without a garbage collection", () => {
+    const pool = new BufferPool(8 * MiB);
+    const taken = Array.from({ length: 64 }, (_, index) => pool.take(MiB).fill(index + 1));
+    const withBuffers = residentBytes();
+    for (const buffer of taken) pool.give(buffer);
+    const given = residentBytes();
+    expect(pool.idle).toBe(8 * MiB);
+    expect(pool.coldIdle).toBe(56 * MiB);
+    // 56 MiB went cold; other allocations of this process may move its RSS by a few MiB.
+    expect(withBuffers - given).toBeGreaterThan(40 * MiB);
+    // What stays warm keeps its contents; an idle pool lets those pages go too.
+    expect(taken[63]!.every((byte) => byte === 64)).toBe(true);
+    pool.clear();
+    expect(pool.idle).toBe(0);
+    expect(taken[63]!.every((byte) => byte === 0)).toBe(true);
+    // A burst that comes back takes the cold buffers instead of mapping new ones.
+    const again = Array.from({ length: 64 }, () => pool.take(MiB));
+    expect(new Set(again.map((buffer) => buffer.buffer)).size).toBe(64);
+    expect(again.every((buffer) => taken.some((old) => old.buffer === buffer.buffer))).toBe(true);
+    expect(pool.coldIdle).toBe(0);
     pool.close();
   });
 });

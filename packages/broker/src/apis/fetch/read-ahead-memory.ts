@@ -1,31 +1,8 @@
-import { platform } from "node:os";
-import { loadNativeAddon } from "@raftka/storage";
-
-/**
- * The memory reads ahead of a consumer's next Fetch go into (NextReads): a fixed number of slots, whose
- * pages go back to the system once no slot has been in use for a moment. Buffers from malloc's heap or
- * V8 would instead stay resident until V8 collects them and glibc trims their holes: the broker's RSS
- * with 100 partitions rose by 20-50 MiB after catch-ups read ahead into pooled buffers
- * (docs/benchmarks.md, "A consumer's next range, read while its answer goes out").
- */
-
-interface NativeBinding {
-  /** A Buffer over a new anonymous mapping of `bytes`, page-aligned. */
-  map(bytes: number): Buffer;
-  /** Drops the pages of a Buffer from `map`: its memory is no longer resident, and reads as zeros. */
-  release(buffer: Buffer): void;
-}
-
-const native: { binding?: NativeBinding; missing?: string } =
-  platform() === "linux"
-    ? loadNativeAddon<NativeBinding>(
-        import.meta.url,
-        "../../../build/mapped-memory.node",
-        "packages/broker/build/mapped-memory.node",
-      )
-    : {
-        missing: `anonymous mappings whose pages can be dropped are Linux's, and this node runs on ${platform()}`,
-      };
+import {
+  mappedMemory,
+  mappedMemoryAvailableOnThisPlatform,
+  mappedMemoryUnavailableReason,
+} from "../../server/mapped-memory.js";
 
 /**
  * How long no slot may have been in use before the pages of all of them go back: none. While a consumer
@@ -42,11 +19,18 @@ interface Slot {
   resident: boolean;
 }
 
+/**
+ * The memory reads ahead of a consumer's next Fetch go into (NextReads): a fixed number of slots, whose
+ * pages go back to the system once no slot has been in use for a moment. Buffers from malloc's heap or
+ * V8 would instead stay resident until V8 collects them and glibc trims their holes: the broker's RSS
+ * with 100 partitions rose by 20-50 MiB after catch-ups read ahead into pooled buffers
+ * (docs/benchmarks.md, "A consumer's next range, read while its answer goes out").
+ */
 export class ReadAheadMemory {
   /** Why freed slots stay resident on this node (they are then let go to the garbage collector); undefined where they do not. */
-  static readonly unavailableReason: string | undefined = native.missing;
+  static readonly unavailableReason: string | undefined = mappedMemoryUnavailableReason;
   /** False where the addon is never built (not Linux): its absence there is no fault to warn about. */
-  static readonly availableOnThisPlatform = platform() === "linux";
+  static readonly availableOnThisPlatform = mappedMemoryAvailableOnThisPlatform;
   private readonly slots: Slot[];
   private lastGivenBack = 0;
   private idleCheck: NodeJS.Timeout | undefined;
@@ -63,7 +47,7 @@ export class ReadAheadMemory {
   take(): Buffer | undefined {
     const slot = this.slots.find((candidate) => !candidate.inUse);
     if (slot === undefined) return undefined;
-    slot.memory ??= native.binding?.map(this.slotBytes) ?? Buffer.allocUnsafeSlow(this.slotBytes);
+    slot.memory ??= mappedMemory?.map(this.slotBytes) ?? Buffer.allocUnsafeSlow(this.slotBytes);
     slot.inUse = true;
     slot.resident = true;
     return slot.memory;
@@ -107,7 +91,7 @@ export class ReadAheadMemory {
   private releaseSlot(slot: Slot): void {
     if (!slot.resident || slot.memory === undefined) return;
     slot.resident = false;
-    if (native.binding !== undefined) native.binding.release(slot.memory);
+    if (mappedMemory !== undefined) mappedMemory.release(slot.memory);
     // Without the addon the memory can only go to the garbage collector; the next take maps anew.
     else slot.memory = undefined;
   }
