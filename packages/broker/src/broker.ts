@@ -138,7 +138,7 @@ export class Broker {
   readonly registry = new ApiRegistry();
   readonly longPoll = new LongPoll();
   /** Buffers Fetch reads records into and large Produce frames arrive in (public for tests: whether they come back). */
-  readonly buffers = new BufferPool();
+  readonly buffers: BufferPool;
   /** Streaming consumers' next ranges, read while their answers go out (public for tests). */
   readonly nextReads: NextReads;
   /** Whether fsyncs were slow just now (public for tests: reads ahead wait while they were). */
@@ -169,6 +169,12 @@ export class Broker {
     this.now = options.now ?? Date.now;
     this.logger = options.logging.root;
     this.serverLogger = options.logging.component("server");
+    const poolTakes = options.metrics?.node.bufferPoolTakes;
+    const poolReleased = options.metrics?.node.bufferPoolReleasedBytes;
+    this.buffers = new BufferPool(undefined, undefined, {
+      took: poolTakes && ((source) => poolTakes.labels({ source }).inc()),
+      released: poolReleased && ((bytes) => poolReleased.inc(bytes)),
+    });
     const memoryReleased = options.metrics?.node.memoryReleasedBytes;
     this.heapTrimmer = new HeapTrimmer({ onTrimmed: (bytes) => memoryReleased?.inc(bytes) });
     const readsAhead = options.metrics?.storage.readsAhead;

@@ -93,13 +93,24 @@ describe.runIf(mappedMemoryAvailableOnThisPlatform)("BufferPool memory", () => {
   });
 
   it("hands the pages of buffers over its idle limit back to the system at once, without a garbage collection", () => {
-    const pool = new BufferPool(8 * MiB);
+    const took: Record<string, number> = {};
+    let releasedBytes = 0;
+    const pool = new BufferPool(8 * MiB, undefined, {
+      took: (source) => {
+        took[source] = (took[source] ?? 0) + 1;
+      },
+      released: (bytes) => {
+        releasedBytes += bytes;
+      },
+    });
     const taken = Array.from({ length: 64 }, (_, index) => pool.take(MiB).fill(index + 1));
+    expect(took).toEqual({ new: 64 });
     const withBuffers = residentBytes();
     for (const buffer of taken) pool.give(buffer);
     const given = residentBytes();
     expect(pool.idle).toBe(8 * MiB);
     expect(pool.coldIdle).toBe(56 * MiB);
+    expect(releasedBytes).toBe(56 * MiB);
     // 56 MiB went cold; other allocations of this process may move its RSS by a few MiB.
     expect(withBuffers - given).toBeGreaterThan(40 * MiB);
     // What stays warm keeps its contents; an idle pool lets those pages go too.
@@ -112,6 +123,8 @@ describe.runIf(mappedMemoryAvailableOnThisPlatform)("BufferPool memory", () => {
     expect(new Set(again.map((buffer) => buffer.buffer)).size).toBe(64);
     expect(again.every((buffer) => taken.some((old) => old.buffer === buffer.buffer))).toBe(true);
     expect(pool.coldIdle).toBe(0);
+    expect(took).toEqual({ new: 64, released: 64 });
+    expect(releasedBytes).toBe(64 * MiB);
     pool.close();
   });
 });

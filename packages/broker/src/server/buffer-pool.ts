@@ -32,6 +32,14 @@ export interface PoolMemory {
   release?(buffer: Buffer): void;
 }
 
+/** Told what the pool does, for the node's metrics. */
+export interface BufferPoolObserver {
+  /** A buffer handed out: a free one with its pages, a free one whose pages had gone, or a new one. */
+  took?(source: "free" | "released" | "new"): void;
+  /** The pages of a free buffer of `bytes` went back to the system. */
+  released?(bytes: number): void;
+}
+
 /**
  * Anonymous mappings where the addon is built (their pages go back the moment the pool lets a buffer
  * go), malloc's heap otherwise.
@@ -71,6 +79,7 @@ export class BufferPool {
   constructor(
     private readonly idleLimitBytes = DEFAULT_IDLE_LIMIT_BYTES,
     private readonly memory: PoolMemory = defaultPoolMemory(),
+    private readonly observer: BufferPoolObserver = {},
   ) {
     this.idleCheck = setInterval(() => {
       if (!this.tookSinceCheck) this.clear();
@@ -91,13 +100,16 @@ export class BufferPool {
     let whole = takeBestFit(this.free, capacity);
     if (whole !== undefined) {
       this.idleBytes -= whole.length;
+      this.observer.took?.("free");
     } else {
       whole = takeBestFit(this.cold, capacity);
       if (whole !== undefined) {
         this.coldBytes -= whole.length;
+        this.observer.took?.("released");
       } else {
         whole = this.memory.allocate(capacity);
         this.own.add(whole.buffer as ArrayBuffer);
+        this.observer.took?.("new");
       }
     }
     this.leased.add(whole.buffer as ArrayBuffer);
@@ -158,6 +170,7 @@ export class BufferPool {
   private makeCold(buffer: Buffer): void {
     if (this.memory.release === undefined) return;
     this.memory.release(buffer);
+    this.observer.released?.(buffer.length);
     this.cold.push(buffer);
     this.coldBytes += buffer.length;
     while (this.coldBytes > COLD_LIMIT_BYTES) this.coldBytes -= this.cold.shift()!.length;

@@ -76,6 +76,16 @@ export const pushedMetricDefinitions = {
       "Bytes the process's resident memory fell by when the node handed free C-heap memory (freed Produce and Fetch buffers) back to the system, which it does every 5 s while 16 MiB or more of that heap is free.",
       [],
     ),
+    bufferPoolTakes: counter(
+      "raftka_buffer_pool_takes_total",
+      "Buffers the node's pool handed out for large Produce frames and Fetch reads, by where each came from: `free` (a free one with its pages: no cost), `released` (a free one whose pages had gone back to the system: they are faulted in again as it fills) or `new` (a new mapping). Mostly `free` under steady load; `released` rising with it means bursts larger than the pool keeps free.",
+      ["source"],
+    ),
+    bufferPoolReleasedBytes: counter(
+      "raftka_buffer_pool_released_bytes_total",
+      "Bytes of free pooled buffers whose pages the node handed back to the system: beyond the 32 MiB it keeps free, and all of them after 5 s without a take.",
+      [],
+    ),
   },
   kafka: {
     requests: counter(
