@@ -4,14 +4,14 @@ import { mappedMemory } from "./mapped-memory.js";
 const SIZE_CLASS_BYTES = 64 * 1024;
 /** Larger buffers are rare (a partition limit or a Produce request above the usual 1 MiB) and not pooled. */
 const MAX_POOLED_BYTES = 8 * 1024 * 1024;
-/** Free bytes the pool keeps; what a burst gives back beyond this is left to the garbage collector. */
+/** Free bytes the pool keeps with their pages; what a burst gives back beyond this loses its pages. */
 const DEFAULT_IDLE_LIMIT_BYTES = 32 * 1024 * 1024;
 /**
  * Address space the pool keeps in free buffers whose pages went back: costs no memory, and saves a new
  * mapping when a burst comes back.
  */
 const COLD_LIMIT_BYTES = 256 * 1024 * 1024;
-/** A pool nobody took from for this long lets its buffers go, so an idle node gives the memory back. */
+/** A pool nobody took from for this long lets its free buffers' pages go: an idle node gives the memory back. */
 const IDLE_RELEASE_MS = 5_000;
 
 /** Request frames from this size up (in practice Produce requests) are read into pooled buffers. */
@@ -57,10 +57,11 @@ export function defaultPoolMemory(): PoolMemory {
  * as external memory: it answered with a scavenge every few milliseconds and a mark-compact every ~70 MB,
  * about 40% of the broker's CPU while consuming (docs/benchmarks.md).
  *
- * Free buffers beyond the idle limit, and all of them once the pool is idle, keep their mapping but not
- * their pages ("cold"). Left to V8 instead, each stayed resident until a mark-compact, and its memory
- * then until glibc trimmed it: with 100 partitions under load the broker's RSS was 100 MiB or more above
- * what it held (docs/benchmarks.md, "Pooled buffers in mappings of their own").
+ * Where the mapped-memory addon is built, free buffers beyond the idle limit, and all of them once the
+ * pool is idle, keep their mapping but not their pages ("cold"). Left to V8 instead, each stayed
+ * resident until a mark-compact, and its memory then until glibc trimmed it: with 100 partitions under
+ * load the broker's RSS was 100 MiB or more above what it held (docs/benchmarks.md, "Pooled buffers in
+ * mappings of their own").
  */
 export class BufferPool {
   /** Free buffers with their pages, the one given back last at the end. */
