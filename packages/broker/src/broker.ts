@@ -171,8 +171,14 @@ export class Broker {
     this.serverLogger = options.logging.component("server");
     const poolTakes = options.metrics?.node.bufferPoolTakes;
     const poolReleased = options.metrics?.node.bufferPoolReleasedBytes;
+    // Bound once: a take happens for every large Produce frame and Fetch read.
+    const takesFrom = poolTakes && {
+      free: poolTakes.labels({ source: "free" }),
+      released: poolTakes.labels({ source: "released" }),
+      new: poolTakes.labels({ source: "new" }),
+    };
     this.buffers = new BufferPool(undefined, undefined, {
-      took: poolTakes && ((source) => poolTakes.labels({ source }).inc()),
+      took: takesFrom && ((source) => takesFrom[source].inc()),
       released: poolReleased && ((bytes) => poolReleased.inc(bytes)),
     });
     const memoryReleased = options.metrics?.node.memoryReleasedBytes;
