@@ -22,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { alternateRounds, loadgenPath, parseVariant, range, runLoadgen, withBroker } = await import(
+const { alternateRounds, loadgenPath, parseVariant, range, rssMiB, runLoadgen, withBroker } = await import(
   join(repository, "scripts", "lib", "bench-variants.mjs")
 );
 const { values: options } = parseArgs({
@@ -42,7 +42,7 @@ const loadgen = loadgenPath(repository);
 const say = (text) => process.stderr.write(`[memory] ${text}\n`);
 const MiB = 1024 * 1024;
 
-/** VmRSS and its file-backed part (the Node binary and libraries), MiB. */
+/** VmRSS and its file-backed part (the Node binary and libraries), MiB, from one read of the status. */
 async function residentMiB(pid) {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024;
@@ -119,7 +119,7 @@ async function runOnce(variant) {
         if (options["full-gc"]) {
           process.kill(child.pid, "SIGUSR2");
           await new Promise((resolve) => setTimeout(resolve, 4000));
-          afterFullGc = (await residentMiB(child.pid)).rss;
+          afterFullGc = await rssMiB(child.pid);
         }
         return { peaks, peak, after, afterFullGc };
       },
