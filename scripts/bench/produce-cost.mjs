@@ -3,7 +3,8 @@
 // process takes acks=1, acks=all and idempotent (acks=all) load from the librdkafka load generator, and
 // this prints records/s, the broker's CPU per MiB (all threads, from /proc), its share of GC pauses and
 // the mean Produce handling time (raftka_kafka_request_handle_seconds) and its peak resident memory so far
-// (VmHWM). Throughput alone moves with whatever else the shared machine runs; CPU per MiB moves far less.
+// (VmHWM). Throughput alone moves with whatever else the shared machine runs; CPU per MiB moves far less,
+// and its median over the rounds says more than its range.
 // Asserts nothing.
 //
 //   bash scripts/bench/broker.sh --records 1   # once: installs librdkafka-dev, builds the load generator
@@ -21,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { alternateRounds, cpuSeconds, loadgenPath, parseVariant, range, runLoadgen, withBroker } =
+const { alternateRounds, cpuSeconds, loadgenPath, median, parseVariant, range, runLoadgen, withBroker } =
   await import(join(repository, "scripts", "lib", "bench-variants.mjs"));
 const { values: options } = parseArgs({
   options: {
@@ -105,7 +106,7 @@ say(
 const runs = await alternateRounds(variants, pairs, runOnce, say);
 
 console.log(
-  "variant      load         records/s (k)   CPU ms/MiB   GC share   Produce handling ms   peak RSS MiB",
+  "variant      load         records/s (k)   CPU ms/MiB (median)   GC share   Produce handling ms   peak RSS MiB",
 );
 for (const variant of variants) {
   for (const { key } of LOADS) {
@@ -115,10 +116,10 @@ for (const variant of variants) {
         variant.name.padEnd(12),
         key.padEnd(12),
         range(results.map((r) => r.recordsPerSecond / 1000)).padStart(15),
-        range(
+        `${range(
           results.map((r) => r.cpuMsPerMiB),
           2,
-        ).padStart(12),
+        )} (${median(results.map((r) => r.cpuMsPerMiB)).toFixed(2)})`.padStart(21),
         range(results.map((r) => 100 * r.gcShare)).padStart(9) + "%",
         range(
           results.map((r) => r.handleMs),

@@ -85,6 +85,13 @@ export function range(values, digits = 0) {
   return low === high ? low : `${low}-${high}`;
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values) {
+  const sorted = [...values].sort((x, y) => x - y);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
 /**
  * NAME[:key=value,...][@/other/checkout][+node-flag ...]: broker settings (`env.NAME=value` sets its
  * environment), another built checkout, and Node flags instead of the checkout's own (`+` alone: none).
