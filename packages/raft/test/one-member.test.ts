@@ -442,6 +442,26 @@ describe("a one-member group on a host", () => {
     expect(hardStates.load(3)).toEqual({ term: 1, vote: 1, commit: 2 });
   });
 
+  it("saves an election's term and vote as urgent, even where acks=1 writes linger", async () => {
+    const hardStates = new MemoryHardStateStore();
+    // raft.flush.linger.ms: lazy rounds wait; what a vote or a new leader waits on must not.
+    const host = await startOneNodeHost({
+      hardStateStore: hardStates,
+      persistCommitIndexEachRound: false,
+      lazySyncMs: 1000,
+    });
+    try {
+      host.addGroup(4, { log: new MemoryLogStorage(makeConfig([1])) });
+      host.campaign(4);
+      await host.startProposal(4, payload, 1, "now").committed;
+      expect(hardStates.load(4)).toMatchObject({ term: 1, vote: 1 });
+      expect(hardStates.writes).toBeGreaterThan(0);
+      expect(hardStates.urgentWrites).toBe(hardStates.writes);
+    } finally {
+      await host.stop();
+    }
+  });
+
   it("drops payloads once handed over (releaseWrittenPayloads) and reads them back for a learner added later", async () => {
     const random = new SeededRandom(7);
     const options = { deliverCommittedEntries: false, releaseWrittenPayloads: true } as const;

@@ -2,7 +2,12 @@ import { type FileHandle, open, readFile, rename } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { crc32c } from "@raftka/crc32c";
 import { describeCause, InvalidRequestError, KafkaStorageError, StorageError } from "./errors.js";
-import { FlushScheduler, type FlushTarget, type FlushWork } from "./flush-scheduler.js";
+import {
+  type FlushRequestOptions,
+  FlushScheduler,
+  type FlushTarget,
+  type FlushWork,
+} from "./flush-scheduler.js";
 import { fsyncDirectory, isNotFound, unlinkIfExists, writevFully } from "./fs-util.js";
 
 // File layout: an 8-byte magic header, then records. A record is
@@ -83,6 +88,8 @@ export interface StableStoreStats {
 
 interface Pending {
   record: Buffer;
+  /** Something waits on this write now (a Raft vote): its fsync need not wait for a running round. */
+  urgent: boolean;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -253,15 +260,21 @@ export class StableStore {
     return this.setMany([[key, undefined]]);
   }
 
-  /** Sets (value) or deletes (undefined) several keys atomically: after a crash, all or none. */
-  setMany(entries: readonly (readonly [string, Buffer | undefined])[]): Promise<void> {
+  /**
+   * Sets (value) or deletes (undefined) several keys atomically: after a crash, all or none. `urgent`
+   * as for FlushScheduler.flush: the write's fsync starts without waiting for other logs' running round.
+   */
+  setMany(
+    entries: readonly (readonly [string, Buffer | undefined])[],
+    options?: FlushRequestOptions,
+  ): Promise<void> {
     try {
       this.assertWritable();
       if (entries.length === 0) return Promise.resolve();
       const record = encodeRecord(entries);
       this.applyRecord(decodeOperations(record.subarray(RECORD_HEADER_SIZE)));
       return new Promise<void>((resolve, reject) => {
-        this.pending.push({ record, resolve, reject });
+        this.pending.push({ record, urgent: options?.urgent === true, resolve, reject });
         if (!this.writing) {
           this.writing = true;
           // A microtask later, so every set made in this same synchronous stretch shares one write.
@@ -331,7 +344,7 @@ export class StableStore {
             );
             this.fileBytes += bytes;
             this.dirty = true;
-            await this.scheduler.flush(this.flushTarget);
+            await this.scheduler.flush(this.flushTarget, { urgent: batch.some((item) => item.urgent) });
           }
           for (const item of batch) item.resolve();
         } catch (error) {

@@ -188,6 +188,52 @@ describe("StableStore", () => {
     });
   });
 
+  it("starts an urgent write's fsync while another log's round runs; a lazy write waits for the round", async () => {
+    await withTempDir(async (directory) => {
+      const busyPath = join(directory, "busy.log");
+      await writeFile(busyPath, "appended");
+      let releaseBusy: (() => void) | undefined;
+      const busyGate = new Promise<void>((resolve) => {
+        releaseBusy = resolve;
+      });
+      let busySyncing = false;
+      const scheduler = new FlushScheduler({
+        syncFile: async (file) => {
+          if (file.path === busyPath) {
+            busySyncing = true;
+            await busyGate;
+          }
+          await file.handle?.datasync();
+        },
+      });
+      // Another log's flush (acks=1 data) whose fsync holds the running round.
+      const busy = { beginFlush: () => ({ files: [{ path: busyPath }], complete: () => {} }) };
+      const busyFlush = scheduler.flush(busy);
+      while (!busySyncing) await new Promise((resolve) => setImmediate(resolve));
+      const store = await StableStore.open(join(directory, "stable.db"), { flushScheduler: scheduler });
+      const settledWithin = (write: Promise<void>, ms: number) =>
+        Promise.race([
+          write.then(() => "durable"),
+          new Promise((resolve) => setTimeout(() => resolve("waiting"), ms)),
+        ]);
+
+      // A vote: the candidate's request waits on it.
+      expect(await settledWithin(store.setMany([["vote", Buffer.from("1")]], { urgent: true }), 2000)).toBe(
+        "durable",
+      );
+      const lazyWrite = store.set("commit", Buffer.from("7"));
+      expect(await settledWithin(lazyWrite, 100)).toBe("waiting");
+      releaseBusy!();
+      await Promise.all([busyFlush, lazyWrite]);
+      expect(scheduler.stats.urgentFlushes).toBe(1);
+      await store.close();
+      const reopened = await StableStore.open(join(directory, "stable.db"));
+      expect(reopened.get("vote")?.toString()).toBe("1");
+      expect(reopened.get("commit")?.toString()).toBe("7");
+      await reopened.close();
+    });
+  });
+
   it("compacts when garbage exceeds the threshold and keeps every live value", async () => {
     await withTempDir(async (directory) => {
       const path = join(directory, "stable.db");

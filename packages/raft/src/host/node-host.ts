@@ -928,7 +928,7 @@ export class RaftNodeHost {
       : landed.then(() => Promise.all(logs.map((state) => state.log.sync({ urgent }))));
     const durable = Promise.all([
       synced,
-      hardStates.size > 0 ? this.hardStates.saveMany(hardStates) : undefined,
+      hardStates.size > 0 ? this.hardStates.saveMany(hardStates, { urgent }) : undefined,
     ]);
     const finished = durable.then(
       () => {

@@ -635,7 +635,7 @@ export class StableHardStateStore implements HardStateStore {
     return { term: bytes.readDoubleBE(0), vote: bytes.readDoubleBE(8), commit: bytes.readDoubleBE(16) };
   }
 
-  saveMany(states: ReadonlyMap<GroupId, HardState>): Promise<void> {
+  saveMany(states: ReadonlyMap<GroupId, HardState>, options?: SyncOptions): Promise<void> {
     const entries: Array<[string, Buffer]> = [];
     for (const [group, state] of states) {
       const bytes = Buffer.allocUnsafe(24);
@@ -644,7 +644,7 @@ export class StableHardStateStore implements HardStateStore {
       bytes.writeDoubleBE(state.commit, 16);
       entries.push([`${raftKeyPrefix(group)}hard-state`, bytes]);
     }
-    return this.stable.setMany(entries);
+    return this.stable.setMany(entries, options);
   }
 
   remove(group: GroupId): Promise<void> {

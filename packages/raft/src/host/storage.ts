@@ -34,7 +34,7 @@ export interface SyncOptions {
 export interface HardStateStore {
   load(group: GroupId): HardState | undefined;
   /** One durable write for many groups; resolves when it is fsynced. */
-  saveMany(states: ReadonlyMap<GroupId, HardState>): Promise<void>;
+  saveMany(states: ReadonlyMap<GroupId, HardState>, options?: SyncOptions): Promise<void>;
   remove(group: GroupId): Promise<void>;
 }
 
@@ -69,13 +69,16 @@ export class MemoryLogStorage extends MemoryRaftLog implements RaftLogStorage {
 export class MemoryHardStateStore implements HardStateStore {
   private readonly states = new Map<GroupId, HardState>();
   writes = 0;
+  /** Of those, the urgent ones (a vote or a new term, which messages wait on). */
+  urgentWrites = 0;
 
   load(group: GroupId): HardState | undefined {
     return this.states.get(group);
   }
 
-  async saveMany(states: ReadonlyMap<GroupId, HardState>): Promise<void> {
+  async saveMany(states: ReadonlyMap<GroupId, HardState>, options?: SyncOptions): Promise<void> {
     this.writes++;
+    if (options?.urgent === true) this.urgentWrites++;
     for (const [group, state] of states) this.states.set(group, state);
   }
 
