@@ -26,7 +26,6 @@ import { FsyncContention } from "./apis/fetch/fsync-contention.js";
 import { fetchHandler } from "./apis/fetch/handler.js";
 import { LongPoll } from "./apis/fetch/long-poll.js";
 import { NextReads } from "./apis/fetch/next-reads.js";
-import { ReadAheadMemory } from "./apis/fetch/read-ahead-memory.js";
 import { listOffsetsHandler } from "./apis/list-offsets/handler.js";
 import { metadataHandler } from "./apis/metadata/handler.js";
 import { offsetForLeaderEpochHandler } from "./apis/offset-for-leader-epoch/handler.js";
@@ -59,6 +58,10 @@ import { BufferPool } from "./server/buffer-pool.js";
 import { FaultInjector } from "./server/fault-injection.js";
 import { HeapTrimmer, heapTrimAvailableOnThisPlatform } from "./server/heap-trim.js";
 import { type BoundListener, KafkaServer } from "./server/kafka-server.js";
+import {
+  mappedMemoryAvailableOnThisPlatform,
+  mappedMemoryUnavailableReason,
+} from "./server/mapped-memory.js";
 import { RequestMetrics } from "./server/request-metrics.js";
 import type { BrokerServices } from "./services.js";
 
@@ -339,9 +342,9 @@ export class Broker {
         "reads go through the page cache from now on: direct reads cannot be done here (set log.direct.reads.enable=false to skip the attempt)",
       ),
     );
-    if (ReadAheadMemory.unavailableReason !== undefined) {
-      const reason = ReadAheadMemory.unavailableReason;
-      if (ReadAheadMemory.availableOnThisPlatform) {
+    if (mappedMemoryUnavailableReason !== undefined) {
+      const reason = mappedMemoryUnavailableReason;
+      if (mappedMemoryAvailableOnThisPlatform) {
         this.serverLogger.warn(
           { reason },
           "free Produce and Fetch buffers, and reads ahead of a consumer's next Fetch (up to 65 MiB after a catch-up), keep their memory until V8 collects them, which can keep the RSS 100 MiB above what the node holds; see the reason",

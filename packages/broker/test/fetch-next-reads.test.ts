@@ -10,6 +10,7 @@ import { NextReads } from "../src/apis/fetch/next-reads.js";
 import { ReadAheadMemory } from "../src/apis/fetch/read-ahead-memory.js";
 import type { ReplicatedLog } from "../src/partitions/replicated-log.js";
 import { BufferPool } from "../src/server/buffer-pool.js";
+import { mappedMemoryUnavailableReason } from "../src/server/mapped-memory.js";
 import {
   batch,
   createTopic,
@@ -62,7 +63,7 @@ describe("ReadAheadMemory", () => {
   it.runIf(process.platform === "linux")(
     "gives the pages of every slot back to the system once none has been in use for its idle time",
     async () => {
-      expect(ReadAheadMemory.unavailableReason).toBeUndefined();
+      expect(mappedMemoryUnavailableReason).toBeUndefined();
       const memory = new ReadAheadMemory(2, 48 * MiB, 50);
       const slots = [memory.take()!, memory.take()!];
       const before = residentBytes();

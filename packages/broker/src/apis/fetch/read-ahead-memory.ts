@@ -1,8 +1,4 @@
-import {
-  mappedMemory,
-  mappedMemoryAvailableOnThisPlatform,
-  mappedMemoryUnavailableReason,
-} from "../../server/mapped-memory.js";
+import { mappedMemory } from "../../server/mapped-memory.js";
 
 /**
  * How long no slot may have been in use before the pages of all of them go back: none. While a consumer
@@ -27,10 +23,6 @@ interface Slot {
  * (docs/benchmarks.md, "A consumer's next range, read while its answer goes out").
  */
 export class ReadAheadMemory {
-  /** Why freed slots stay resident on this node (they are then let go to the garbage collector); undefined where they do not. */
-  static readonly unavailableReason: string | undefined = mappedMemoryUnavailableReason;
-  /** False where the addon is never built (not Linux): its absence there is no fault to warn about. */
-  static readonly availableOnThisPlatform = mappedMemoryAvailableOnThisPlatform;
   private readonly slots: Slot[];
   private lastGivenBack = 0;
   private idleCheck: NodeJS.Timeout | undefined;
