@@ -28,9 +28,10 @@ export function missingBrokerNodeFlags(execArgv: readonly string[] = process.exe
  * Measured with 8 partitions of 1 KiB records (scripts/bench/produce-cost.mjs, docs/benchmarks.md):
  * acks=1 cost 1.02-1.19 ms of CPU per MiB with them, 1.11-1.67 without them in three series of rounds,
  * and 1.43-1.69 before direct reads; peak RSS is about 40 MiB higher. Since the node's BufferPool hands
- * out anonymous mappings where its addon is built, those frames no longer come from malloc, and three
- * series showed no clear difference in CPU either way (docs/benchmarks.md, "Pooled buffers in mappings of
- * their own"); the settings stay for the node's other large allocations and for nodes without the addon.
+ * out anonymous mappings where its addon is built, those frames no longer come from malloc, and four
+ * series (the last of ten rounds each) showed no clear difference in CPU either way, with 5-31 MiB less
+ * peak RSS without them (docs/benchmarks.md, "Pooled buffers in mappings of their own"); the settings stay
+ * for the node's other large allocations and for nodes without the addon.
  */
 export const BROKER_GLIBC_TUNABLES: readonly string[] = [
   "glibc.malloc.mmap_threshold=8388608",
